@@ -1,0 +1,115 @@
+//! Read-only commands over the state: `output`, `state list`, `state show`, and the one write
+//! that only touches the lock, `force-unlock`.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use super::StackArg;
+use crate::model::Address;
+use crate::ops::{self, Stack};
+use crate::{Error, Result};
+
+#[derive(Debug, clap::Args)]
+pub struct OutputArgs {
+    #[command(flatten)]
+    pub stack: StackArg,
+    /// Print the outputs as one JSON object
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum StateCommand {
+    /// List the addresses of every resource in the state
+    List(StackArg),
+    /// Show one resource of the state: its id and last-known attributes
+    Show {
+        #[command(flatten)]
+        stack: StackArg,
+        /// A resource address, e.g. `subnet.public.us-west-2a`
+        #[arg(value_name = "ADDR")]
+        address: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ForceUnlockArgs {
+    #[command(flatten)]
+    pub stack: StackArg,
+    /// The lock id, as printed by the run that is refused
+    #[arg(value_name = "LOCK_ID")]
+    pub lock_id: String,
+}
+
+pub fn output(args: &OutputArgs) -> Result<u8> {
+    let stack = Stack::open(&args.stack.stack)?;
+    let outputs: BTreeMap<String, Value> = ops::outputs(&stack.state()?);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outputs).expect("json"));
+        return Ok(0);
+    }
+    if outputs.is_empty() {
+        eprintln!(
+            "stack `{}` has no outputs yet; run `mlops apply {}` first",
+            stack.spec.stack.name, args.stack.stack
+        );
+    }
+    let width = outputs.keys().map(String::len).max().unwrap_or(0);
+    for (key, value) in &outputs {
+        println!("{key:width$} = {}", pretty(value));
+    }
+    Ok(0)
+}
+
+pub fn state(command: &StateCommand) -> Result<u8> {
+    match command {
+        StateCommand::List(arg) => {
+            let state = Stack::open(&arg.stack)?.state()?;
+            for address in state.resources.keys() {
+                println!("{address}");
+            }
+        }
+        StateCommand::Show { stack, address } => {
+            let state = Stack::open(&stack.stack)?.state()?;
+            let address = Address::new(address.as_str());
+            let Some(resource) = state.resources.get(&address) else {
+                return Err(Error::refused(
+                    format!(
+                        "the state of stack `{}` has no resource `{address}`",
+                        state.stack
+                    ),
+                    "`mlops state list` lists the addresses in the state",
+                ));
+            };
+            let shown = json!({
+                "address": address,
+                "kind": resource.kind,
+                "id": resource.id,
+                "attributes": resource.attrs,
+                "depends_on": resource.deps,
+            });
+            println!("{}", serde_json::to_string_pretty(&shown).expect("json"));
+        }
+    }
+    Ok(0)
+}
+
+pub fn force_unlock(args: &ForceUnlockArgs) -> Result<u8> {
+    let stack = Stack::open(&args.stack.stack)?;
+    let holder = stack.store.force_unlock(&args.lock_id)?;
+    eprintln!(
+        "removed the lock on `{}` held by {}",
+        stack.store.describe(),
+        holder.describe()
+    );
+    Ok(0)
+}
+
+/// A string without quotes, anything else as compact JSON.
+fn pretty(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,455 @@
+//! From a validated `Spec` to the desired resources of the stack: every AWS object the stack
+//! needs, including the ones the spec does not spell out (internet gateway, route tables, EIPs,
+//! the cluster and node IAM roles and their policy attachments), with typed attributes, tags,
+//! and dependency edges taken from the references between attributes.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::model::{reference, references_in, Address, Attrs, Resource, ResourceKind};
+use crate::spec::{NatMode, Spec};
+
+/// The AWS-managed policies the EKS control plane role needs.
+pub const CLUSTER_POLICIES: &[&str] = &["arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"];
+
+/// The AWS-managed policies every node role needs.
+pub const NODE_POLICIES: &[&str] = &[
+    "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
+    "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
+    "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
+];
+
+/// The audience IRSA tokens are issued for.
+pub const IRSA_AUDIENCE: &str = "sts.amazonaws.com";
+
+/// IAM role names of the stack.
+pub fn cluster_role_name(stack: &str) -> String {
+    format!("{stack}-eks-cluster")
+}
+
+pub fn node_role_name(stack: &str) -> String {
+    format!("{stack}-eks-node")
+}
+
+pub use crate::spec::irsa_role_name;
+
+struct Builder<'a> {
+    spec: &'a Spec,
+    resources: Vec<Resource>,
+}
+
+impl Builder<'_> {
+    /// Adds a resource; its dependencies are the resources its attributes refer to plus `after`.
+    fn add(
+        &mut self,
+        kind: ResourceKind,
+        parts: &[&str],
+        attrs: Value,
+        after: &[&Address],
+    ) -> Address {
+        let address = Address::of(kind.name(), parts);
+        let Value::Object(mut attrs) = attrs else {
+            unreachable!("resource attributes are built as objects")
+        };
+        if attrs.contains_key("tags") {
+            let tags = self.tags(&address, attrs.get("tags"));
+            attrs.insert("tags".into(), tags);
+        }
+        let mut deps = Vec::new();
+        references_in(&Value::Object(attrs.clone()), &mut deps);
+        deps.extend(after.iter().map(|a| (*a).clone()));
+        deps.sort();
+        deps.dedup();
+        self.resources.push(Resource {
+            address: address.clone(),
+            kind,
+            attrs,
+            deps,
+        });
+        address
+    }
+
+    /// The user's tags, the resource's own extra tags, and the ownership markers.
+    fn tags(&self, address: &Address, extra: Option<&Value>) -> Value {
+        let mut tags: Attrs = self
+            .spec
+            .stack
+            .tags
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        if let Some(Value::Object(extra)) = extra {
+            tags.extend(extra.clone());
+        }
+        tags.insert("mlops:stack".into(), json!(self.spec.stack.name));
+        tags.insert("mlops:address".into(), json!(address.as_str()));
+        Value::Object(tags)
+    }
+
+    /// An EC2 `Name` tag, shown in the AWS console.
+    fn name_tag(&self, suffix: &str) -> Value {
+        json!({ "Name": format!("{}-{suffix}", self.spec.stack.name) })
+    }
+}
+
+/// Builds the desired resources of a spec, in no particular order.
+pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
+    let mut b = Builder {
+        spec,
+        resources: Vec::new(),
+    };
+    let stack = spec.stack.name.as_str();
+    let cluster_tag = format!("kubernetes.io/cluster/{}", spec.eks.name);
+
+    // Network.
+    let vpc = b.add(
+        ResourceKind::Vpc,
+        &[],
+        json!({
+            "cidr_block": spec.vpc.cidr.to_string(),
+            "enable_dns_hostnames": true,
+            "enable_dns_support": true,
+            "tags": b.name_tag("vpc"),
+        }),
+        &[],
+    );
+    let has_public = spec.vpc.zones.iter().any(|z| z.public_subnet.is_some());
+    let igw = has_public.then(|| {
+        b.add(
+            ResourceKind::InternetGateway,
+            &[],
+            json!({ "vpc_id": reference(&vpc, "id"), "tags": b.name_tag("igw") }),
+            &[],
+        )
+    });
+
+    let mut public_subnets = BTreeMap::new();
+    let mut private_subnets = BTreeMap::new();
+    for zone in &spec.vpc.zones {
+        let az = zone.name.as_str();
+        if let Some(cidr) = zone.public_subnet {
+            let mut tags = b.name_tag(&format!("public-{az}"));
+            tags["kubernetes.io/role/elb"] = json!("1");
+            tags[&cluster_tag] = json!("shared");
+            let subnet = b.add(
+                ResourceKind::Subnet,
+                &["public", az],
+                json!({
+                    "vpc_id": reference(&vpc, "id"),
+                    "cidr_block": cidr.to_string(),
+                    "availability_zone": az,
+                    "map_public_ip_on_launch": true,
+                    "tags": tags,
+                }),
+                &[],
+            );
+            public_subnets.insert(az, subnet);
+        }
+        let mut tags = b.name_tag(&format!("private-{az}"));
+        tags["kubernetes.io/role/internal-elb"] = json!("1");
+        tags[&cluster_tag] = json!("shared");
+        let subnet = b.add(
+            ResourceKind::Subnet,
+            &["private", az],
+            json!({
+                "vpc_id": reference(&vpc, "id"),
+                "cidr_block": zone.private_subnet.to_string(),
+                "availability_zone": az,
+                "map_public_ip_on_launch": false,
+                "tags": tags,
+            }),
+            &[],
+        );
+        private_subnets.insert(az, subnet);
+    }
+
+    if let Some(igw) = &igw {
+        let table = b.add(
+            ResourceKind::RouteTable,
+            &["public"],
+            json!({ "vpc_id": reference(&vpc, "id"), "tags": b.name_tag("public") }),
+            &[],
+        );
+        b.add(
+            ResourceKind::Route,
+            &["public", "internet"],
+            json!({
+                "route_table_id": reference(&table, "id"),
+                "destination_cidr_block": "0.0.0.0/0",
+                "gateway_id": reference(igw, "id"),
+                "nat_gateway_id": null,
+            }),
+            &[],
+        );
+        for (az, subnet) in &public_subnets {
+            b.add(
+                ResourceKind::RouteTableAssociation,
+                &["public", az],
+                json!({
+                    "route_table_id": reference(&table, "id"),
+                    "subnet_id": reference(subnet, "id"),
+                }),
+                &[],
+            );
+        }
+    }
+
+    // NAT gateways: one in the first zone, or one per zone.
+    let nat_zones: Vec<&str> = match spec.vpc.nat {
+        NatMode::None => Vec::new(),
+        NatMode::Single => spec
+            .vpc
+            .zones
+            .iter()
+            .take(1)
+            .map(|z| z.name.as_str())
+            .collect(),
+        NatMode::PerAz => spec.vpc.zones.iter().map(|z| z.name.as_str()).collect(),
+    };
+    let mut nat_gateways = BTreeMap::new();
+    for az in &nat_zones {
+        let (Some(igw), Some(subnet)) = (&igw, public_subnets.get(az)) else {
+            continue;
+        };
+        let eip = b.add(
+            ResourceKind::Eip,
+            &[az],
+            json!({ "domain": "vpc", "tags": b.name_tag(&format!("nat-{az}")) }),
+            &[igw],
+        );
+        let nat = b.add(
+            ResourceKind::NatGateway,
+            &[az],
+            json!({
+                "subnet_id": reference(subnet, "id"),
+                "allocation_id": reference(&eip, "id"),
+                "connectivity_type": "public",
+                "tags": b.name_tag(&format!("nat-{az}")),
+            }),
+            &[igw],
+        );
+        nat_gateways.insert(*az, nat);
+    }
+
+    let mut private_routes = Vec::new();
+    for (az, subnet) in &private_subnets {
+        let table = b.add(
+            ResourceKind::RouteTable,
+            &["private", az],
+            json!({ "vpc_id": reference(&vpc, "id"), "tags": b.name_tag(&format!("private-{az}")) }),
+            &[],
+        );
+        let nat = nat_gateways
+            .get(az)
+            .or_else(|| nat_gateways.values().next());
+        if let Some(nat) = nat {
+            let route = b.add(
+                ResourceKind::Route,
+                &["private", az, "nat"],
+                json!({
+                    "route_table_id": reference(&table, "id"),
+                    "destination_cidr_block": "0.0.0.0/0",
+                    "gateway_id": null,
+                    "nat_gateway_id": reference(nat, "id"),
+                }),
+                &[],
+            );
+            private_routes.push(route);
+        }
+        b.add(
+            ResourceKind::RouteTableAssociation,
+            &["private", az],
+            json!({
+                "route_table_id": reference(&table, "id"),
+                "subnet_id": reference(subnet, "id"),
+            }),
+            &[],
+        );
+    }
+
+    // IAM roles for the control plane and the nodes.
+    let (cluster_role, cluster_attachments) = service_role(
+        &mut b,
+        "cluster",
+        &cluster_role_name(stack),
+        "eks.amazonaws.com",
+        CLUSTER_POLICIES,
+    );
+    let (node_role, node_attachments) = service_role(
+        &mut b,
+        "node",
+        &node_role_name(stack),
+        "ec2.amazonaws.com",
+        NODE_POLICIES,
+    );
+
+    // The cluster: control plane network interfaces in the private subnets.
+    let eks = &spec.eks;
+    let private_ids: Vec<Value> = private_subnets
+        .values()
+        .map(|s| reference(s, "id"))
+        .collect();
+    let mut after: Vec<&Address> = cluster_attachments.iter().collect();
+    after.extend(private_routes.iter());
+    let cluster = b.add(
+        ResourceKind::EksCluster,
+        &[],
+        json!({
+            "name": eks.name,
+            "version": eks.version,
+            "role_arn": reference(&cluster_role, "arn"),
+            "subnet_ids": private_ids,
+            "endpoint_public_access": eks.public_endpoint,
+            "endpoint_private_access": eks.private_endpoint,
+            "public_access_cidrs": eks.public_access_cidrs.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+            "authentication_mode": "API_AND_CONFIG_MAP",
+            "tags": {},
+        }),
+        &after,
+    );
+
+    let mut after: Vec<&Address> = node_attachments.iter().collect();
+    after.extend(private_routes.iter());
+    for (key, group) in &eks.node_groups {
+        b.add(
+            ResourceKind::EksNodeGroup,
+            &[key],
+            json!({
+                "cluster_name": reference(&cluster, "name"),
+                "name": group.name,
+                "node_role_arn": reference(&node_role, "arn"),
+                "subnet_ids": private_ids,
+                "instance_types": group.instance_types,
+                "capacity_type": group.capacity.as_aws(),
+                "disk_size": group.disk_size,
+                "min_size": group.min,
+                "max_size": group.max,
+                "desired_size": group.desired,
+                "labels": group.labels,
+                "taints": group.taints.iter().map(|t| json!({
+                    "key": t.key, "value": t.value, "effect": t.effect,
+                })).collect::<Vec<_>>(),
+                "tags": {},
+            }),
+            &after,
+        );
+    }
+
+    // IRSA: the cluster's OIDC provider and one role per entry.
+    if !spec.irsa.is_empty() {
+        let provider = b.add(
+            ResourceKind::IamOidcProvider,
+            &[],
+            json!({
+                "url": reference(&cluster, "oidc_issuer"),
+                "client_ids": [IRSA_AUDIENCE],
+                "tags": {},
+            }),
+            &[],
+        );
+        for (key, irsa) in &spec.irsa {
+            let name = irsa_role_name(stack, key);
+            let role = b.add(
+                ResourceKind::IamRole,
+                &["irsa", key],
+                json!({
+                    "name": name,
+                    "path": "/",
+                    "trust_service": null,
+                    "oidc_provider_arn": reference(&provider, "arn"),
+                    "oidc_issuer": reference(&cluster, "oidc_issuer"),
+                    "oidc_subject": format!("system:serviceaccount:{}:{}", irsa.namespace, irsa.service_account),
+                    "oidc_audience": IRSA_AUDIENCE,
+                    "tags": {},
+                }),
+                &[],
+            );
+            for arn in &irsa.policy_arns {
+                attachment(&mut b, &["irsa", key], &name, &role, arn);
+            }
+        }
+    }
+
+    // Storage for models and images.
+    for (key, bucket) in &spec.buckets {
+        b.add(
+            ResourceKind::S3Bucket,
+            &[key],
+            json!({
+                "bucket": bucket.name,
+                "versioning": bucket.versioning,
+                "encryption": bucket.encryption,
+                "block_public_access": true,
+                "force_destroy": bucket.force_destroy,
+                "tags": {},
+            }),
+            &[],
+        );
+    }
+    for (name, repo) in &spec.repositories {
+        b.add(
+            ResourceKind::EcrRepository,
+            &[name],
+            json!({
+                "name": name,
+                "image_tag_mutability": repo.tag_mutability,
+                "scan_on_push": repo.scan_on_push,
+                "keep_last_images": repo.keep_last_images,
+                "force_delete": repo.force_delete,
+                "tags": {},
+            }),
+            &[],
+        );
+    }
+
+    b.resources
+}
+
+/// A role trusted by an AWS service, with its managed-policy attachments.
+fn service_role(
+    b: &mut Builder,
+    key: &str,
+    name: &str,
+    service: &str,
+    policies: &[&str],
+) -> (Address, Vec<Address>) {
+    let role = b.add(
+        ResourceKind::IamRole,
+        &[key],
+        json!({
+            "name": name,
+            "path": "/",
+            "trust_service": service,
+            "oidc_provider_arn": null,
+            "oidc_issuer": null,
+            "oidc_subject": null,
+            "oidc_audience": null,
+            "tags": {},
+        }),
+        &[],
+    );
+    let attachments = policies
+        .iter()
+        .map(|arn| attachment(b, &[key], name, &role, arn))
+        .collect();
+    (role, attachments)
+}
+
+fn attachment(
+    b: &mut Builder,
+    parts: &[&str],
+    role_name: &str,
+    role: &Address,
+    arn: &str,
+) -> Address {
+    let policy = crate::spec::policy_name(arn);
+    let mut parts = parts.to_vec();
+    parts.push(policy);
+    b.add(
+        ResourceKind::IamRolePolicyAttachment,
+        &parts,
+        json!({ "role_name": role_name, "policy_arn": arn }),
+        &[role],
+    )
+}

@@ -1,0 +1,138 @@
+//! The closed set of resource kinds and what the planner must know of each: its name in
+//! addresses and state, which attributes force a replacement, and the order of a replacement.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceKind {
+    Vpc,
+    InternetGateway,
+    Subnet,
+    Eip,
+    NatGateway,
+    RouteTable,
+    Route,
+    RouteTableAssociation,
+    IamRole,
+    IamRolePolicyAttachment,
+    EksCluster,
+    EksNodeGroup,
+    IamOidcProvider,
+    S3Bucket,
+    EcrRepository,
+}
+
+/// How a replacement runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplaceOrder {
+    /// The old object is deleted before the new one is created: its name or address range
+    /// cannot be held by two objects at once.
+    DeleteThenCreate,
+    /// The new object is created first and the old one deleted after, so that whatever depends
+    /// on it is never left without one.
+    CreateThenDelete,
+}
+
+impl ResourceKind {
+    pub const ALL: [ResourceKind; 15] = [
+        ResourceKind::Vpc,
+        ResourceKind::InternetGateway,
+        ResourceKind::Subnet,
+        ResourceKind::Eip,
+        ResourceKind::NatGateway,
+        ResourceKind::RouteTable,
+        ResourceKind::Route,
+        ResourceKind::RouteTableAssociation,
+        ResourceKind::IamRole,
+        ResourceKind::IamRolePolicyAttachment,
+        ResourceKind::EksCluster,
+        ResourceKind::EksNodeGroup,
+        ResourceKind::IamOidcProvider,
+        ResourceKind::S3Bucket,
+        ResourceKind::EcrRepository,
+    ];
+
+    /// The name used as the first segment of addresses and in the state file.
+    pub fn name(self) -> &'static str {
+        match self {
+            ResourceKind::Vpc => "vpc",
+            ResourceKind::InternetGateway => "internet_gateway",
+            ResourceKind::Subnet => "subnet",
+            ResourceKind::Eip => "eip",
+            ResourceKind::NatGateway => "nat_gateway",
+            ResourceKind::RouteTable => "route_table",
+            ResourceKind::Route => "route",
+            ResourceKind::RouteTableAssociation => "route_table_association",
+            ResourceKind::IamRole => "iam_role",
+            ResourceKind::IamRolePolicyAttachment => "iam_role_policy_attachment",
+            ResourceKind::EksCluster => "eks_cluster",
+            ResourceKind::EksNodeGroup => "eks_node_group",
+            ResourceKind::IamOidcProvider => "iam_oidc_provider",
+            ResourceKind::S3Bucket => "s3_bucket",
+            ResourceKind::EcrRepository => "ecr_repository",
+        }
+    }
+
+    /// Attributes whose change cannot be made in place: the object must be replaced.
+    /// Tags are never among them; every kind updates its tags in place.
+    pub fn forces_replacement(self, attr: &str) -> bool {
+        let attrs: &[&str] = match self {
+            ResourceKind::Vpc => &["cidr_block"],
+            ResourceKind::InternetGateway => &["vpc_id"],
+            ResourceKind::Subnet => &["vpc_id", "cidr_block", "availability_zone"],
+            ResourceKind::Eip => &[],
+            ResourceKind::NatGateway => &["subnet_id", "allocation_id"],
+            ResourceKind::RouteTable => &["vpc_id"],
+            ResourceKind::Route => &["route_table_id", "destination_cidr_block"],
+            ResourceKind::RouteTableAssociation => &["route_table_id", "subnet_id"],
+            ResourceKind::IamRole => &["name", "path"],
+            ResourceKind::IamRolePolicyAttachment => &["role_name", "policy_arn"],
+            ResourceKind::EksCluster => &["name", "role_arn", "subnet_ids"],
+            ResourceKind::EksNodeGroup => &[
+                "cluster_name",
+                "name",
+                "node_role_arn",
+                "subnet_ids",
+                "instance_types",
+                "capacity_type",
+                "disk_size",
+            ],
+            ResourceKind::IamOidcProvider => &["url"],
+            ResourceKind::S3Bucket => &["bucket"],
+            ResourceKind::EcrRepository => &["name"],
+        };
+        attrs.contains(&attr)
+    }
+
+    pub fn replace_order(self) -> ReplaceOrder {
+        match self {
+            // A provider is keyed by its issuer URL, so the new one can exist beside the old
+            // one while the IRSA roles' trust policies move over in place: no role is ever left
+            // trusting nothing.
+            ResourceKind::IamOidcProvider => ReplaceOrder::CreateThenDelete,
+            _ => ReplaceOrder::DeleteThenCreate,
+        }
+    }
+}
+
+impl fmt::Display for ResourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for ResourceKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ResourceKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| format!("unknown resource kind `{s}`"))
+    }
+}

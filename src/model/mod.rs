@@ -1,0 +1,110 @@
+//! The vocabulary shared by the planner, the state and the providers: resource addresses,
+//! resource kinds, and attribute values that may refer to other resources.
+//!
+//! Attributes are JSON values (like Terraform's cty values): the planner diffs them generically,
+//! the state stores them, and each provider reads them into its own typed struct. A reference to
+//! another resource's attribute is the object `{"$ref": "<address>", "attr": "<name>"}`; it is
+//! resolved from the state once the referenced resource exists, and shows as
+//! `(known after apply)` before.
+
+mod address;
+mod kind;
+
+pub use address::Address;
+pub use kind::{ReplaceOrder, ResourceKind};
+
+use serde_json::{json, Map, Value};
+
+/// Attributes of one resource, ordered by name.
+pub type Attrs = Map<String, Value>;
+
+/// A resource the spec asks for: its address, kind, desired attributes and what it needs first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resource {
+    pub address: Address,
+    pub kind: ResourceKind,
+    pub attrs: Attrs,
+    /// Resources that must exist before this one, sorted.
+    pub deps: Vec<Address>,
+}
+
+/// A reference to an attribute of another resource, as stored in desired attributes.
+pub fn reference(address: &Address, attr: &str) -> Value {
+    json!({ "$ref": address.as_str(), "attr": attr })
+}
+
+/// The `(address, attr)` of a reference value, if `value` is one.
+pub fn as_reference(value: &Value) -> Option<(Address, &str)> {
+    let object = value.as_object()?;
+    if object.len() != 2 {
+        return None;
+    }
+    let address = object.get("$ref")?.as_str()?;
+    let attr = object.get("attr")?.as_str()?;
+    Some((Address::new(address), attr))
+}
+
+/// Every resource referenced anywhere inside `value`.
+pub fn references_in(value: &Value, out: &mut Vec<Address>) {
+    if let Some((address, _)) = as_reference(value) {
+        out.push(address);
+        return;
+    }
+    match value {
+        Value::Array(items) => items.iter().for_each(|v| references_in(v, out)),
+        Value::Object(map) => map.values().for_each(|v| references_in(v, out)),
+        _ => {}
+    }
+}
+
+/// Replaces every reference inside `value` by what `lookup` gives for it; `None` from `lookup`
+/// (the value is not known yet) makes the whole value unknown.
+pub fn resolve(value: &Value, lookup: &dyn Fn(&Address, &str) -> Option<Value>) -> Option<Value> {
+    if let Some((address, attr)) = as_reference(value) {
+        return lookup(&address, attr);
+    }
+    Some(match value {
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| resolve(v, lookup))
+                .collect::<Option<_>>()?,
+        ),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| Some((k.clone(), resolve(v, lookup)?)))
+                .collect::<Option<_>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_resolve_or_stay_unknown() {
+        let vpc = Address::new("vpc");
+        let subnet = Address::new("subnet.public.a");
+        let value = json!({ "ids": [reference(&vpc, "id"), reference(&subnet, "id")], "n": 1 });
+        let mut found = Vec::new();
+        references_in(&value, &mut found);
+        assert_eq!(found, vec![vpc.clone(), subnet.clone()]);
+
+        let all_known = resolve(&value, &|a, _| Some(json!(format!("id-of-{a}"))));
+        assert_eq!(
+            all_known,
+            Some(json!({ "ids": ["id-of-vpc", "id-of-subnet.public.a"], "n": 1 }))
+        );
+        let partly_known = resolve(&value, &|a, _| (a == &vpc).then(|| json!("x")));
+        assert_eq!(partly_known, None);
+    }
+
+    #[test]
+    fn plain_objects_are_not_references() {
+        assert!(as_reference(&json!({ "$ref": "vpc" })).is_none());
+        assert!(as_reference(&json!({ "$ref": "vpc", "attr": "id", "x": 1 })).is_none());
+        assert!(as_reference(&json!("vpc.id")).is_none());
+    }
+}

@@ -1,0 +1,164 @@
+//! A plan is data: a closed set of actions, and per resource the attribute changes that led to
+//! it. Nothing here does any I/O; `diff` makes plans, `render` shows them, `exec` runs them.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::model::{Address, Attrs, ReplaceOrder, ResourceKind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    NoOp,
+    Create,
+    Update,
+    Replace(ReplaceOrder),
+    Delete,
+}
+
+impl Action {
+    /// The symbol users know from Terraform.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::NoOp => " ",
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Replace(ReplaceOrder::DeleteThenCreate) => "-/+",
+            Action::Replace(ReplaceOrder::CreateThenDelete) => "+/-",
+            Action::Delete => "-",
+        }
+    }
+
+    /// `will be created`, `must be replaced`...
+    pub fn phrase(self) -> &'static str {
+        match self {
+            Action::NoOp => "is up to date",
+            Action::Create => "will be created",
+            Action::Update => "will be updated in-place",
+            Action::Replace(_) => "must be replaced",
+            Action::Delete => "will be destroyed",
+        }
+    }
+
+    /// The stable name used in JSON output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::NoOp => "no-op",
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Replace(ReplaceOrder::DeleteThenCreate) => "delete-create",
+            Action::Replace(ReplaceOrder::CreateThenDelete) => "create-delete",
+            Action::Delete => "delete",
+        }
+    }
+
+    /// Whether this action creates an object (a create or the second half of a replace).
+    pub fn creates(self) -> bool {
+        matches!(self, Action::Create | Action::Replace(_))
+    }
+
+    /// Whether this action deletes an object.
+    pub fn deletes(self) -> bool {
+        matches!(self, Action::Delete | Action::Replace(_))
+    }
+}
+
+/// A value in a plan: known now, or only after apply (it depends on something not created yet).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanValue {
+    Known(Value),
+    Unknown,
+}
+
+/// One attribute of one resource: `before` is `None` for a create, `after` is `None` for a delete.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttrChange {
+    pub name: String,
+    pub before: Option<Value>,
+    pub after: Option<PlanValue>,
+    pub forces_replacement: bool,
+}
+
+impl AttrChange {
+    /// Null on both sides that exist: an attribute that is not set.
+    pub fn is_null(&self) -> bool {
+        let after_null = match &self.after {
+            Some(PlanValue::Known(v)) => v.is_null(),
+            Some(PlanValue::Unknown) => false,
+            None => true,
+        };
+        self.before.as_ref().is_none_or(Value::is_null) && after_null
+    }
+
+    pub fn is_change(&self) -> bool {
+        match (&self.before, &self.after) {
+            (Some(before), Some(PlanValue::Known(after))) => before != after,
+            _ => true,
+        }
+    }
+}
+
+/// What will happen to one resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub address: Address,
+    pub kind: ResourceKind,
+    pub action: Action,
+    /// For a create, update or replace: every desired attribute; for a delete, every last-known
+    /// one. Attributes that do not change are kept so that the executor has the full picture.
+    pub attrs: Vec<AttrChange>,
+    /// The desired attributes with references unresolved; `None` for a delete.
+    pub desired: Option<Attrs>,
+    /// Dependencies: the desired ones, or for a delete those recorded in the state.
+    pub deps: Vec<Address>,
+    /// Why, when the attributes alone do not say it (e.g. deleted outside mlops).
+    pub reason: Option<String>,
+}
+
+/// An ordered list of changes for one stack.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub stack: String,
+    /// The state the plan was made against.
+    pub state_lineage: Option<String>,
+    pub state_serial: u64,
+    /// Every resource of the spec and the state, in execution order: desired resources in
+    /// dependency order, then deletions in reverse dependency order.
+    pub changes: Vec<Change>,
+}
+
+/// `Plan: 3 to add, 1 to change, 0 to destroy.`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub destroy: usize,
+}
+
+impl Summary {
+    pub fn is_empty(self) -> bool {
+        self.add + self.change + self.destroy == 0
+    }
+}
+
+impl Plan {
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        for change in &self.changes {
+            s.add += usize::from(change.action.creates());
+            s.change += usize::from(change.action == Action::Update);
+            s.destroy += usize::from(change.action.deletes());
+        }
+        s
+    }
+
+    pub fn has_changes(&self) -> bool {
+        !self.summary().is_empty()
+    }
+
+    /// The changes that do something.
+    pub fn actions(&self) -> impl Iterator<Item = &Change> {
+        self.changes.iter().filter(|c| c.action != Action::NoOp)
+    }
+}

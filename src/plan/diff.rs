@@ -1,0 +1,235 @@
+//! The planner: a pure function from the desired graph and the (refreshed) state to a plan.
+//! No I/O, no clock, no randomness: the same inputs always give the same plan.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use super::action::{Action, AttrChange, Change, Plan, PlanValue};
+use crate::graph::{Dag, DesiredGraph};
+use crate::model::{resolve, Address, Resource};
+use crate::state::{ResourceState, State};
+
+/// What a plan is asked to cover.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// Only these resources, plus what they need (or, for deletions, what needs them).
+    pub targets: Vec<Address>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum PlanError {
+    #[error("`--target {address}` names no resource of the stack or its state")]
+    UnknownTarget {
+        address: Address,
+        suggestion: Option<Address>,
+    },
+    #[error("the state's recorded dependencies form a cycle: {0}")]
+    StateCycle(String),
+}
+
+impl PlanError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            PlanError::UnknownTarget {
+                suggestion: Some(s),
+                ..
+            } => Some(format!(
+                "did you mean `{s}`? `mlops graph` lists every address"
+            )),
+            PlanError::UnknownTarget { .. } => {
+                Some("`mlops graph` and `mlops state list` list every address".into())
+            }
+            PlanError::StateCycle(_) => None,
+        }
+    }
+}
+
+/// Diffs `desired` against `state`. `gone` names resources that a refresh found deleted
+/// outside mlops (already removed from `state`), so that the plan can say why it re-creates them.
+pub fn diff(
+    desired: &DesiredGraph,
+    state: &State,
+    gone: &BTreeSet<Address>,
+    options: &PlanOptions,
+) -> Result<Plan, PlanError> {
+    let mut planned: BTreeMap<Address, Action> = BTreeMap::new();
+    let mut changes = Vec::new();
+    for resource in desired.ordered() {
+        let change = diff_one(
+            resource,
+            state.resources.get(&resource.address),
+            state,
+            &planned,
+        );
+        let change = Change {
+            reason: (change.action == Action::Create && gone.contains(&resource.address))
+                .then(|| "deleted outside mlops".to_string()),
+            ..change
+        };
+        planned.insert(resource.address.clone(), change.action);
+        changes.push(change);
+    }
+
+    // Resources in the state that the spec no longer has: deleted, dependents first.
+    let state_dag = state_dag(state);
+    let order = state_dag
+        .reversed()
+        .topological_order()
+        .map_err(|c| PlanError::StateCycle(c.describe()))?;
+    for address in order {
+        if desired.resources.contains_key(&address) {
+            continue;
+        }
+        let prior = &state.resources[&address];
+        changes.push(Change {
+            address: address.clone(),
+            kind: prior.kind,
+            action: Action::Delete,
+            attrs: prior
+                .attrs
+                .iter()
+                .map(|(name, before)| AttrChange {
+                    name: name.clone(),
+                    before: Some(before.clone()),
+                    after: None,
+                    forces_replacement: false,
+                })
+                .collect(),
+            desired: None,
+            deps: prior.deps.clone(),
+            reason: None,
+        });
+    }
+
+    if !options.targets.is_empty() {
+        let keep = targeted(desired, &state_dag, &changes, &options.targets)?;
+        changes.retain(|c| keep.contains(&c.address));
+    }
+
+    Ok(Plan {
+        stack: state.stack.clone(),
+        state_lineage: (state.serial > 0).then(|| state.lineage.clone()),
+        state_serial: state.serial,
+        changes,
+    })
+}
+
+fn diff_one(
+    resource: &Resource,
+    prior: Option<&ResourceState>,
+    state: &State,
+    planned: &BTreeMap<Address, Action>,
+) -> Change {
+    // A reference is known when its target exists and stays: not created, not replaced.
+    let lookup = |address: &Address, attr: &str| -> Option<Value> {
+        match planned.get(address) {
+            Some(action) if action.creates() => None,
+            _ => state.attr(address, attr),
+        }
+    };
+    let attrs: Vec<AttrChange> = resource
+        .attrs
+        .iter()
+        .map(|(name, value)| {
+            let after = resolve(value, &lookup).map_or(PlanValue::Unknown, PlanValue::Known);
+            let before = prior.and_then(|p| p.attrs.get(name).cloned());
+            let mut change = AttrChange {
+                name: name.clone(),
+                before,
+                after: Some(after),
+                forces_replacement: false,
+            };
+            change.forces_replacement =
+                prior.is_some() && change.is_change() && resource.kind.forces_replacement(name);
+            change
+        })
+        .collect();
+    let action = match prior {
+        None => Action::Create,
+        Some(_) if attrs.iter().any(|a| a.forces_replacement) => {
+            Action::Replace(resource.kind.replace_order())
+        }
+        Some(_) if attrs.iter().any(AttrChange::is_change) => Action::Update,
+        Some(_) => Action::NoOp,
+    };
+    Change {
+        address: resource.address.clone(),
+        kind: resource.kind,
+        action,
+        attrs,
+        desired: Some(resource.attrs.clone()),
+        deps: resource.deps.clone(),
+        reason: None,
+    }
+}
+
+/// The dependency graph recorded in the state (dependencies on resources no longer in the state
+/// are dropped: they are gone already).
+pub fn state_dag(state: &State) -> Dag<Address> {
+    let mut dag = Dag::new();
+    for (address, resource) in &state.resources {
+        dag.add_node(address.clone());
+        for dep in resource
+            .deps
+            .iter()
+            .filter(|d| state.resources.contains_key(*d))
+        {
+            dag.add_edge(dep.clone(), address.clone());
+        }
+    }
+    dag
+}
+
+/// The addresses a targeted plan keeps: each target with what it needs; for a target that is
+/// deleted, also what depends on it in the state (it has to go first).
+fn targeted(
+    desired: &DesiredGraph,
+    state_dag: &Dag<Address>,
+    changes: &[Change],
+    targets: &[Address],
+) -> Result<BTreeSet<Address>, PlanError> {
+    let deleted: BTreeSet<&Address> = changes
+        .iter()
+        .filter(|c| c.action == Action::Delete)
+        .map(|c| &c.address)
+        .collect();
+    let mut keep = BTreeSet::new();
+    for target in targets {
+        if desired.dag.contains(target) {
+            keep.extend(desired.dag.with_prerequisites([target.clone()]));
+        } else if deleted.contains(target) {
+            keep.extend(state_dag.reversed().with_prerequisites([target.clone()]));
+        } else {
+            return Err(PlanError::UnknownTarget {
+                address: target.clone(),
+                suggestion: closest(target, desired.dag.nodes().chain(state_dag.nodes())),
+            });
+        }
+    }
+    Ok(keep)
+}
+
+/// The known address closest to a mistyped one, when it is close enough to be a typo.
+fn closest<'a>(wrong: &Address, known: impl Iterator<Item = &'a Address>) -> Option<Address> {
+    known
+        .map(|a| (edit_distance(wrong.as_str(), a.as_str()), a))
+        .filter(|(d, _)| *d <= 3)
+        .min()
+        .map(|(_, a)| a.clone())
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
+}

@@ -1,0 +1,54 @@
+//! The machine-readable plan of `mlops plan --json`, documented in docs/plan-json.md.
+//! Changing its shape is a breaking change: bump `format_version`.
+
+use serde_json::{json, Map, Value};
+
+use super::action::{Change, Plan, PlanValue};
+
+pub const JSON_FORMAT_VERSION: &str = "1.0";
+
+pub fn to_json(plan: &Plan) -> Value {
+    let summary = plan.summary();
+    json!({
+        "format_version": JSON_FORMAT_VERSION,
+        "stack": plan.stack,
+        "state": { "lineage": plan.state_lineage, "serial": plan.state_serial },
+        "resource_changes": plan.changes.iter().map(change).collect::<Vec<_>>(),
+        "summary": { "add": summary.add, "change": summary.change, "destroy": summary.destroy },
+        "changes_present": !summary.is_empty(),
+    })
+}
+
+fn change(c: &Change) -> Value {
+    let mut before = Map::new();
+    let mut after = Map::new();
+    let mut after_unknown = Vec::new();
+    let mut replace_paths = Vec::new();
+    for attr in &c.attrs {
+        if let Some(b) = &attr.before {
+            before.insert(attr.name.clone(), b.clone());
+        }
+        match &attr.after {
+            Some(PlanValue::Known(a)) => {
+                after.insert(attr.name.clone(), a.clone());
+            }
+            Some(PlanValue::Unknown) => after_unknown.push(attr.name.clone()),
+            None => {}
+        }
+        if attr.forces_replacement {
+            replace_paths.push(attr.name.clone());
+        }
+    }
+    let creates_or_keeps = c.desired.is_some();
+    json!({
+        "address": c.address,
+        "kind": c.kind,
+        "action": c.action.name(),
+        "reason": c.reason,
+        "depends_on": c.deps,
+        "before": (!before.is_empty() || !c.action.creates()).then_some(before),
+        "after": creates_or_keeps.then_some(after),
+        "after_unknown": after_unknown,
+        "replace_paths": replace_paths,
+    })
+}

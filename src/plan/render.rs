@@ -1,0 +1,231 @@
+//! Plans for people: Terraform's shapes (`+ create`, `~ update in-place`, `-/+ replace`,
+//! `- destroy`, `(known after apply)`, `# forces replacement`, the summary line), in execution
+//! order, coloured only when asked. Also the compact summary used by `apply` and `destroy`.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use super::action::{Action, AttrChange, Change, Plan, PlanValue};
+use crate::ui::Style;
+
+/// The full human-readable plan.
+pub fn human(plan: &Plan, style: Style) -> String {
+    let mut out = String::new();
+    if !plan.has_changes() {
+        let _ = writeln!(
+            out,
+            "{}",
+            style.bold(&format!(
+                "No changes. Stack `{}` matches its spec.",
+                plan.stack
+            ))
+        );
+        return out;
+    }
+    out.push_str("mlops will perform the following actions:\n");
+    for change in plan.actions() {
+        out.push('\n');
+        render_change(&mut out, change, style);
+    }
+    let _ = writeln!(out, "\n{}", style.bold(&summary_line(plan)));
+    out
+}
+
+/// `Plan: 3 to add, 1 to change, 0 to destroy.`
+pub fn summary_line(plan: &Plan) -> String {
+    let s = plan.summary();
+    format!(
+        "Plan: {} to add, {} to change, {} to destroy.",
+        s.add, s.change, s.destroy
+    )
+}
+
+fn render_change(out: &mut String, change: &Change, style: Style) {
+    let action = change.action;
+    let reason = change
+        .reason
+        .as_ref()
+        .map(|r| format!(" ({r})"))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "  {}",
+        style.bold(&format!("# {} {}{reason}", change.address, action.phrase()))
+    );
+    let _ = writeln!(
+        out,
+        "{} {} {{",
+        style.action(action, &format!("{:>3}", action.symbol())),
+        change.address
+    );
+    let shown: Vec<&AttrChange> = match action {
+        Action::Update | Action::Replace(_) => {
+            change.attrs.iter().filter(|a| a.is_change()).collect()
+        }
+        // Unset attributes say nothing about a new or a deleted object.
+        _ => change.attrs.iter().filter(|a| !a.is_null()).collect(),
+    };
+    let width = shown.iter().map(|a| a.name.len()).max().unwrap_or(0);
+    for attr in &shown {
+        render_attr(out, attr, action, width, style);
+    }
+    let hidden = change.attrs.len() - shown.len();
+    if hidden > 0 && matches!(action, Action::Update | Action::Replace(_)) {
+        let _ = writeln!(
+            out,
+            "        # ({hidden} unchanged attribute{} hidden)",
+            if hidden == 1 { "" } else { "s" }
+        );
+    }
+    out.push_str("    }\n");
+}
+
+fn render_attr(out: &mut String, attr: &AttrChange, action: Action, width: usize, style: Style) {
+    let indent = "      ";
+    let name = format!("{:width$}", attr.name);
+    let forces = if attr.forces_replacement {
+        style.red(" # forces replacement")
+    } else {
+        String::new()
+    };
+    match (&attr.before, &attr.after) {
+        (None, Some(after)) => {
+            let _ = writeln!(
+                out,
+                "{indent}{} {name} = {}{forces}",
+                style.action(Action::Create, "+"),
+                plan_value(after, indent, "+", style)
+            );
+        }
+        (Some(before), None) => {
+            let _ = writeln!(
+                out,
+                "{indent}{} {name} = {}",
+                style.action(Action::Delete, "-"),
+                value(before, indent, "-", style)
+            );
+        }
+        (Some(Value::Object(before)), Some(PlanValue::Known(Value::Object(after))))
+            if action == Action::Update =>
+        {
+            let _ = writeln!(
+                out,
+                "{indent}{} {name} = {{{forces}",
+                style.action(Action::Update, "~")
+            );
+            map_diff(out, before, after, &format!("{indent}    "), style);
+            let _ = writeln!(out, "{indent}  }}");
+        }
+        (Some(before), Some(after)) => {
+            let _ = writeln!(
+                out,
+                "{indent}{} {name} = {} -> {}{forces}",
+                style.action(Action::Update, "~"),
+                value(before, indent, " ", style),
+                plan_value(after, indent, " ", style)
+            );
+        }
+        (None, None) => {}
+    }
+}
+
+/// Key by key: added, removed and changed entries; unchanged ones are counted.
+fn map_diff(
+    out: &mut String,
+    before: &serde_json::Map<String, Value>,
+    after: &serde_json::Map<String, Value>,
+    indent: &str,
+    style: Style,
+) {
+    let mut keys: Vec<&String> = before.keys().chain(after.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let width = keys.iter().map(|k| quote(k).len()).max().unwrap_or(0);
+    let mut unchanged = 0;
+    for key in keys {
+        let k = format!("{:width$}", quote(key));
+        match (before.get(key), after.get(key)) {
+            (Some(b), Some(a)) if a == b => unchanged += 1,
+            (Some(b), Some(a)) => {
+                let _ = writeln!(
+                    out,
+                    "{indent}{} {k} = {} -> {}",
+                    style.action(Action::Update, "~"),
+                    value(b, indent, " ", style),
+                    value(a, indent, " ", style)
+                );
+            }
+            (None, Some(a)) => {
+                let _ = writeln!(
+                    out,
+                    "{indent}{} {k} = {}",
+                    style.action(Action::Create, "+"),
+                    value(a, indent, "+", style)
+                );
+            }
+            (Some(b), None) => {
+                let _ = writeln!(
+                    out,
+                    "{indent}{} {k} = {}",
+                    style.action(Action::Delete, "-"),
+                    value(b, indent, "-", style)
+                );
+            }
+            (None, None) => {}
+        }
+    }
+    if unchanged > 0 {
+        let _ = writeln!(
+            out,
+            "{indent}  # ({unchanged} unchanged element{} hidden)",
+            if unchanged == 1 { "" } else { "s" }
+        );
+    }
+}
+
+fn plan_value(v: &PlanValue, indent: &str, sign: &str, style: Style) -> String {
+    match v {
+        PlanValue::Known(v) => value(v, indent, sign, style),
+        PlanValue::Unknown => "(known after apply)".to_string(),
+    }
+}
+
+/// A value as HCL-like text; objects span lines, each entry marked with `sign`.
+fn value(v: &Value, indent: &str, sign: &str, style: Style) -> String {
+    match v {
+        Value::Object(map) if map.is_empty() => "{}".to_string(),
+        Value::Object(map) => {
+            let inner = format!("{indent}    ");
+            let width = map.keys().map(|k| quote(k).len()).max().unwrap_or(0);
+            let mut s = String::from("{\n");
+            for (k, item) in map {
+                let mark = match sign {
+                    "+" => style.action(Action::Create, "+"),
+                    "-" => style.action(Action::Delete, "-"),
+                    _ => " ".to_string(),
+                };
+                let _ = writeln!(
+                    s,
+                    "{inner}{mark} {:width$} = {}",
+                    quote(k),
+                    value(item, &inner, sign, style)
+                );
+            }
+            s.push_str(&format!("{indent}  }}"));
+            s
+        }
+        Value::Array(items) => {
+            let parts: Vec<String> = items
+                .iter()
+                .map(|i| value(i, indent, sign, style))
+                .collect();
+            format!("[{}]", parts.join(", "))
+        }
+        other => other.to_string(),
+    }
+}
+
+fn quote(s: &str) -> String {
+    Value::String(s.to_string()).to_string()
+}

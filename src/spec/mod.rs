@@ -1,0 +1,269 @@
+//! The stack spec: what a team wants, read from `stacks/<team>.toml`.
+//!
+//! Loading is two-stage, as in ripgrep's flag parsing: `raw` mirrors the TOML with spans, then
+//! `validate` checks every rule a careful platform engineer would check before touching a cloud
+//! and produces the typed `Spec` that the rest of the program trusts. All problems are collected
+//! and reported together, each with file, line and column.
+
+mod names;
+mod raw;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ipnet::Ipv4Net;
+
+use crate::ui::diagnostic::{Diagnostic, SourceFile};
+
+pub use names::{policy_name, SUPPORTED_EKS_VERSIONS};
+pub use validate::irsa_role_name;
+
+/// A validated stack spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spec {
+    /// Where the spec was read from.
+    pub path: PathBuf,
+    pub stack: StackSpec,
+    pub state: StateSpec,
+    pub vpc: VpcSpec,
+    pub eks: EksSpec,
+    pub irsa: BTreeMap<String, IrsaSpec>,
+    pub buckets: BTreeMap<String, BucketSpec>,
+    pub repositories: BTreeMap<String, RepositorySpec>,
+    pub addons: AddonsSpec,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StackSpec {
+    pub name: String,
+    pub region: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StateSpec {
+    /// A JSON file on the local disk; a relative path is relative to the working directory.
+    Local { path: PathBuf },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VpcSpec {
+    pub cidr: Ipv4Net,
+    /// One entry per availability zone, in the order written.
+    pub zones: Vec<ZoneSpec>,
+    pub nat: NatMode,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZoneSpec {
+    pub name: String,
+    pub public_subnet: Option<Ipv4Net>,
+    pub private_subnet: Ipv4Net,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NatMode {
+    None,
+    Single,
+    PerAz,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EksSpec {
+    pub name: String,
+    pub version: String,
+    pub public_endpoint: bool,
+    pub private_endpoint: bool,
+    pub public_access_cidrs: Vec<Ipv4Net>,
+    pub node_groups: BTreeMap<String, NodeGroupSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeGroupSpec {
+    /// The node group's name in EKS.
+    pub name: String,
+    pub instance_types: Vec<String>,
+    pub capacity: Capacity,
+    pub disk_size: i64,
+    pub min: i64,
+    pub max: i64,
+    pub desired: i64,
+    pub labels: BTreeMap<String, String>,
+    pub taints: Vec<Taint>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capacity {
+    OnDemand,
+    Spot,
+}
+
+impl Capacity {
+    /// The EKS API's spelling.
+    pub fn as_aws(self) -> &'static str {
+        match self {
+            Capacity::OnDemand => "ON_DEMAND",
+            Capacity::Spot => "SPOT",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Taint {
+    pub key: String,
+    pub value: Option<String>,
+    /// The EKS API's spelling: `NO_SCHEDULE`, `NO_EXECUTE` or `PREFER_NO_SCHEDULE`.
+    pub effect: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IrsaSpec {
+    pub namespace: String,
+    pub service_account: String,
+    pub policy_arns: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BucketSpec {
+    pub name: String,
+    pub versioning: bool,
+    /// `AES256` or `aws:kms`.
+    pub encryption: String,
+    pub force_destroy: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepositorySpec {
+    pub tag_mutability: String,
+    pub scan_on_push: bool,
+    pub keep_last_images: Option<i64>,
+    pub force_delete: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AddonsSpec {
+    pub enabled: bool,
+    pub cert_manager: Option<String>,
+    pub istio: Option<String>,
+    pub knative_serving: Option<String>,
+    pub kserve: Option<String>,
+}
+
+/// Everything wrong with a stack file, ready to print.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("cannot read the stack file `{}`: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{}` is not a valid stack spec", file.path.display())]
+    Invalid {
+        file: SourceFile,
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+impl SpecError {
+    /// How many separate problems this error reports.
+    pub fn count(&self) -> usize {
+        match self {
+            SpecError::Read { .. } => 1,
+            SpecError::Invalid { diagnostics, .. } => diagnostics.len(),
+        }
+    }
+
+    /// The full report: every diagnostic with its source line, then a count when there are several.
+    /// `None` where the one-line message says it all.
+    pub fn report(&self) -> Option<String> {
+        let SpecError::Invalid {
+            file: source,
+            diagnostics,
+        } = self
+        else {
+            return None;
+        };
+        let mut out: String = diagnostics
+            .iter()
+            .map(|d| source.render(d))
+            .collect::<Vec<_>>()
+            .join("\n");
+        if diagnostics.len() > 1 {
+            out.push_str(&format!(
+                "\nerror: `{}` has {} problems\n",
+                source.path.display(),
+                diagnostics.len()
+            ));
+        }
+        Some(out)
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            SpecError::Read { .. } => Some(
+                "a stack is a path to a .toml file, or a bare name meaning `stacks/<name>.toml`"
+                    .into(),
+            ),
+            SpecError::Invalid { .. } => None,
+        }
+    }
+}
+
+/// Resolves the `<STACK>` argument: a path to a `.toml` file, or a bare name for `stacks/<name>.toml`.
+pub fn stack_path(arg: &str) -> PathBuf {
+    let path = Path::new(arg);
+    if arg.ends_with(".toml") || path.components().count() > 1 {
+        path.to_path_buf()
+    } else {
+        Path::new("stacks").join(format!("{arg}.toml"))
+    }
+}
+
+/// Reads and validates a stack file.
+pub fn load(path: &Path) -> Result<Spec, SpecError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(path, text)
+}
+
+/// Validates stack text that claims to come from `path`.
+pub fn parse(path: &Path, text: String) -> Result<Spec, SpecError> {
+    let source = SourceFile::new(path, text);
+    let raw: raw::RawSpec = match toml::from_str(&source.text) {
+        Ok(raw) => raw,
+        Err(err) => {
+            let diagnostic = toml_diagnostic(&err);
+            return Err(SpecError::Invalid {
+                file: source,
+                diagnostics: vec![diagnostic],
+            });
+        }
+    };
+    validate::validate(path, raw).map_err(|diagnostics| SpecError::Invalid {
+        file: source,
+        diagnostics,
+    })
+}
+
+/// Turns a TOML syntax or type error into a diagnostic with a hint where one helps.
+fn toml_diagnostic(err: &toml::de::Error) -> Diagnostic {
+    let message = err.message().trim().to_string();
+    let hint = if message.starts_with("unknown field") {
+        Some("check the spelling; docs/spec.md lists every key")
+    } else if message.starts_with("missing field") {
+        Some("docs/spec.md lists the required keys of each table")
+    } else if message.starts_with("invalid type") {
+        Some("docs/spec.md gives the type of every key")
+    } else {
+        None
+    };
+    let diagnostic = Diagnostic::new(message.replace('\n', " "), err.span());
+    match hint {
+        Some(hint) => diagnostic.with_hint(hint),
+        None => diagnostic,
+    }
+}

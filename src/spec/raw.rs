@@ -1,0 +1,125 @@
+//! The stack file exactly as written: a serde mirror of the TOML with a span on every value that
+//! validation may have to point at. Nothing here is checked beyond TOML types and known keys
+//! (`deny_unknown_fields`, so a typo never silently does nothing); `validate` turns it into `Spec`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub type S<T> = Spanned<T>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSpec {
+    pub stack: RawStack,
+    pub state: Option<RawState>,
+    pub vpc: S<RawVpc>,
+    pub eks: S<RawEks>,
+    #[serde(default)]
+    pub irsa: BTreeMap<String, S<RawIrsa>>,
+    #[serde(default)]
+    pub buckets: BTreeMap<String, S<RawBucket>>,
+    #[serde(default)]
+    pub repositories: BTreeMap<String, S<RawRepository>>,
+    pub addons: Option<RawAddons>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStack {
+    pub name: S<String>,
+    pub region: S<String>,
+    pub tags: Option<S<BTreeMap<String, S<String>>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawState {
+    pub backend: Option<S<String>>,
+    pub path: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVpc {
+    pub cidr: S<String>,
+    pub azs: S<Vec<S<String>>>,
+    pub public_subnets: Option<S<Vec<S<String>>>>,
+    pub private_subnets: S<Vec<S<String>>>,
+    pub nat: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEks {
+    pub name: S<String>,
+    pub version: S<String>,
+    pub public_endpoint: Option<bool>,
+    pub private_endpoint: Option<bool>,
+    pub public_access_cidrs: Option<S<Vec<S<String>>>>,
+    pub node_groups: Option<S<BTreeMap<String, S<RawNodeGroup>>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNodeGroup {
+    /// The node group's name in EKS; defaults to the table key.
+    pub name: Option<S<String>>,
+    pub instance_types: S<Vec<S<String>>>,
+    pub capacity: Option<S<String>>,
+    pub disk_size: Option<S<i64>>,
+    pub min: S<i64>,
+    pub max: S<i64>,
+    pub desired: S<i64>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, S<String>>,
+    #[serde(default)]
+    pub taints: Vec<S<RawTaint>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTaint {
+    pub key: S<String>,
+    #[serde(default)]
+    pub value: Option<S<String>>,
+    pub effect: S<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIrsa {
+    pub namespace: S<String>,
+    pub service_account: S<String>,
+    #[serde(default)]
+    pub policy_arns: Vec<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBucket {
+    pub name: S<String>,
+    pub versioning: Option<bool>,
+    pub encryption: Option<S<String>>,
+    pub force_destroy: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRepository {
+    pub tag_mutability: Option<S<String>>,
+    pub scan_on_push: Option<bool>,
+    pub keep_last_images: Option<S<i64>>,
+    pub force_delete: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAddons {
+    pub enabled: Option<bool>,
+    pub cert_manager: Option<S<String>>,
+    pub istio: Option<S<String>>,
+    pub knative_serving: Option<S<String>>,
+    pub kserve: Option<S<String>>,
+}

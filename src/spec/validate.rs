@@ -1,0 +1,686 @@
+//! Checks a `RawSpec` against every rule that can be known before touching a cloud and builds
+//! the typed `Spec`. Problems are collected, never thrown: the user sees all of them at once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use ipnet::Ipv4Net;
+
+use super::names;
+use super::raw::{self, S};
+use super::*;
+use crate::ui::diagnostic::Diagnostic;
+
+/// Tags mlops adds to every resource, counted against AWS's limit of 50 tags per resource
+/// (`mlops:stack`, `mlops:address`, and the two Kubernetes tags on subnets).
+const RESERVED_TAGS: usize = 4;
+const MAX_TAGS: usize = 50;
+
+#[derive(Default)]
+struct Problems(Vec<Diagnostic>);
+
+impl Problems {
+    fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.0.push(Diagnostic::new(message, Some(span)));
+    }
+
+    fn hint(&mut self, span: Range<usize>, message: impl Into<String>, hint: impl Into<String>) {
+        self.0
+            .push(Diagnostic::new(message, Some(span)).with_hint(hint));
+    }
+
+    /// Records the reason of a failed name check: `<what> `<value>` is not valid: <reason>`.
+    fn name(&mut self, checked: Result<(), String>, what: &str, value: &S<String>) {
+        if let Err(reason) = checked {
+            self.at(
+                value.span(),
+                format!("{what} `{}` is not valid: {reason}", value.get_ref()),
+            );
+        }
+    }
+
+    /// One of a closed set of words; returns the index of the match.
+    fn choice(&mut self, value: &S<String>, what: &str, allowed: &[&str]) -> Option<usize> {
+        let found = allowed.iter().position(|a| a == value.get_ref());
+        if found.is_none() {
+            let list = allowed
+                .iter()
+                .map(|a| format!("`{a}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            self.hint(
+                value.span(),
+                format!("`{}` is not a valid {what}", value.get_ref()),
+                format!("use one of {list}"),
+            );
+        }
+        found
+    }
+
+    fn cidr(&mut self, value: &S<String>, what: &str) -> Option<Ipv4Net> {
+        let text = value.get_ref();
+        match text.parse::<Ipv4Net>() {
+            Ok(net) if net.trunc() != net => {
+                self.hint(
+                    value.span(),
+                    format!("{what} `{text}` has host bits set"),
+                    format!("did you mean `{}`?", net.trunc()),
+                );
+                None
+            }
+            Ok(net) => Some(net),
+            Err(_) => {
+                self.hint(
+                    value.span(),
+                    format!("{what} `{text}` is not an IPv4 CIDR block"),
+                    "write it as `a.b.c.d/n`, e.g. `10.0.0.0/16`",
+                );
+                None
+            }
+        }
+    }
+}
+
+pub(super) fn validate(path: &Path, raw: raw::RawSpec) -> Result<Spec, Vec<Diagnostic>> {
+    let mut p = Problems::default();
+
+    let stack = stack(&mut p, &raw.stack);
+    let state = state(&mut p, raw.state.as_ref(), &stack.name);
+    let vpc = vpc(&mut p, &raw.vpc, &stack.region);
+    let eks = eks(&mut p, &raw.eks);
+    let irsa = irsa(&mut p, &raw.irsa, &stack.name);
+    let buckets = buckets(&mut p, &raw.buckets);
+    let repositories = repositories(&mut p, &raw.repositories);
+    let addons = addons(raw.addons.as_ref());
+
+    if !p.0.is_empty() {
+        p.0.sort_by_key(|d| d.span.as_ref().map_or(0, |s| s.start));
+        return Err(p.0);
+    }
+    Ok(Spec {
+        path: path.to_path_buf(),
+        stack,
+        state,
+        vpc,
+        eks,
+        irsa,
+        buckets,
+        repositories,
+        addons,
+    })
+}
+
+fn stack(p: &mut Problems, raw: &raw::RawStack) -> StackSpec {
+    p.name(
+        names::stack_name(raw.name.get_ref()),
+        "stack name",
+        &raw.name,
+    );
+    p.name(names::region(raw.region.get_ref()), "region", &raw.region);
+    let mut tags = BTreeMap::new();
+    let empty = BTreeMap::new();
+    let raw_tags = raw.tags.as_ref().map_or(&empty, |t| t.get_ref());
+    for (key, value) in raw_tags {
+        if let Err(reason) = names::tag(key, value.get_ref()) {
+            p.at(value.span(), format!("tag `{key}` is not valid: {reason}"));
+        }
+        tags.insert(key.clone(), value.get_ref().clone());
+    }
+    if let Some(raw_tags) = raw
+        .tags
+        .as_ref()
+        .filter(|_| tags.len() > MAX_TAGS - RESERVED_TAGS)
+    {
+        p.hint(
+            raw_tags.span(),
+            format!("{} tags are too many", tags.len()),
+            format!(
+                "AWS allows {MAX_TAGS} tags per resource and mlops sets up to {RESERVED_TAGS} itself"
+            ),
+        );
+    }
+    StackSpec {
+        name: raw.name.get_ref().clone(),
+        region: raw.region.get_ref().clone(),
+        tags,
+    }
+}
+
+fn state(p: &mut Problems, raw: Option<&raw::RawState>, stack: &str) -> StateSpec {
+    let default_path = || PathBuf::from(format!("state/{stack}.json"));
+    let Some(raw) = raw else {
+        return StateSpec::Local {
+            path: default_path(),
+        };
+    };
+    if let Some(backend) = &raw.backend {
+        p.choice(backend, "state backend", &["local"]);
+    }
+    let path = match &raw.path {
+        Some(path) if path.get_ref().trim().is_empty() => {
+            p.at(path.span(), "the state path must not be empty");
+            default_path()
+        }
+        Some(path) => PathBuf::from(path.get_ref()),
+        None => default_path(),
+    };
+    StateSpec::Local { path }
+}
+
+fn vpc(p: &mut Problems, raw: &S<raw::RawVpc>, region: &str) -> VpcSpec {
+    let v = raw.get_ref();
+    let cidr = p.cidr(&v.cidr, "the VPC CIDR");
+    if let Some(net) = cidr {
+        if !(16..=28).contains(&net.prefix_len()) {
+            p.hint(
+                v.cidr.span(),
+                format!("the VPC CIDR `{net}` has a /{} prefix", net.prefix_len()),
+                "AWS allows VPC prefixes from /16 to /28",
+            );
+        }
+    }
+
+    let azs = v.azs.get_ref();
+    let mut seen = BTreeSet::new();
+    for az in azs {
+        if let Err(reason) = names::availability_zone(az.get_ref(), region) {
+            p.at(
+                az.span(),
+                format!(
+                    "availability zone `{}` is not valid: {reason}",
+                    az.get_ref()
+                ),
+            );
+        }
+        if !seen.insert(az.get_ref()) {
+            p.at(
+                az.span(),
+                format!("availability zone `{}` is listed twice", az.get_ref()),
+            );
+        }
+    }
+    if azs.len() < 2 {
+        p.hint(
+            v.azs.span(),
+            "EKS needs subnets in at least two availability zones",
+            "list two or more zones in `vpc.azs`",
+        );
+    }
+
+    let no_subnets = Vec::new();
+    let public = v
+        .public_subnets
+        .as_ref()
+        .map_or(&no_subnets, |s| s.get_ref());
+    let private = v.private_subnets.get_ref();
+    let public_span = v.public_subnets.as_ref().map_or(v.azs.span(), |s| s.span());
+    if !public.is_empty() && public.len() != azs.len() {
+        p.hint(
+            public_span.clone(),
+            format!(
+                "{} public subnets for {} availability zones",
+                public.len(),
+                azs.len()
+            ),
+            "give one public subnet per zone, in the order of `vpc.azs`, or none",
+        );
+    }
+    if private.len() != azs.len() {
+        p.hint(
+            v.private_subnets.span(),
+            format!(
+                "{} private subnets for {} availability zones",
+                private.len(),
+                azs.len()
+            ),
+            "give one private subnet per zone, in the order of `vpc.azs`",
+        );
+    }
+
+    let mut subnets: Vec<Ipv4Net> = Vec::new();
+    let mut parse_subnets = |p: &mut Problems, list: &[S<String>], kind: &str| {
+        list.iter()
+            .map(|s| {
+                let net = p.cidr(s, &format!("{kind} subnet"))?;
+                if let Some(vpc_net) = cidr {
+                    if !vpc_net.contains(&net) {
+                        p.hint(
+                            s.span(),
+                            format!("subnet {net} is outside the VPC {vpc_net}"),
+                            format!("pick a block inside `{vpc_net}`"),
+                        );
+                    }
+                }
+                if net.prefix_len() > 28 {
+                    p.hint(
+                        s.span(),
+                        format!("subnet {net} is too small"),
+                        "AWS subnets are /28 or larger",
+                    );
+                }
+                if let Some(other) = subnets
+                    .iter()
+                    .find(|o| o.contains(&net) || net.contains(*o))
+                {
+                    p.hint(
+                        s.span(),
+                        format!("subnet {net} overlaps subnet {other}"),
+                        "subnets of one VPC must not overlap",
+                    );
+                }
+                subnets.push(net);
+                Some(net)
+            })
+            .collect::<Vec<_>>()
+    };
+    let public_nets = parse_subnets(p, public, "public");
+    let private_nets = parse_subnets(p, private, "private");
+
+    let nat = match &v.nat {
+        None => NatMode::Single,
+        Some(nat) => match p.choice(nat, "NAT mode", &["none", "single", "per_az"]) {
+            Some(0) => NatMode::None,
+            Some(2) => NatMode::PerAz,
+            _ => NatMode::Single,
+        },
+    };
+    if nat != NatMode::None && public.is_empty() {
+        let span = v.nat.as_ref().map_or(public_span, |n| n.span());
+        p.hint(
+            span,
+            "a NAT gateway needs public subnets",
+            "add `vpc.public_subnets`, or set `nat = \"none\"`",
+        );
+    }
+
+    let zones = azs
+        .iter()
+        .enumerate()
+        .map(|(i, az)| ZoneSpec {
+            name: az.get_ref().clone(),
+            public_subnet: public_nets.get(i).copied().flatten(),
+            private_subnet: private_nets
+                .get(i)
+                .copied()
+                .flatten()
+                .unwrap_or_else(|| Ipv4Net::default()),
+        })
+        .collect();
+    VpcSpec {
+        cidr: cidr.unwrap_or_default(),
+        zones,
+        nat,
+    }
+}
+
+fn eks(p: &mut Problems, raw: &S<raw::RawEks>) -> EksSpec {
+    let e = raw.get_ref();
+    p.name(
+        names::eks_cluster_name(e.name.get_ref()),
+        "EKS cluster name",
+        &e.name,
+    );
+    if !SUPPORTED_EKS_VERSIONS.contains(&e.version.get_ref().as_str()) {
+        p.hint(
+            e.version.span(),
+            format!("EKS version `{}` is not supported", e.version.get_ref()),
+            format!("supported versions: {}", SUPPORTED_EKS_VERSIONS.join(", ")),
+        );
+    }
+    let public_endpoint = e.public_endpoint.unwrap_or(true);
+    let private_endpoint = e.private_endpoint.unwrap_or(true);
+    if !public_endpoint && !private_endpoint {
+        p.hint(
+            e.name.span(),
+            "the cluster endpoint must be public, private or both",
+            "set `public_endpoint` or `private_endpoint` to true",
+        );
+    }
+    let public_access_cidrs = match &e.public_access_cidrs {
+        Some(list) => {
+            if list.get_ref().is_empty() {
+                p.hint(
+                    list.span(),
+                    "`public_access_cidrs` is empty",
+                    "list at least one block, e.g. `[\"0.0.0.0/0\"]`, or set `public_endpoint = false`",
+                );
+            }
+            if !public_endpoint && !list.get_ref().is_empty() {
+                p.hint(
+                    list.span(),
+                    "`public_access_cidrs` is set but the public endpoint is off",
+                    "remove `public_access_cidrs` or set `public_endpoint = true`",
+                );
+            }
+            list.get_ref()
+                .iter()
+                .filter_map(|c| p.cidr(c, "public access CIDR"))
+                .collect()
+        }
+        None if public_endpoint => vec!["0.0.0.0/0".parse().expect("literal CIDR")],
+        None => Vec::new(),
+    };
+
+    let no_groups = BTreeMap::new();
+    let groups = e.node_groups.as_ref().map_or(&no_groups, |g| g.get_ref());
+    if groups.is_empty() {
+        p.hint(
+            e.node_groups.as_ref().map_or(raw.span(), |g| g.span()),
+            "the cluster has no node group",
+            "add a table `[eks.node_groups.default]`",
+        );
+    }
+    let mut node_groups = BTreeMap::new();
+    let mut eks_names: BTreeMap<String, String> = BTreeMap::new();
+    for (key, group) in groups {
+        let g = group.get_ref();
+        if let Err(reason) = names::address_key(key) {
+            p.at(
+                group.span(),
+                format!("node group key `{key}` is not valid: {reason}"),
+            );
+        }
+        let name = g.name.as_ref().map_or(key.clone(), |n| n.get_ref().clone());
+        let name_span = g.name.as_ref().map_or(group.span(), |n| n.span());
+        if let Err(reason) = names::node_group_name(&name) {
+            p.at(
+                name_span.clone(),
+                format!("node group name `{name}` is not valid: {reason}"),
+            );
+        }
+        if let Some(first) = eks_names.insert(name.clone(), key.clone()) {
+            p.hint(
+                name_span,
+                format!("node groups `{first}` and `{key}` have the same name `{name}`"),
+                "node group names must be unique within a cluster",
+            );
+        }
+        node_groups.insert(key.clone(), node_group(p, key, g, name));
+    }
+
+    EksSpec {
+        name: e.name.get_ref().clone(),
+        version: e.version.get_ref().clone(),
+        public_endpoint,
+        private_endpoint,
+        public_access_cidrs,
+        node_groups,
+    }
+}
+
+fn node_group(p: &mut Problems, key: &str, g: &raw::RawNodeGroup, name: String) -> NodeGroupSpec {
+    if g.instance_types.get_ref().is_empty() {
+        p.at(
+            g.instance_types.span(),
+            format!("node group `{key}` lists no instance type"),
+        );
+    }
+    for t in g.instance_types.get_ref() {
+        p.name(names::instance_type(t.get_ref()), "instance type", t);
+    }
+    let capacity = match &g.capacity {
+        Some(c) => match p.choice(c, "capacity", &["on_demand", "spot"]) {
+            Some(1) => Capacity::Spot,
+            _ => Capacity::OnDemand,
+        },
+        None => Capacity::OnDemand,
+    };
+    let disk_size = match &g.disk_size {
+        Some(d) if !(1..=16384).contains(d.get_ref()) => {
+            p.hint(
+                d.span(),
+                format!("disk size {} GiB is out of range", d.get_ref()),
+                "EKS accepts 1 to 16384 GiB",
+            );
+            *d.get_ref()
+        }
+        Some(d) => *d.get_ref(),
+        None => 50,
+    };
+    let (min, max, desired) = (*g.min.get_ref(), *g.max.get_ref(), *g.desired.get_ref());
+    if min < 0 {
+        p.at(
+            g.min.span(),
+            format!("node group `{key}`: `min` must not be negative"),
+        );
+    }
+    if max < 1 {
+        p.at(
+            g.max.span(),
+            format!("node group `{key}`: `max` must be at least 1"),
+        );
+    }
+    if min > desired || desired > max {
+        p.hint(
+            g.desired.span(),
+            format!(
+                "node group `{key}`: min {min} <= desired {desired} <= max {max} does not hold"
+            ),
+            "EKS requires `min <= desired <= max`",
+        );
+    }
+    let mut labels = BTreeMap::new();
+    for (k, v) in &g.labels {
+        if let Err(reason) = names::k8s_label_key(k) {
+            p.at(v.span(), format!("label key `{k}` is not valid: {reason}"));
+        }
+        p.name(names::k8s_label_value(v.get_ref()), "label value", v);
+        labels.insert(k.clone(), v.get_ref().clone());
+    }
+    let mut taints = Vec::new();
+    for t in &g.taints {
+        let t = t.get_ref();
+        p.name(names::k8s_label_key(t.key.get_ref()), "taint key", &t.key);
+        if let Some(v) = &t.value {
+            p.name(names::k8s_label_value(v.get_ref()), "taint value", v);
+        }
+        const EFFECTS: [&str; 3] = ["NO_SCHEDULE", "NO_EXECUTE", "PREFER_NO_SCHEDULE"];
+        let effect = p
+            .choice(&t.effect, "taint effect", &EFFECTS)
+            .map_or("NO_SCHEDULE", |i| EFFECTS[i]);
+        taints.push(Taint {
+            key: t.key.get_ref().clone(),
+            value: t.value.as_ref().map(|v| v.get_ref().clone()),
+            effect: effect.to_string(),
+        });
+    }
+    NodeGroupSpec {
+        name,
+        instance_types: g
+            .instance_types
+            .get_ref()
+            .iter()
+            .map(|t| t.get_ref().clone())
+            .collect(),
+        capacity,
+        disk_size,
+        min,
+        max,
+        desired,
+        labels,
+        taints,
+    }
+}
+
+/// The IAM role name of an IRSA entry; IAM role names are at most 64 characters.
+pub fn irsa_role_name(stack: &str, key: &str) -> String {
+    format!("{stack}-irsa-{key}")
+}
+
+fn irsa(
+    p: &mut Problems,
+    raw: &BTreeMap<String, S<raw::RawIrsa>>,
+    stack: &str,
+) -> BTreeMap<String, IrsaSpec> {
+    let mut accounts: BTreeMap<(String, String), &str> = BTreeMap::new();
+    raw.iter()
+        .map(|(key, entry)| {
+            let e = entry.get_ref();
+            if let Err(reason) = names::address_key(key) {
+                p.at(
+                    entry.span(),
+                    format!("IRSA key `{key}` is not valid: {reason}"),
+                );
+            }
+            let role = irsa_role_name(stack, key);
+            if role.len() > 64 {
+                p.hint(
+                    entry.span(),
+                    format!("the IAM role name `{role}` is longer than 64 characters"),
+                    "use a shorter IRSA key or stack name",
+                );
+            }
+            p.name(
+                names::dns_label(e.namespace.get_ref()),
+                "namespace",
+                &e.namespace,
+            );
+            p.name(
+                names::dns_subdomain(e.service_account.get_ref()),
+                "service account name",
+                &e.service_account,
+            );
+            let account = (
+                e.namespace.get_ref().clone(),
+                e.service_account.get_ref().clone(),
+            );
+            if let Some(first) = accounts.insert(account.clone(), key) {
+                p.hint(
+                    e.service_account.span(),
+                    format!(
+                        "IRSA entries `{first}` and `{key}` both use service account `{}/{}`",
+                        account.0, account.1
+                    ),
+                    "one service account can be bound to one role; merge the policy lists",
+                );
+            }
+            let mut seen_names = BTreeSet::new();
+            for arn in &e.policy_arns {
+                p.name(names::iam_policy_arn(arn.get_ref()), "policy ARN", arn);
+                if !seen_names.insert(names::policy_name(arn.get_ref())) {
+                    p.at(
+                        arn.span(),
+                        format!(
+                            "IRSA entry `{key}` attaches two policies named `{}`",
+                            names::policy_name(arn.get_ref())
+                        ),
+                    );
+                }
+            }
+            let spec = IrsaSpec {
+                namespace: e.namespace.get_ref().clone(),
+                service_account: e.service_account.get_ref().clone(),
+                policy_arns: e.policy_arns.iter().map(|a| a.get_ref().clone()).collect(),
+            };
+            (key.clone(), spec)
+        })
+        .collect()
+}
+
+fn buckets(
+    p: &mut Problems,
+    raw: &BTreeMap<String, S<raw::RawBucket>>,
+) -> BTreeMap<String, BucketSpec> {
+    let mut names_seen: BTreeMap<String, &str> = BTreeMap::new();
+    raw.iter()
+        .map(|(key, bucket)| {
+            let b = bucket.get_ref();
+            if let Err(reason) = names::address_key(key) {
+                p.at(
+                    bucket.span(),
+                    format!("bucket key `{key}` is not valid: {reason}"),
+                );
+            }
+            p.name(names::s3_bucket(b.name.get_ref()), "bucket name", &b.name);
+            if let Some(first) = names_seen.insert(b.name.get_ref().clone(), key) {
+                p.at(
+                    b.name.span(),
+                    format!(
+                        "buckets `{first}` and `{key}` have the same name `{}`",
+                        b.name.get_ref()
+                    ),
+                );
+            }
+            const ENCRYPTIONS: [&str; 2] = ["AES256", "aws:kms"];
+            let encryption = b
+                .encryption
+                .as_ref()
+                .and_then(|e| p.choice(e, "bucket encryption", &ENCRYPTIONS))
+                .map_or("AES256", |i| ENCRYPTIONS[i]);
+            let spec = BucketSpec {
+                name: b.name.get_ref().clone(),
+                versioning: b.versioning.unwrap_or(true),
+                encryption: encryption.to_string(),
+                force_destroy: b.force_destroy.unwrap_or(false),
+            };
+            (key.clone(), spec)
+        })
+        .collect()
+}
+
+fn repositories(
+    p: &mut Problems,
+    raw: &BTreeMap<String, S<raw::RawRepository>>,
+) -> BTreeMap<String, RepositorySpec> {
+    raw.iter()
+        .map(|(name, repo)| {
+            let r = repo.get_ref();
+            if let Err(reason) = names::ecr_repository(name) {
+                p.at(
+                    repo.span(),
+                    format!("repository name `{name}` is not valid: {reason}"),
+                );
+            }
+            if name.contains('.') {
+                p.hint(
+                    repo.span(),
+                    format!("repository name `{name}` contains `.`"),
+                    "mlops uses the name in resource addresses; use `-` or `_` instead",
+                );
+            }
+            const MUTABILITY: [&str; 2] = ["MUTABLE", "IMMUTABLE"];
+            let tag_mutability = r
+                .tag_mutability
+                .as_ref()
+                .and_then(|m| p.choice(m, "tag mutability", &MUTABILITY))
+                .map_or("MUTABLE", |i| MUTABILITY[i]);
+            if let Some(keep) = &r.keep_last_images {
+                if !(1..=10000).contains(keep.get_ref()) {
+                    p.hint(
+                        keep.span(),
+                        format!("`keep_last_images = {}` is out of range", keep.get_ref()),
+                        "keep between 1 and 10000 images",
+                    );
+                }
+            }
+            let spec = RepositorySpec {
+                tag_mutability: tag_mutability.to_string(),
+                scan_on_push: r.scan_on_push.unwrap_or(true),
+                keep_last_images: r.keep_last_images.as_ref().map(|k| *k.get_ref()),
+                force_delete: r.force_delete.unwrap_or(false),
+            };
+            (name.clone(), spec)
+        })
+        .collect()
+}
+
+fn addons(raw: Option<&raw::RawAddons>) -> AddonsSpec {
+    let version = |v: &Option<S<String>>| v.as_ref().map(|v| v.get_ref().clone());
+    match raw {
+        Some(a) => AddonsSpec {
+            enabled: a.enabled.unwrap_or(true),
+            cert_manager: version(&a.cert_manager),
+            istio: version(&a.istio),
+            knative_serving: version(&a.knative_serving),
+            kserve: version(&a.kserve),
+        },
+        None => AddonsSpec {
+            enabled: false,
+            cert_manager: None,
+            istio: None,
+            knative_serving: None,
+            kserve: None,
+        },
+    }
+}

@@ -1,0 +1,200 @@
+//! The local backend: the state as a JSON file, written atomically (temporary file in the same
+//! folder, fsync, rename, fsync of the folder), locked by a lock file created exclusively next
+//! to it.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+
+use super::format::{parse, to_bytes};
+use super::lock::{LockGuard, LockInfo};
+use super::{State, StateError, StateStore};
+
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    path: PathBuf,
+    stack: String,
+}
+
+impl LocalStore {
+    pub fn new(path: impl Into<PathBuf>, stack: &str) -> Self {
+        LocalStore {
+            path: path.into(),
+            stack: stack.to_string(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(".lock");
+        PathBuf::from(name)
+    }
+
+    fn io(&self, action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StateError {
+        let path = path.to_path_buf();
+        move |source| StateError::Io {
+            action,
+            path,
+            source,
+        }
+    }
+
+    fn read_lock(&self) -> Result<Option<LockInfo>, StateError> {
+        let path = self.lock_path();
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                // A lock file that cannot be read still blocks: show what we know.
+                LockInfo {
+                    id: "unreadable".into(),
+                    stack: self.stack.clone(),
+                    operation: "unknown".into(),
+                    user: "unknown".into(),
+                    host: "unknown".into(),
+                    pid: 0,
+                    created: 0,
+                    ci_job: None,
+                }
+            }))),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io("read the lock of", &path)(e)),
+        }
+    }
+}
+
+impl StateStore for LocalStore {
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn load(&self) -> Result<Option<State>, StateError> {
+        match fs::read_to_string(&self.path) {
+            Ok(text) => parse(&self.path, &text, &self.stack).map(Some),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io("read", &self.path)(e)),
+        }
+    }
+
+    fn save(&self, state: &mut State) -> Result<(), StateError> {
+        let dir = match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        fs::create_dir_all(&dir).map_err(self.io("create the folder of", &self.path))?;
+        let mut next = state.clone();
+        next.serial += 1;
+        let bytes = to_bytes(&next);
+        let file_name = self.path.file_name().unwrap_or_default().to_string_lossy();
+        let tmp = dir.join(format!(".{file_name}.tmp.{}", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            let mut file = File::create(&tmp)?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+            fs::rename(&tmp, &self.path)?;
+            // The rename is durable once the folder is synced.
+            File::open(&dir)?.sync_all()
+        };
+        if let Err(e) = write() {
+            let _ = fs::remove_file(&tmp);
+            return Err(self.io("write", &self.path)(e));
+        }
+        *state = next;
+        Ok(())
+    }
+
+    fn lock(&self, operation: &str) -> Result<LockGuard, StateError> {
+        let path = self.lock_path();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(self.io("create the folder of", &self.path))?;
+        }
+        let info = LockInfo::for_this_process(&self.stack, operation);
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(mut file) => {
+                let bytes = serde_json::to_vec_pretty(&info).expect("lock info serializes");
+                file.write_all(&bytes)
+                    .and_then(|_| file.sync_all())
+                    .map_err(self.io("write the lock of", &self.path))?;
+                Ok(LockGuard::new(path, info))
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                let holder = self.read_lock()?.ok_or_else(|| StateError::Io {
+                    action: "lock",
+                    path: self.path.clone(),
+                    source: std::io::Error::other("the lock vanished while being read; try again"),
+                })?;
+                Err(StateError::Locked {
+                    path: self.path.clone(),
+                    holder,
+                })
+            }
+            Err(e) => Err(self.io("lock", &self.path)(e)),
+        }
+    }
+
+    fn force_unlock(&self, id: &str) -> Result<LockInfo, StateError> {
+        let Some(holder) = self.read_lock()? else {
+            return Err(StateError::NotLocked {
+                path: self.path.clone(),
+            });
+        };
+        if holder.id != id {
+            return Err(StateError::LockIdMismatch {
+                path: self.path.clone(),
+                given: id.to_string(),
+                holder,
+            });
+        }
+        let lock_path = self.lock_path();
+        fs::remove_file(&lock_path).map_err(self.io("unlock", &self.path))?;
+        Ok(holder)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_is_atomic_and_bumps_the_serial() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path().join("s/t.json"), "t");
+        assert_eq!(store.load().unwrap(), None);
+        let mut state = State::new("t");
+        store.save(&mut state).unwrap();
+        store.save(&mut state).unwrap();
+        assert_eq!(state.serial, 2);
+        assert_eq!(store.load().unwrap(), Some(state));
+        let leftovers: Vec<_> = fs::read_dir(dir.path().join("s"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(leftovers, vec!["t.json"]);
+    }
+
+    #[test]
+    fn a_second_lock_names_the_holder_and_force_unlock_needs_its_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path().join("t.json"), "t");
+        let guard = store.lock("apply").unwrap();
+        let Err(StateError::Locked { holder, .. }) = store.lock("plan") else {
+            panic!("a second lock must fail");
+        };
+        assert_eq!(holder.id, guard.info().id);
+        assert_eq!(holder.operation, "apply");
+        assert!(matches!(
+            store.force_unlock("wrong"),
+            Err(StateError::LockIdMismatch { .. })
+        ));
+        let id = guard.info().id.clone();
+        store.force_unlock(&id).unwrap();
+        // The old guard must not remove a lock that another run took after the force-unlock.
+        let second = store.lock("plan").unwrap();
+        drop(guard);
+        assert!(store.lock("apply").is_err());
+        drop(second);
+        assert!(store.lock("apply").is_ok());
+    }
+}

@@ -1,0 +1,157 @@
+//! What `mlops` knows exists: per resource its address, kind, cloud id, last-known attributes
+//! and dependencies, plus the stack's outputs. Split as Terraform's `states/`: the model here,
+//! the versioned file format in `format`, storage and locking behind `StateStore` in `local`.
+//!
+//! Dependencies are recorded per resource so that a resource that left the spec is still
+//! destroyed in the right order.
+
+mod format;
+mod local;
+mod lock;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::model::{Address, Attrs, ResourceKind};
+
+pub use format::{parse, FORMAT_VERSION};
+pub use local::LocalStore;
+pub use lock::{LockGuard, LockInfo};
+
+/// The whole state of one stack.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub format_version: u32,
+    /// Increases by one on every write.
+    pub serial: u64,
+    /// Fixed when the state is first created; a state with another lineage is another history.
+    pub lineage: String,
+    pub stack: String,
+    pub resources: BTreeMap<Address, ResourceState>,
+    /// Values for `mlops output`, recomputed from the resources on every write.
+    #[serde(default)]
+    pub outputs: BTreeMap<String, Value>,
+}
+
+/// One resource that exists in the cloud.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceState {
+    pub kind: ResourceKind,
+    /// The cloud's id: a VPC id, an ARN, a bucket name...
+    pub id: String,
+    /// Last-known attributes: the desired ones as applied, plus computed ones (ARN, endpoint...).
+    pub attrs: Attrs,
+    #[serde(default)]
+    pub deps: Vec<Address>,
+}
+
+impl State {
+    /// A new, empty state for `stack` with a fresh lineage.
+    pub fn new(stack: &str) -> Self {
+        State {
+            format_version: FORMAT_VERSION,
+            serial: 0,
+            lineage: uuid::Uuid::new_v4().to_string(),
+            stack: stack.to_string(),
+            resources: BTreeMap::new(),
+            outputs: BTreeMap::new(),
+        }
+    }
+
+    /// The value of `attr` of the resource at `address`: `id` is the cloud id.
+    pub fn attr(&self, address: &Address, attr: &str) -> Option<Value> {
+        let resource = self.resources.get(address)?;
+        if attr == "id" {
+            return Some(Value::String(resource.id.clone()));
+        }
+        resource.attrs.get(attr).cloned()
+    }
+}
+
+/// Everything that can go wrong reading, writing or locking a state.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot {action} the state file `{}`: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the state file `{}` is not valid: {message} (line {line}, column {column})", path.display())]
+    Corrupt {
+        path: PathBuf,
+        message: String,
+        line: usize,
+        column: usize,
+    },
+    #[error("the state file `{}` has format version {found}, newer than this mlops understands ({FORMAT_VERSION})", path.display())]
+    NewerFormat { path: PathBuf, found: u64 },
+    #[error("the state file `{}` belongs to stack `{found}`, not `{expected}`", path.display())]
+    OtherStack {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
+    #[error("the state `{}` is locked by {}", path.display(), holder.describe())]
+    Locked { path: PathBuf, holder: LockInfo },
+    #[error("the lock id `{given}` does not match the lock on `{}` (held by {})", path.display(), holder.describe())]
+    LockIdMismatch {
+        path: PathBuf,
+        given: String,
+        holder: LockInfo,
+    },
+    #[error("the state `{}` is not locked", path.display())]
+    NotLocked { path: PathBuf },
+}
+
+impl StateError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            StateError::Corrupt { path, .. } => Some(format!(
+                "restore `{}` from a backup; mlops never writes a partial state, so the file was changed by hand or by another tool",
+                path.display()
+            )),
+            StateError::NewerFormat { .. } => {
+                Some("upgrade mlops to the version that wrote this state".into())
+            }
+            StateError::OtherStack { .. } => Some(
+                "two stacks must not share a state file: set `[state] path` in one of them".into(),
+            ),
+            StateError::Locked { holder, .. } => Some(if holder.is_stale_here() {
+                format!(
+                    "process {} is no longer running on this host; if no other run is using the stack, run `mlops force-unlock {} {}`",
+                    holder.pid, holder.stack, holder.id
+                )
+            } else {
+                format!(
+                    "wait for that run to finish; if it is gone, run `mlops force-unlock {} {}`",
+                    holder.stack, holder.id
+                )
+            }),
+            StateError::LockIdMismatch { holder, .. } => Some(format!(
+                "the current lock id is `{}`; check that no run holds it before removing it",
+                holder.id
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Where a stack's state lives and how it is locked. The local file is the first backend; the
+/// trait keeps the executor and the commands independent of it (S3 is next).
+pub trait StateStore: Send + Sync {
+    /// A human-readable location, for messages.
+    fn describe(&self) -> String;
+    /// The stored state, or `None` when the stack has never been applied.
+    fn load(&self) -> Result<Option<State>, StateError>;
+    /// Writes `state` atomically with the next serial; updates `state.serial`.
+    fn save(&self, state: &mut State) -> Result<(), StateError>;
+    /// Takes the exclusive lock for one command; released when the guard is dropped.
+    fn lock(&self, operation: &str) -> Result<LockGuard, StateError>;
+    /// Removes a lock left by a run that is gone, if `id` matches it.
+    fn force_unlock(&self, id: &str) -> Result<LockInfo, StateError>;
+}

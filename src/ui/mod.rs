@@ -1,0 +1,69 @@
+//! Everything that faces a person: colour, diagnostics, and the progress reporter that renders
+//! the executor's events. The core never prints; it reports to traits implemented here.
+
+pub mod diagnostic;
+
+use std::io::IsTerminal;
+
+use crate::plan::Action;
+
+/// Whether to colour text. Colour is on only for a terminal, and never with `--no-color` or
+/// `NO_COLOR`; everything reads the same without it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    pub const PLAIN: Style = Style { color: false };
+
+    /// The style for a stream: `stdout` or `stderr` decides which terminal check applies.
+    pub fn detect(no_color_flag: bool, stream_is_terminal: bool) -> Style {
+        let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Style {
+            color: stream_is_terminal && !no_color_flag && !no_color_env,
+        }
+    }
+
+    pub fn for_stdout(no_color_flag: bool) -> Style {
+        Self::detect(no_color_flag, std::io::stdout().is_terminal())
+    }
+
+    pub fn for_stderr(no_color_flag: bool) -> Style {
+        Self::detect(no_color_flag, std::io::stderr().is_terminal())
+    }
+
+    fn paint(self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    pub fn bold(self, text: &str) -> String {
+        self.paint("1", text)
+    }
+
+    pub fn red(self, text: &str) -> String {
+        self.paint("31", text)
+    }
+
+    pub fn green(self, text: &str) -> String {
+        self.paint("32", text)
+    }
+
+    pub fn yellow(self, text: &str) -> String {
+        self.paint("33", text)
+    }
+
+    /// The colour of an action's symbol.
+    pub fn action(self, action: Action, text: &str) -> String {
+        match action {
+            Action::Create => self.green(text),
+            Action::Update => self.yellow(text),
+            Action::Delete | Action::Replace(_) => self.red(text),
+            Action::NoOp => text.to_string(),
+        }
+    }
+}
