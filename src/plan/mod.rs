@@ -8,3 +8,6 @@ pub mod render;
 
 pub use action::{Action, AttrChange, Change, Plan, PlanValue, Summary};
 pub use diff::{diff, state_dag, PlanError, PlanOptions};
+
+#[cfg(test)]
+mod tests;

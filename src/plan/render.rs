@@ -68,7 +68,7 @@ fn render_change(out: &mut String, change: &Change, style: Style) {
     };
     let width = shown.iter().map(|a| a.name.len()).max().unwrap_or(0);
     for attr in &shown {
-        render_attr(out, attr, action, width, style);
+        render_attr(out, attr, width, style);
     }
     let hidden = change.attrs.len() - shown.len();
     if hidden > 0 && matches!(action, Action::Update | Action::Replace(_)) {
@@ -81,7 +81,7 @@ fn render_change(out: &mut String, change: &Change, style: Style) {
     out.push_str("    }\n");
 }
 
-fn render_attr(out: &mut String, attr: &AttrChange, action: Action, width: usize, style: Style) {
+fn render_attr(out: &mut String, attr: &AttrChange, width: usize, style: Style) {
     let indent = "      ";
     let name = format!("{:width$}", attr.name);
     let forces = if attr.forces_replacement {
@@ -106,9 +106,7 @@ fn render_attr(out: &mut String, attr: &AttrChange, action: Action, width: usize
                 value(before, indent, "-", style)
             );
         }
-        (Some(Value::Object(before)), Some(PlanValue::Known(Value::Object(after))))
-            if action == Action::Update =>
-        {
+        (Some(Value::Object(before)), Some(PlanValue::Known(Value::Object(after)))) => {
             let _ = writeln!(
                 out,
                 "{indent}{} {name} = {{{forces}",

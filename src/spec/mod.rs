@@ -267,3 +267,6 @@ fn toml_diagnostic(err: &toml::de::Error) -> Diagnostic {
         None => diagnostic,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,328 @@
+//! The planner against the reference stack: creation order, no-op after apply, each action
+//! kind, replacement triggers and their spread to dependents, deletions, targets; and
+//! snapshots of the rendered plans.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use super::*;
+use crate::graph::DesiredGraph;
+use crate::model::{resolve, Address, ReplaceOrder};
+use crate::spec;
+use crate::state::{ResourceState, State};
+use crate::ui::Style;
+
+const EXAMPLE: &str = include_str!("../../stacks/example.toml");
+
+fn graph_of(text: &str) -> DesiredGraph {
+    let spec = spec::parse(Path::new("stacks/example.toml"), text.to_string()).unwrap();
+    DesiredGraph::from_spec(&spec).unwrap()
+}
+
+fn plan_of(graph: &DesiredGraph, state: &State) -> Plan {
+    diff(graph, state, &BTreeSet::new(), &PlanOptions::default()).unwrap()
+}
+
+/// What an apply of `graph` would leave in the state, with made-up ids and computed values.
+fn applied(graph: &DesiredGraph) -> State {
+    let mut state = State::new("mlops");
+    state.lineage = "lineage-for-tests".into();
+    for resource in graph.ordered() {
+        let lookup = |a: &Address, attr: &str| state.attr(a, attr);
+        let mut attrs = resolve(&Value::Object(resource.attrs.clone()), &lookup)
+            .expect("prerequisites are applied first")
+            .as_object()
+            .unwrap()
+            .clone();
+        let address = resource.address.as_str();
+        attrs.insert("arn".into(), json!(format!("arn:aws:test:::{address}")));
+        if address == "eks_cluster" {
+            attrs.insert("oidc_issuer".into(), json!("https://oidc.eks.test/id/ABC"));
+        }
+        state.resources.insert(
+            resource.address.clone(),
+            ResourceState {
+                kind: resource.kind,
+                id: format!("id-{address}"),
+                attrs,
+                deps: resource.deps.clone(),
+            },
+        );
+    }
+    state.serial = 1;
+    state
+}
+
+fn position(plan: &Plan, address: &str) -> usize {
+    plan.changes
+        .iter()
+        .position(|c| c.address.as_str() == address)
+        .unwrap_or_else(|| panic!("`{address}` is not in the plan"))
+}
+
+fn action_of(plan: &Plan, address: &str) -> Action {
+    plan.changes[position(plan, address)].action
+}
+
+fn changed_attrs(plan: &Plan, address: &str) -> Vec<String> {
+    plan.changes[position(plan, address)]
+        .attrs
+        .iter()
+        .filter(|a| a.is_change())
+        .map(|a| a.name.clone())
+        .collect()
+}
+
+#[test]
+fn a_new_stack_creates_everything_in_dependency_order() {
+    let graph = graph_of(EXAMPLE);
+    let plan = plan_of(&graph, &State::new("mlops"));
+    assert_eq!(plan.summary().add, 31);
+    assert!(plan.changes.iter().all(|c| c.action == Action::Create));
+    let before = |a: &str, b: &str| {
+        assert!(position(&plan, a) < position(&plan, b), "`{a}` must come before `{b}`");
+    };
+    before("vpc", "subnet.public.us-west-2a");
+    before("vpc", "subnet.private.us-west-2b");
+    before("vpc", "internet_gateway");
+    before("internet_gateway", "eip.us-west-2a");
+    before("subnet.public.us-west-2a", "nat_gateway.us-west-2a");
+    before("eip.us-west-2a", "nat_gateway.us-west-2a");
+    before("nat_gateway.us-west-2a", "route.private.us-west-2b.nat");
+    before("iam_role.cluster", "iam_role_policy_attachment.cluster.AmazonEKSClusterPolicy");
+    before("iam_role_policy_attachment.cluster.AmazonEKSClusterPolicy", "eks_cluster");
+    before("subnet.private.us-west-2a", "eks_cluster");
+    before("eks_cluster", "eks_node_group.default");
+    before("iam_role_policy_attachment.node.AmazonEKS_CNI_Policy", "eks_node_group.default");
+    before("route.private.us-west-2a.nat", "eks_node_group.default");
+    before("eks_cluster", "iam_oidc_provider");
+    before("iam_oidc_provider", "iam_role.irsa.kserve-s3");
+    // Every dependency of every change comes earlier in the plan.
+    for (i, change) in plan.changes.iter().enumerate() {
+        for dep in &change.deps {
+            assert!(position(&plan, dep.as_str()) < i, "{} before its dep {dep}", change.address);
+        }
+    }
+}
+
+#[test]
+fn values_of_resources_not_created_yet_are_unknown() {
+    let plan = plan_of(&graph_of(EXAMPLE), &State::new("mlops"));
+    let subnet = &plan.changes[position(&plan, "subnet.public.us-west-2a")];
+    let vpc_id = subnet.attrs.iter().find(|a| a.name == "vpc_id").unwrap();
+    assert_eq!(vpc_id.after, Some(PlanValue::Unknown));
+    let cidr = subnet.attrs.iter().find(|a| a.name == "cidr_block").unwrap();
+    assert_eq!(cidr.after, Some(PlanValue::Known(json!("10.0.101.0/24"))));
+}
+
+#[test]
+fn nothing_changes_after_an_apply() {
+    let graph = graph_of(EXAMPLE);
+    let plan = plan_of(&graph, &applied(&graph));
+    assert!(!plan.has_changes(), "{:#?}", plan.actions().collect::<Vec<_>>());
+    assert_eq!(plan.changes.len(), 31);
+}
+
+#[test]
+fn a_scaled_node_group_is_updated_in_place() {
+    let graph = graph_of(EXAMPLE);
+    let state = applied(&graph);
+    let plan = plan_of(&graph_of(&EXAMPLE.replace("desired = 2", "desired = 3")), &state);
+    assert_eq!(action_of(&plan, "eks_node_group.default"), Action::Update);
+    assert_eq!(changed_attrs(&plan, "eks_node_group.default"), vec!["desired_size"]);
+    assert_eq!(plan.summary(), Summary { add: 0, change: 1, destroy: 0 });
+}
+
+#[test]
+fn drift_in_the_state_shows_as_an_update() {
+    let graph = graph_of(EXAMPLE);
+    let mut state = applied(&graph);
+    let bucket = state.resources.get_mut(&Address::new("s3_bucket.models")).unwrap();
+    bucket.attrs.insert("versioning".into(), json!(false));
+    bucket.attrs["tags"].as_object_mut().unwrap().remove("env");
+    let plan = plan_of(&graph, &state);
+    assert_eq!(action_of(&plan, "s3_bucket.models"), Action::Update);
+    assert_eq!(changed_attrs(&plan, "s3_bucket.models"), vec!["tags", "versioning"]);
+}
+
+#[test]
+fn a_new_vpc_cidr_replaces_the_vpc_and_everything_inside_it() {
+    let graph = graph_of(EXAMPLE);
+    let state = applied(&graph);
+    let text = EXAMPLE
+        .replace("10.0.0.0/16", "10.1.0.0/16")
+        .replace("10.0.1", "10.1.1")
+        .replace("10.0.2", "10.1.2");
+    let plan = plan_of(&graph_of(&text), &state);
+    let replace = Action::Replace(ReplaceOrder::DeleteThenCreate);
+    assert_eq!(action_of(&plan, "vpc"), replace);
+    let vpc = &plan.changes[position(&plan, "vpc")];
+    let forcing: Vec<&str> = vpc
+        .attrs
+        .iter()
+        .filter(|a| a.forces_replacement)
+        .map(|a| a.name.as_str())
+        .collect();
+    assert_eq!(forcing, vec!["cidr_block"]);
+    // Objects that live in the VPC follow, because their `vpc_id` becomes unknown.
+    for address in ["subnet.public.us-west-2a", "internet_gateway", "route_table.public"] {
+        assert_eq!(action_of(&plan, address), replace, "{address}");
+    }
+    // Through the subnets, the cluster and its node group are replaced too.
+    assert_eq!(action_of(&plan, "eks_cluster"), replace);
+    assert_eq!(action_of(&plan, "eks_node_group.default"), replace);
+    // Nothing outside the VPC is touched.
+    assert_eq!(action_of(&plan, "s3_bucket.models"), Action::NoOp);
+    assert_eq!(action_of(&plan, "iam_role.node"), Action::NoOp);
+}
+
+#[test]
+fn replacement_triggers_of_a_node_group() {
+    let graph = graph_of(EXAMPLE);
+    let state = applied(&graph);
+    for (from, to, attr) in [
+        ("instance_types = [\"t3.medium\"]", "instance_types = [\"m5.large\"]", "instance_types"),
+        ("capacity = \"on_demand\"", "capacity = \"spot\"", "capacity_type"),
+        ("disk_size = 50", "disk_size = 100", "disk_size"),
+    ] {
+        let plan = plan_of(&graph_of(&EXAMPLE.replace(from, to)), &state);
+        let change = &plan.changes[position(&plan, "eks_node_group.default")];
+        assert_eq!(change.action, Action::Replace(ReplaceOrder::DeleteThenCreate), "{attr}");
+        assert!(change.attrs.iter().any(|a| a.name == attr && a.forces_replacement));
+        assert_eq!(plan.summary(), Summary { add: 1, change: 0, destroy: 1 }, "{attr}");
+    }
+}
+
+#[test]
+fn a_tag_change_is_never_a_replacement() {
+    let graph = graph_of(EXAMPLE);
+    let plan = plan_of(
+        &graph_of(&EXAMPLE.replace("env = \"dev\"", "env = \"prod\"")),
+        &applied(&graph),
+    );
+    assert!(plan.actions().all(|c| c.action == Action::Update));
+    assert!(plan.actions().any(|c| c.address.as_str() == "vpc"));
+}
+
+#[test]
+fn removed_resources_are_deleted_dependents_first() {
+    let graph = graph_of(EXAMPLE);
+    let state = applied(&graph);
+    let without_irsa = EXAMPLE
+        .split("[irsa.kserve-s3]")
+        .next()
+        .unwrap()
+        .to_string()
+        + &EXAMPLE[EXAMPLE.find("[buckets.models]").unwrap()..];
+    let without_irsa = without_irsa.replace(
+        &EXAMPLE[EXAMPLE.find("[buckets.models]").unwrap()..EXAMPLE.find("[repositories").unwrap()],
+        "",
+    );
+    let plan = plan_of(&graph_of(&without_irsa), &state);
+    for address in [
+        "iam_role_policy_attachment.irsa.kserve-s3.AmazonS3ReadOnlyAccess",
+        "iam_role.irsa.kserve-s3",
+        "iam_oidc_provider",
+        "s3_bucket.models",
+    ] {
+        assert_eq!(action_of(&plan, address), Action::Delete, "{address}");
+    }
+    assert!(
+        position(&plan, "iam_role_policy_attachment.irsa.kserve-s3.AmazonS3ReadOnlyAccess")
+            < position(&plan, "iam_role.irsa.kserve-s3")
+    );
+    assert!(position(&plan, "iam_role.irsa.kserve-s3") < position(&plan, "iam_oidc_provider"));
+    assert_eq!(plan.summary(), Summary { add: 0, change: 0, destroy: 4 });
+}
+
+#[test]
+fn destroy_deletes_everything_in_reverse_dependency_order() {
+    let graph = graph_of(EXAMPLE);
+    let empty = DesiredGraph::from_resources(Vec::new()).unwrap();
+    let plan = plan_of(&empty, &applied(&graph));
+    assert_eq!(plan.summary().destroy, 31);
+    let before = |a: &str, b: &str| {
+        assert!(position(&plan, a) < position(&plan, b), "`{a}` must be deleted before `{b}`");
+    };
+    before("eks_node_group.default", "eks_cluster");
+    before("eks_cluster", "subnet.private.us-west-2a");
+    before("nat_gateway.us-west-2a", "eip.us-west-2a");
+    before("nat_gateway.us-west-2a", "subnet.public.us-west-2a");
+    before("subnet.public.us-west-2a", "vpc");
+    before("internet_gateway", "vpc");
+}
+
+#[test]
+fn a_resource_deleted_outside_mlops_is_created_again_with_a_reason() {
+    let graph = graph_of(EXAMPLE);
+    let mut state = applied(&graph);
+    let gone = Address::new("ecr_repository.wine-model");
+    state.resources.remove(&gone);
+    let plan = diff(&graph, &state, &BTreeSet::from([gone]), &PlanOptions::default()).unwrap();
+    let change = &plan.changes[position(&plan, "ecr_repository.wine-model")];
+    assert_eq!(change.action, Action::Create);
+    assert_eq!(change.reason.as_deref(), Some("deleted outside mlops"));
+}
+
+#[test]
+fn targets_keep_their_prerequisites_only() {
+    let graph = graph_of(EXAMPLE);
+    let options = PlanOptions {
+        targets: vec![Address::new("eks_node_group.default")],
+    };
+    let plan = diff(&graph, &State::new("mlops"), &BTreeSet::new(), &options).unwrap();
+    let addresses: Vec<&str> = plan.changes.iter().map(|c| c.address.as_str()).collect();
+    assert!(addresses.contains(&"vpc"));
+    assert!(addresses.contains(&"eks_cluster"));
+    assert!(!addresses.contains(&"s3_bucket.models"));
+    assert!(!addresses.contains(&"iam_oidc_provider"));
+
+    let options = PlanOptions {
+        targets: vec![Address::new("eks_node_group.defualt")],
+    };
+    let err = diff(&graph, &State::new("mlops"), &BTreeSet::new(), &options).unwrap_err();
+    assert_eq!(
+        err.hint().unwrap(),
+        "did you mean `eks_node_group.default`? `mlops graph` lists every address"
+    );
+}
+
+#[test]
+fn snapshot_of_the_create_plan() {
+    let plan = plan_of(&graph_of(EXAMPLE), &State::new("mlops"));
+    insta::assert_snapshot!("create_plan", render::human(&plan, Style::PLAIN));
+}
+
+#[test]
+fn snapshot_of_an_update_replace_and_delete_plan() {
+    let graph = graph_of(EXAMPLE);
+    let state = applied(&graph);
+    let text = EXAMPLE
+        .replace("desired = 2", "desired = 3")
+        .replace("env = \"dev\"", "env = \"dev\", team = \"a\"")
+        .replace("instance_types = [\"t3.medium\"]", "instance_types = [\"t3.large\"]")
+        .replace("[repositories.wine-model]", "[repositories.beer-model]");
+    let plan = plan_of(&graph_of(&text), &state);
+    let plan = Plan {
+        changes: plan
+            .changes
+            .into_iter()
+            .filter(|c| {
+                ["eks_node_group.default", "vpc", "ecr_repository.wine-model", "ecr_repository.beer-model"]
+                    .contains(&c.address.as_str())
+            })
+            .collect(),
+        ..plan
+    };
+    insta::assert_snapshot!("mixed_plan", render::human(&plan, Style::PLAIN));
+    insta::assert_json_snapshot!("mixed_plan_json", json::to_json(&plan));
+}
+
+#[test]
+fn colour_is_only_added_when_asked() {
+    let plan = plan_of(&graph_of(EXAMPLE), &State::new("mlops"));
+    assert!(!render::human(&plan, Style::PLAIN).contains('\x1b'));
+    assert!(render::human(&plan, Style { color: true }).contains("\x1b[32m+\x1b[0m"));
+}

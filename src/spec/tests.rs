@@ -1,0 +1,292 @@
+//! Validation, rule by rule: the reference stack passes, and each mistake is reported with its
+//! line and column, all of them at once.
+
+use std::path::Path;
+
+use super::*;
+
+const EXAMPLE: &str = include_str!("../../stacks/example.toml");
+
+fn parse_text(text: &str) -> Result<Spec, SpecError> {
+    parse(Path::new("stacks/t.toml"), text.to_string())
+}
+
+/// Every problem as `(line, column, message)`.
+fn problems(text: &str) -> Vec<(usize, usize, String)> {
+    match parse_text(text) {
+        Ok(_) => Vec::new(),
+        Err(SpecError::Invalid {
+            file, diagnostics, ..
+        }) => diagnostics
+            .iter()
+            .map(|d| {
+                let (line, col) = file.line_col(d.span.clone().map_or(0, |s| s.start));
+                (line, col, d.message.clone())
+            })
+            .collect(),
+        Err(other) => panic!("unexpected error {other}"),
+    }
+}
+
+/// The example with `from` replaced by `to` (which must occur).
+fn example_with(from: &str, to: &str) -> String {
+    assert!(EXAMPLE.contains(from), "the example has no `{from}`");
+    EXAMPLE.replacen(from, to, 1)
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).expect("needle") + 1
+}
+
+/// Asserts exactly one problem, whose message contains `expect`, located on the line of `at`.
+fn assert_one(text: &str, expect: &str, at: &str) {
+    let found = problems(text);
+    assert_eq!(found.len(), 1, "expected one problem, got {found:#?}");
+    let (line, _, message) = &found[0];
+    assert!(message.contains(expect), "`{message}` does not contain `{expect}`");
+    assert_eq!(*line, line_of(text, at), "wrong line for `{message}`");
+}
+
+#[test]
+fn the_reference_stack_is_valid() {
+    let spec = parse_text(EXAMPLE).unwrap();
+    assert_eq!(spec.stack.name, "mlops");
+    assert_eq!(spec.vpc.zones.len(), 2);
+    assert_eq!(spec.vpc.zones[1].private_subnet.to_string(), "10.0.2.0/24");
+    assert_eq!(spec.vpc.nat, NatMode::Single);
+    assert_eq!(spec.eks.node_groups["default"].desired, 2);
+    assert_eq!(spec.irsa["kserve-s3"].service_account, "kserve-sa");
+    assert_eq!(spec.buckets["models"].encryption, "AES256");
+    assert_eq!(spec.repositories["wine-model"].keep_last_images, Some(30));
+    assert_eq!(
+        spec.state,
+        StateSpec::Local {
+            path: "state/mlops.json".into()
+        }
+    );
+}
+
+#[test]
+fn safe_defaults_apply_when_keys_are_left_out() {
+    let text = example_with("versioning = true\n", "")
+        .replace("encryption = \"AES256\"             # \"AES256\" | \"aws:kms\"\n", "")
+        .replace("force_destroy = false\n", "")
+        .replace("[state]                           # optional; default: local file state/<name>.json\nbackend = \"local\"\npath = \"state/mlops.json\"\n", "");
+    let spec = parse_text(&text).unwrap();
+    let bucket = &spec.buckets["models"];
+    assert!(bucket.versioning);
+    assert_eq!(bucket.encryption, "AES256");
+    assert!(!bucket.force_destroy);
+    assert_eq!(
+        spec.state,
+        StateSpec::Local {
+            path: "state/mlops.json".into()
+        }
+    );
+}
+
+#[test]
+fn stack_name_rules() {
+    let text = example_with("name = \"mlops\"", "name = \"MLops\"");
+    assert_one(&text, "stack name `MLops` is not valid", "name = \"MLops\"");
+}
+
+#[test]
+fn region_and_zones_must_match() {
+    let text = example_with("\"us-west-2b\"]", "\"us-east-1b\"]");
+    assert_one(&text, "availability zone `us-east-1b`", "us-east-1b");
+    let text = example_with("region = \"us-west-2\"", "region = \"uswest\"");
+    let found = problems(&text);
+    assert!(found.iter().any(|p| p.2.contains("region `uswest`")));
+}
+
+#[test]
+fn eks_needs_two_zones() {
+    let text = example_with(
+        "azs = [\"us-west-2a\", \"us-west-2b\"]",
+        "azs = [\"us-west-2a\"]",
+    )
+    .replace(
+        "public_subnets = [\"10.0.101.0/24\", \"10.0.102.0/24\"]",
+        "public_subnets = [\"10.0.101.0/24\"]",
+    )
+    .replace(
+        "private_subnets = [\"10.0.1.0/24\", \"10.0.2.0/24\"]",
+        "private_subnets = [\"10.0.1.0/24\"]",
+    );
+    assert_one(&text, "at least two availability zones", "azs = ");
+}
+
+#[test]
+fn one_subnet_of_each_kind_per_zone() {
+    let text = example_with(
+        "private_subnets = [\"10.0.1.0/24\", \"10.0.2.0/24\"]",
+        "private_subnets = [\"10.0.1.0/24\"]",
+    );
+    assert_one(&text, "1 private subnets for 2 availability zones", "private_subnets");
+    let text = example_with(
+        "public_subnets = [\"10.0.101.0/24\", \"10.0.102.0/24\"]",
+        "public_subnets = [\"10.0.101.0/24\"]",
+    );
+    assert_one(&text, "1 public subnets for 2 availability zones", "public_subnets");
+}
+
+#[test]
+fn subnets_inside_the_vpc_and_not_overlapping() {
+    let text = example_with("\"10.0.102.0/24\"]", "\"10.9.1.0/24\"]");
+    assert_one(&text, "subnet 10.9.1.0/24 is outside the VPC 10.0.0.0/16", "public_subnets");
+    let text = example_with("\"10.0.1.0/24\", \"10.0.2.0/24\"]", "\"10.0.1.0/24\", \"10.0.0.0/23\"]");
+    assert_one(&text, "subnet 10.0.0.0/23 overlaps subnet 10.0.1.0/24", "private_subnets");
+}
+
+#[test]
+fn cidrs_must_parse_and_have_no_host_bits() {
+    let text = example_with("cidr = \"10.0.0.0/16\"", "cidr = \"10.0.0.1/16\"");
+    let found = problems(&text);
+    assert!(found[0].2.contains("has host bits set"), "{found:?}");
+    let text = example_with("cidr = \"10.0.0.0/16\"", "cidr = \"10.0.0.0/33\"");
+    assert!(problems(&text)[0].2.contains("is not an IPv4 CIDR block"));
+    let text = example_with("cidr = \"10.0.0.0/16\"", "cidr = \"10.0.0.0/8\"");
+    assert!(problems(&text).iter().any(|p| p.2.contains("/8 prefix")));
+}
+
+#[test]
+fn nat_needs_public_subnets() {
+    let text = example_with(
+        "public_subnets = [\"10.0.101.0/24\", \"10.0.102.0/24\"]   # one per AZ, same order\n",
+        "",
+    );
+    assert_one(&text, "a NAT gateway needs public subnets", "nat = \"single\"");
+    let text = text.replace("nat = \"single\"", "nat = \"none\"");
+    assert!(problems(&text).is_empty());
+    let text = example_with("nat = \"single\"", "nat = \"every\"");
+    assert_one(&text, "`every` is not a valid NAT mode", "nat = \"every\"");
+}
+
+#[test]
+fn node_group_sizes_must_be_ordered() {
+    let text = example_with("desired = 2", "desired = 5");
+    assert_one(&text, "min 1 <= desired 5 <= max 3 does not hold", "desired = 5");
+    let text = example_with("min = 1", "min = -1");
+    assert!(problems(&text).iter().any(|p| p.2.contains("`min` must not be negative")));
+}
+
+#[test]
+fn node_group_names_are_unique_and_valid() {
+    let text = format!(
+        "{EXAMPLE}\n[eks.node_groups.gpu]\nname = \"default\"\ninstance_types = [\"g5.xlarge\"]\nmin = 0\nmax = 1\ndesired = 0\n"
+    );
+    assert_one(&text, "have the same name `default`", "name = \"default\"");
+    let text = example_with("instance_types = [\"t3.medium\"]", "instance_types = [\"t3\"]");
+    assert_one(&text, "instance type `t3` is not valid", "instance_types");
+    let text = example_with("capacity = \"on_demand\"", "capacity = \"reserved\"");
+    assert_one(&text, "`reserved` is not a valid capacity", "capacity = ");
+}
+
+#[test]
+fn taints_and_labels_follow_kubernetes_rules() {
+    let text = example_with(
+        "taints = []",
+        "taints = [{ key = \"nvidia.com/gpu\", value = \"true\", effect = \"NoSchedule\" }]",
+    );
+    assert_one(&text, "`NoSchedule` is not a valid taint effect", "taints = ");
+    let text = example_with("labels = { workload = \"general\" }", "labels = { workload = \"-general\" }");
+    assert_one(&text, "label value `-general` is not valid", "labels = ");
+}
+
+#[test]
+fn eks_version_must_be_supported() {
+    let text = example_with("version = \"1.31\"", "version = \"1.21\"");
+    assert_one(&text, "EKS version `1.21` is not supported", "version = \"1.21\"");
+}
+
+#[test]
+fn irsa_names_follow_kubernetes_rules() {
+    let text = example_with("namespace = \"kserve-inference\"", "namespace = \"KServe\"");
+    assert_one(&text, "namespace `KServe` is not valid", "namespace = ");
+    let text = example_with("service_account = \"kserve-sa\"", "service_account = \"kserve_sa\"");
+    assert_one(&text, "service account name `kserve_sa` is not valid", "service_account");
+    let text = example_with("arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess", "AmazonS3ReadOnlyAccess");
+    assert_one(&text, "policy ARN `AmazonS3ReadOnlyAccess` is not valid", "policy_arns");
+}
+
+#[test]
+fn two_irsa_roles_cannot_share_a_service_account() {
+    let text = format!(
+        "{EXAMPLE}\n[irsa.again]\nnamespace = \"kserve-inference\"\nservice_account = \"kserve-sa\"\n"
+    );
+    let found = problems(&text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].2.contains("both use service account `kserve-inference/kserve-sa`"));
+}
+
+#[test]
+fn bucket_and_repository_names_follow_aws_rules() {
+    let text = example_with("name = \"mlops-models-bucket\"", "name = \"MLops_Models\"");
+    assert_one(&text, "bucket name `MLops_Models` is not valid", "MLops_Models");
+    let text = example_with("[repositories.wine-model]", "[repositories.Wine--Model]");
+    assert_one(&text, "repository name `Wine--Model` is not valid", "[repositories.Wine--Model]");
+    let text = example_with("encryption = \"AES256\"", "encryption = \"DES\"");
+    assert_one(&text, "`DES` is not a valid bucket encryption", "encryption = \"DES\"");
+    let text = example_with("tag_mutability = \"MUTABLE\"", "tag_mutability = \"mutable\"");
+    assert_one(&text, "`mutable` is not a valid tag mutability", "tag_mutability");
+}
+
+#[test]
+fn two_buckets_cannot_share_a_name() {
+    let text = format!("{EXAMPLE}\n[buckets.copy]\nname = \"mlops-models-bucket\"\n");
+    let found = problems(&text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].2.contains("have the same name `mlops-models-bucket`"));
+}
+
+#[test]
+fn reserved_tags_are_refused() {
+    let text = example_with("tags = { env = \"dev\" }", "tags = { \"mlops:stack\" = \"x\" }");
+    assert_one(&text, "tag `mlops:stack` is not valid", "tags = ");
+}
+
+#[test]
+fn unknown_keys_wrong_types_and_broken_toml_are_located() {
+    let text = example_with("nat = \"single\"", "nat = \"single\"\nnat_gateways = 2");
+    let found = problems(&text);
+    assert_eq!(found.len(), 1);
+    assert!(found[0].2.contains("unknown field `nat_gateways`"), "{found:?}");
+    assert_eq!(found[0].0, line_of(&text, "nat_gateways"));
+
+    let text = example_with("disk_size = 50", "disk_size = \"50\"");
+    let found = problems(&text);
+    assert!(found[0].2.contains("invalid type"), "{found:?}");
+    assert_eq!(found[0].0, line_of(&text, "disk_size"));
+
+    let truncated = &EXAMPLE[..EXAMPLE.find("private_subnets").unwrap() + 22];
+    let found = problems(truncated);
+    assert_eq!(found.len(), 1, "{found:?}");
+
+    assert!(!problems("[stack\nname = 1").is_empty());
+}
+
+#[test]
+fn several_mistakes_are_all_reported_in_file_order() {
+    let text = example_with("name = \"mlops\"", "name = \"Bad Name\"")
+        .replace("desired = 2", "desired = 9")
+        .replace("\"10.0.102.0/24\"]", "\"192.168.0.0/24\"]")
+        .replace("name = \"mlops-models-bucket\"", "name = \"Bad_Bucket\"");
+    let found = problems(&text);
+    assert_eq!(found.len(), 4, "{found:#?}");
+    let lines: Vec<usize> = found.iter().map(|p| p.0).collect();
+    let mut sorted = lines.clone();
+    sorted.sort();
+    assert_eq!(lines, sorted);
+    let report = parse_text(&text).unwrap_err().report().unwrap();
+    assert!(report.contains("has 4 problems"));
+    assert!(report.contains("--> stacks/t.toml:"));
+}
+
+#[test]
+fn stack_argument_resolution() {
+    assert_eq!(stack_path("team-a"), Path::new("stacks/team-a.toml"));
+    assert_eq!(stack_path("x/y.toml"), Path::new("x/y.toml"));
+    assert_eq!(stack_path("y.toml"), Path::new("y.toml"));
+    assert_eq!(stack_path("./dir/team"), Path::new("./dir/team"));
+}
