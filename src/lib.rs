@@ -13,10 +13,12 @@
 
 pub mod cli;
 pub mod error;
+pub mod exec;
 pub mod graph;
 pub mod model;
 pub mod ops;
 pub mod plan;
+pub mod providers;
 pub mod spec;
 pub mod state;
 pub mod ui;

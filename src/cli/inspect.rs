@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 
 use super::StackArg;
 use crate::model::Address;
-use crate::ops::{self, Stack};
+use crate::ops::Stack;
+use crate::state;
 use crate::{Error, Result};
 
 #[derive(Debug, clap::Args)]
@@ -44,7 +45,7 @@ pub struct ForceUnlockArgs {
 
 pub fn output(args: &OutputArgs) -> Result<u8> {
     let stack = Stack::open(&args.stack.stack)?;
-    let outputs: BTreeMap<String, Value> = ops::outputs(&stack.state()?);
+    let outputs: BTreeMap<String, Value> = state::outputs(&stack.state()?);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outputs).expect("json"));
         return Ok(0);

@@ -1,5 +1,6 @@
 //! The closed set of resource kinds and what the planner must know of each: its name in
-//! addresses and state, which attributes force a replacement, and the order of a replacement.
+//! addresses and state, and which attributes force a replacement. A replacement always deletes
+//! the old object first: every kind here is named or addressed in a way two objects cannot share.
 
 use std::fmt;
 use std::str::FromStr;
@@ -24,18 +25,6 @@ pub enum ResourceKind {
     IamOidcProvider,
     S3Bucket,
     EcrRepository,
-}
-
-/// How a replacement runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReplaceOrder {
-    /// The old object is deleted before the new one is created: its name or address range
-    /// cannot be held by two objects at once.
-    DeleteThenCreate,
-    /// The new object is created first and the old one deleted after, so that whatever depends
-    /// on it is never left without one.
-    CreateThenDelete,
 }
 
 impl ResourceKind {
@@ -107,16 +96,6 @@ impl ResourceKind {
             ResourceKind::EcrRepository => &["name"],
         };
         attrs.contains(&attr)
-    }
-
-    pub fn replace_order(self) -> ReplaceOrder {
-        match self {
-            // A provider is keyed by its issuer URL, so the new one can exist beside the old
-            // one while the IRSA roles' trust policies move over in place: no role is ever left
-            // trusting nothing.
-            ResourceKind::IamOidcProvider => ReplaceOrder::CreateThenDelete,
-            _ => ReplaceOrder::DeleteThenCreate,
-        }
     }
 }
 

@@ -11,7 +11,7 @@ mod address;
 mod kind;
 
 pub use address::Address;
-pub use kind::{ReplaceOrder, ResourceKind};
+pub use kind::ResourceKind;
 
 use serde_json::{json, Map, Value};
 

@@ -1,8 +1,6 @@
 //! What the commands do, apart from argument parsing and printing: open a stack (spec, graph,
 //! state store), lock it, plan, and save plans. One function per operation.
 
-mod outputs;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -14,8 +12,6 @@ use crate::plan::{self, Plan, PlanOptions};
 use crate::spec::{self, Spec, StateSpec};
 use crate::state::{LocalStore, LockGuard, State, StateStore};
 use crate::{Error, Result};
-
-pub use outputs::outputs;
 
 /// A stack ready to work on: its validated spec, desired graph and state store.
 pub struct Stack {

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::model::{Address, Attrs, ReplaceOrder, ResourceKind};
+use crate::model::{Address, Attrs, ResourceKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -12,7 +12,8 @@ pub enum Action {
     NoOp,
     Create,
     Update,
-    Replace(ReplaceOrder),
+    /// Delete the object, then create it anew.
+    Replace,
     Delete,
 }
 
@@ -23,8 +24,7 @@ impl Action {
             Action::NoOp => " ",
             Action::Create => "+",
             Action::Update => "~",
-            Action::Replace(ReplaceOrder::DeleteThenCreate) => "-/+",
-            Action::Replace(ReplaceOrder::CreateThenDelete) => "+/-",
+            Action::Replace => "-/+",
             Action::Delete => "-",
         }
     }
@@ -35,7 +35,7 @@ impl Action {
             Action::NoOp => "is up to date",
             Action::Create => "will be created",
             Action::Update => "will be updated in-place",
-            Action::Replace(_) => "must be replaced",
+            Action::Replace => "must be replaced",
             Action::Delete => "will be destroyed",
         }
     }
@@ -46,20 +46,19 @@ impl Action {
             Action::NoOp => "no-op",
             Action::Create => "create",
             Action::Update => "update",
-            Action::Replace(ReplaceOrder::DeleteThenCreate) => "delete-create",
-            Action::Replace(ReplaceOrder::CreateThenDelete) => "create-delete",
+            Action::Replace => "replace",
             Action::Delete => "delete",
         }
     }
 
     /// Whether this action creates an object (a create or the second half of a replace).
     pub fn creates(self) -> bool {
-        matches!(self, Action::Create | Action::Replace(_))
+        matches!(self, Action::Create | Action::Replace)
     }
 
     /// Whether this action deletes an object.
     pub fn deletes(self) -> bool {
-        matches!(self, Action::Delete | Action::Replace(_))
+        matches!(self, Action::Delete | Action::Replace)
     }
 }
 

@@ -147,9 +147,7 @@ fn diff_one(
         .collect();
     let action = match prior {
         None => Action::Create,
-        Some(_) if attrs.iter().any(|a| a.forces_replacement) => {
-            Action::Replace(resource.kind.replace_order())
-        }
+        Some(_) if attrs.iter().any(|a| a.forces_replacement) => Action::Replace,
         Some(_) if attrs.iter().any(AttrChange::is_change) => Action::Update,
         Some(_) => Action::NoOp,
     };

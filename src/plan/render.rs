@@ -60,9 +60,7 @@ fn render_change(out: &mut String, change: &Change, style: Style) {
         change.address
     );
     let shown: Vec<&AttrChange> = match action {
-        Action::Update | Action::Replace(_) => {
-            change.attrs.iter().filter(|a| a.is_change()).collect()
-        }
+        Action::Update | Action::Replace => change.attrs.iter().filter(|a| a.is_change()).collect(),
         // Unset attributes say nothing about a new or a deleted object.
         _ => change.attrs.iter().filter(|a| !a.is_null()).collect(),
     };
@@ -71,7 +69,7 @@ fn render_change(out: &mut String, change: &Change, style: Style) {
         render_attr(out, attr, width, style);
     }
     let hidden = change.attrs.len() - shown.len();
-    if hidden > 0 && matches!(action, Action::Update | Action::Replace(_)) {
+    if hidden > 0 && matches!(action, Action::Update | Action::Replace) {
         let _ = writeln!(
             out,
             "        # ({hidden} unchanged attribute{} hidden)",

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::graph::DesiredGraph;
-use crate::model::{resolve, Address, ReplaceOrder};
+use crate::model::{resolve, Address};
 use crate::spec;
 use crate::state::{ResourceState, State};
 use crate::ui::Style;
@@ -82,7 +82,10 @@ fn a_new_stack_creates_everything_in_dependency_order() {
     assert_eq!(plan.summary().add, 31);
     assert!(plan.changes.iter().all(|c| c.action == Action::Create));
     let before = |a: &str, b: &str| {
-        assert!(position(&plan, a) < position(&plan, b), "`{a}` must come before `{b}`");
+        assert!(
+            position(&plan, a) < position(&plan, b),
+            "`{a}` must come before `{b}`"
+        );
     };
     before("vpc", "subnet.public.us-west-2a");
     before("vpc", "subnet.private.us-west-2b");
@@ -91,18 +94,31 @@ fn a_new_stack_creates_everything_in_dependency_order() {
     before("subnet.public.us-west-2a", "nat_gateway.us-west-2a");
     before("eip.us-west-2a", "nat_gateway.us-west-2a");
     before("nat_gateway.us-west-2a", "route.private.us-west-2b.nat");
-    before("iam_role.cluster", "iam_role_policy_attachment.cluster.AmazonEKSClusterPolicy");
-    before("iam_role_policy_attachment.cluster.AmazonEKSClusterPolicy", "eks_cluster");
+    before(
+        "iam_role.cluster",
+        "iam_role_policy_attachment.cluster.AmazonEKSClusterPolicy",
+    );
+    before(
+        "iam_role_policy_attachment.cluster.AmazonEKSClusterPolicy",
+        "eks_cluster",
+    );
     before("subnet.private.us-west-2a", "eks_cluster");
     before("eks_cluster", "eks_node_group.default");
-    before("iam_role_policy_attachment.node.AmazonEKS_CNI_Policy", "eks_node_group.default");
+    before(
+        "iam_role_policy_attachment.node.AmazonEKS_CNI_Policy",
+        "eks_node_group.default",
+    );
     before("route.private.us-west-2a.nat", "eks_node_group.default");
     before("eks_cluster", "iam_oidc_provider");
     before("iam_oidc_provider", "iam_role.irsa.kserve-s3");
     // Every dependency of every change comes earlier in the plan.
     for (i, change) in plan.changes.iter().enumerate() {
         for dep in &change.deps {
-            assert!(position(&plan, dep.as_str()) < i, "{} before its dep {dep}", change.address);
+            assert!(
+                position(&plan, dep.as_str()) < i,
+                "{} before its dep {dep}",
+                change.address
+            );
         }
     }
 }
@@ -113,7 +129,11 @@ fn values_of_resources_not_created_yet_are_unknown() {
     let subnet = &plan.changes[position(&plan, "subnet.public.us-west-2a")];
     let vpc_id = subnet.attrs.iter().find(|a| a.name == "vpc_id").unwrap();
     assert_eq!(vpc_id.after, Some(PlanValue::Unknown));
-    let cidr = subnet.attrs.iter().find(|a| a.name == "cidr_block").unwrap();
+    let cidr = subnet
+        .attrs
+        .iter()
+        .find(|a| a.name == "cidr_block")
+        .unwrap();
     assert_eq!(cidr.after, Some(PlanValue::Known(json!("10.0.101.0/24"))));
 }
 
@@ -121,7 +141,11 @@ fn values_of_resources_not_created_yet_are_unknown() {
 fn nothing_changes_after_an_apply() {
     let graph = graph_of(EXAMPLE);
     let plan = plan_of(&graph, &applied(&graph));
-    assert!(!plan.has_changes(), "{:#?}", plan.actions().collect::<Vec<_>>());
+    assert!(
+        !plan.has_changes(),
+        "{:#?}",
+        plan.actions().collect::<Vec<_>>()
+    );
     assert_eq!(plan.changes.len(), 31);
 }
 
@@ -129,22 +153,41 @@ fn nothing_changes_after_an_apply() {
 fn a_scaled_node_group_is_updated_in_place() {
     let graph = graph_of(EXAMPLE);
     let state = applied(&graph);
-    let plan = plan_of(&graph_of(&EXAMPLE.replace("desired = 2", "desired = 3")), &state);
+    let plan = plan_of(
+        &graph_of(&EXAMPLE.replace("desired = 2", "desired = 3")),
+        &state,
+    );
     assert_eq!(action_of(&plan, "eks_node_group.default"), Action::Update);
-    assert_eq!(changed_attrs(&plan, "eks_node_group.default"), vec!["desired_size"]);
-    assert_eq!(plan.summary(), Summary { add: 0, change: 1, destroy: 0 });
+    assert_eq!(
+        changed_attrs(&plan, "eks_node_group.default"),
+        vec!["desired_size"]
+    );
+    assert_eq!(
+        plan.summary(),
+        Summary {
+            add: 0,
+            change: 1,
+            destroy: 0
+        }
+    );
 }
 
 #[test]
 fn drift_in_the_state_shows_as_an_update() {
     let graph = graph_of(EXAMPLE);
     let mut state = applied(&graph);
-    let bucket = state.resources.get_mut(&Address::new("s3_bucket.models")).unwrap();
+    let bucket = state
+        .resources
+        .get_mut(&Address::new("s3_bucket.models"))
+        .unwrap();
     bucket.attrs.insert("versioning".into(), json!(false));
     bucket.attrs["tags"].as_object_mut().unwrap().remove("env");
     let plan = plan_of(&graph, &state);
     assert_eq!(action_of(&plan, "s3_bucket.models"), Action::Update);
-    assert_eq!(changed_attrs(&plan, "s3_bucket.models"), vec!["tags", "versioning"]);
+    assert_eq!(
+        changed_attrs(&plan, "s3_bucket.models"),
+        vec!["tags", "versioning"]
+    );
 }
 
 #[test]
@@ -156,8 +199,7 @@ fn a_new_vpc_cidr_replaces_the_vpc_and_everything_inside_it() {
         .replace("10.0.1", "10.1.1")
         .replace("10.0.2", "10.1.2");
     let plan = plan_of(&graph_of(&text), &state);
-    let replace = Action::Replace(ReplaceOrder::DeleteThenCreate);
-    assert_eq!(action_of(&plan, "vpc"), replace);
+    assert_eq!(action_of(&plan, "vpc"), Action::Replace);
     let vpc = &plan.changes[position(&plan, "vpc")];
     let forcing: Vec<&str> = vpc
         .attrs
@@ -167,12 +209,16 @@ fn a_new_vpc_cidr_replaces_the_vpc_and_everything_inside_it() {
         .collect();
     assert_eq!(forcing, vec!["cidr_block"]);
     // Objects that live in the VPC follow, because their `vpc_id` becomes unknown.
-    for address in ["subnet.public.us-west-2a", "internet_gateway", "route_table.public"] {
-        assert_eq!(action_of(&plan, address), replace, "{address}");
+    for address in [
+        "subnet.public.us-west-2a",
+        "internet_gateway",
+        "route_table.public",
+    ] {
+        assert_eq!(action_of(&plan, address), Action::Replace, "{address}");
     }
     // Through the subnets, the cluster and its node group are replaced too.
-    assert_eq!(action_of(&plan, "eks_cluster"), replace);
-    assert_eq!(action_of(&plan, "eks_node_group.default"), replace);
+    assert_eq!(action_of(&plan, "eks_cluster"), Action::Replace);
+    assert_eq!(action_of(&plan, "eks_node_group.default"), Action::Replace);
     // Nothing outside the VPC is touched.
     assert_eq!(action_of(&plan, "s3_bucket.models"), Action::NoOp);
     assert_eq!(action_of(&plan, "iam_role.node"), Action::NoOp);
@@ -183,15 +229,34 @@ fn replacement_triggers_of_a_node_group() {
     let graph = graph_of(EXAMPLE);
     let state = applied(&graph);
     for (from, to, attr) in [
-        ("instance_types = [\"t3.medium\"]", "instance_types = [\"m5.large\"]", "instance_types"),
-        ("capacity = \"on_demand\"", "capacity = \"spot\"", "capacity_type"),
+        (
+            "instance_types = [\"t3.medium\"]",
+            "instance_types = [\"m5.large\"]",
+            "instance_types",
+        ),
+        (
+            "capacity = \"on_demand\"",
+            "capacity = \"spot\"",
+            "capacity_type",
+        ),
         ("disk_size = 50", "disk_size = 100", "disk_size"),
     ] {
         let plan = plan_of(&graph_of(&EXAMPLE.replace(from, to)), &state);
         let change = &plan.changes[position(&plan, "eks_node_group.default")];
-        assert_eq!(change.action, Action::Replace(ReplaceOrder::DeleteThenCreate), "{attr}");
-        assert!(change.attrs.iter().any(|a| a.name == attr && a.forces_replacement));
-        assert_eq!(plan.summary(), Summary { add: 1, change: 0, destroy: 1 }, "{attr}");
+        assert_eq!(change.action, Action::Replace, "{attr}");
+        assert!(change
+            .attrs
+            .iter()
+            .any(|a| a.name == attr && a.forces_replacement));
+        assert_eq!(
+            plan.summary(),
+            Summary {
+                add: 1,
+                change: 0,
+                destroy: 1
+            },
+            "{attr}"
+        );
     }
 }
 
@@ -230,11 +295,20 @@ fn removed_resources_are_deleted_dependents_first() {
         assert_eq!(action_of(&plan, address), Action::Delete, "{address}");
     }
     assert!(
-        position(&plan, "iam_role_policy_attachment.irsa.kserve-s3.AmazonS3ReadOnlyAccess")
-            < position(&plan, "iam_role.irsa.kserve-s3")
+        position(
+            &plan,
+            "iam_role_policy_attachment.irsa.kserve-s3.AmazonS3ReadOnlyAccess"
+        ) < position(&plan, "iam_role.irsa.kserve-s3")
     );
     assert!(position(&plan, "iam_role.irsa.kserve-s3") < position(&plan, "iam_oidc_provider"));
-    assert_eq!(plan.summary(), Summary { add: 0, change: 0, destroy: 4 });
+    assert_eq!(
+        plan.summary(),
+        Summary {
+            add: 0,
+            change: 0,
+            destroy: 4
+        }
+    );
 }
 
 #[test]
@@ -244,7 +318,10 @@ fn destroy_deletes_everything_in_reverse_dependency_order() {
     let plan = plan_of(&empty, &applied(&graph));
     assert_eq!(plan.summary().destroy, 31);
     let before = |a: &str, b: &str| {
-        assert!(position(&plan, a) < position(&plan, b), "`{a}` must be deleted before `{b}`");
+        assert!(
+            position(&plan, a) < position(&plan, b),
+            "`{a}` must be deleted before `{b}`"
+        );
     };
     before("eks_node_group.default", "eks_cluster");
     before("eks_cluster", "subnet.private.us-west-2a");
@@ -260,7 +337,13 @@ fn a_resource_deleted_outside_mlops_is_created_again_with_a_reason() {
     let mut state = applied(&graph);
     let gone = Address::new("ecr_repository.wine-model");
     state.resources.remove(&gone);
-    let plan = diff(&graph, &state, &BTreeSet::from([gone]), &PlanOptions::default()).unwrap();
+    let plan = diff(
+        &graph,
+        &state,
+        &BTreeSet::from([gone]),
+        &PlanOptions::default(),
+    )
+    .unwrap();
     let change = &plan.changes[position(&plan, "ecr_repository.wine-model")];
     assert_eq!(change.action, Action::Create);
     assert_eq!(change.reason.as_deref(), Some("deleted outside mlops"));
@@ -302,7 +385,10 @@ fn snapshot_of_an_update_replace_and_delete_plan() {
     let text = EXAMPLE
         .replace("desired = 2", "desired = 3")
         .replace("env = \"dev\"", "env = \"dev\", team = \"a\"")
-        .replace("instance_types = [\"t3.medium\"]", "instance_types = [\"t3.large\"]")
+        .replace(
+            "instance_types = [\"t3.medium\"]",
+            "instance_types = [\"t3.large\"]",
+        )
         .replace("[repositories.wine-model]", "[repositories.beer-model]");
     let plan = plan_of(&graph_of(&text), &state);
     let plan = Plan {
@@ -310,8 +396,13 @@ fn snapshot_of_an_update_replace_and_delete_plan() {
             .changes
             .into_iter()
             .filter(|c| {
-                ["eks_node_group.default", "vpc", "ecr_repository.wine-model", "ecr_repository.beer-model"]
-                    .contains(&c.address.as_str())
+                [
+                    "eks_node_group.default",
+                    "vpc",
+                    "ecr_repository.wine-model",
+                    "ecr_repository.beer-model",
+                ]
+                .contains(&c.address.as_str())
             })
             .collect(),
         ..plan

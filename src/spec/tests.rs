@@ -35,7 +35,10 @@ fn example_with(from: &str, to: &str) -> String {
 }
 
 fn line_of(text: &str, needle: &str) -> usize {
-    text.lines().position(|l| l.contains(needle)).expect("needle") + 1
+    text.lines()
+        .position(|l| l.contains(needle))
+        .expect("needle")
+        + 1
 }
 
 /// Asserts exactly one problem, whose message contains `expect`, located on the line of `at`.
@@ -43,7 +46,10 @@ fn assert_one(text: &str, expect: &str, at: &str) {
     let found = problems(text);
     assert_eq!(found.len(), 1, "expected one problem, got {found:#?}");
     let (line, _, message) = &found[0];
-    assert!(message.contains(expect), "`{message}` does not contain `{expect}`");
+    assert!(
+        message.contains(expect),
+        "`{message}` does not contain `{expect}`"
+    );
     assert_eq!(*line, line_of(text, at), "wrong line for `{message}`");
 }
 
@@ -123,20 +129,39 @@ fn one_subnet_of_each_kind_per_zone() {
         "private_subnets = [\"10.0.1.0/24\", \"10.0.2.0/24\"]",
         "private_subnets = [\"10.0.1.0/24\"]",
     );
-    assert_one(&text, "1 private subnets for 2 availability zones", "private_subnets");
+    assert_one(
+        &text,
+        "1 private subnets for 2 availability zones",
+        "private_subnets",
+    );
     let text = example_with(
         "public_subnets = [\"10.0.101.0/24\", \"10.0.102.0/24\"]",
         "public_subnets = [\"10.0.101.0/24\"]",
     );
-    assert_one(&text, "1 public subnets for 2 availability zones", "public_subnets");
+    assert_one(
+        &text,
+        "1 public subnets for 2 availability zones",
+        "public_subnets",
+    );
 }
 
 #[test]
 fn subnets_inside_the_vpc_and_not_overlapping() {
     let text = example_with("\"10.0.102.0/24\"]", "\"10.9.1.0/24\"]");
-    assert_one(&text, "subnet 10.9.1.0/24 is outside the VPC 10.0.0.0/16", "public_subnets");
-    let text = example_with("\"10.0.1.0/24\", \"10.0.2.0/24\"]", "\"10.0.1.0/24\", \"10.0.0.0/23\"]");
-    assert_one(&text, "subnet 10.0.0.0/23 overlaps subnet 10.0.1.0/24", "private_subnets");
+    assert_one(
+        &text,
+        "subnet 10.9.1.0/24 is outside the VPC 10.0.0.0/16",
+        "public_subnets",
+    );
+    let text = example_with(
+        "\"10.0.1.0/24\", \"10.0.2.0/24\"]",
+        "\"10.0.1.0/24\", \"10.0.0.0/23\"]",
+    );
+    assert_one(
+        &text,
+        "subnet 10.0.0.0/23 overlaps subnet 10.0.1.0/24",
+        "private_subnets",
+    );
 }
 
 #[test]
@@ -156,7 +181,11 @@ fn nat_needs_public_subnets() {
         "public_subnets = [\"10.0.101.0/24\", \"10.0.102.0/24\"]   # one per AZ, same order\n",
         "",
     );
-    assert_one(&text, "a NAT gateway needs public subnets", "nat = \"single\"");
+    assert_one(
+        &text,
+        "a NAT gateway needs public subnets",
+        "nat = \"single\"",
+    );
     let text = text.replace("nat = \"single\"", "nat = \"none\"");
     assert!(problems(&text).is_empty());
     let text = example_with("nat = \"single\"", "nat = \"every\"");
@@ -166,9 +195,15 @@ fn nat_needs_public_subnets() {
 #[test]
 fn node_group_sizes_must_be_ordered() {
     let text = example_with("desired = 2", "desired = 5");
-    assert_one(&text, "min 1 <= desired 5 <= max 3 does not hold", "desired = 5");
+    assert_one(
+        &text,
+        "min 1 <= desired 5 <= max 3 does not hold",
+        "desired = 5",
+    );
     let text = example_with("min = 1", "min = -1");
-    assert!(problems(&text).iter().any(|p| p.2.contains("`min` must not be negative")));
+    assert!(problems(&text)
+        .iter()
+        .any(|p| p.2.contains("`min` must not be negative")));
 }
 
 #[test]
@@ -177,7 +212,10 @@ fn node_group_names_are_unique_and_valid() {
         "{EXAMPLE}\n[eks.node_groups.gpu]\nname = \"default\"\ninstance_types = [\"g5.xlarge\"]\nmin = 0\nmax = 1\ndesired = 0\n"
     );
     assert_one(&text, "have the same name `default`", "name = \"default\"");
-    let text = example_with("instance_types = [\"t3.medium\"]", "instance_types = [\"t3\"]");
+    let text = example_with(
+        "instance_types = [\"t3.medium\"]",
+        "instance_types = [\"t3\"]",
+    );
     assert_one(&text, "instance type `t3` is not valid", "instance_types");
     let text = example_with("capacity = \"on_demand\"", "capacity = \"reserved\"");
     assert_one(&text, "`reserved` is not a valid capacity", "capacity = ");
@@ -189,25 +227,50 @@ fn taints_and_labels_follow_kubernetes_rules() {
         "taints = []",
         "taints = [{ key = \"nvidia.com/gpu\", value = \"true\", effect = \"NoSchedule\" }]",
     );
-    assert_one(&text, "`NoSchedule` is not a valid taint effect", "taints = ");
-    let text = example_with("labels = { workload = \"general\" }", "labels = { workload = \"-general\" }");
+    assert_one(
+        &text,
+        "`NoSchedule` is not a valid taint effect",
+        "taints = ",
+    );
+    let text = example_with(
+        "labels = { workload = \"general\" }",
+        "labels = { workload = \"-general\" }",
+    );
     assert_one(&text, "label value `-general` is not valid", "labels = ");
 }
 
 #[test]
 fn eks_version_must_be_supported() {
     let text = example_with("version = \"1.31\"", "version = \"1.21\"");
-    assert_one(&text, "EKS version `1.21` is not supported", "version = \"1.21\"");
+    assert_one(
+        &text,
+        "EKS version `1.21` is not supported",
+        "version = \"1.21\"",
+    );
 }
 
 #[test]
 fn irsa_names_follow_kubernetes_rules() {
     let text = example_with("namespace = \"kserve-inference\"", "namespace = \"KServe\"");
     assert_one(&text, "namespace `KServe` is not valid", "namespace = ");
-    let text = example_with("service_account = \"kserve-sa\"", "service_account = \"kserve_sa\"");
-    assert_one(&text, "service account name `kserve_sa` is not valid", "service_account");
-    let text = example_with("arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess", "AmazonS3ReadOnlyAccess");
-    assert_one(&text, "policy ARN `AmazonS3ReadOnlyAccess` is not valid", "policy_arns");
+    let text = example_with(
+        "service_account = \"kserve-sa\"",
+        "service_account = \"kserve_sa\"",
+    );
+    assert_one(
+        &text,
+        "service account name `kserve_sa` is not valid",
+        "service_account",
+    );
+    let text = example_with(
+        "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess",
+        "AmazonS3ReadOnlyAccess",
+    );
+    assert_one(
+        &text,
+        "policy ARN `AmazonS3ReadOnlyAccess` is not valid",
+        "policy_arns",
+    );
 }
 
 #[test]
@@ -217,19 +280,40 @@ fn two_irsa_roles_cannot_share_a_service_account() {
     );
     let found = problems(&text);
     assert_eq!(found.len(), 1, "{found:?}");
-    assert!(found[0].2.contains("both use service account `kserve-inference/kserve-sa`"));
+    assert!(found[0]
+        .2
+        .contains("both use service account `kserve-inference/kserve-sa`"));
 }
 
 #[test]
 fn bucket_and_repository_names_follow_aws_rules() {
     let text = example_with("name = \"mlops-models-bucket\"", "name = \"MLops_Models\"");
-    assert_one(&text, "bucket name `MLops_Models` is not valid", "MLops_Models");
+    assert_one(
+        &text,
+        "bucket name `MLops_Models` is not valid",
+        "MLops_Models",
+    );
     let text = example_with("[repositories.wine-model]", "[repositories.Wine--Model]");
-    assert_one(&text, "repository name `Wine--Model` is not valid", "[repositories.Wine--Model]");
+    assert_one(
+        &text,
+        "repository name `Wine--Model` is not valid",
+        "[repositories.Wine--Model]",
+    );
     let text = example_with("encryption = \"AES256\"", "encryption = \"DES\"");
-    assert_one(&text, "`DES` is not a valid bucket encryption", "encryption = \"DES\"");
-    let text = example_with("tag_mutability = \"MUTABLE\"", "tag_mutability = \"mutable\"");
-    assert_one(&text, "`mutable` is not a valid tag mutability", "tag_mutability");
+    assert_one(
+        &text,
+        "`DES` is not a valid bucket encryption",
+        "encryption = \"DES\"",
+    );
+    let text = example_with(
+        "tag_mutability = \"MUTABLE\"",
+        "tag_mutability = \"mutable\"",
+    );
+    assert_one(
+        &text,
+        "`mutable` is not a valid tag mutability",
+        "tag_mutability",
+    );
 }
 
 #[test]
@@ -237,12 +321,17 @@ fn two_buckets_cannot_share_a_name() {
     let text = format!("{EXAMPLE}\n[buckets.copy]\nname = \"mlops-models-bucket\"\n");
     let found = problems(&text);
     assert_eq!(found.len(), 1, "{found:?}");
-    assert!(found[0].2.contains("have the same name `mlops-models-bucket`"));
+    assert!(found[0]
+        .2
+        .contains("have the same name `mlops-models-bucket`"));
 }
 
 #[test]
 fn reserved_tags_are_refused() {
-    let text = example_with("tags = { env = \"dev\" }", "tags = { \"mlops:stack\" = \"x\" }");
+    let text = example_with(
+        "tags = { env = \"dev\" }",
+        "tags = { \"mlops:stack\" = \"x\" }",
+    );
     assert_one(&text, "tag `mlops:stack` is not valid", "tags = ");
 }
 
@@ -251,7 +340,10 @@ fn unknown_keys_wrong_types_and_broken_toml_are_located() {
     let text = example_with("nat = \"single\"", "nat = \"single\"\nnat_gateways = 2");
     let found = problems(&text);
     assert_eq!(found.len(), 1);
-    assert!(found[0].2.contains("unknown field `nat_gateways`"), "{found:?}");
+    assert!(
+        found[0].2.contains("unknown field `nat_gateways`"),
+        "{found:?}"
+    );
     assert_eq!(found[0].0, line_of(&text, "nat_gateways"));
 
     let text = example_with("disk_size = 50", "disk_size = \"50\"");

@@ -300,11 +300,7 @@ fn vpc(p: &mut Problems, raw: &S<raw::RawVpc>, region: &str) -> VpcSpec {
         .map(|(i, az)| ZoneSpec {
             name: az.get_ref().clone(),
             public_subnet: public_nets.get(i).copied().flatten(),
-            private_subnet: private_nets
-                .get(i)
-                .copied()
-                .flatten()
-                .unwrap_or_else(|| Ipv4Net::default()),
+            private_subnet: private_nets.get(i).copied().flatten().unwrap_or_default(),
         })
         .collect();
     VpcSpec {

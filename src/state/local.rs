@@ -127,7 +127,7 @@ impl StateStore for LocalStore {
                 })?;
                 Err(StateError::Locked {
                     path: self.path.clone(),
-                    holder,
+                    holder: Box::new(holder),
                 })
             }
             Err(e) => Err(self.io("lock", &self.path)(e)),
@@ -144,7 +144,7 @@ impl StateStore for LocalStore {
             return Err(StateError::LockIdMismatch {
                 path: self.path.clone(),
                 given: id.to_string(),
-                holder,
+                holder: Box::new(holder),
             });
         }
         let lock_path = self.lock_path();

@@ -8,6 +8,7 @@
 mod format;
 mod local;
 mod lock;
+mod outputs;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,6 +21,7 @@ use crate::model::{Address, Attrs, ResourceKind};
 pub use format::{parse, FORMAT_VERSION};
 pub use local::LocalStore;
 pub use lock::{LockGuard, LockInfo};
+pub use outputs::outputs;
 
 /// The whole state of one stack.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,12 +99,15 @@ pub enum StateError {
         expected: String,
     },
     #[error("the state `{}` is locked by {}", path.display(), holder.describe())]
-    Locked { path: PathBuf, holder: LockInfo },
+    Locked {
+        path: PathBuf,
+        holder: Box<LockInfo>,
+    },
     #[error("the lock id `{given}` does not match the lock on `{}` (held by {})", path.display(), holder.describe())]
     LockIdMismatch {
         path: PathBuf,
         given: String,
-        holder: LockInfo,
+        holder: Box<LockInfo>,
     },
     #[error("the state `{}` is not locked", path.display())]
     NotLocked { path: PathBuf },

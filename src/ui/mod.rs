@@ -62,7 +62,7 @@ impl Style {
         match action {
             Action::Create => self.green(text),
             Action::Update => self.yellow(text),
-            Action::Delete | Action::Replace(_) => self.red(text),
+            Action::Delete | Action::Replace => self.red(text),
             Action::NoOp => text.to_string(),
         }
     }

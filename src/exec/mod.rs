@@ -1,0 +1,455 @@
+//! The executor: walks a plan as a dependency graph of operations, everything independent in
+//! flight at once up to `parallelism`, like cargo's dependency queue. The state is saved after
+//! every finished operation, so an interruption loses nothing; on a failure, what is in flight
+//! finishes, nothing new starts, and every error comes back with the partly-updated state.
+//!
+//! Operations: a create, update or delete per resource; a replacement is a delete followed by a
+//! create. A create waits for the creates of the resources it needs; a delete waits until
+//! everything that needed the object is deleted or has moved on (updated or replaced).
+
+mod refresh;
+mod reporter;
+mod retry;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use serde_json::Value;
+
+use crate::graph::Dag;
+use crate::model::{resolve, Address, Attrs};
+use crate::plan::{Action, Change, Plan};
+use crate::providers::aws::Clients;
+use crate::providers::{Ctx, ProviderError, ResourceProvider};
+use crate::state::{self, ResourceState, State, StateError, StateStore};
+
+pub use refresh::refresh;
+pub use reporter::{Op, Reporter};
+pub use retry::RetryPolicy;
+
+/// Finds the provider of a resource kind; the AWS one in production, an in-memory one in tests.
+pub trait Providers: Send + Sync {
+    fn get(&self, kind: crate::model::ResourceKind) -> &dyn ResourceProvider;
+}
+
+/// The AWS providers.
+pub struct AwsProviders;
+
+impl Providers for AwsProviders {
+    fn get(&self, kind: crate::model::ResourceKind) -> &dyn ResourceProvider {
+        crate::providers::aws::provider_for(kind)
+    }
+}
+
+/// Everything a run needs besides the plan and the state.
+pub struct Env<'a> {
+    pub providers: &'a dyn Providers,
+    pub clients: &'a Clients,
+    pub stack: &'a str,
+    pub reporter: &'a dyn Reporter,
+    pub parallelism: usize,
+    pub retry: RetryPolicy,
+}
+
+impl Env<'_> {
+    fn ctx<'b>(&'b self, address: &'b Address) -> Ctx<'b> {
+        Ctx {
+            aws: self.clients,
+            stack: self.stack,
+            address,
+            reporter: self.reporter,
+        }
+    }
+}
+
+/// One failed operation.
+#[derive(Debug)]
+pub struct ExecError {
+    pub address: Address,
+    pub op: Op,
+    pub error: ProviderError,
+}
+
+impl fmt::Display for ExecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "`{}`: {} failed: {}",
+            self.address,
+            self.op.verb(),
+            self.error
+        )
+    }
+}
+
+/// What a run leaves: the state as far as it got, and what went wrong.
+#[derive(Debug)]
+pub struct Outcome {
+    pub state: State,
+    pub errors: Vec<ExecError>,
+    /// The state could not be saved: the most serious failure, reported apart.
+    pub save_error: Option<StateError>,
+    /// Stopped by Ctrl-C before everything ran.
+    pub interrupted: bool,
+    /// Operations finished.
+    pub done: usize,
+    /// Operations never started because of a failure or an interruption.
+    pub skipped: usize,
+}
+
+type Node = (Address, Op);
+
+/// The operations of a plan and their order.
+fn operations(plan: &Plan, state: &State) -> Dag<Node> {
+    let mut dag = Dag::new();
+    let changes: BTreeMap<&Address, &Change> = plan.actions().map(|c| (&c.address, c)).collect();
+    let create_op = |a: &Address| -> Option<Node> {
+        changes.get(a).and_then(|c| match c.action {
+            Action::Create | Action::Replace => Some((a.clone(), Op::Create)),
+            Action::Update => Some((a.clone(), Op::Update)),
+            _ => None,
+        })
+    };
+    for change in changes.values() {
+        let address = &change.address;
+        if change.action.deletes() {
+            let delete = (address.clone(), Op::Delete);
+            dag.add_node(delete.clone());
+            // Whatever needed the old object goes first, or moves on first.
+            for (other, resource) in &state.resources {
+                if !resource.deps.contains(address) {
+                    continue;
+                }
+                if changes.get(other).is_some_and(|c| c.action.deletes()) {
+                    dag.add_edge((other.clone(), Op::Delete), delete.clone());
+                } else if let Some(moved) = create_op(other) {
+                    dag.add_edge(moved, delete.clone());
+                }
+            }
+        }
+        if let Some(node) = create_op(address) {
+            dag.add_node(node.clone());
+            if change.action == Action::Replace {
+                dag.add_edge((address.clone(), Op::Delete), node.clone());
+            }
+            for dep in &change.deps {
+                if let Some(before) = create_op(dep) {
+                    dag.add_edge(before, node.clone());
+                }
+            }
+        }
+    }
+    dag
+}
+
+/// Runs `plan` against `state`, saving through `store` after every operation.
+pub async fn apply(plan: &Plan, state: State, store: &dyn StateStore, env: &Env<'_>) -> Outcome {
+    let dag = operations(plan, &state);
+    let order_check = dag.topological_order();
+    let changes: BTreeMap<&Address, &Change> =
+        plan.changes.iter().map(|c| (&c.address, c)).collect();
+    let shared = Mutex::new(state);
+    let mut errors = Vec::new();
+    let mut save_error = None;
+    if let Err(cycle) = order_check {
+        // The planner never makes one; refuse rather than guess an order.
+        errors.push(ExecError {
+            address: cycle.path[0].0.clone(),
+            op: cycle.path[0].1,
+            error: ProviderError::fatal(format!(
+                "the operations form a cycle: {}",
+                cycle
+                    .path
+                    .iter()
+                    .map(|(a, o)| format!("{} {a}", o.verb()))
+                    .collect::<Vec<_>>()
+                    .join(" -> ")
+            )),
+        });
+        let total = dag.len();
+        return Outcome {
+            state: shared.into_inner().expect("not poisoned"),
+            errors,
+            save_error,
+            interrupted: false,
+            done: 0,
+            skipped: total,
+        };
+    }
+
+    let dependents = dag.dependents();
+    let mut waiting: BTreeMap<Node, usize> = dag
+        .nodes()
+        .map(|n| (n.clone(), dag.prerequisites(n).count()))
+        .collect();
+    let mut ready: BTreeSet<Node> = waiting
+        .iter()
+        .filter(|(_, n)| **n == 0)
+        .map(|(node, _)| node.clone())
+        .collect();
+    let mut running = FuturesUnordered::new();
+    let mut stop = false;
+    let mut interrupted = false;
+    let mut done = 0;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+
+    loop {
+        while !stop && running.len() < env.parallelism.max(1) {
+            let Some(node) = ready.pop_first() else { break };
+            let change = changes[&node.0];
+            running.push(run_node(node, change, &shared, store, env));
+        }
+        if running.is_empty() {
+            break;
+        }
+        tokio::select! {
+            finished = running.next() => {
+                let Some((node, result)) = finished else { break };
+                match result {
+                    Ok(()) => {
+                        done += 1;
+                        for next in &dependents[&node] {
+                            let count = waiting.get_mut(next).expect("counted");
+                            *count -= 1;
+                            if *count == 0 {
+                                ready.insert(next.clone());
+                            }
+                        }
+                    }
+                    Err(NodeError::Provider(error)) => {
+                        env.reporter.failed(&node.0, node.1, &error.to_string());
+                        errors.push(ExecError { address: node.0, op: node.1, error });
+                        stop = true;
+                    }
+                    Err(NodeError::Save(error)) => {
+                        save_error.get_or_insert(error);
+                        stop = true;
+                    }
+                }
+            }
+            _ = &mut ctrl_c, if !interrupted => {
+                interrupted = true;
+                stop = true;
+                env.reporter.interrupted(running.len());
+            }
+        }
+    }
+    drop(running);
+    let skipped = dag.len() - done - errors.len();
+    Outcome {
+        state: shared.into_inner().expect("not poisoned"),
+        errors,
+        save_error,
+        interrupted,
+        done,
+        skipped,
+    }
+}
+
+enum NodeError {
+    Provider(ProviderError),
+    Save(StateError),
+}
+
+impl From<ProviderError> for NodeError {
+    fn from(e: ProviderError) -> Self {
+        NodeError::Provider(e)
+    }
+}
+
+/// Saves the state after a change to it, with outputs recomputed.
+fn commit(
+    shared: &Mutex<State>,
+    store: &dyn StateStore,
+    edit: impl FnOnce(&mut State),
+) -> Result<(), NodeError> {
+    let mut state = shared.lock().expect("not poisoned");
+    edit(&mut state);
+    state.outputs = state::outputs(&state);
+    store.save(&mut state).map_err(NodeError::Save)
+}
+
+async fn run_node(
+    node: Node,
+    change: &Change,
+    shared: &Mutex<State>,
+    store: &dyn StateStore,
+    env: &Env<'_>,
+) -> (Node, Result<(), NodeError>) {
+    let started = Instant::now();
+    env.reporter.started(&node.0, node.1);
+    let result = match node.1 {
+        Op::Delete => delete(change, shared, store, env).await,
+        Op::Create => create(change, shared, store, env).await,
+        Op::Update => update(change, shared, store, env).await,
+        Op::Read => unreachable!("reads are not operations of a plan"),
+    };
+    if result.is_ok() {
+        env.reporter.finished(&node.0, node.1, started.elapsed());
+    }
+    (node, result)
+}
+
+/// The desired attributes with every reference resolved from the state.
+fn resolved(change: &Change, shared: &Mutex<State>) -> Result<Attrs, ProviderError> {
+    let desired = change
+        .desired
+        .as_ref()
+        .ok_or_else(|| ProviderError::fatal("no desired attributes for a create or update"))?;
+    let state = shared.lock().expect("not poisoned");
+    let lookup = |a: &Address, attr: &str| state.attr(a, attr);
+    match resolve(&Value::Object(desired.clone()), &lookup) {
+        Some(Value::Object(attrs)) => Ok(attrs),
+        _ => Err(ProviderError::fatal(
+            "a value this resource needs is not in the state; did a dependency fail?",
+        )),
+    }
+}
+
+fn prior_of(change: &Change, shared: &Mutex<State>) -> Result<ResourceState, ProviderError> {
+    shared
+        .lock()
+        .expect("not poisoned")
+        .resources
+        .get(&change.address)
+        .cloned()
+        .ok_or_else(|| ProviderError::fatal("the resource is not in the state"))
+}
+
+async fn delete(
+    change: &Change,
+    shared: &Mutex<State>,
+    store: &dyn StateStore,
+    env: &Env<'_>,
+) -> Result<(), NodeError> {
+    let prior = prior_of(change, shared)?;
+    let provider = env.providers.get(prior.kind);
+    let ctx = env.ctx(&change.address);
+    env.retry
+        .run(env.reporter, &change.address, || {
+            provider.delete(&ctx, &prior.id, &prior.attrs)
+        })
+        .await?;
+    commit(shared, store, |state| {
+        state.resources.remove(&change.address);
+    })
+}
+
+async fn create(
+    change: &Change,
+    shared: &Mutex<State>,
+    store: &dyn StateStore,
+    env: &Env<'_>,
+) -> Result<(), NodeError> {
+    let desired = resolved(change, shared)?;
+    let provider = env.providers.get(change.kind);
+    let ctx = env.ctx(&change.address);
+    let record = |id: &str, attrs: Attrs| ResourceState {
+        kind: change.kind,
+        id: id.to_string(),
+        attrs,
+        deps: change.deps.clone(),
+    };
+
+    if let Some(id) = provider.find(&ctx, &desired).await? {
+        // An earlier run created it but did not live to record it: adopt it.
+        env.reporter.adopted(&change.address, &id);
+        let live = provider
+            .read(&ctx, &id, &desired)
+            .await?
+            .ok_or_else(|| ProviderError::fatal(format!("`{id}` vanished while being adopted")))?;
+        commit(shared, store, |s| {
+            s.resources
+                .insert(change.address.clone(), record(&id, live.clone()));
+        })?;
+        if let Some(attr) = desired
+            .iter()
+            .find(|(k, v)| live.get(*k) != Some(v) && change.kind.forces_replacement(k))
+        {
+            return Err(ProviderError::fatal(format!(
+                "found `{id}`, tagged as this resource, but its `{}` differs from the spec; delete it or fix the spec",
+                attr.0
+            ))
+            .into());
+        }
+        if desired.iter().any(|(k, v)| live.get(k) != Some(v)) {
+            env.retry
+                .run(env.reporter, &change.address, || {
+                    provider.update(&ctx, &id, &live, &desired)
+                })
+                .await?;
+        }
+        return read_back(change, &id, &desired, shared, store, env).await;
+    }
+
+    let id = env
+        .retry
+        .run(env.reporter, &change.address, || {
+            provider.create(&ctx, &desired)
+        })
+        .await?;
+    // Recorded before any wait: a run killed now still knows the object.
+    commit(shared, store, |s| {
+        s.resources
+            .insert(change.address.clone(), record(&id, desired.clone()));
+    })?;
+    provider.wait_ready(&ctx, &id).await?;
+    read_back(change, &id, &desired, shared, store, env).await
+}
+
+async fn update(
+    change: &Change,
+    shared: &Mutex<State>,
+    store: &dyn StateStore,
+    env: &Env<'_>,
+) -> Result<(), NodeError> {
+    let desired = resolved(change, shared)?;
+    let prior = prior_of(change, shared)?;
+    let provider = env.providers.get(change.kind);
+    let ctx = env.ctx(&change.address);
+    env.retry
+        .run(env.reporter, &change.address, || {
+            provider.update(&ctx, &prior.id, &prior.attrs, &desired)
+        })
+        .await?;
+    commit(shared, store, |s| {
+        if let Some(r) = s.resources.get_mut(&change.address) {
+            r.deps = change.deps.clone();
+        }
+    })?;
+    read_back(change, &prior.id, &desired, shared, store, env).await
+}
+
+/// Records what the cloud reports after a change, so that the next plan compares with reality.
+async fn read_back(
+    change: &Change,
+    id: &str,
+    desired: &Attrs,
+    shared: &Mutex<State>,
+    store: &dyn StateStore,
+    env: &Env<'_>,
+) -> Result<(), NodeError> {
+    let provider = env.providers.get(change.kind);
+    let ctx = env.ctx(&change.address);
+    let live = provider.read(&ctx, id, desired).await?.ok_or_else(|| {
+        ProviderError::fatal(format!("`{id}` is gone right after it was written"))
+    })?;
+    commit(shared, store, |s| {
+        s.resources.insert(
+            change.address.clone(),
+            ResourceState {
+                kind: change.kind,
+                id: id.to_string(),
+                attrs: live,
+                deps: change.deps.clone(),
+            },
+        );
+    })
+}
+
+/// How long to keep retrying an error that means "not yet", by default.
+pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(300);

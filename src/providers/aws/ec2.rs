@@ -1,0 +1,80 @@
+//! What the EC2 kinds share: tags at create time, ownership filters for adoption, and tag
+//! updates.
+
+use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+
+use super::{classify, tag_changes, tags_of, tags_value};
+use crate::model::Attrs;
+use crate::providers::{Ctx, ProviderResult};
+use serde_json::Value;
+
+/// The tags of `attrs`, to be set when the object is created.
+pub fn tag_spec(kind: ResourceType, attrs: &Attrs) -> TagSpecification {
+    TagSpecification::builder()
+        .resource_type(kind)
+        .set_tags(Some(to_ec2(tags_of(attrs))))
+        .build()
+}
+
+fn to_ec2(tags: impl IntoIterator<Item = (String, String)>) -> Vec<Tag> {
+    tags.into_iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+/// Filters that match the objects this resource created: its stack and address tags.
+pub fn owned_by(ctx: &Ctx<'_>) -> Vec<Filter> {
+    vec![
+        Filter::builder()
+            .name("tag:mlops:stack")
+            .values(ctx.stack)
+            .build(),
+        Filter::builder()
+            .name("tag:mlops:address")
+            .values(ctx.address.as_str())
+            .build(),
+    ]
+}
+
+/// EC2 tags as the `tags` attribute.
+pub fn tags_attr(tags: &[Tag]) -> Value {
+    tags_value(
+        tags.iter()
+            .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())),
+    )
+}
+
+/// Sets and removes tags so that `id` carries the desired ones.
+pub async fn sync_tags(
+    ctx: &Ctx<'_>,
+    id: &str,
+    prior: &Attrs,
+    desired: &Attrs,
+) -> ProviderResult<()> {
+    let (set, remove) = tag_changes(prior, desired);
+    if !set.is_empty() {
+        ctx.aws
+            .ec2
+            .create_tags()
+            .resources(id)
+            .set_tags(Some(to_ec2(set)))
+            .send()
+            .await
+            .map_err(classify)?;
+    }
+    if !remove.is_empty() {
+        let tags = remove
+            .into_iter()
+            .map(|k| Tag::builder().key(k).build())
+            .collect();
+        ctx.aws
+            .ec2
+            .delete_tags()
+            .resources(id)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(classify)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,294 @@
+//! The AWS providers: SDK clients built the standard way (default credential chain, region
+//! from the spec, `AWS_ENDPOINT_URL*` or `--endpoint-url` for emulators), the one place where
+//! SDK errors are classified, tag helpers shared by the kinds, and one file per resource kind.
+
+mod ec2;
+mod ecr_repository;
+mod eip;
+mod eks_cluster;
+mod eks_node_group;
+mod iam_oidc_provider;
+mod iam_role;
+mod iam_role_policy_attachment;
+mod internet_gateway;
+mod nat_gateway;
+mod route;
+mod route_table;
+mod route_table_association;
+mod s3_bucket;
+mod subnet;
+mod vpc;
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use serde_json::{json, Value};
+
+use super::{ErrorClass, ProviderError, ResourceProvider};
+use crate::model::{Attrs, ResourceKind};
+
+/// The SDK clients of one region.
+#[derive(Clone, Debug)]
+pub struct Clients {
+    pub region: String,
+    pub ec2: aws_sdk_ec2::Client,
+    pub eks: aws_sdk_eks::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub ecr: aws_sdk_ecr::Client,
+    pub sts: aws_sdk_sts::Client,
+}
+
+/// How to reach AWS: the region, and an endpoint that replaces AWS's own (an emulator).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub region: String,
+    pub endpoint_url: Option<String>,
+}
+
+impl Clients {
+    /// Loads credentials and configuration the standard way and builds every client.
+    /// Throttling and transient errors are retried by the SDK with exponential backoff and
+    /// jitter.
+    pub async fn connect(settings: &Settings) -> Clients {
+        let retry = RetryConfig::standard()
+            .with_max_attempts(8)
+            .with_initial_backoff(Duration::from_millis(200))
+            .with_max_backoff(Duration::from_secs(20));
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(settings.region.clone()))
+            .retry_config(retry);
+        if let Some(url) = &settings.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        let config: SdkConfig = loader.load().await;
+        // Emulators serve S3 on one host, so buckets go in the path, not the host name.
+        let custom_endpoint = settings.endpoint_url.is_some()
+            || std::env::var_os("AWS_ENDPOINT_URL").is_some()
+            || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+        let s3_config = aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(custom_endpoint)
+            .build();
+        Clients {
+            region: settings.region.clone(),
+            ec2: aws_sdk_ec2::Client::new(&config),
+            eks: aws_sdk_eks::Client::new(&config),
+            iam: aws_sdk_iam::Client::new(&config),
+            s3: aws_sdk_s3::Client::from_conf(s3_config),
+            ecr: aws_sdk_ecr::Client::new(&config),
+            sts: aws_sdk_sts::Client::new(&config),
+        }
+    }
+
+    /// The account the credentials belong to.
+    pub async fn account_id(&self) -> Result<String, ProviderError> {
+        let identity = self
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(classify)?;
+        identity
+            .account
+            .ok_or_else(|| ProviderError::fatal("STS returned no account id"))
+    }
+}
+
+/// The provider of a resource kind.
+pub fn provider_for(kind: ResourceKind) -> &'static dyn ResourceProvider {
+    match kind {
+        ResourceKind::Vpc => &vpc::Vpc,
+        ResourceKind::InternetGateway => &internet_gateway::InternetGateway,
+        ResourceKind::Subnet => &subnet::Subnet,
+        ResourceKind::Eip => &eip::Eip,
+        ResourceKind::NatGateway => &nat_gateway::NatGateway,
+        ResourceKind::RouteTable => &route_table::RouteTable,
+        ResourceKind::Route => &route::Route,
+        ResourceKind::RouteTableAssociation => &route_table_association::RouteTableAssociation,
+        ResourceKind::IamRole => &iam_role::IamRole,
+        ResourceKind::IamRolePolicyAttachment => {
+            &iam_role_policy_attachment::IamRolePolicyAttachment
+        }
+        ResourceKind::EksCluster => &eks_cluster::EksCluster,
+        ResourceKind::EksNodeGroup => &eks_node_group::EksNodeGroup,
+        ResourceKind::IamOidcProvider => &iam_oidc_provider::IamOidcProvider,
+        ResourceKind::S3Bucket => &s3_bucket::S3Bucket,
+        ResourceKind::EcrRepository => &ecr_repository::EcrRepository,
+    }
+}
+
+/// Error codes that mean "this object does not exist".
+const NOT_FOUND: &[&str] = &[
+    "InvalidVpcID.NotFound",
+    "InvalidSubnetID.NotFound",
+    "InvalidInternetGatewayID.NotFound",
+    "InvalidAllocationID.NotFound",
+    "InvalidNatGatewayID.NotFound",
+    "NatGatewayNotFound",
+    "InvalidRouteTableID.NotFound",
+    "InvalidRoute.NotFound",
+    "InvalidAssociationID.NotFound",
+    "NoSuchEntity",
+    "ResourceNotFoundException",
+    "NoSuchBucket",
+    "NotFound",
+    "RepositoryNotFoundException",
+];
+
+/// Error codes that mean "not yet": AWS has not caught up with an earlier change.
+const PROPAGATING: &[&str] = &[
+    "DependencyViolation",
+    "DeleteConflict",
+    "ResourceInUseException",
+    "ConcurrentModificationException",
+    "OperationAbortedException",
+    "IncorrectState",
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+];
+
+/// The one place where SDK errors become `ProviderError`s.
+pub fn classify<E, R>(err: aws_sdk_ec2::error::SdkError<E, R>) -> ProviderError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: Debug,
+{
+    let code = err.code().map(str::to_string);
+    let message = err
+        .message()
+        .map(str::to_string)
+        .unwrap_or_else(|| DisplayErrorContext(&err).to_string());
+    let class = match code.as_deref() {
+        Some(c) if NOT_FOUND.contains(&c) => ErrorClass::NotFound,
+        Some(c) if PROPAGATING.contains(&c) => ErrorClass::Propagating,
+        // IAM has not yet propagated a role or an OIDC provider that was just created.
+        Some("InvalidParameterException" | "MalformedPolicyDocument" | "InvalidParameterValue")
+            if message.contains("assume")
+                || message.contains("Invalid principal")
+                || message.contains("does not exist") =>
+        {
+            ErrorClass::Propagating
+        }
+        _ => ErrorClass::Fatal,
+    };
+    ProviderError {
+        class,
+        code,
+        message,
+    }
+}
+
+/// `Ok(None)` for an error that means the object is gone.
+pub fn gone_as_none<T>(result: Result<T, ProviderError>) -> Result<Option<T>, ProviderError> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// `Ok(())` for an error that means the object is already gone.
+pub fn gone_is_fine(result: Result<(), ProviderError>) -> Result<(), ProviderError> {
+    gone_as_none(result).map(|_| ())
+}
+
+/// The `tags` attribute as a map.
+pub fn tags_of(attrs: &Attrs) -> BTreeMap<String, String> {
+    attrs
+        .get("tags")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Tags as the `tags` attribute value.
+pub fn tags_value<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Value {
+    Value::Object(
+        tags.into_iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect(),
+    )
+}
+
+/// What to set and what to remove to go from `prior` tags to `desired` tags.
+pub fn tag_changes(prior: &Attrs, desired: &Attrs) -> (BTreeMap<String, String>, Vec<String>) {
+    let (before, after) = (tags_of(prior), tags_of(desired));
+    let set = after
+        .iter()
+        .filter(|(k, v)| before.get(*k) != Some(v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let remove = before
+        .keys()
+        .filter(|k| !after.contains_key(*k))
+        .cloned()
+        .collect();
+    (set, remove)
+}
+
+/// A string attribute that the graph builder always sets.
+pub fn str_attr<'a>(attrs: &'a Attrs, name: &str) -> Result<&'a str, ProviderError> {
+    attrs.get(name).and_then(Value::as_str).ok_or_else(|| {
+        ProviderError::fatal(format!("attribute `{name}` is missing or not a string"))
+    })
+}
+
+pub fn bool_attr(attrs: &Attrs, name: &str) -> bool {
+    attrs.get(name).and_then(Value::as_bool).unwrap_or(false)
+}
+
+pub fn strings_attr(attrs: &Attrs, name: &str) -> Vec<String> {
+    attrs
+        .get(name)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Polls `check` until it returns `Some`, reporting `what` while waiting; fails after `limit`.
+pub async fn wait_for<T, F, Fut>(
+    ctx: &super::Ctx<'_>,
+    what: &str,
+    limit: Duration,
+    mut check: F,
+) -> Result<T, ProviderError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, ProviderError>>,
+{
+    let started = tokio::time::Instant::now();
+    let mut delay = Duration::from_millis(250);
+    let mut reported = false;
+    loop {
+        if let Some(v) = check().await? {
+            return Ok(v);
+        }
+        if !reported {
+            ctx.waiting(what);
+            reported = true;
+        }
+        if started.elapsed() > limit {
+            return Err(ProviderError::fatal(format!(
+                "timed out after {} {what}",
+                humantime::format_duration(limit)
+            )));
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(15));
+    }
+}

@@ -1,0 +1,72 @@
+//! Provider errors and their classification, in one place: what the executor may retry, what
+//! means "gone", and what must stop the run. AWS error codes are read through
+//! `ProvideErrorMetadata`, never by matching Rust types.
+
+use std::fmt;
+
+/// What an error means for the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The object does not exist.
+    NotFound,
+    /// The cloud has not caught up with an earlier change yet (IAM eventual consistency, a
+    /// dependency still being deleted): worth retrying with backoff.
+    Propagating,
+    /// Anything else: retrying cannot help.
+    Fatal,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProviderError {
+    pub class: ErrorClass,
+    /// The cloud's error code, e.g. `AccessDenied`, when it gave one.
+    pub code: Option<String>,
+    pub message: String,
+}
+
+impl ProviderError {
+    pub fn fatal(message: impl Into<String>) -> Self {
+        ProviderError {
+            class: ErrorClass::Fatal,
+            code: None,
+            message: message.into(),
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.class == ErrorClass::NotFound
+    }
+
+    /// A hint for codes where one helps the user.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self.code.as_deref()? {
+            "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => Some(
+                "the credentials in use lack this permission; `aws sts get-caller-identity` shows who they are",
+            ),
+            "BucketAlreadyExists" => Some(
+                "S3 bucket names are global and this one belongs to another account: choose another `name`",
+            ),
+            "AddressLimitExceeded" | "NatGatewayLimitExceeded" | "VpcLimitExceeded" | "LimitExceededException" | "ResourceLimitExceededException" => Some(
+                "an account quota is reached: free some capacity or ask AWS for a higher quota",
+            ),
+            "InvalidParameterValue" | "InvalidParameterException" | "InvalidRequestException" | "ValidationError" | "ValidationException" => {
+                Some("AWS refused a value of the spec: check the named resource's settings in the stack file")
+            }
+            "ExpiredToken" | "ExpiredTokenException" | "InvalidClientTokenId" | "UnrecognizedClientException" => {
+                Some("the AWS credentials are invalid or expired: refresh them and run again")
+            }
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ProviderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.code {
+            Some(code) => write!(f, "{code}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for ProviderError {}

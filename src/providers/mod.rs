@@ -1,0 +1,72 @@
+//! One trait for every kind of cloud object, so that the executor and the refresh never know
+//! which API they talk to. Each kind lives in its own file under `aws/`; `aws::provider_for`
+//! picks the one for a kind.
+//!
+//! The life cycle the executor drives: `find` (adopt an object an earlier run created but did
+//! not record), `create` (returns the id as soon as the cloud has one, so the state can record
+//! it before any wait), `wait_ready`, `read` (live attributes in the shape of the desired ones,
+//! plus computed ones such as ARNs), `update`, `delete` (returns once the object is gone).
+
+pub mod aws;
+mod error;
+
+use async_trait::async_trait;
+
+use crate::exec::Reporter;
+use crate::model::{Address, Attrs, ResourceKind};
+
+pub use error::{ErrorClass, ProviderError};
+
+/// What a provider call needs besides its arguments.
+pub struct Ctx<'a> {
+    pub aws: &'a aws::Clients,
+    pub stack: &'a str,
+    pub address: &'a Address,
+    pub reporter: &'a dyn Reporter,
+}
+
+impl Ctx<'_> {
+    /// Tells the user what a long wait is waiting for.
+    pub fn waiting(&self, what: &str) {
+        self.reporter.waiting(self.address, what);
+    }
+}
+
+pub type ProviderResult<T> = Result<T, ProviderError>;
+
+#[async_trait]
+pub trait ResourceProvider: Send + Sync {
+    fn kind(&self) -> ResourceKind;
+
+    /// The live attributes of the object `id`, or `None` when it no longer exists.
+    /// `prior` holds the last-known attributes, for values the cloud does not report
+    /// (such as `force_destroy`), which are carried over.
+    async fn read(&self, ctx: &Ctx<'_>, id: &str, prior: &Attrs) -> ProviderResult<Option<Attrs>>;
+
+    /// An existing object that is this resource: found by its name, or by the `mlops:stack` and
+    /// `mlops:address` tags. Used before a create, so that a run killed between the cloud call
+    /// and the state write does not leave a duplicate behind.
+    async fn find(&self, ctx: &Ctx<'_>, desired: &Attrs) -> ProviderResult<Option<String>>;
+
+    /// Creates the object and returns its id without waiting for it to be ready.
+    async fn create(&self, ctx: &Ctx<'_>, desired: &Attrs) -> ProviderResult<String>;
+
+    /// Waits until a new object can be used (a NAT gateway available, a cluster ACTIVE).
+    async fn wait_ready(&self, _ctx: &Ctx<'_>, _id: &str) -> ProviderResult<()> {
+        Ok(())
+    }
+
+    /// Brings the object from `prior` to `desired` in place; only attributes that do not force
+    /// a replacement differ.
+    async fn update(
+        &self,
+        ctx: &Ctx<'_>,
+        id: &str,
+        prior: &Attrs,
+        desired: &Attrs,
+    ) -> ProviderResult<()>;
+
+    /// Deletes the object and waits until it is gone. Deleting an object that is already gone
+    /// succeeds.
+    async fn delete(&self, ctx: &Ctx<'_>, id: &str, prior: &Attrs) -> ProviderResult<()>;
+}

@@ -1,0 +1,290 @@
+//! The `mlops` binary as users and pipelines see it: exit codes, streams, refusals, and that a
+//! refused or failed command changes nothing on disk. No cloud is involved.
+
+use std::fs;
+use std::path::PathBuf;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+
+const EXAMPLE: &str = include_str!("../stacks/example.toml");
+
+/// A scratch project: `stacks/example.toml` and an empty `state/` in a temporary folder.
+struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    fn new() -> Self {
+        Self::with_stack(EXAMPLE)
+    }
+
+    fn with_stack(text: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("stacks")).unwrap();
+        fs::write(dir.path().join("stacks/example.toml"), text).unwrap();
+        Project { dir }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn mlops(&self, args: &[&str]) -> assert_cmd::assert::Assert {
+        Command::cargo_bin("mlops")
+            .unwrap()
+            .current_dir(self.dir.path())
+            .env_remove("NO_COLOR")
+            .args(args)
+            .write_stdin("")
+            .assert()
+    }
+
+    fn state_file(&self) -> PathBuf {
+        self.path("state/mlops.json")
+    }
+
+    fn write_state(&self, text: &str) {
+        fs::create_dir_all(self.path("state")).unwrap();
+        fs::write(self.state_file(), text).unwrap();
+    }
+}
+
+fn no_panic() -> impl Predicate<str> {
+    predicate::str::contains("panicked")
+        .not()
+        .and(predicate::str::contains("RUST_BACKTRACE").not())
+}
+
+fn empty_state(stack: &str, version: u64) -> String {
+    format!(
+        r#"{{"format_version": {version}, "serial": 3, "lineage": "l-1", "stack": "{stack}", "resources": {{}}, "outputs": {{}}}}"#
+    )
+}
+
+#[test]
+fn validate_accepts_the_example_by_name_and_by_path() {
+    let p = Project::new();
+    p.mlops(&["validate", "example"])
+        .success()
+        .stderr(predicate::str::contains(
+            "is valid: stack `mlops` in us-west-2, 31 resources",
+        ));
+    p.mlops(&["validate", "stacks/example.toml"]).success();
+}
+
+#[test]
+fn validate_reports_every_mistake_with_line_and_column() {
+    let text = EXAMPLE
+        .replace("name = \"mlops\"", "name = \"Bad\"")
+        .replace("desired = 2", "desired = 7")
+        .replace("\"10.0.102.0/24\"]", "\"10.0.1.0/24\"]");
+    let p = Project::with_stack(&text);
+    p.mlops(&["validate", "example"])
+        .code(1)
+        .stderr(predicate::str::contains("--> stacks/example.toml:6:8"))
+        .stderr(predicate::str::contains("stack name `Bad` is not valid"))
+        .stderr(predicate::str::contains("overlaps subnet 10.0.1.0/24"))
+        .stderr(predicate::str::contains("min 1 <= desired 7 <= max 3"))
+        .stderr(predicate::str::contains("has 3 problems"))
+        .stderr(no_panic());
+}
+
+#[test]
+fn a_missing_stack_file_is_a_clear_error() {
+    let p = Project::new();
+    p.mlops(&["plan", "nosuch"])
+        .code(1)
+        .stderr(predicate::str::contains(
+            "cannot read the stack file `stacks/nosuch.toml`",
+        ))
+        .stderr(predicate::str::contains("hint:"))
+        .stderr(no_panic());
+}
+
+#[test]
+fn plan_prints_the_full_create_plan_and_writes_no_state() {
+    let p = Project::new();
+    p.mlops(&["plan", "example"])
+        .success()
+        .stdout(predicate::str::contains("# vpc will be created"))
+        .stdout(predicate::str::contains(
+            "Plan: 31 to add, 0 to change, 0 to destroy.",
+        ));
+    assert!(!p.state_file().exists(), "plan must not write a state");
+    assert!(
+        !p.path("state/mlops.json.lock").exists(),
+        "the lock is released"
+    );
+}
+
+#[test]
+fn detailed_exitcode_and_refresh_flag() {
+    let p = Project::new();
+    p.mlops(&["plan", "example", "--detailed-exitcode"]).code(2);
+    p.mlops(&["plan", "example", "--refresh=false", "--detailed-exitcode"])
+        .code(2);
+    p.mlops(&["plan", "example", "--refresh=maybe"])
+        .code(predicate::ne(0))
+        .stderr(no_panic());
+}
+
+#[test]
+fn plan_json_is_machine_readable() {
+    let p = Project::new();
+    let out = p.mlops(&["plan", "example", "--json"]).success();
+    let json: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(json["format_version"], "1.0");
+    assert_eq!(json["summary"]["add"], 31);
+    assert_eq!(json["resource_changes"].as_array().unwrap().len(), 31);
+    assert_eq!(json["resource_changes"][0]["action"], "create");
+}
+
+#[test]
+fn plan_out_saves_the_plan() {
+    let p = Project::new();
+    p.mlops(&["plan", "example", "--out", "plan.json"])
+        .success();
+    let saved: Value =
+        serde_json::from_str(&fs::read_to_string(p.path("plan.json")).unwrap()).unwrap();
+    assert_eq!(saved["plan"]["stack"], "mlops");
+    assert_eq!(saved["plan"]["changes"].as_array().unwrap().len(), 31);
+}
+
+#[test]
+fn an_unknown_target_names_the_closest_address() {
+    let p = Project::new();
+    p.mlops(&["plan", "example", "--target", "s3_bucket.model"])
+        .code(1)
+        .stderr(predicate::str::contains("did you mean `s3_bucket.models`?"));
+}
+
+#[test]
+fn apply_and_destroy_without_a_terminal_refuse_and_change_nothing() {
+    let p = Project::new();
+    p.mlops(&["apply", "example"])
+        .code(1)
+        .stderr(predicate::str::contains(
+            "needs confirmation, but no terminal is attached",
+        ))
+        .stderr(predicate::str::contains("--auto-approve"));
+    assert!(!p.state_file().exists());
+    let state = empty_state("mlops", 1).replace(
+        "\"resources\": {}",
+        r#""resources": {"s3_bucket.models": {"kind": "s3_bucket", "id": "b", "attrs": {"bucket": "b"}, "deps": []}}"#,
+    );
+    p.write_state(&state);
+    p.mlops(&["destroy", "example"])
+        .code(1)
+        .stdout(predicate::str::contains(
+            "Plan: 0 to add, 0 to change, 1 to destroy.",
+        ))
+        .stderr(predicate::str::contains("needs confirmation"));
+    assert_eq!(fs::read_to_string(p.state_file()).unwrap(), state);
+}
+
+#[test]
+fn a_corrupt_state_is_refused_and_left_alone() {
+    let p = Project::new();
+    let truncated = &empty_state("mlops", 1)[..40];
+    p.write_state(truncated);
+    p.mlops(&["plan", "example"])
+        .code(1)
+        .stderr(predicate::str::contains(
+            "the state file `state/mlops.json` is not valid",
+        ))
+        .stderr(predicate::str::contains("line 1"))
+        .stderr(no_panic());
+    assert_eq!(fs::read_to_string(p.state_file()).unwrap(), truncated);
+}
+
+#[test]
+fn a_state_of_a_newer_format_or_another_stack_is_refused() {
+    let p = Project::new();
+    p.write_state(&empty_state("mlops", 7));
+    p.mlops(&["plan", "example"])
+        .code(1)
+        .stderr(predicate::str::contains(
+            "has format version 7, newer than this mlops understands",
+        ))
+        .stderr(predicate::str::contains("hint: upgrade mlops"));
+    p.write_state(&empty_state("team-b", 1));
+    p.mlops(&["plan", "example"])
+        .code(1)
+        .stderr(predicate::str::contains(
+            "belongs to stack `team-b`, not `mlops`",
+        ));
+}
+
+#[test]
+fn a_held_lock_blocks_with_the_holder_and_force_unlock_clears_it() {
+    let p = Project::new();
+    fs::create_dir_all(p.path("state")).unwrap();
+    let lock = r#"{"id": "abc-123", "stack": "mlops", "operation": "apply", "user": "ci", "host": "runner-7", "pid": 4242, "created": 0}"#;
+    fs::write(p.path("state/mlops.json.lock"), lock).unwrap();
+    p.mlops(&["plan", "example"])
+        .code(1)
+        .stderr(predicate::str::contains(
+            "is locked by ci@runner-7 (pid 4242, `apply`",
+        ))
+        .stderr(predicate::str::contains("mlops force-unlock mlops abc-123"));
+    p.mlops(&["force-unlock", "example", "wrong"])
+        .code(1)
+        .stderr(predicate::str::contains("does not match"));
+    assert!(p.path("state/mlops.json.lock").exists());
+    p.mlops(&["force-unlock", "example", "abc-123"])
+        .success()
+        .stderr(predicate::str::contains("removed the lock"));
+    p.mlops(&["plan", "example"]).success();
+}
+
+#[test]
+fn graph_prints_dot_and_mermaid() {
+    let p = Project::new();
+    p.mlops(&["graph", "example"])
+        .success()
+        .stdout(predicate::str::starts_with("digraph mlops {"))
+        .stdout(predicate::str::contains(
+            "\"vpc\" -> \"subnet.public.us-west-2a\";",
+        ));
+    p.mlops(&["graph", "example", "--format", "mermaid"])
+        .success()
+        .stdout(predicate::str::starts_with("flowchart LR"));
+}
+
+#[test]
+fn output_and_state_commands_read_the_state() {
+    let p = Project::new();
+    p.mlops(&["output", "example"])
+        .success()
+        .stderr(predicate::str::contains("has no outputs yet"));
+    let state = empty_state("mlops", 1).replace(
+        "\"resources\": {}",
+        r#""resources": {
+            "vpc": {"kind": "vpc", "id": "vpc-1", "attrs": {}, "deps": []},
+            "s3_bucket.models": {"kind": "s3_bucket", "id": "b", "attrs": {"bucket": "mlops-models-bucket"}, "deps": []}}"#,
+    );
+    p.write_state(&state);
+    p.mlops(&["state", "list", "example"])
+        .success()
+        .stdout("s3_bucket.models\nvpc\n");
+    p.mlops(&["state", "show", "example", "vpc"])
+        .success()
+        .stdout(predicate::str::contains("\"id\": \"vpc-1\""));
+    p.mlops(&["state", "show", "example", "vpc.x"])
+        .code(1)
+        .stderr(predicate::str::contains("has no resource `vpc.x`"));
+    let out = p.mlops(&["output", "example", "--json"]).success();
+    let json: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(json["vpc_id"], "vpc-1");
+    assert_eq!(json["bucket_names"]["models"], "mlops-models-bucket");
+}
+
+#[test]
+fn no_color_is_respected() {
+    let p = Project::new();
+    p.mlops(&["plan", "example", "--no-color"])
+        .success()
+        .stdout(predicate::str::contains("\x1b[").not());
+}
