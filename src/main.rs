@@ -8,7 +8,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprint!("{}", err.report());
-            ExitCode::from(1)
+            ExitCode::from(err.exit_code())
         }
     }
 }

@@ -175,7 +175,7 @@ fn apply_and_destroy_without_a_terminal_refuse_and_change_nothing() {
         r#""resources": {"s3_bucket.models": {"kind": "s3_bucket", "id": "b", "attrs": {"bucket": "b"}, "deps": []}}"#,
     );
     p.write_state(&state);
-    p.mlops(&["destroy", "example"])
+    p.mlops(&["destroy", "example", "--refresh=false"])
         .code(1)
         .stdout(predicate::str::contains(
             "Plan: 0 to add, 0 to change, 1 to destroy.",

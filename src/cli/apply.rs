@@ -1,11 +1,14 @@
-//! `mlops apply` and `mlops destroy`: plan, show, confirm (or `--auto-approve`), execute.
+//! `mlops apply` and `mlops destroy`: plan (or load a saved plan), show, confirm (or
+//! `--auto-approve`), execute, summarise.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
 
-use super::StackArg;
-use crate::model::Address;
+use super::plan::{session, targets, RefreshArg};
+use super::{until_interrupted, Global, StackArg};
 use crate::ops::{self, PlanRequest, Stack};
 use crate::plan::{render, Plan};
+use crate::ui::progress::duration;
 use crate::ui::Style;
 use crate::{Error, Result};
 
@@ -23,6 +26,8 @@ pub struct ApplyArgs {
     /// Apply only this resource and what it needs (repeatable)
     #[arg(long = "target", value_name = "ADDR")]
     pub targets: Vec<String>,
+    #[command(flatten)]
+    pub refresh: RefreshArg,
 }
 
 #[derive(Debug, clap::Args)]
@@ -32,48 +37,97 @@ pub struct DestroyArgs {
     /// Skip the confirmation prompt (required when no terminal is attached)
     #[arg(long)]
     pub auto_approve: bool,
+    /// How many resources may be worked on at once
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallelism: u16,
+    #[command(flatten)]
+    pub refresh: RefreshArg,
 }
 
-pub fn run_apply(args: &ApplyArgs, no_color: bool) -> Result<u8> {
+pub async fn run_apply(args: &ApplyArgs, global: &Global) -> Result<u8> {
+    if let Some(saved) = ops::load_plan(Path::new(&args.stack))? {
+        if !args.targets.is_empty() {
+            return Err(Error::refused(
+                "`--target` cannot narrow a saved plan",
+                "make the plan with `--target` instead",
+            ));
+        }
+        let stack = Stack::open(&saved.stack_file)?;
+        let _lock = stack.lock("apply")?;
+        let state = stack.state()?;
+        saved.check_current(&stack, &state)?;
+        let session = session(&stack, global, args.parallelism);
+        // A saved plan was reviewed already: it is its own approval.
+        return execute(&stack, &saved.plan, state, &session, "apply", global).await;
+    }
     let stack = Stack::open(&args.stack)?;
     let _lock = stack.lock("apply")?;
     let request = PlanRequest {
-        refresh: true,
-        targets: args
-            .targets
-            .iter()
-            .map(|t| Address::new(t.as_str()))
-            .collect(),
+        refresh: args.refresh.enabled,
+        targets: targets(&args.targets),
         destroy: false,
     };
-    let plan = ops::plan(&stack, &request)?;
-    confirm_and_run(&plan, "apply", args.auto_approve, no_color)
+    let session = session(&stack, global, args.parallelism);
+    let (plan, state) = until_interrupted(ops::plan(&stack, &request, &session)).await?;
+    show_and_confirm(&plan, "apply", args.auto_approve, global)?;
+    execute(&stack, &plan, state, &session, "apply", global).await
 }
 
-pub fn run_destroy(args: &DestroyArgs, no_color: bool) -> Result<u8> {
+pub async fn run_destroy(args: &DestroyArgs, global: &Global) -> Result<u8> {
     let stack = Stack::open(&args.stack.stack)?;
     let _lock = stack.lock("destroy")?;
     let request = PlanRequest {
-        refresh: true,
+        refresh: args.refresh.enabled,
         targets: Vec::new(),
         destroy: true,
     };
-    let plan = ops::plan(&stack, &request)?;
-    confirm_and_run(&plan, "destroy", args.auto_approve, no_color)
+    let session = session(&stack, global, args.parallelism);
+    let (plan, state) = until_interrupted(ops::plan(&stack, &request, &session)).await?;
+    show_and_confirm(&plan, "destroy", args.auto_approve, global)?;
+    execute(&stack, &plan, state, &session, "destroy", global).await
 }
 
-fn confirm_and_run(plan: &Plan, command: &str, auto_approve: bool, no_color: bool) -> Result<u8> {
-    print!("{}", render::human(plan, Style::for_stdout(no_color)));
+fn show_and_confirm(plan: &Plan, command: &str, auto_approve: bool, global: &Global) -> Result<()> {
+    print!("{}", render::human(plan, Style::for_stdout(global.no_color)));
+    if plan.has_changes() && !auto_approve {
+        confirm(command)?;
+    }
+    Ok(())
+}
+
+async fn execute(
+    stack: &Stack,
+    plan: &Plan,
+    state: crate::state::State,
+    session: &ops::Session,
+    command: &str,
+    global: &Global,
+) -> Result<u8> {
     if !plan.has_changes() {
         return Ok(0);
     }
-    if !auto_approve {
-        confirm(command)?;
+    let applied = ops::apply(stack, plan, state, session).await?;
+    let s = applied.summary;
+    let style = Style::for_stderr(global.no_color);
+    let verb = if command == "destroy" { "Destroy" } else { "Apply" };
+    eprintln!(
+        "\n{}",
+        style.green(&format!(
+            "{verb} complete: {} added, {} changed, {} destroyed in {}.",
+            s.add,
+            s.change,
+            s.destroy,
+            duration(applied.elapsed)
+        ))
+    );
+    if command != "destroy" {
+        eprintln!(
+            "Outputs: `mlops output {}`; state: `{}`",
+            stack.spec.path.display(),
+            stack.store.describe()
+        );
     }
-    Err(Error::refused(
-        format!("`{command}` cannot run yet: mlops has no AWS layer in this build"),
-        "use `mlops plan` to review changes",
-    ))
+    Ok(0)
 }
 
 /// Asks for `yes` on a terminal; refuses without one.
@@ -81,23 +135,18 @@ fn confirm(command: &str) -> Result<()> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         return Err(Error::refused(
-            format!(
-                "`{command}` needs confirmation, but no terminal is attached; nothing was changed"
-            ),
+            format!("`{command}` needs confirmation, but no terminal is attached; nothing was changed"),
             format!("review the plan, then run `mlops {command}` with `--auto-approve`"),
         ));
     }
     eprint!("\nDo you want to perform these actions? Only `yes` will be accepted: ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
-    stdin
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|source| Error::Io {
-            action: "read the answer from",
-            path: "standard input".into(),
-            source,
-        })?;
+    stdin.lock().read_line(&mut answer).map_err(|source| Error::Io {
+        action: "read the answer from",
+        path: "standard input".into(),
+        source,
+    })?;
     if answer.trim() == "yes" {
         Ok(())
     } else {

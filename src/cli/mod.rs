@@ -25,6 +25,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub no_color: bool,
 
+    /// Send every AWS call to this endpoint (an emulator); AWS_ENDPOINT_URL and
+    /// AWS_ENDPOINT_URL_<SERVICE> are honoured too
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -58,18 +63,47 @@ pub struct StackArg {
     pub stack: String,
 }
 
+/// Options every command shares.
+#[derive(Debug, Clone)]
+pub struct Global {
+    pub no_color: bool,
+    pub endpoint_url: Option<String>,
+}
+
 /// Parses the process arguments and runs the command; returns the exit code.
 pub fn run() -> Result<u8> {
     let cli = Cli::parse();
-    let no_color = cli.no_color;
-    match cli.command {
-        Command::Validate(args) => validate::run(&args),
-        Command::Plan(args) => plan::run(&args, no_color),
-        Command::Apply(args) => apply::run_apply(&args, no_color),
-        Command::Destroy(args) => apply::run_destroy(&args, no_color),
-        Command::Output(args) => inspect::output(&args),
-        Command::State(command) => inspect::state(&command),
-        Command::Graph(args) => graph::run(&args),
-        Command::ForceUnlock(args) => inspect::force_unlock(&args),
+    let global = Global {
+        no_color: cli.no_color,
+        endpoint_url: cli.endpoint_url,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| crate::Error::Io {
+            action: "start the async runtime for",
+            path: "mlops".into(),
+            source,
+        })?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Validate(args) => validate::run(&args),
+            Command::Plan(args) => until_interrupted(plan::run(&args, &global)).await,
+            Command::Apply(args) => apply::run_apply(&args, &global).await,
+            Command::Destroy(args) => apply::run_destroy(&args, &global).await,
+            Command::Output(args) => inspect::output(&args),
+            Command::State(command) => inspect::state(&command),
+            Command::Graph(args) => graph::run(&args),
+            Command::ForceUnlock(args) => inspect::force_unlock(&args),
+        }
+    })
+}
+
+/// Runs `work` until it ends or Ctrl-C arrives; on Ctrl-C, `work` is dropped (releasing any
+/// lock it holds) and the command ends with exit code 130. For work that changes nothing.
+pub async fn until_interrupted<T>(work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::select! {
+        result = work => result,
+        _ = tokio::signal::ctrl_c() => Err(crate::Error::Interrupted { done: 0, skipped: 0 }),
     }
 }

@@ -1,12 +1,14 @@
 //! `mlops plan <STACK>`: what `apply` would change, for people or (`--json`) for pipelines.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use super::StackArg;
+use super::{Global, StackArg};
 use crate::model::Address;
-use crate::ops::{self, PlanRequest, Stack};
+use crate::ops::{self, PlanRequest, Session, Stack};
 use crate::plan::{json, render};
-use crate::ui::Style;
+use crate::providers::aws::Settings;
+use crate::ui::{progress, Style};
 use crate::Result;
 
 #[derive(Debug, clap::Args)]
@@ -22,32 +24,55 @@ pub struct PlanArgs {
     /// Exit 0 when there is nothing to change, 2 when there is, 1 on error
     #[arg(long)]
     pub detailed_exitcode: bool,
-    /// Read the live state of every resource before planning (`--refresh=false` to skip)
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
-          require_equals = true, default_missing_value = "true", value_name = "BOOL")]
-    pub refresh: bool,
+    #[command(flatten)]
+    pub refresh: RefreshArg,
     /// Plan only this resource and what it needs (repeatable)
     #[arg(long = "target", value_name = "ADDR")]
     pub targets: Vec<String>,
+    /// How many resources may be read at once during the refresh
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallelism: u16,
 }
 
-pub fn run(args: &PlanArgs, no_color: bool) -> Result<u8> {
+/// `--refresh[=BOOL]`, shared by plan, apply and destroy.
+#[derive(Debug, clap::Args)]
+pub struct RefreshArg {
+    /// Read the live state of every resource before planning (`--refresh=false` to skip)
+    #[arg(long = "refresh", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
+          require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub enabled: bool,
+}
+
+/// The AWS session of a command: region from the spec, endpoint from the flags, progress on
+/// stderr.
+pub fn session(stack: &Stack, global: &Global, parallelism: u16) -> Session {
+    let settings = Settings {
+        region: stack.spec.stack.region.clone(),
+        endpoint_url: global.endpoint_url.clone(),
+    };
+    let terminal = std::io::stderr().is_terminal();
+    let reporter = progress::reporter(Style::for_stderr(global.no_color), terminal);
+    Session::new(settings, reporter, usize::from(parallelism))
+}
+
+pub fn targets(list: &[String]) -> Vec<Address> {
+    list.iter().map(|t| Address::new(t.as_str())).collect()
+}
+
+pub async fn run(args: &PlanArgs, global: &Global) -> Result<u8> {
     let stack = Stack::open(&args.stack.stack)?;
     let _lock = stack.lock("plan")?;
     let request = PlanRequest {
-        refresh: args.refresh,
-        targets: args
-            .targets
-            .iter()
-            .map(|t| Address::new(t.as_str()))
-            .collect(),
+        refresh: args.refresh.enabled,
+        targets: targets(&args.targets),
         destroy: false,
     };
-    let plan = ops::plan(&stack, &request)?;
+    let session = session(&stack, global, args.parallelism);
+    let (plan, _) = ops::plan(&stack, &request, &session).await?;
     if let Some(out) = &args.out {
         ops::save_plan(&stack, &plan, out)?;
         eprintln!(
-            "saved the plan to `{}`; apply it with `mlops apply {}`",
+            "saved the plan to `{}`; apply exactly this plan with `mlops apply {}`",
             out.display(),
             out.display()
         );
@@ -55,7 +80,7 @@ pub fn run(args: &PlanArgs, no_color: bool) -> Result<u8> {
     if args.json {
         println!("{}", json::to_json(&plan));
     } else {
-        print!("{}", render::human(&plan, Style::for_stdout(no_color)));
+        print!("{}", render::human(&plan, Style::for_stdout(global.no_color)));
     }
     Ok(if args.detailed_exitcode && plan.has_changes() {
         2

@@ -85,6 +85,8 @@ impl fmt::Display for ExecError {
     }
 }
 
+impl std::error::Error for ExecError {}
+
 /// What a run leaves: the state as far as it got, and what went wrong.
 #[derive(Debug)]
 pub struct Outcome {
@@ -453,3 +455,6 @@ async fn read_back(
 
 /// How long to keep retrying an error that means "not yet", by default.
 pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(300);
+
+#[cfg(test)]
+mod tests;

@@ -1,17 +1,24 @@
 //! What the commands do, apart from argument parsing and printing: open a stack (spec, graph,
-//! state store), lock it, plan, and save plans. One function per operation.
+//! state store), lock it, refresh and plan, apply a plan, save and load plans.
+
+mod apply;
+mod saved;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
 
+use crate::exec::{self, AwsProviders, Env, Reporter, RetryPolicy};
 use crate::graph::DesiredGraph;
 use crate::model::Address;
 use crate::plan::{self, Plan, PlanOptions};
+use crate::providers::aws::{Clients, Settings};
 use crate::spec::{self, Spec, StateSpec};
 use crate::state::{LocalStore, LockGuard, State, StateStore};
-use crate::{Error, Result};
+use crate::Result;
+
+pub use apply::{apply, Applied};
+pub use saved::{load_plan, save_plan, SavedPlan};
 
 /// A stack ready to work on: its validated spec, desired graph and state store.
 pub struct Stack {
@@ -44,6 +51,44 @@ impl Stack {
     }
 }
 
+/// The connection to AWS, made on first use: a plan of a stack with an empty state never
+/// loads credentials or touches the network.
+pub struct Session {
+    settings: Settings,
+    clients: OnceCell<Clients>,
+    pub reporter: Box<dyn Reporter>,
+    pub parallelism: usize,
+}
+
+impl Session {
+    pub fn new(settings: Settings, reporter: Box<dyn Reporter>, parallelism: usize) -> Self {
+        Session {
+            settings,
+            clients: OnceCell::new(),
+            reporter,
+            parallelism,
+        }
+    }
+
+    pub async fn clients(&self) -> &Clients {
+        self.clients
+            .get_or_init(|| Clients::connect(&self.settings))
+            .await
+    }
+
+    /// The executor's environment for `stack`.
+    pub async fn env<'a>(&'a self, stack: &'a str) -> Env<'a> {
+        Env {
+            providers: &AwsProviders,
+            clients: self.clients().await,
+            stack,
+            reporter: self.reporter.as_ref(),
+            parallelism: self.parallelism,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
 /// What a plan is asked for.
 #[derive(Debug, Clone, Default)]
 pub struct PlanRequest {
@@ -54,9 +99,14 @@ pub struct PlanRequest {
     pub destroy: bool,
 }
 
-/// Plans a stack against its state.
-pub fn plan(stack: &Stack, request: &PlanRequest) -> Result<Plan> {
-    let state = stack.state()?;
+/// Refreshes (when asked) and plans a stack; returns the plan and the state it was made from.
+pub async fn plan(stack: &Stack, request: &PlanRequest, session: &Session) -> Result<(Plan, State)> {
+    let mut state = stack.state()?;
+    let mut gone = BTreeSet::new();
+    if request.refresh && !state.resources.is_empty() {
+        let env = session.env(&stack.spec.stack.name).await;
+        (state, gone) = exec::refresh(state, &env).await?;
+    }
     let empty;
     let desired = if request.destroy {
         empty = DesiredGraph::from_resources(Vec::new())?;
@@ -67,27 +117,6 @@ pub fn plan(stack: &Stack, request: &PlanRequest) -> Result<Plan> {
     let options = PlanOptions {
         targets: request.targets.clone(),
     };
-    Ok(plan::diff(desired, &state, &BTreeSet::new(), &options)?)
-}
-
-/// A plan saved by `plan --out`, with what is needed to check it still applies.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct SavedPlan {
-    pub format_version: u32,
-    pub stack_file: String,
-    pub plan: Plan,
-}
-
-pub fn save_plan(stack: &Stack, plan: &Plan, out: &Path) -> Result<()> {
-    let saved = SavedPlan {
-        format_version: 1,
-        stack_file: stack.spec.path.display().to_string(),
-        plan: plan.clone(),
-    };
-    let bytes = serde_json::to_vec_pretty(&saved).expect("plans serialize");
-    std::fs::write(out, bytes).map_err(|source| Error::Io {
-        action: "write the plan to",
-        path: out.display().to_string(),
-        source,
-    })
+    let plan = plan::diff(desired, &state, &gone, &options)?;
+    Ok((plan, state))
 }

@@ -43,6 +43,12 @@ impl ProviderError {
             "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => Some(
                 "the credentials in use lack this permission; `aws sts get-caller-identity` shows who they are",
             ),
+            "BucketNotEmpty" => Some(
+                "the bucket still holds objects: empty it, or set `force_destroy = true` to let mlops delete every object version",
+            ),
+            "RepositoryNotEmptyException" => Some(
+                "the repository still holds images: delete them, or set `force_delete = true` in the repository's table",
+            ),
             "BucketAlreadyExists" => Some(
                 "S3 bucket names are global and this one belongs to another account: choose another `name`",
             ),

@@ -83,7 +83,7 @@ pub enum StateError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the state file `{}` is not valid: {message} (line {line}, column {column})", path.display())]
+    #[error("the state file `{}` is not valid: {message}{}", path.display(), position(*line, *column))]
     Corrupt {
         path: PathBuf,
         message: String,
@@ -111,6 +111,15 @@ pub enum StateError {
     },
     #[error("the state `{}` is not locked", path.display())]
     NotLocked { path: PathBuf },
+}
+
+/// ` (line L, column C)` when the parser knows where.
+fn position(line: usize, column: usize) -> String {
+    if line == 0 {
+        String::new()
+    } else {
+        format!(" (line {line}, column {column})")
+    }
 }
 
 impl StateError {

@@ -1,9 +1,9 @@
-//! What the EC2 kinds share: tags at create time, ownership filters for adoption, and tag
-//! updates.
+//! What the EC2 kinds share: tags at create time, ownership filters for adoption, tag
+//! updates, and the route table lookup of the routing kinds.
 
-use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+use aws_sdk_ec2::types::{Filter, ResourceType, RouteTable, Tag, TagSpecification};
 
-use super::{classify, tag_changes, tags_of, tags_value};
+use super::{classify, gone_as_none, tag_changes, tags_of, tags_value};
 use crate::model::Attrs;
 use crate::providers::{Ctx, ProviderResult};
 use serde_json::Value;
@@ -34,6 +34,16 @@ pub fn owned_by(ctx: &Ctx<'_>) -> Vec<Filter> {
             .values(ctx.address.as_str())
             .build(),
     ]
+}
+
+/// Whether `tags` mark the object as this resource's, for APIs that ignore tag filters (moto's
+/// DescribeNatGateways).
+pub fn is_owned(ctx: &Ctx<'_>, tags: &[Tag]) -> bool {
+    let has = |key: &str, value: &str| {
+        tags.iter()
+            .any(|t| t.key() == Some(key) && t.value() == Some(value))
+    };
+    has("mlops:stack", ctx.stack) && has("mlops:address", ctx.address.as_str())
 }
 
 /// EC2 tags as the `tags` attribute.
@@ -77,4 +87,18 @@ pub async fn sync_tags(
             .map_err(classify)?;
     }
     Ok(())
+}
+
+/// The route table `id`, or `None` when it no longer exists.
+pub async fn route_table(ctx: &Ctx<'_>, id: &str) -> ProviderResult<Option<RouteTable>> {
+    let out = gone_as_none(
+        ctx.aws
+            .ec2
+            .describe_route_tables()
+            .route_table_ids(id)
+            .send()
+            .await
+            .map_err(classify),
+    )?;
+    Ok(out.and_then(|o| o.route_tables.and_then(|t| t.into_iter().next())))
 }

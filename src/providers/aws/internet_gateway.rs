@@ -1,11 +1,43 @@
-//! `internet_gateway`: the internet gateway, attached to the VPC. PLACEHOLDER, being written.
+//! `internet_gateway`: the internet gateway, attached to the VPC, through which the public
+//! subnets reach the internet and the NAT gateways send the private subnets' traffic out.
 
 use async_trait::async_trait;
+use aws_sdk_ec2::types::{InternetGateway as Gateway, ResourceType};
+use serde_json::json;
 
+use super::ec2::{owned_by, sync_tags, tag_spec, tags_attr};
+use super::{classify, gone_as_none, gone_is_fine, str_attr};
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
 
 pub struct InternetGateway;
+
+/// The gateway `id`, or `None` when it no longer exists.
+async fn describe(ctx: &Ctx<'_>, id: &str) -> ProviderResult<Option<Gateway>> {
+    let out = gone_as_none(
+        ctx.aws
+            .ec2
+            .describe_internet_gateways()
+            .internet_gateway_ids(id)
+            .send()
+            .await
+            .map_err(classify),
+    )?;
+    Ok(out.and_then(|o| o.internet_gateways.and_then(|g| g.into_iter().next())))
+}
+
+async fn delete_gateway(ctx: &Ctx<'_>, id: &str) -> ProviderResult<()> {
+    gone_is_fine(
+        ctx.aws
+            .ec2
+            .delete_internet_gateway()
+            .internet_gateway_id(id)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(classify),
+    )
+}
 
 #[async_trait]
 impl ResourceProvider for InternetGateway {
@@ -13,34 +45,104 @@ impl ResourceProvider for InternetGateway {
         ResourceKind::InternetGateway
     }
 
-    async fn read(
-        &self,
-        _ctx: &Ctx<'_>,
-        _id: &str,
-        _prior: &Attrs,
-    ) -> ProviderResult<Option<Attrs>> {
-        Err(ProviderError::fatal("placeholder"))
+    async fn read(&self, ctx: &Ctx<'_>, id: &str, _prior: &Attrs) -> ProviderResult<Option<Attrs>> {
+        let Some(gateway) = describe(ctx, id).await? else {
+            return Ok(None);
+        };
+        let attrs = json!({
+            "vpc_id": gateway.attachments().first().and_then(|a| a.vpc_id()),
+            "tags": tags_attr(gateway.tags()),
+        });
+        Ok(attrs.as_object().cloned())
     }
 
-    async fn find(&self, _ctx: &Ctx<'_>, _desired: &Attrs) -> ProviderResult<Option<String>> {
-        Err(ProviderError::fatal("placeholder"))
+    async fn find(&self, ctx: &Ctx<'_>, _desired: &Attrs) -> ProviderResult<Option<String>> {
+        let out = ctx
+            .aws
+            .ec2
+            .describe_internet_gateways()
+            .set_filters(Some(owned_by(ctx)))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(out
+            .internet_gateways()
+            .first()
+            .and_then(|g| g.internet_gateway_id())
+            .map(str::to_string))
     }
 
-    async fn create(&self, _ctx: &Ctx<'_>, _desired: &Attrs) -> ProviderResult<String> {
-        Err(ProviderError::fatal("placeholder"))
+    async fn create(&self, ctx: &Ctx<'_>, desired: &Attrs) -> ProviderResult<String> {
+        let vpc_id = str_attr(desired, "vpc_id")?;
+        let out = ctx
+            .aws
+            .ec2
+            .create_internet_gateway()
+            .tag_specifications(tag_spec(ResourceType::InternetGateway, desired))
+            .send()
+            .await
+            .map_err(classify)?;
+        let id = out
+            .internet_gateway()
+            .and_then(|g| g.internet_gateway_id())
+            .ok_or_else(|| {
+                ProviderError::fatal("CreateInternetGateway returned no internet gateway id")
+            })?
+            .to_string();
+        let attached = ctx
+            .aws
+            .ec2
+            .attach_internet_gateway()
+            .internet_gateway_id(&id)
+            .vpc_id(vpc_id)
+            .send()
+            .await
+            .map_err(classify);
+        if let Err(err) = attached {
+            // A detached gateway is of no use, would be created again if the executor retries
+            // this create, and could not be adopted later (its `vpc_id` would differ): remove it.
+            return Err(match delete_gateway(ctx, &id).await {
+                Ok(()) => err,
+                Err(cleanup) => ProviderError::fatal(format!(
+                    "AttachInternetGateway of {id} to {vpc_id} failed ({err}), and deleting the \
+                     detached gateway failed too ({cleanup}): delete {id} by hand"
+                )),
+            });
+        }
+        Ok(id)
     }
 
     async fn update(
         &self,
-        _ctx: &Ctx<'_>,
-        _id: &str,
-        _prior: &Attrs,
-        _desired: &Attrs,
+        ctx: &Ctx<'_>,
+        id: &str,
+        prior: &Attrs,
+        desired: &Attrs,
     ) -> ProviderResult<()> {
-        Err(ProviderError::fatal("placeholder"))
+        sync_tags(ctx, id, prior, desired).await
     }
 
-    async fn delete(&self, _ctx: &Ctx<'_>, _id: &str, _prior: &Attrs) -> ProviderResult<()> {
-        Err(ProviderError::fatal("placeholder"))
+    async fn delete(&self, ctx: &Ctx<'_>, id: &str, _prior: &Attrs) -> ProviderResult<()> {
+        let Some(gateway) = describe(ctx, id).await? else {
+            return Ok(());
+        };
+        // A gateway attached to a VPC cannot be deleted: detach it from wherever it is now.
+        for vpc_id in gateway.attachments().iter().filter_map(|a| a.vpc_id()) {
+            let detached = ctx
+                .aws
+                .ec2
+                .detach_internet_gateway()
+                .internet_gateway_id(id)
+                .vpc_id(vpc_id)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(classify);
+            match gone_is_fine(detached) {
+                Err(e) if e.code.as_deref() == Some("Gateway.NotAttached") => {}
+                other => other?,
+            }
+        }
+        delete_gateway(ctx, id).await
     }
 }

@@ -71,17 +71,22 @@ impl Clients {
         let custom_endpoint = settings.endpoint_url.is_some()
             || std::env::var_os("AWS_ENDPOINT_URL").is_some()
             || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
-        let s3_config = aws_sdk_s3::config::Builder::from(&config)
-            .force_path_style(custom_endpoint)
+        Self::from_config(&config, &settings.region, custom_endpoint)
+    }
+
+    /// Clients from a loaded configuration; `path_style` puts S3 buckets in the URL path.
+    pub fn from_config(config: &SdkConfig, region: &str, path_style: bool) -> Clients {
+        let s3_config = aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(path_style)
             .build();
         Clients {
-            region: settings.region.clone(),
-            ec2: aws_sdk_ec2::Client::new(&config),
-            eks: aws_sdk_eks::Client::new(&config),
-            iam: aws_sdk_iam::Client::new(&config),
+            region: region.to_string(),
+            ec2: aws_sdk_ec2::Client::new(config),
+            eks: aws_sdk_eks::Client::new(config),
+            iam: aws_sdk_iam::Client::new(config),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
-            ecr: aws_sdk_ecr::Client::new(&config),
-            sts: aws_sdk_sts::Client::new(&config),
+            ecr: aws_sdk_ecr::Client::new(config),
+            sts: aws_sdk_sts::Client::new(config),
         }
     }
 

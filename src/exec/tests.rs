@@ -1,0 +1,286 @@
+//! The executor against an in-memory cloud: dependency order, bounded parallelism, a state
+//! save after every operation, failures that stop new work but keep finished work, retries of
+//! "not yet" errors, and destroy order. No network.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::json;
+
+use super::*;
+use crate::graph::DesiredGraph;
+use crate::model::ResourceKind;
+use crate::plan::{diff, PlanOptions};
+use crate::providers::{ErrorClass, ProviderResult};
+use crate::state::{LockGuard, LockInfo};
+
+const EXAMPLE: &str = include_str!("../../stacks/example.toml");
+
+/// A cloud in memory that records what it was asked to do.
+#[derive(Default)]
+struct FakeCloud {
+    objects: Mutex<BTreeMap<String, Attrs>>,
+    /// `create vpc`, `delete subnet.public.us-west-2a`, ... in the order they finished.
+    log: Mutex<Vec<String>>,
+    next_id: AtomicUsize,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    /// Creates of these addresses fail for good.
+    fail: BTreeSet<String>,
+    /// Creates of these addresses fail as "not yet" this many times first.
+    not_yet: Mutex<BTreeMap<String, usize>>,
+}
+
+impl FakeCloud {
+    async fn work(&self, entry: String) {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.log.lock().unwrap().push(entry);
+    }
+
+    fn position(&self, entry: &str) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .position(|e| e == entry)
+            .unwrap_or_else(|| panic!("`{entry}` never happened"))
+    }
+}
+
+struct FakeProviders<'a>(&'a FakeCloud);
+
+#[async_trait]
+impl ResourceProvider for FakeProviders<'_> {
+    fn kind(&self) -> ResourceKind {
+        ResourceKind::Vpc
+    }
+
+    async fn read(&self, _: &Ctx<'_>, id: &str, _: &Attrs) -> ProviderResult<Option<Attrs>> {
+        Ok(self.0.objects.lock().unwrap().get(id).cloned().map(|mut attrs| {
+            // Computed values, as the cloud would add them; never over a desired one.
+            attrs.entry("arn").or_insert(json!(format!("arn:fake:{id}")));
+            attrs.entry("oidc_issuer").or_insert(json!("https://oidc.fake/id/1"));
+            attrs
+        }))
+    }
+
+    async fn find(&self, _: &Ctx<'_>, _: &Attrs) -> ProviderResult<Option<String>> {
+        Ok(None)
+    }
+
+    async fn create(&self, ctx: &Ctx<'_>, desired: &Attrs) -> ProviderResult<String> {
+        let address = ctx.address.to_string();
+        if self.0.fail.contains(&address) {
+            return Err(ProviderError {
+                class: ErrorClass::Fatal,
+                code: Some("AccessDenied".into()),
+                message: "not allowed".into(),
+            });
+        }
+        if let Some(left) = self.0.not_yet.lock().unwrap().get_mut(&address).filter(|n| **n > 0) {
+            *left -= 1;
+            return Err(ProviderError {
+                class: ErrorClass::Propagating,
+                code: Some("InvalidParameterException".into()),
+                message: "role cannot be assumed".into(),
+            });
+        }
+        self.0.work(format!("create {address}")).await;
+        let id = format!("id-{}", self.0.next_id.fetch_add(1, Ordering::SeqCst));
+        self.0.objects.lock().unwrap().insert(id.clone(), desired.clone());
+        Ok(id)
+    }
+
+    async fn update(&self, ctx: &Ctx<'_>, id: &str, _: &Attrs, desired: &Attrs) -> ProviderResult<()> {
+        self.0.work(format!("update {}", ctx.address)).await;
+        self.0.objects.lock().unwrap().insert(id.to_string(), desired.clone());
+        Ok(())
+    }
+
+    async fn delete(&self, ctx: &Ctx<'_>, id: &str, _: &Attrs) -> ProviderResult<()> {
+        self.0.work(format!("delete {}", ctx.address)).await;
+        self.0.objects.lock().unwrap().remove(id);
+        Ok(())
+    }
+}
+
+impl Providers for FakeProviders<'_> {
+    fn get(&self, _: ResourceKind) -> &dyn ResourceProvider {
+        self
+    }
+}
+
+/// A state store in memory that counts its saves.
+#[derive(Default)]
+struct MemoryStore {
+    saved: Mutex<Option<State>>,
+    saves: AtomicUsize,
+}
+
+impl StateStore for MemoryStore {
+    fn describe(&self) -> String {
+        "memory".into()
+    }
+    fn load(&self) -> Result<Option<State>, StateError> {
+        Ok(self.saved.lock().unwrap().clone())
+    }
+    fn save(&self, state: &mut State) -> Result<(), StateError> {
+        state.serial += 1;
+        self.saves.fetch_add(1, Ordering::SeqCst);
+        *self.saved.lock().unwrap() = Some(state.clone());
+        Ok(())
+    }
+    fn lock(&self, _: &str) -> Result<LockGuard, StateError> {
+        unreachable!("the executor does not lock")
+    }
+    fn force_unlock(&self, _: &str) -> Result<LockInfo, StateError> {
+        unreachable!("the executor does not unlock")
+    }
+}
+
+struct Silent;
+
+impl Reporter for Silent {
+    fn started(&self, _: &Address, _: Op) {}
+    fn waiting(&self, _: &Address, _: &str) {}
+    fn retrying(&self, _: &Address, _: &str, _: Duration) {}
+    fn adopted(&self, _: &Address, _: &str) {}
+    fn finished(&self, _: &Address, _: Op, _: Duration) {}
+    fn failed(&self, _: &Address, _: Op, _: &str) {}
+    fn interrupted(&self, _: usize) {}
+}
+
+fn graph(text: &str) -> DesiredGraph {
+    let spec = crate::spec::parse(Path::new("stacks/example.toml"), text.to_string()).unwrap();
+    DesiredGraph::from_spec(&spec).unwrap()
+}
+
+fn offline_clients() -> Clients {
+    let config = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-west-2"))
+        .build();
+    Clients::from_config(&config, "us-west-2", false)
+}
+
+async fn run(cloud: &FakeCloud, store: &MemoryStore, desired: &DesiredGraph, state: State, parallelism: usize) -> Outcome {
+    let plan = diff(desired, &state, &BTreeSet::new(), &PlanOptions::default()).unwrap();
+    let clients = offline_clients();
+    let providers = FakeProviders(cloud);
+    let env = Env {
+        providers: &providers,
+        clients: &clients,
+        stack: "mlops",
+        reporter: &Silent,
+        parallelism,
+        retry: RetryPolicy {
+            first_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(5),
+            budget: Duration::from_secs(5),
+        },
+    };
+    apply(&plan, state, store, &env).await
+}
+
+#[tokio::test]
+async fn creates_follow_dependencies_with_bounded_parallelism_and_a_save_each() {
+    let cloud = FakeCloud::default();
+    let store = MemoryStore::default();
+    let desired = graph(EXAMPLE);
+    let outcome = run(&cloud, &store, &desired, State::new("mlops"), 4).await;
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    assert_eq!(outcome.done, 31);
+    assert_eq!(outcome.state.resources.len(), 31);
+    for resource in desired.resources.values() {
+        for dep in &resource.deps {
+            assert!(
+                cloud.position(&format!("create {dep}")) < cloud.position(&format!("create {}", resource.address)),
+                "{dep} must be created before {}",
+                resource.address
+            );
+        }
+    }
+    let max = cloud.max_in_flight.load(Ordering::SeqCst);
+    assert!((2..=4).contains(&max), "in flight at once: {max}");
+    // Recorded right after the create call, then again with what the cloud reports.
+    assert_eq!(store.saves.load(Ordering::SeqCst), 62);
+    assert_eq!(store.load().unwrap().unwrap(), outcome.state);
+    assert_eq!(outcome.state.outputs["vpc_id"], outcome.state.resources[&Address::new("vpc")].id);
+}
+
+#[tokio::test]
+async fn a_failure_stops_new_work_and_keeps_what_finished() {
+    let cloud = FakeCloud {
+        fail: BTreeSet::from(["eks_cluster".to_string()]),
+        ..FakeCloud::default()
+    };
+    let store = MemoryStore::default();
+    let outcome = run(&cloud, &store, &graph(EXAMPLE), State::new("mlops"), 1).await;
+    assert_eq!(outcome.errors.len(), 1);
+    let error = &outcome.errors[0];
+    assert_eq!(error.address.as_str(), "eks_cluster");
+    assert_eq!(error.to_string(), "`eks_cluster`: create failed: AccessDenied: not allowed");
+    assert!(outcome.skipped > 0);
+    assert!(!outcome.state.resources.contains_key(&Address::new("eks_node_group.default")));
+    // Everything that finished is in the saved state, and only that.
+    let saved = store.load().unwrap().unwrap();
+    assert_eq!(saved.resources.len(), outcome.done);
+    assert_eq!(cloud.objects.lock().unwrap().len(), outcome.done);
+}
+
+#[tokio::test]
+async fn not_yet_errors_are_retried_until_they_pass() {
+    let cloud = FakeCloud {
+        not_yet: Mutex::new(BTreeMap::from([("eks_cluster".to_string(), 3)])),
+        ..FakeCloud::default()
+    };
+    let outcome = run(&cloud, &MemoryStore::default(), &graph(EXAMPLE), State::new("mlops"), 10).await;
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    assert_eq!(cloud.not_yet.lock().unwrap()["eks_cluster"], 0);
+    assert!(outcome.state.resources.contains_key(&Address::new("eks_cluster")));
+}
+
+#[tokio::test]
+async fn destroy_deletes_dependents_first_and_empties_the_state() {
+    let cloud = FakeCloud::default();
+    let store = MemoryStore::default();
+    let built = run(&cloud, &store, &graph(EXAMPLE), State::new("mlops"), 10).await;
+    cloud.log.lock().unwrap().clear();
+    let nothing = DesiredGraph::from_resources(Vec::new()).unwrap();
+    let outcome = run(&cloud, &store, &nothing, built.state, 10).await;
+    assert!(outcome.errors.is_empty());
+    assert!(outcome.state.resources.is_empty());
+    assert!(cloud.objects.lock().unwrap().is_empty());
+    let before = |a: &str, b: &str| {
+        assert!(cloud.position(&format!("delete {a}")) < cloud.position(&format!("delete {b}")), "{a} before {b}");
+    };
+    before("eks_node_group.default", "eks_cluster");
+    before("eks_cluster", "subnet.private.us-west-2a");
+    before("nat_gateway.us-west-2a", "eip.us-west-2a");
+    before("route_table_association.public.us-west-2a", "route_table.public");
+    before("subnet.public.us-west-2b", "vpc");
+}
+
+#[tokio::test]
+async fn a_replacement_deletes_the_old_objects_before_creating_the_new_ones() {
+    let cloud = FakeCloud::default();
+    let store = MemoryStore::default();
+    let built = run(&cloud, &store, &graph(EXAMPLE), State::new("mlops"), 10).await;
+    cloud.log.lock().unwrap().clear();
+    let changed = graph(&EXAMPLE.replace("[\"t3.medium\"]", "[\"m5.large\"]"));
+    let outcome = run(&cloud, &store, &changed, built.state, 10).await;
+    assert!(outcome.errors.is_empty());
+    assert_eq!(
+        *cloud.log.lock().unwrap(),
+        vec!["delete eks_node_group.default", "create eks_node_group.default"]
+    );
+    let group = &outcome.state.resources[&Address::new("eks_node_group.default")];
+    assert_eq!(group.attrs["instance_types"], json!(["m5.large"]));
+}

@@ -1,0 +1,223 @@
+//! Test support: the AWS emulator (moto in server mode, one per test, on a free loopback port),
+//! scratch projects that run the real `mlops` binary against it, and SDK clients that check
+//! results independently of mlops' own state.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const EXAMPLE: &str = include_str!("../../stacks/example.toml");
+
+/// A moto server on 127.0.0.1, stopped when dropped.
+pub struct Emulator {
+    child: Child,
+    pub url: String,
+}
+
+/// Where `scripts/setup-emulator.sh` installs moto.
+fn moto_server() -> PathBuf {
+    if let Some(path) = std::env::var_os("MLOPS_MOTO_SERVER") {
+        return PathBuf::from(path);
+    }
+    let venv = std::env::var_os("MLOPS_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"));
+    venv.join("bin/moto_server")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// `GET path` on the emulator; the status code, or `None` when nothing answers.
+fn http_get(port: u16, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+impl Emulator {
+    pub fn start() -> Emulator {
+        let server = moto_server();
+        assert!(
+            server.exists(),
+            "the AWS emulator is not installed at `{}`: run `scripts/setup-emulator.sh` (the README's test command does)",
+            server.display()
+        );
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("mlops-moto-{port}.log"));
+        let child = Command::new(&server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start moto_server");
+        let emulator = Emulator {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while http_get(port, "/moto-api/data.json") != Some(200) {
+            assert!(Instant::now() < deadline, "moto did not start; see {}", log.display());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        emulator
+    }
+
+    /// SDK clients for checking what exists, independently of mlops.
+    pub fn clients(&self) -> Aws {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let creds = aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "tests");
+        let config = runtime.block_on(
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("us-west-2"))
+                .endpoint_url(&self.url)
+                .credentials_provider(creds)
+                .load(),
+        );
+        Aws {
+            ec2: aws_sdk_ec2::Client::new(&config),
+            eks: aws_sdk_eks::Client::new(&config),
+            iam: aws_sdk_iam::Client::new(&config),
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build(),
+            ),
+            ecr: aws_sdk_ecr::Client::new(&config),
+            runtime,
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// SDK clients with a runtime to block on them.
+pub struct Aws {
+    pub ec2: aws_sdk_ec2::Client,
+    pub eks: aws_sdk_eks::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub ecr: aws_sdk_ecr::Client,
+    pub runtime: tokio::runtime::Runtime,
+}
+
+impl Aws {
+    pub fn run<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.runtime.block_on(f)
+    }
+}
+
+/// A scratch project with one stack file, whose commands run against an emulator.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+    pub stack: String,
+    endpoint: String,
+}
+
+/// The output of one `mlops` run.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "mlops failed:\n{}\n{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+impl Project {
+    /// `text` is written as `stacks/<stack>.toml`.
+    pub fn new(emulator: &Emulator, stack: &str, text: &str) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("stacks")).unwrap();
+        let project = Project {
+            dir,
+            stack: stack.to_string(),
+            endpoint: emulator.url.clone(),
+        };
+        project.write_stack(text);
+        project
+    }
+
+    pub fn write_stack(&self, text: &str) {
+        fs::write(self.dir.path().join(format!("stacks/{}.toml", self.stack)), text).unwrap();
+    }
+
+    pub fn stack_text(&self) -> String {
+        fs::read_to_string(self.dir.path().join(format!("stacks/{}.toml", self.stack))).unwrap()
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mlops"));
+        command
+            .current_dir(self.dir.path())
+            .args(args)
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN")
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs `mlops <args>` with the stack appended after the subcommand words.
+    pub fn mlops(&self, args: &[&str]) -> Run {
+        let out = self.command(args).output().expect("run mlops");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    pub fn apply(&self) -> Run {
+        self.mlops(&["apply", &self.stack, "--auto-approve"])
+    }
+
+    pub fn destroy(&self) -> Run {
+        self.mlops(&["destroy", &self.stack, "--auto-approve"])
+    }
+
+    pub fn plan_exit_code(&self) -> Run {
+        self.mlops(&["plan", &self.stack, "--detailed-exitcode"])
+    }
+
+    pub fn state_path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(format!("state/{name}.json"))
+    }
+}
+
+/// The example stack renamed, with add-ons off (the emulator's cluster endpoint leads nowhere),
+/// and globally named things (bucket, IAM roles, cluster) made unique to the stack.
+pub fn example_as(stack: &str) -> String {
+    EXAMPLE
+        .replace("name = \"mlops\"", &format!("name = \"{stack}\""))
+        .replace("path = \"state/mlops.json\"", &format!("path = \"state/{stack}.json\""))
+        .replace("mlops-models-bucket", &format!("{stack}-models"))
+        .replace("name = \"mlops-cluster\"", &format!("name = \"{stack}-cluster\""))
+        .replace("[addons]\nenabled = true", "[addons]\nenabled = false")
+}
