@@ -229,9 +229,18 @@ fn a_held_lock_blocks_with_the_holder_and_force_unlock_clears_it() {
             "is locked by ci@runner-7 (pid 4242, `apply`",
         ))
         .stderr(predicate::str::contains("mlops force-unlock mlops abc-123"));
+    // A lock that names its stack file points the hint at that file.
+    fs::write(
+        p.path("state/mlops.json.lock"),
+        lock.replace("\"stack\": \"mlops\",", "\"stack\": \"mlops\", \"stack_file\": \"stacks/example.toml\","),
+    )
+    .unwrap();
+    p.mlops(&["plan", "example"])
+        .code(1)
+        .stderr(predicate::str::contains("mlops force-unlock stacks/example.toml abc-123"));
     p.mlops(&["force-unlock", "example", "wrong"])
         .code(1)
-        .stderr(predicate::str::contains("does not match"));
+        .stderr(predicate::str::contains("has another id than `wrong`"));
     assert!(p.path("state/mlops.json.lock").exists());
     p.mlops(&["force-unlock", "example", "abc-123"])
         .success()

@@ -43,6 +43,31 @@ pub struct ForceUnlockArgs {
     pub lock_id: String,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub stack: StackArg,
+    /// The address to manage the object at, e.g. `s3_bucket.models`
+    #[arg(value_name = "ADDR")]
+    pub address: String,
+    /// The object's AWS id: a VPC id, a bucket or role name, an ARN for an OIDC provider...
+    #[arg(value_name = "ID")]
+    pub id: String,
+}
+
+pub async fn import(args: &ImportArgs, global: &super::Global) -> Result<u8> {
+    let stack = Stack::open(&args.stack.stack)?;
+    let _lock = stack.lock("import")?;
+    let session = super::plan::session(&stack, global, 1);
+    let address = Address::new(args.address.as_str());
+    crate::ops::import(&stack, &address, &args.id, &session).await?;
+    eprintln!(
+        "imported `{}` as `{address}`; `mlops plan {}` shows how it differs from the spec",
+        args.id, args.stack.stack
+    );
+    Ok(0)
+}
+
 pub fn output(args: &OutputArgs) -> Result<u8> {
     let stack = Stack::open(&args.stack.stack)?;
     let outputs: BTreeMap<String, Value> = state::outputs(&stack.state()?);

@@ -53,6 +53,8 @@ pub enum Command {
     Graph(graph::GraphArgs),
     /// Remove a lock left behind by a run that is gone
     ForceUnlock(inspect::ForceUnlockArgs),
+    /// Bring an existing AWS object under management at an address of the stack
+    Import(inspect::ImportArgs),
 }
 
 /// The `<STACK>` argument shared by most commands.
@@ -95,6 +97,7 @@ pub fn run() -> Result<u8> {
             Command::State(command) => inspect::state(&command),
             Command::Graph(args) => graph::run(&args),
             Command::ForceUnlock(args) => inspect::force_unlock(&args),
+            Command::Import(args) => until_interrupted(inspect::import(&args, &global)).await,
         }
     })
 }

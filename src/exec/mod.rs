@@ -55,7 +55,7 @@ pub struct Env<'a> {
 }
 
 impl Env<'_> {
-    fn ctx<'b>(&'b self, address: &'b Address) -> Ctx<'b> {
+    pub fn ctx<'b>(&'b self, address: &'b Address) -> Ctx<'b> {
         Ctx {
             aws: self.clients,
             stack: self.stack,

@@ -2,6 +2,7 @@
 //! state store), lock it, refresh and plan, apply a plan, save and load plans.
 
 mod apply;
+mod import;
 mod saved;
 
 use std::collections::BTreeSet;
@@ -18,6 +19,7 @@ use crate::state::{LocalStore, LockGuard, State, StateStore};
 use crate::Result;
 
 pub use apply::{apply, Applied};
+pub use import::import;
 pub use saved::{load_plan, save_plan, SavedPlan};
 
 /// A stack ready to work on: its validated spec, desired graph and state store.
@@ -33,7 +35,11 @@ impl Stack {
         let spec = spec::load(&spec::stack_path(arg))?;
         let graph = DesiredGraph::from_spec(&spec)?;
         let store: Box<dyn StateStore> = match &spec.state {
-            StateSpec::Local { path } => Box::new(LocalStore::new(path, &spec.stack.name)),
+            StateSpec::Local { path } => Box::new(LocalStore::new(
+                path,
+                &spec.stack.name,
+                &spec.path.display().to_string(),
+            )),
         };
         Ok(Stack { spec, graph, store })
     }

@@ -209,7 +209,7 @@ fn targeted(
 }
 
 /// The known address closest to a mistyped one, when it is close enough to be a typo.
-fn closest<'a>(wrong: &Address, known: impl Iterator<Item = &'a Address>) -> Option<Address> {
+pub fn closest<'a>(wrong: &Address, known: impl Iterator<Item = &'a Address>) -> Option<Address> {
     known
         .map(|a| (edit_distance(wrong.as_str(), a.as_str()), a))
         .filter(|(d, _)| *d <= 3)

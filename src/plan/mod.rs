@@ -7,7 +7,7 @@ pub mod json;
 pub mod render;
 
 pub use action::{Action, AttrChange, Change, Plan, PlanValue, Summary};
-pub use diff::{diff, state_dag, PlanError, PlanOptions};
+pub use diff::{closest, diff, state_dag, PlanError, PlanOptions};
 
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,6 @@
 //! Naming rules of AWS and Kubernetes, checked before any API call so that a bad name is a
 //! located validation error instead of an AWS error half-way through an apply.
-//! Each check returns the reason a name is refused, phrased to follow "... is not a valid X: ".
+//! Each check returns the reason a name is refused, phrased to follow "X `name` is not valid: ".
 
 /// EKS versions `mlops` accepts (standard and extended support in late 2026).
 pub const SUPPORTED_EKS_VERSIONS: &[&str] = &["1.30", "1.31", "1.32", "1.33", "1.34", "1.35"];
@@ -69,7 +69,7 @@ pub fn tag(key: &str, value: &str) -> Check {
     if key.to_ascii_lowercase().starts_with("aws:") {
         return fail("tag keys starting with `aws:` are reserved by AWS");
     }
-    if key.starts_with("mlops:") {
+    if key.to_ascii_lowercase().starts_with("mlops:") {
         return fail("tag keys starting with `mlops:` are set by mlops itself");
     }
     if !key.chars().all(allowed) || !value.chars().all(allowed) {

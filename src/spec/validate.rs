@@ -12,9 +12,9 @@ use super::raw::{self, S};
 use super::*;
 use crate::ui::diagnostic::Diagnostic;
 
-/// Tags mlops adds to every resource, counted against AWS's limit of 50 tags per resource
-/// (`mlops:stack`, `mlops:address`, and the two Kubernetes tags on subnets).
-const RESERVED_TAGS: usize = 4;
+/// Tags mlops adds to a resource at most, counted against AWS's limit of 50 tags per resource
+/// (`mlops:stack`, `mlops:address`, `Name`, and the two Kubernetes tags on subnets).
+const RESERVED_TAGS: usize = 5;
 const MAX_TAGS: usize = 50;
 
 #[derive(Default)]
@@ -339,7 +339,11 @@ fn eks(p: &mut Problems, raw: &S<raw::RawEks>) -> EksSpec {
                 p.hint(
                     list.span(),
                     "`public_access_cidrs` is empty",
-                    "list at least one block, e.g. `[\"0.0.0.0/0\"]`, or set `public_endpoint = false`",
+                    if public_endpoint {
+                        "list at least one block, e.g. `[\"0.0.0.0/0\"]`, or set `public_endpoint = false`"
+                    } else {
+                        "remove `public_access_cidrs`: the public endpoint is off"
+                    },
                 );
             }
             if !public_endpoint && !list.get_ref().is_empty() {

@@ -2,7 +2,7 @@
 //! folder, fsync, rename, fsync of the folder), locked by a lock file created exclusively next
 //! to it.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
@@ -14,13 +14,16 @@ use super::{State, StateError, StateStore};
 pub struct LocalStore {
     path: PathBuf,
     stack: String,
+    stack_file: String,
 }
 
 impl LocalStore {
-    pub fn new(path: impl Into<PathBuf>, stack: &str) -> Self {
+    /// The store of `stack`, whose spec is `stack_file` (named in lock messages).
+    pub fn new(path: impl Into<PathBuf>, stack: &str, stack_file: &str) -> Self {
         LocalStore {
             path: path.into(),
             stack: stack.to_string(),
+            stack_file: stack_file.to_string(),
         }
     }
 
@@ -51,6 +54,7 @@ impl LocalStore {
                 LockInfo {
                     id: "unreadable".into(),
                     stack: self.stack.clone(),
+                    stack_file: self.stack_file.clone(),
                     operation: "unknown".into(),
                     user: "unknown".into(),
                     host: "unknown".into(),
@@ -110,15 +114,25 @@ impl StateStore for LocalStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(self.io("create the folder of", &self.path))?;
         }
-        let info = LockInfo::for_this_process(&self.stack, operation);
-        match OpenOptions::new().write(true).create_new(true).open(&path) {
-            Ok(mut file) => {
-                let bytes = serde_json::to_vec_pretty(&info).expect("lock info serializes");
-                file.write_all(&bytes)
-                    .and_then(|_| file.sync_all())
-                    .map_err(self.io("write the lock of", &self.path))?;
-                Ok(LockGuard::new(path, info))
-            }
+        let info = LockInfo::for_this_process(&self.stack, &self.stack_file, operation);
+        // The lock appears with its content or not at all: written aside, then linked into
+        // place, which fails if a lock exists. No run ever reads a half-written lock.
+        let mut pending = path.as_os_str().to_owned();
+        pending.push(format!(".{}.tmp", std::process::id()));
+        let pending = PathBuf::from(pending);
+        let write = || -> std::io::Result<()> {
+            let mut file = File::create(&pending)?;
+            file.write_all(&serde_json::to_vec_pretty(&info).expect("lock info serializes"))?;
+            file.sync_all()
+        };
+        if let Err(e) = write() {
+            let _ = fs::remove_file(&pending);
+            return Err(self.io("write the lock of", &self.path)(e));
+        }
+        let linked = fs::hard_link(&pending, &path);
+        let _ = fs::remove_file(&pending);
+        match linked {
+            Ok(()) => Ok(LockGuard::new(path, info)),
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                 let holder = self.read_lock()?.ok_or_else(|| StateError::Io {
                     action: "lock",
@@ -160,7 +174,7 @@ mod tests {
     #[test]
     fn save_is_atomic_and_bumps_the_serial() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LocalStore::new(dir.path().join("s/t.json"), "t");
+        let store = LocalStore::new(dir.path().join("s/t.json"), "t", "t.toml");
         assert_eq!(store.load().unwrap(), None);
         let mut state = State::new("t");
         store.save(&mut state).unwrap();
@@ -177,7 +191,7 @@ mod tests {
     #[test]
     fn a_second_lock_names_the_holder_and_force_unlock_needs_its_id() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LocalStore::new(dir.path().join("t.json"), "t");
+        let store = LocalStore::new(dir.path().join("t.json"), "t", "t.toml");
         let guard = store.lock("apply").unwrap();
         let Err(StateError::Locked { holder, .. }) = store.lock("plan") else {
             panic!("a second lock must fail");

@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 pub struct LockInfo {
     pub id: String,
     pub stack: String,
+    /// The stack file as the holder named it, for the `force-unlock` hint.
+    #[serde(default)]
+    pub stack_file: String,
     /// The command that took it: `plan`, `apply`, `destroy`...
     pub operation: String,
     pub user: String,
@@ -24,10 +27,11 @@ pub struct LockInfo {
 }
 
 impl LockInfo {
-    pub fn for_this_process(stack: &str, operation: &str) -> Self {
+    pub fn for_this_process(stack: &str, stack_file: &str, operation: &str) -> Self {
         LockInfo {
             id: uuid::Uuid::new_v4().to_string(),
             stack: stack.to_string(),
+            stack_file: stack_file.to_string(),
             operation: operation.to_string(),
             user: std::env::var("USER")
                 .or_else(|_| std::env::var("LOGNAME"))
@@ -40,23 +44,41 @@ impl LockInfo {
     }
 
     /// `root@builder (pid 4242, \`apply\`, 3m 12s ago, lock id ...)`
+    ///
+    /// The command to clear it: `mlops force-unlock <stack file> <id>`.
+    pub fn unlock_command(&self) -> String {
+        let stack = if self.stack_file.is_empty() {
+            &self.stack
+        } else {
+            &self.stack_file
+        };
+        format!("mlops force-unlock {stack} {}", self.id)
+    }
+
     pub fn describe(&self) -> String {
-        let age = now_secs().saturating_sub(self.created);
-        let age = humantime::format_duration(Duration::from_secs(age));
+        let age = if self.created == 0 {
+            "age unknown".to_string()
+        } else {
+            let secs = now_secs().saturating_sub(self.created);
+            format!("{} ago", humantime::format_duration(Duration::from_secs(secs)))
+        };
         let job = self
             .ci_job
             .as_ref()
             .map(|j| format!(", job {j}"))
             .unwrap_or_default();
         format!(
-            "{}@{} (pid {}, `{}`, {age} ago{job}, lock id {})",
+            "{}@{} (pid {}, `{}`, {age}{job}, lock id {})",
             self.user, self.host, self.pid, self.operation, self.id
         )
     }
 
-    /// True when the holder ran on this host and its process is gone.
+    /// True when the holder ran on this host and its process is gone (known only where
+    /// `/proc` lists processes).
     pub fn is_stale_here(&self) -> bool {
-        self.host == hostname() && !Path::new(&format!("/proc/{}", self.pid)).exists()
+        Path::new("/proc/self").exists()
+            && self.host == hostname()
+            && !Path::new(&format!("/proc/{}", self.pid)).exists()
     }
 }
 

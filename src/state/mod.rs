@@ -103,7 +103,7 @@ pub enum StateError {
         path: PathBuf,
         holder: Box<LockInfo>,
     },
-    #[error("the lock id `{given}` does not match the lock on `{}` (held by {})", path.display(), holder.describe())]
+    #[error("the lock on `{}` has another id than `{given}`: it is held by {}", path.display(), holder.describe())]
     LockIdMismatch {
         path: PathBuf,
         given: String,
@@ -137,13 +137,14 @@ impl StateError {
             ),
             StateError::Locked { holder, .. } => Some(if holder.is_stale_here() {
                 format!(
-                    "process {} is no longer running on this host; if no other run is using the stack, run `mlops force-unlock {} {}`",
-                    holder.pid, holder.stack, holder.id
+                    "process {} is no longer running on this host; if no other run is using the stack, run `{}`",
+                    holder.pid,
+                    holder.unlock_command()
                 )
             } else {
                 format!(
-                    "wait for that run to finish; if it is gone, run `mlops force-unlock {} {}`",
-                    holder.stack, holder.id
+                    "wait for that run to finish; if it is gone, run `{}`",
+                    holder.unlock_command()
                 )
             }),
             StateError::LockIdMismatch { holder, .. } => Some(format!(
