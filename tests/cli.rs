@@ -232,12 +232,17 @@ fn a_held_lock_blocks_with_the_holder_and_force_unlock_clears_it() {
     // A lock that names its stack file points the hint at that file.
     fs::write(
         p.path("state/mlops.json.lock"),
-        lock.replace("\"stack\": \"mlops\",", "\"stack\": \"mlops\", \"stack_file\": \"stacks/example.toml\","),
+        lock.replace(
+            "\"stack\": \"mlops\",",
+            "\"stack\": \"mlops\", \"stack_file\": \"stacks/example.toml\",",
+        ),
     )
     .unwrap();
     p.mlops(&["plan", "example"])
         .code(1)
-        .stderr(predicate::str::contains("mlops force-unlock stacks/example.toml abc-123"));
+        .stderr(predicate::str::contains(
+            "mlops force-unlock stacks/example.toml abc-123",
+        ));
     p.mlops(&["force-unlock", "example", "wrong"])
         .code(1)
         .stderr(predicate::str::contains("has another id than `wrong`"));

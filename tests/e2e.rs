@@ -11,7 +11,10 @@ use aws_sdk_ec2::types::Filter;
 use support::{example_as, Aws, Emulator, Project};
 
 fn stack_filter(stack: &str) -> Filter {
-    Filter::builder().name("tag:mlops:stack").values(stack).build()
+    Filter::builder()
+        .name("tag:mlops:stack")
+        .values(stack)
+        .build()
 }
 
 /// Every object tagged `mlops:stack = <stack>`, by kind, found through the SDK.
@@ -20,11 +23,35 @@ fn inventory(aws: &Aws, stack: &str) -> BTreeMap<&'static str, usize> {
         let mut count = BTreeMap::new();
         let ec2 = &aws.ec2;
         let f = || Some(vec![stack_filter(stack)]);
-        count.insert("vpc", ec2.describe_vpcs().set_filters(f()).send().await.unwrap().vpcs().len());
-        count.insert("subnet", ec2.describe_subnets().set_filters(f()).send().await.unwrap().subnets().len());
+        count.insert(
+            "vpc",
+            ec2.describe_vpcs()
+                .set_filters(f())
+                .send()
+                .await
+                .unwrap()
+                .vpcs()
+                .len(),
+        );
+        count.insert(
+            "subnet",
+            ec2.describe_subnets()
+                .set_filters(f())
+                .send()
+                .await
+                .unwrap()
+                .subnets()
+                .len(),
+        );
         count.insert(
             "internet_gateway",
-            ec2.describe_internet_gateways().set_filters(f()).send().await.unwrap().internet_gateways().len(),
+            ec2.describe_internet_gateways()
+                .set_filters(f())
+                .send()
+                .await
+                .unwrap()
+                .internet_gateways()
+                .len(),
         );
         count.insert(
             "nat_gateway",
@@ -38,13 +65,36 @@ fn inventory(aws: &Aws, stack: &str) -> BTreeMap<&'static str, usize> {
                 .filter(|n| n.state().is_some_and(|s| s.as_str() != "deleted"))
                 .count(),
         );
-        count.insert("eip", ec2.describe_addresses().set_filters(f()).send().await.unwrap().addresses().len());
-        count.insert("route_table", ec2.describe_route_tables().set_filters(f()).send().await.unwrap().route_tables().len());
+        count.insert(
+            "eip",
+            ec2.describe_addresses()
+                .set_filters(f())
+                .send()
+                .await
+                .unwrap()
+                .addresses()
+                .len(),
+        );
+        count.insert(
+            "route_table",
+            ec2.describe_route_tables()
+                .set_filters(f())
+                .send()
+                .await
+                .unwrap()
+                .route_tables()
+                .len(),
+        );
 
         let mut clusters = 0;
         for name in aws.eks.list_clusters().send().await.unwrap().clusters() {
             let c = aws.eks.describe_cluster().name(name).send().await.unwrap();
-            if c.cluster().and_then(|c| c.tags()).and_then(|t| t.get("mlops:stack")).map(String::as_str) == Some(stack) {
+            if c.cluster()
+                .and_then(|c| c.tags())
+                .and_then(|t| t.get("mlops:stack"))
+                .map(String::as_str)
+                == Some(stack)
+            {
                 clusters += 1;
             }
         }
@@ -52,18 +102,45 @@ fn inventory(aws: &Aws, stack: &str) -> BTreeMap<&'static str, usize> {
 
         let mut roles = 0;
         for role in aws.iam.list_roles().send().await.unwrap().roles() {
-            let tags = aws.iam.list_role_tags().role_name(role.role_name()).send().await.unwrap();
-            if tags.tags().iter().any(|t| t.key() == "mlops:stack" && t.value() == stack) {
+            let tags = aws
+                .iam
+                .list_role_tags()
+                .role_name(role.role_name())
+                .send()
+                .await
+                .unwrap();
+            if tags
+                .tags()
+                .iter()
+                .any(|t| t.key() == "mlops:stack" && t.value() == stack)
+            {
                 roles += 1;
             }
         }
         count.insert("iam_role", roles);
 
         let mut providers = 0;
-        for p in aws.iam.list_open_id_connect_providers().send().await.unwrap().open_id_connect_provider_list() {
+        for p in aws
+            .iam
+            .list_open_id_connect_providers()
+            .send()
+            .await
+            .unwrap()
+            .open_id_connect_provider_list()
+        {
             let arn = p.arn().unwrap();
-            let got = aws.iam.get_open_id_connect_provider().open_id_connect_provider_arn(arn).send().await.unwrap();
-            if got.tags().iter().any(|t| t.key() == "mlops:stack" && t.value() == stack) {
+            let got = aws
+                .iam
+                .get_open_id_connect_provider()
+                .open_id_connect_provider_arn(arn)
+                .send()
+                .await
+                .unwrap();
+            if got
+                .tags()
+                .iter()
+                .any(|t| t.key() == "mlops:stack" && t.value() == stack)
+            {
                 providers += 1;
             }
         }
@@ -73,7 +150,10 @@ fn inventory(aws: &Aws, stack: &str) -> BTreeMap<&'static str, usize> {
         for b in aws.s3.list_buckets().send().await.unwrap().buckets() {
             let name = b.name().unwrap();
             if let Ok(t) = aws.s3.get_bucket_tagging().bucket(name).send().await {
-                if t.tag_set().iter().any(|t| t.key() == "mlops:stack" && t.value() == stack) {
+                if t.tag_set()
+                    .iter()
+                    .any(|t| t.key() == "mlops:stack" && t.value() == stack)
+                {
                     buckets += 1;
                 }
             }
@@ -81,9 +161,26 @@ fn inventory(aws: &Aws, stack: &str) -> BTreeMap<&'static str, usize> {
         count.insert("s3_bucket", buckets);
 
         let mut repos = 0;
-        for r in aws.ecr.describe_repositories().send().await.unwrap().repositories() {
-            let tags = aws.ecr.list_tags_for_resource().resource_arn(r.repository_arn().unwrap()).send().await.unwrap();
-            if tags.tags().iter().any(|t| t.key() == "mlops:stack" && t.value() == stack) {
+        for r in aws
+            .ecr
+            .describe_repositories()
+            .send()
+            .await
+            .unwrap()
+            .repositories()
+        {
+            let tags = aws
+                .ecr
+                .list_tags_for_resource()
+                .resource_arn(r.repository_arn().unwrap())
+                .send()
+                .await
+                .unwrap();
+            if tags
+                .tags()
+                .iter()
+                .any(|t| t.key() == "mlops:stack" && t.value() == stack)
+            {
                 repos += 1;
             }
         }
@@ -125,20 +222,41 @@ fn the_reference_stack_is_built_checked_replanned_and_destroyed() {
     let project = Project::new(&moto, stack, &example_as(stack));
 
     let applied = project.apply().ok();
-    assert!(applied.stderr.contains("Apply complete: 31 added, 0 changed, 0 destroyed"), "{}", applied.stderr);
+    assert!(
+        applied
+            .stderr
+            .contains("Apply complete: 31 added, 0 changed, 0 destroyed"),
+        "{}",
+        applied.stderr
+    );
     assert_eq!(inventory(&aws, stack), reference_inventory());
 
     aws.run(async {
         // Network: the VPC, its subnets with the load-balancer tags, routes to the gateways.
-        let vpc = aws.ec2.describe_vpcs().filters(stack_filter(stack)).send().await.unwrap();
+        let vpc = aws
+            .ec2
+            .describe_vpcs()
+            .filters(stack_filter(stack))
+            .send()
+            .await
+            .unwrap();
         let vpc = &vpc.vpcs()[0];
         assert_eq!(vpc.cidr_block(), Some("10.0.0.0/16"));
-        let subnets = aws.ec2.describe_subnets().filters(stack_filter(stack)).send().await.unwrap();
+        let subnets = aws
+            .ec2
+            .describe_subnets()
+            .filters(stack_filter(stack))
+            .send()
+            .await
+            .unwrap();
         let mut cidrs: Vec<(&str, &str, bool)> = subnets
             .subnets()
             .iter()
             .map(|s| {
-                let elb = s.tags().iter().any(|t| t.key() == Some("kubernetes.io/role/elb"));
+                let elb = s
+                    .tags()
+                    .iter()
+                    .any(|t| t.key() == Some("kubernetes.io/role/elb"));
                 (s.cidr_block().unwrap(), s.availability_zone().unwrap(), elb)
             })
             .collect();
@@ -152,27 +270,78 @@ fn the_reference_stack_is_built_checked_replanned_and_destroyed() {
                 ("10.0.2.0/24", "us-west-2b", false),
             ]
         );
-        let tables = aws.ec2.describe_route_tables().filters(stack_filter(stack)).send().await.unwrap();
+        let tables = aws
+            .ec2
+            .describe_route_tables()
+            .filters(stack_filter(stack))
+            .send()
+            .await
+            .unwrap();
         let defaults: Vec<(bool, bool)> = tables
             .route_tables()
             .iter()
             .flat_map(|t| t.routes())
             .filter(|r| r.destination_cidr_block() == Some("0.0.0.0/0"))
-            .map(|r| (r.gateway_id().is_some_and(|g| g.starts_with("igw-")), r.nat_gateway_id().is_some()))
+            .map(|r| {
+                (
+                    r.gateway_id().is_some_and(|g| g.starts_with("igw-")),
+                    r.nat_gateway_id().is_some(),
+                )
+            })
             .collect();
-        assert_eq!(defaults.iter().filter(|(igw, _)| *igw).count(), 1, "one public default route");
-        assert_eq!(defaults.iter().filter(|(_, nat)| *nat).count(), 2, "two private default routes");
+        assert_eq!(
+            defaults.iter().filter(|(igw, _)| *igw).count(),
+            1,
+            "one public default route"
+        );
+        assert_eq!(
+            defaults.iter().filter(|(_, nat)| *nat).count(),
+            2,
+            "two private default routes"
+        );
 
         // The cluster, its node group, and IRSA.
-        let cluster = aws.eks.describe_cluster().name("ref-cluster").send().await.unwrap();
+        let cluster = aws
+            .eks
+            .describe_cluster()
+            .name("ref-cluster")
+            .send()
+            .await
+            .unwrap();
         let cluster = cluster.cluster().unwrap();
         assert_eq!(cluster.version(), Some("1.31"));
-        let group = aws.eks.describe_nodegroup().cluster_name("ref-cluster").nodegroup_name("default").send().await.unwrap();
+        let group = aws
+            .eks
+            .describe_nodegroup()
+            .cluster_name("ref-cluster")
+            .nodegroup_name("default")
+            .send()
+            .await
+            .unwrap();
         let scaling = group.nodegroup().unwrap().scaling_config().unwrap();
-        assert_eq!((scaling.min_size(), scaling.desired_size(), scaling.max_size()), (Some(1), Some(2), Some(3)));
-        let node_policies = aws.iam.list_attached_role_policies().role_name("ref-eks-node").send().await.unwrap();
+        assert_eq!(
+            (
+                scaling.min_size(),
+                scaling.desired_size(),
+                scaling.max_size()
+            ),
+            (Some(1), Some(2), Some(3))
+        );
+        let node_policies = aws
+            .iam
+            .list_attached_role_policies()
+            .role_name("ref-eks-node")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(node_policies.attached_policies().len(), 3);
-        let irsa = aws.iam.get_role().role_name("ref-irsa-kserve-s3").send().await.unwrap();
+        let irsa = aws
+            .iam
+            .get_role()
+            .role_name("ref-irsa-kserve-s3")
+            .send()
+            .await
+            .unwrap();
         let trust = irsa.role().unwrap().assume_role_policy_document().unwrap();
         assert!(
             trust.contains("system%3Aserviceaccount%3Akserve-inference%3Akserve-sa")
@@ -181,25 +350,65 @@ fn the_reference_stack_is_built_checked_replanned_and_destroyed() {
         );
 
         // Storage.
-        let versioning = aws.s3.get_bucket_versioning().bucket("ref-models").send().await.unwrap();
+        let versioning = aws
+            .s3
+            .get_bucket_versioning()
+            .bucket("ref-models")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(versioning.status().map(|s| s.as_str()), Some("Enabled"));
-        let block = aws.s3.get_public_access_block().bucket("ref-models").send().await.unwrap();
-        assert_eq!(block.public_access_block_configuration().unwrap().block_public_acls(), Some(true));
-        let policy = aws.ecr.get_lifecycle_policy().repository_name("wine-model").send().await.unwrap();
+        let block = aws
+            .s3
+            .get_public_access_block()
+            .bucket("ref-models")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            block
+                .public_access_block_configuration()
+                .unwrap()
+                .block_public_acls(),
+            Some(true)
+        );
+        let policy = aws
+            .ecr
+            .get_lifecycle_policy()
+            .repository_name("wine-model")
+            .send()
+            .await
+            .unwrap();
         assert!(policy.lifecycle_policy_text().unwrap().contains("30"));
     });
 
     let replan = project.plan_exit_code();
-    assert_eq!(replan.code, 0, "a second plan must find nothing to do:\n{}", replan.stdout);
+    assert_eq!(
+        replan.code, 0,
+        "a second plan must find nothing to do:\n{}",
+        replan.stdout
+    );
 
     let output = project.mlops(&["output", stack, "--json"]).ok();
     let outputs: serde_json::Value = serde_json::from_str(&output.stdout).unwrap();
     assert!(outputs["cluster_endpoint"].is_string(), "{outputs}");
-    assert!(outputs["irsa_role_arns"]["kserve-s3"].as_str().unwrap().ends_with("role/ref-irsa-kserve-s3"));
-    assert!(outputs["repository_urls"]["wine-model"].as_str().unwrap().ends_with("/wine-model"));
+    assert!(outputs["irsa_role_arns"]["kserve-s3"]
+        .as_str()
+        .unwrap()
+        .ends_with("role/ref-irsa-kserve-s3"));
+    assert!(outputs["repository_urls"]["wine-model"]
+        .as_str()
+        .unwrap()
+        .ends_with("/wine-model"));
 
     let destroyed = project.destroy().ok();
-    assert!(destroyed.stderr.contains("Destroy complete: 0 added, 0 changed, 31 destroyed"), "{}", destroyed.stderr);
+    assert!(
+        destroyed
+            .stderr
+            .contains("Destroy complete: 0 added, 0 changed, 31 destroyed"),
+        "{}",
+        destroyed.stderr
+    );
     assert_eq!(inventory(&aws, stack), nothing_left());
     let state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(project.state_path(stack)).unwrap()).unwrap();
@@ -219,11 +428,23 @@ fn drift_made_outside_mlops_is_shown_and_repaired() {
             .update_nodegroup_config()
             .cluster_name("drift-cluster")
             .nodegroup_name("default")
-            .scaling_config(aws_sdk_eks::types::NodegroupScalingConfig::builder().min_size(1).desired_size(3).max_size(3).build())
+            .scaling_config(
+                aws_sdk_eks::types::NodegroupScalingConfig::builder()
+                    .min_size(1)
+                    .desired_size(3)
+                    .max_size(3)
+                    .build(),
+            )
             .send()
             .await
             .unwrap();
-        aws.ecr.delete_repository().repository_name("wine-model").force(true).send().await.unwrap();
+        aws.ecr
+            .delete_repository()
+            .repository_name("wine-model")
+            .force(true)
+            .send()
+            .await
+            .unwrap();
         aws.s3
             .put_bucket_versioning()
             .bucket("drift-models")
@@ -235,7 +456,13 @@ fn drift_made_outside_mlops_is_shown_and_repaired() {
             .send()
             .await
             .unwrap();
-        let vpc = aws.ec2.describe_vpcs().filters(stack_filter(stack)).send().await.unwrap();
+        let vpc = aws
+            .ec2
+            .describe_vpcs()
+            .filters(stack_filter(stack))
+            .send()
+            .await
+            .unwrap();
         aws.ec2
             .delete_tags()
             .resources(vpc.vpcs()[0].vpc_id().unwrap())
@@ -257,17 +484,48 @@ fn drift_made_outside_mlops_is_shown_and_repaired() {
         "+ \"env\"",
         "Plan: 1 to add, 3 to change, 0 to destroy.",
     ] {
-        assert!(plan.stdout.contains(expected), "plan lacks `{expected}`:\n{}", plan.stdout);
+        assert!(
+            plan.stdout.contains(expected),
+            "plan lacks `{expected}`:\n{}",
+            plan.stdout
+        );
     }
 
     project.apply().ok();
     assert_eq!(project.plan_exit_code().code, 0);
     aws.run(async {
-        let group = aws.eks.describe_nodegroup().cluster_name("drift-cluster").nodegroup_name("default").send().await.unwrap();
-        assert_eq!(group.nodegroup().unwrap().scaling_config().unwrap().desired_size(), Some(2));
-        let versioning = aws.s3.get_bucket_versioning().bucket("drift-models").send().await.unwrap();
+        let group = aws
+            .eks
+            .describe_nodegroup()
+            .cluster_name("drift-cluster")
+            .nodegroup_name("default")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            group
+                .nodegroup()
+                .unwrap()
+                .scaling_config()
+                .unwrap()
+                .desired_size(),
+            Some(2)
+        );
+        let versioning = aws
+            .s3
+            .get_bucket_versioning()
+            .bucket("drift-models")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(versioning.status().map(|s| s.as_str()), Some("Enabled"));
-        assert!(aws.ecr.describe_repositories().repository_names("wine-model").send().await.is_ok());
+        assert!(aws
+            .ecr
+            .describe_repositories()
+            .repository_names("wine-model")
+            .send()
+            .await
+            .is_ok());
     });
     project.destroy().ok();
     assert_eq!(inventory(&aws, stack), nothing_left());
@@ -281,22 +539,53 @@ fn a_replace_forcing_change_replaces_the_node_group() {
     let project = Project::new(&moto, stack, &example_as(stack));
     project.apply().ok();
     let arn_before = aws.run(async {
-        let g = aws.eks.describe_nodegroup().cluster_name("repl-cluster").nodegroup_name("default").send().await.unwrap();
+        let g = aws
+            .eks
+            .describe_nodegroup()
+            .cluster_name("repl-cluster")
+            .nodegroup_name("default")
+            .send()
+            .await
+            .unwrap();
         g.nodegroup().unwrap().nodegroup_arn().unwrap().to_string()
     });
 
-    project.write_stack(&project.stack_text().replace("[\"t3.medium\"]", "[\"m5.large\"]"));
+    project.write_stack(
+        &project
+            .stack_text()
+            .replace("[\"t3.medium\"]", "[\"m5.large\"]"),
+    );
     let plan = project.mlops(&["plan", stack]).ok();
-    assert!(plan.stdout.contains("# eks_node_group.default must be replaced"), "{}", plan.stdout);
+    assert!(
+        plan.stdout
+            .contains("# eks_node_group.default must be replaced"),
+        "{}",
+        plan.stdout
+    );
     assert!(plan.stdout.contains("# forces replacement"));
     let applied = project.apply().ok();
-    assert!(applied.stderr.contains("1 added, 0 changed, 1 destroyed"), "{}", applied.stderr);
+    assert!(
+        applied.stderr.contains("1 added, 0 changed, 1 destroyed"),
+        "{}",
+        applied.stderr
+    );
 
     aws.run(async {
-        let g = aws.eks.describe_nodegroup().cluster_name("repl-cluster").nodegroup_name("default").send().await.unwrap();
+        let g = aws
+            .eks
+            .describe_nodegroup()
+            .cluster_name("repl-cluster")
+            .nodegroup_name("default")
+            .send()
+            .await
+            .unwrap();
         let g = g.nodegroup().unwrap();
         assert_eq!(g.instance_types(), ["m5.large".to_string()]);
-        assert_ne!(g.nodegroup_arn().unwrap(), arn_before, "a new node group, not the old one");
+        assert_ne!(
+            g.nodegroup_arn().unwrap(),
+            arn_before,
+            "a new node group, not the old one"
+        );
     });
     assert_eq!(project.plan_exit_code().code, 0);
     project.destroy().ok();
@@ -352,11 +641,18 @@ fn an_apply_killed_mid_run_is_completed_by_the_next_one() {
     // The lock of the killed run stays behind, as after a real crash.
     let lock = project.dir.path().join(format!("state/{stack}.json.lock"));
     if lock.exists() {
-        let held: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&lock).unwrap()).unwrap();
+        let held: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&lock).unwrap()).unwrap();
         let blocked = project.apply();
         assert_eq!(blocked.code, 1);
-        assert!(blocked.stderr.contains("is no longer running"), "{}", blocked.stderr);
-        project.mlops(&["force-unlock", stack, held["id"].as_str().unwrap()]).ok();
+        assert!(
+            blocked.stderr.contains("is no longer running"),
+            "{}",
+            blocked.stderr
+        );
+        project
+            .mlops(&["force-unlock", stack, held["id"].as_str().unwrap()])
+            .ok();
     }
 
     project.apply().ok();
@@ -372,23 +668,57 @@ fn three_zones_with_a_nat_gateway_each() {
     let aws = moto.clients();
     let stack = "perz";
     let text = example_as(stack)
-        .replace("azs = [\"us-west-2a\", \"us-west-2b\"]", "azs = [\"us-west-2a\", \"us-west-2b\", \"us-west-2c\"]")
-        .replace("[\"10.0.101.0/24\", \"10.0.102.0/24\"]", "[\"10.0.101.0/24\", \"10.0.102.0/24\", \"10.0.103.0/24\"]")
-        .replace("[\"10.0.1.0/24\", \"10.0.2.0/24\"]", "[\"10.0.1.0/24\", \"10.0.2.0/24\", \"10.0.3.0/24\"]")
+        .replace(
+            "azs = [\"us-west-2a\", \"us-west-2b\"]",
+            "azs = [\"us-west-2a\", \"us-west-2b\", \"us-west-2c\"]",
+        )
+        .replace(
+            "[\"10.0.101.0/24\", \"10.0.102.0/24\"]",
+            "[\"10.0.101.0/24\", \"10.0.102.0/24\", \"10.0.103.0/24\"]",
+        )
+        .replace(
+            "[\"10.0.1.0/24\", \"10.0.2.0/24\"]",
+            "[\"10.0.1.0/24\", \"10.0.2.0/24\", \"10.0.3.0/24\"]",
+        )
         .replace("nat = \"single\"", "nat = \"per_az\"");
     let project = Project::new(&moto, stack, &text);
     project.apply().ok();
     let found = inventory(&aws, stack);
-    assert_eq!((found["subnet"], found["nat_gateway"], found["eip"], found["route_table"]), (6, 3, 3, 4));
+    assert_eq!(
+        (
+            found["subnet"],
+            found["nat_gateway"],
+            found["eip"],
+            found["route_table"]
+        ),
+        (6, 3, 3, 4)
+    );
     aws.run(async {
         // Each private route table sends its zone's traffic through that zone's NAT gateway.
-        let nats = aws.ec2.describe_nat_gateways().filter(stack_filter(stack)).send().await.unwrap();
+        let nats = aws
+            .ec2
+            .describe_nat_gateways()
+            .filter(stack_filter(stack))
+            .send()
+            .await
+            .unwrap();
         let nat_zone: BTreeMap<String, String> = nats
             .nat_gateways()
             .iter()
-            .map(|n| (n.nat_gateway_id().unwrap().to_string(), n.subnet_id().unwrap().to_string()))
+            .map(|n| {
+                (
+                    n.nat_gateway_id().unwrap().to_string(),
+                    n.subnet_id().unwrap().to_string(),
+                )
+            })
             .collect();
-        let tables = aws.ec2.describe_route_tables().filters(stack_filter(stack)).send().await.unwrap();
+        let tables = aws
+            .ec2
+            .describe_route_tables()
+            .filters(stack_filter(stack))
+            .send()
+            .await
+            .unwrap();
         let used: std::collections::BTreeSet<&str> = tables
             .route_tables()
             .iter()
@@ -415,24 +745,98 @@ fn two_node_groups_one_spot_and_three_irsa_roles() {
            \n[irsa.ecr-pull]\nnamespace = \"kserve-inference\"\nservice_account = \"puller\"\npolicy_arns = [\"arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly\"]\n";
     let project = Project::new(&moto, stack, &text);
     project.apply().ok();
-    assert_eq!(inventory(&aws, stack)["iam_role"], 5, "cluster, node and three IRSA roles");
+    assert_eq!(
+        inventory(&aws, stack)["iam_role"],
+        5,
+        "cluster, node and three IRSA roles"
+    );
     aws.run(async {
-        let gpu = aws.eks.describe_nodegroup().cluster_name("multi-cluster").nodegroup_name("gpu").send().await.unwrap();
+        let gpu = aws
+            .eks
+            .describe_nodegroup()
+            .cluster_name("multi-cluster")
+            .nodegroup_name("gpu")
+            .send()
+            .await
+            .unwrap();
         let gpu = gpu.nodegroup().unwrap();
         assert_eq!(gpu.capacity_type().map(|c| c.as_str()), Some("SPOT"));
         assert_eq!(gpu.taints().len(), 1);
         for (role, subject) in [
             ("multi-irsa-mlflow", "system:serviceaccount:mlflow:mlflow"),
-            ("multi-irsa-ecr-pull", "system:serviceaccount:kserve-inference:puller"),
-            ("multi-irsa-kserve-s3", "system:serviceaccount:kserve-inference:kserve-sa"),
+            (
+                "multi-irsa-ecr-pull",
+                "system:serviceaccount:kserve-inference:puller",
+            ),
+            (
+                "multi-irsa-kserve-s3",
+                "system:serviceaccount:kserve-inference:kserve-sa",
+            ),
         ] {
             let got = aws.iam.get_role().role_name(role).send().await.unwrap();
-            let doc = got.role().unwrap().assume_role_policy_document().unwrap().replace("%3A", ":");
+            let doc = got
+                .role()
+                .unwrap()
+                .assume_role_policy_document()
+                .unwrap()
+                .replace("%3A", ":");
             assert!(doc.contains(subject), "{role}: {doc}");
             assert!(doc.contains("sts.amazonaws.com"));
         }
     });
     assert_eq!(project.plan_exit_code().code, 0);
+    project.destroy().ok();
+    assert_eq!(inventory(&aws, stack).values().sum::<usize>(), 0);
+}
+
+#[test]
+fn a_bucket_with_objects_is_only_destroyed_with_force_destroy() {
+    let moto = Emulator::start();
+    let aws = moto.clients();
+    let stack = "full";
+    let project = Project::new(&moto, stack, &example_as(stack));
+    project.apply().ok();
+    aws.run(async {
+        for version in ["v1", "v2"] {
+            aws.s3
+                .put_object()
+                .bucket("full-models")
+                .key("wine-model/model.joblib")
+                .body(version.as_bytes().to_vec().into())
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+
+    let refused = project.destroy();
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused
+            .stderr
+            .contains("`s3_bucket.models`: destroy failed: BucketNotEmpty"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("force_destroy = true"),
+        "{}",
+        refused.stderr
+    );
+    let left = inventory(&aws, stack);
+    assert_eq!(left["s3_bucket"], 1, "the bucket and its objects stay");
+    let state = std::fs::read_to_string(project.state_path(stack)).unwrap();
+    assert!(
+        state.contains("\"s3_bucket.models\""),
+        "the state still holds the bucket"
+    );
+
+    project.write_stack(
+        &project
+            .stack_text()
+            .replace("force_destroy = false", "force_destroy = true"),
+    );
+    project.apply().ok();
     project.destroy().ok();
     assert_eq!(inventory(&aws, stack).values().sum::<usize>(), 0);
 }

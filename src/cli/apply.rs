@@ -88,7 +88,10 @@ pub async fn run_destroy(args: &DestroyArgs, global: &Global) -> Result<u8> {
 }
 
 fn show_and_confirm(plan: &Plan, command: &str, auto_approve: bool, global: &Global) -> Result<()> {
-    print!("{}", render::human(plan, Style::for_stdout(global.no_color)));
+    print!(
+        "{}",
+        render::human(plan, Style::for_stdout(global.no_color))
+    );
     if plan.has_changes() && !auto_approve {
         confirm(command)?;
     }
@@ -109,7 +112,11 @@ async fn execute(
     let applied = ops::apply(stack, plan, state, session).await?;
     let s = applied.summary;
     let style = Style::for_stderr(global.no_color);
-    let verb = if command == "destroy" { "Destroy" } else { "Apply" };
+    let verb = if command == "destroy" {
+        "Destroy"
+    } else {
+        "Apply"
+    };
     eprintln!(
         "\n{}",
         style.green(&format!(
@@ -135,18 +142,23 @@ fn confirm(command: &str) -> Result<()> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         return Err(Error::refused(
-            format!("`{command}` needs confirmation, but no terminal is attached; nothing was changed"),
+            format!(
+                "`{command}` needs confirmation, but no terminal is attached; nothing was changed"
+            ),
             format!("review the plan, then run `mlops {command}` with `--auto-approve`"),
         ));
     }
     eprint!("\nDo you want to perform these actions? Only `yes` will be accepted: ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
-    stdin.lock().read_line(&mut answer).map_err(|source| Error::Io {
-        action: "read the answer from",
-        path: "standard input".into(),
-        source,
-    })?;
+    stdin
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|source| Error::Io {
+            action: "read the answer from",
+            path: "standard input".into(),
+            source,
+        })?;
     if answer.trim() == "yes" {
         Ok(())
     } else {

@@ -80,7 +80,10 @@ pub async fn run(args: &PlanArgs, global: &Global) -> Result<u8> {
     if args.json {
         println!("{}", json::to_json(&plan));
     } else {
-        print!("{}", render::human(&plan, Style::for_stdout(global.no_color)));
+        print!(
+            "{}",
+            render::human(&plan, Style::for_stdout(global.no_color))
+        );
     }
     Ok(if args.detailed_exitcode && plan.has_changes() {
         2

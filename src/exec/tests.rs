@@ -63,12 +63,23 @@ impl ResourceProvider for FakeProviders<'_> {
     }
 
     async fn read(&self, _: &Ctx<'_>, id: &str, _: &Attrs) -> ProviderResult<Option<Attrs>> {
-        Ok(self.0.objects.lock().unwrap().get(id).cloned().map(|mut attrs| {
-            // Computed values, as the cloud would add them; never over a desired one.
-            attrs.entry("arn").or_insert(json!(format!("arn:fake:{id}")));
-            attrs.entry("oidc_issuer").or_insert(json!("https://oidc.fake/id/1"));
-            attrs
-        }))
+        Ok(self
+            .0
+            .objects
+            .lock()
+            .unwrap()
+            .get(id)
+            .cloned()
+            .map(|mut attrs| {
+                // Computed values, as the cloud would add them; never over a desired one.
+                attrs
+                    .entry("arn")
+                    .or_insert(json!(format!("arn:fake:{id}")));
+                attrs
+                    .entry("oidc_issuer")
+                    .or_insert(json!("https://oidc.fake/id/1"));
+                attrs
+            }))
     }
 
     async fn find(&self, _: &Ctx<'_>, _: &Attrs) -> ProviderResult<Option<String>> {
@@ -84,7 +95,14 @@ impl ResourceProvider for FakeProviders<'_> {
                 message: "not allowed".into(),
             });
         }
-        if let Some(left) = self.0.not_yet.lock().unwrap().get_mut(&address).filter(|n| **n > 0) {
+        if let Some(left) = self
+            .0
+            .not_yet
+            .lock()
+            .unwrap()
+            .get_mut(&address)
+            .filter(|n| **n > 0)
+        {
             *left -= 1;
             return Err(ProviderError {
                 class: ErrorClass::Propagating,
@@ -94,13 +112,27 @@ impl ResourceProvider for FakeProviders<'_> {
         }
         self.0.work(format!("create {address}")).await;
         let id = format!("id-{}", self.0.next_id.fetch_add(1, Ordering::SeqCst));
-        self.0.objects.lock().unwrap().insert(id.clone(), desired.clone());
+        self.0
+            .objects
+            .lock()
+            .unwrap()
+            .insert(id.clone(), desired.clone());
         Ok(id)
     }
 
-    async fn update(&self, ctx: &Ctx<'_>, id: &str, _: &Attrs, desired: &Attrs) -> ProviderResult<()> {
+    async fn update(
+        &self,
+        ctx: &Ctx<'_>,
+        id: &str,
+        _: &Attrs,
+        desired: &Attrs,
+    ) -> ProviderResult<()> {
         self.0.work(format!("update {}", ctx.address)).await;
-        self.0.objects.lock().unwrap().insert(id.to_string(), desired.clone());
+        self.0
+            .objects
+            .lock()
+            .unwrap()
+            .insert(id.to_string(), desired.clone());
         Ok(())
     }
 
@@ -170,7 +202,13 @@ fn offline_clients() -> Clients {
     Clients::from_config(&config, "us-west-2", false)
 }
 
-async fn run(cloud: &FakeCloud, store: &MemoryStore, desired: &DesiredGraph, state: State, parallelism: usize) -> Outcome {
+async fn run(
+    cloud: &FakeCloud,
+    store: &MemoryStore,
+    desired: &DesiredGraph,
+    state: State,
+    parallelism: usize,
+) -> Outcome {
     let plan = diff(desired, &state, &BTreeSet::new(), &PlanOptions::default()).unwrap();
     let clients = offline_clients();
     let providers = FakeProviders(cloud);
@@ -201,7 +239,8 @@ async fn creates_follow_dependencies_with_bounded_parallelism_and_a_save_each() 
     for resource in desired.resources.values() {
         for dep in &resource.deps {
             assert!(
-                cloud.position(&format!("create {dep}")) < cloud.position(&format!("create {}", resource.address)),
+                cloud.position(&format!("create {dep}"))
+                    < cloud.position(&format!("create {}", resource.address)),
                 "{dep} must be created before {}",
                 resource.address
             );
@@ -212,7 +251,10 @@ async fn creates_follow_dependencies_with_bounded_parallelism_and_a_save_each() 
     // Recorded right after the create call, then again with what the cloud reports.
     assert_eq!(store.saves.load(Ordering::SeqCst), 62);
     assert_eq!(store.load().unwrap().unwrap(), outcome.state);
-    assert_eq!(outcome.state.outputs["vpc_id"], outcome.state.resources[&Address::new("vpc")].id);
+    assert_eq!(
+        outcome.state.outputs["vpc_id"],
+        outcome.state.resources[&Address::new("vpc")].id
+    );
 }
 
 #[tokio::test]
@@ -226,9 +268,15 @@ async fn a_failure_stops_new_work_and_keeps_what_finished() {
     assert_eq!(outcome.errors.len(), 1);
     let error = &outcome.errors[0];
     assert_eq!(error.address.as_str(), "eks_cluster");
-    assert_eq!(error.to_string(), "`eks_cluster`: create failed: AccessDenied: not allowed");
+    assert_eq!(
+        error.to_string(),
+        "`eks_cluster`: create failed: AccessDenied: not allowed"
+    );
     assert!(outcome.skipped > 0);
-    assert!(!outcome.state.resources.contains_key(&Address::new("eks_node_group.default")));
+    assert!(!outcome
+        .state
+        .resources
+        .contains_key(&Address::new("eks_node_group.default")));
     // Everything that finished is in the saved state, and only that.
     let saved = store.load().unwrap().unwrap();
     assert_eq!(saved.resources.len(), outcome.done);
@@ -241,10 +289,20 @@ async fn not_yet_errors_are_retried_until_they_pass() {
         not_yet: Mutex::new(BTreeMap::from([("eks_cluster".to_string(), 3)])),
         ..FakeCloud::default()
     };
-    let outcome = run(&cloud, &MemoryStore::default(), &graph(EXAMPLE), State::new("mlops"), 10).await;
+    let outcome = run(
+        &cloud,
+        &MemoryStore::default(),
+        &graph(EXAMPLE),
+        State::new("mlops"),
+        10,
+    )
+    .await;
     assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
     assert_eq!(cloud.not_yet.lock().unwrap()["eks_cluster"], 0);
-    assert!(outcome.state.resources.contains_key(&Address::new("eks_cluster")));
+    assert!(outcome
+        .state
+        .resources
+        .contains_key(&Address::new("eks_cluster")));
 }
 
 #[tokio::test]
@@ -259,12 +317,18 @@ async fn destroy_deletes_dependents_first_and_empties_the_state() {
     assert!(outcome.state.resources.is_empty());
     assert!(cloud.objects.lock().unwrap().is_empty());
     let before = |a: &str, b: &str| {
-        assert!(cloud.position(&format!("delete {a}")) < cloud.position(&format!("delete {b}")), "{a} before {b}");
+        assert!(
+            cloud.position(&format!("delete {a}")) < cloud.position(&format!("delete {b}")),
+            "{a} before {b}"
+        );
     };
     before("eks_node_group.default", "eks_cluster");
     before("eks_cluster", "subnet.private.us-west-2a");
     before("nat_gateway.us-west-2a", "eip.us-west-2a");
-    before("route_table_association.public.us-west-2a", "route_table.public");
+    before(
+        "route_table_association.public.us-west-2a",
+        "route_table.public",
+    );
     before("subnet.public.us-west-2b", "vpc");
 }
 
@@ -279,7 +343,10 @@ async fn a_replacement_deletes_the_old_objects_before_creating_the_new_ones() {
     assert!(outcome.errors.is_empty());
     assert_eq!(
         *cloud.log.lock().unwrap(),
-        vec!["delete eks_node_group.default", "create eks_node_group.default"]
+        vec![
+            "delete eks_node_group.default",
+            "create eks_node_group.default"
+        ]
     );
     let group = &outcome.state.resources[&Address::new("eks_node_group.default")];
     assert_eq!(group.attrs["instance_types"], json!(["m5.large"]));

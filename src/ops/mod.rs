@@ -106,7 +106,11 @@ pub struct PlanRequest {
 }
 
 /// Refreshes (when asked) and plans a stack; returns the plan and the state it was made from.
-pub async fn plan(stack: &Stack, request: &PlanRequest, session: &Session) -> Result<(Plan, State)> {
+pub async fn plan(
+    stack: &Stack,
+    request: &PlanRequest,
+    session: &Session,
+) -> Result<(Plan, State)> {
     let mut state = stack.state()?;
     let mut gone = BTreeSet::new();
     if request.refresh && !state.resources.is_empty() {

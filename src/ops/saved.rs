@@ -51,13 +51,20 @@ pub fn load_plan(path: &Path) -> Result<Option<SavedPlan>> {
     })?;
     let saved: SavedPlan = serde_json::from_str(&text).map_err(|e| {
         Error::refused(
-            format!("`{}` is neither a stack file nor a plan saved by `mlops plan --out`: {e}", path.display()),
+            format!(
+                "`{}` is neither a stack file nor a plan saved by `mlops plan --out`: {e}",
+                path.display()
+            ),
             "pass a stack file (`stacks/<name>.toml`), a bare stack name, or a saved plan",
         )
     })?;
     if saved.format_version != SAVED_PLAN_FORMAT {
         return Err(Error::refused(
-            format!("the plan `{}` was saved in format {}, this mlops reads {SAVED_PLAN_FORMAT}", path.display(), saved.format_version),
+            format!(
+                "the plan `{}` was saved in format {}, this mlops reads {SAVED_PLAN_FORMAT}",
+                path.display(),
+                saved.format_version
+            ),
             "make the plan again with this mlops",
         ));
     }
@@ -69,7 +76,10 @@ impl SavedPlan {
     pub fn check_current(&self, stack: &Stack, state: &State) -> Result<()> {
         if self.plan.stack != stack.spec.stack.name {
             return Err(Error::refused(
-                format!("the plan is for stack `{}`, not `{}`", self.plan.stack, stack.spec.stack.name),
+                format!(
+                    "the plan is for stack `{}`, not `{}`",
+                    self.plan.stack, stack.spec.stack.name
+                ),
                 "apply a plan made for this stack",
             ));
         }

@@ -60,7 +60,10 @@ impl LockInfo {
             "age unknown".to_string()
         } else {
             let secs = now_secs().saturating_sub(self.created);
-            format!("{} ago", humantime::format_duration(Duration::from_secs(secs)))
+            format!(
+                "{} ago",
+                humantime::format_duration(Duration::from_secs(secs))
+            )
         };
         let job = self
             .ci_job

@@ -50,15 +50,24 @@ impl Reporter for Lines {
     }
 
     fn retrying(&self, address: &Address, error: &str, delay: Duration) {
-        self.line(&format!("{address}: not ready yet ({error}); retrying in {}", duration(delay)));
+        self.line(&format!(
+            "{address}: not ready yet ({error}); retrying in {}",
+            duration(delay)
+        ));
     }
 
     fn adopted(&self, address: &Address, id: &str) {
-        self.line(&format!("{address}: found `{id}` from an earlier run; adopting it"));
+        self.line(&format!(
+            "{address}: found `{id}` from an earlier run; adopting it"
+        ));
     }
 
     fn finished(&self, address: &Address, op: Op, elapsed: Duration) {
-        self.line(&format!("{address}: {} in {}", op.done(), duration(elapsed)));
+        self.line(&format!(
+            "{address}: {} in {}",
+            op.done(),
+            duration(elapsed)
+        ));
     }
 
     fn failed(&self, address: &Address, op: Op, error: &str) {
@@ -106,7 +115,9 @@ impl Reporter for Spinners {
     fn started(&self, address: &Address, op: Op) {
         let template = ProgressStyle::with_template("{spinner} {prefix:.bold}  {msg}  {elapsed}")
             .expect("valid template");
-        let bar = self.multi.add(ProgressBar::new_spinner().with_style(template));
+        let bar = self
+            .multi
+            .add(ProgressBar::new_spinner().with_style(template));
         bar.set_prefix(address.to_string());
         bar.set_message(op.doing());
         bar.enable_steady_tick(Duration::from_millis(120));
@@ -117,29 +128,41 @@ impl Reporter for Spinners {
     }
 
     fn waiting(&self, address: &Address, what: &str) {
-        self.with_bar(address, |bar, op| bar.set_message(format!("{}, waiting {what}", op.doing())));
+        self.with_bar(address, |bar, op| {
+            bar.set_message(format!("{}, waiting {what}", op.doing()))
+        });
     }
 
     fn retrying(&self, address: &Address, error: &str, delay: Duration) {
         self.with_bar(address, |bar, op| {
-            bar.set_message(format!("{}, not ready yet ({error}); retrying in {}", op.doing(), duration(delay)))
+            bar.set_message(format!(
+                "{}, not ready yet ({error}); retrying in {}",
+                op.doing(),
+                duration(delay)
+            ))
         });
     }
 
     fn adopted(&self, address: &Address, id: &str) {
-        let _ = self
-            .multi
-            .println(format!("  {address}: found `{id}` from an earlier run; adopting it"));
+        let _ = self.multi.println(format!(
+            "  {address}: found `{id}` from an earlier run; adopting it"
+        ));
     }
 
     fn finished(&self, address: &Address, op: Op, elapsed: Duration) {
         let mark = self.style.green("✓");
-        self.end(address, format!("{mark} {address}  {} in {}", op.done(), duration(elapsed)));
+        self.end(
+            address,
+            format!("{mark} {address}  {} in {}", op.done(), duration(elapsed)),
+        );
     }
 
     fn failed(&self, address: &Address, op: Op, error: &str) {
         let mark = self.style.red("✗");
-        self.end(address, format!("{mark} {address}  {} failed: {error}", op.verb()));
+        self.end(
+            address,
+            format!("{mark} {address}  {} failed: {error}", op.verb()),
+        );
     }
 
     fn interrupted(&self, in_flight: usize) {

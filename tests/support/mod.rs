@@ -70,7 +70,11 @@ impl Emulator {
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         while http_get(port, "/moto-api/data.json") != Some(200) {
-            assert!(Instant::now() < deadline, "moto did not start; see {}", log.display());
+            assert!(
+                Instant::now() < deadline,
+                "moto did not start; see {}",
+                log.display()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         emulator
@@ -82,7 +86,8 @@ impl Emulator {
             .enable_all()
             .build()
             .unwrap();
-        let creds = aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "tests");
+        let creds =
+            aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "tests");
         let config = runtime.block_on(
             aws_config::defaults(aws_config::BehaviorVersion::latest())
                 .region(aws_config::Region::new("us-west-2"))
@@ -95,7 +100,9 @@ impl Emulator {
             eks: aws_sdk_eks::Client::new(&config),
             iam: aws_sdk_iam::Client::new(&config),
             s3: aws_sdk_s3::Client::from_conf(
-                aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build(),
+                aws_sdk_s3::config::Builder::from(&config)
+                    .force_path_style(true)
+                    .build(),
             ),
             ecr: aws_sdk_ecr::Client::new(&config),
             runtime,
@@ -142,7 +149,11 @@ pub struct Run {
 
 impl Run {
     pub fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "mlops failed:\n{}\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "mlops failed:\n{}\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 }
@@ -162,7 +173,11 @@ impl Project {
     }
 
     pub fn write_stack(&self, text: &str) {
-        fs::write(self.dir.path().join(format!("stacks/{}.toml", self.stack)), text).unwrap();
+        fs::write(
+            self.dir.path().join(format!("stacks/{}.toml", self.stack)),
+            text,
+        )
+        .unwrap();
     }
 
     pub fn stack_text(&self) -> String {
@@ -216,8 +231,14 @@ impl Project {
 pub fn example_as(stack: &str) -> String {
     EXAMPLE
         .replace("name = \"mlops\"", &format!("name = \"{stack}\""))
-        .replace("path = \"state/mlops.json\"", &format!("path = \"state/{stack}.json\""))
+        .replace(
+            "path = \"state/mlops.json\"",
+            &format!("path = \"state/{stack}.json\""),
+        )
         .replace("mlops-models-bucket", &format!("{stack}-models"))
-        .replace("name = \"mlops-cluster\"", &format!("name = \"{stack}-cluster\""))
+        .replace(
+            "name = \"mlops-cluster\"",
+            &format!("name = \"{stack}-cluster\""),
+        )
         .replace("[addons]\nenabled = true", "[addons]\nenabled = false")
 }

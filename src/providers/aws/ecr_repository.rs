@@ -5,7 +5,9 @@ use async_trait::async_trait;
 use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability, Tag};
 use serde_json::{json, Value};
 
-use super::{bool_attr, classify, gone_as_none, gone_is_fine, str_attr, tag_changes, tags_of, tags_value};
+use super::{
+    bool_attr, classify, gone_as_none, gone_is_fine, str_attr, tag_changes, tags_of, tags_value,
+};
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
 
@@ -32,7 +34,9 @@ fn keep_from_policy(text: &str) -> Value {
     let parsed: Option<Value> = serde_json::from_str(text).ok();
     let count = parsed.as_ref().and_then(|p| {
         let rules = p.get("rules")?.as_array()?;
-        let [rule] = rules.as_slice() else { return None };
+        let [rule] = rules.as_slice() else {
+            return None;
+        };
         let keep = rule.pointer("/selection/countNumber")?.as_i64()?;
         let ours: Value = serde_json::from_str(&lifecycle_policy(keep)).ok()?;
         (&ours == p).then_some(keep)
@@ -86,15 +90,32 @@ impl ResourceProvider for EcrRepository {
 
     async fn read(&self, ctx: &Ctx<'_>, id: &str, prior: &Attrs) -> ProviderResult<Option<Attrs>> {
         let ecr = &ctx.aws.ecr;
-        let out = gone_as_none(ecr.describe_repositories().repository_names(id).send().await.map_err(classify))?;
+        let out = gone_as_none(
+            ecr.describe_repositories()
+                .repository_names(id)
+                .send()
+                .await
+                .map_err(classify),
+        )?;
         let Some(repo) = out.and_then(|o| o.repositories.and_then(|r| r.into_iter().next())) else {
             return Ok(None);
         };
         let arn = repo
             .repository_arn()
             .ok_or_else(|| ProviderError::fatal("DescribeRepositories returned no ARN"))?;
-        let tags = ecr.list_tags_for_resource().resource_arn(arn).send().await.map_err(classify)?;
-        let keep = match ecr.get_lifecycle_policy().repository_name(id).send().await.map_err(classify) {
+        let tags = ecr
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await
+            .map_err(classify)?;
+        let keep = match ecr
+            .get_lifecycle_policy()
+            .repository_name(id)
+            .send()
+            .await
+            .map_err(classify)
+        {
             Ok(out) => keep_from_policy(out.lifecycle_policy_text().unwrap_or_default()),
             Err(e) if e.code.as_deref() == Some("LifecyclePolicyNotFoundException") => Value::Null,
             Err(e) => return Err(e),
@@ -118,7 +139,12 @@ impl ResourceProvider for EcrRepository {
         let Some(live) = self.read(ctx, name, desired).await? else {
             return Ok(None);
         };
-        if live.get("tags").and_then(|t| t.get("mlops:stack")).and_then(Value::as_str) == Some(ctx.stack) {
+        if live
+            .get("tags")
+            .and_then(|t| t.get("mlops:stack"))
+            .and_then(Value::as_str)
+            == Some(ctx.stack)
+        {
             Ok(Some(name.to_string()))
         } else {
             Err(ProviderError::fatal(format!(
@@ -134,7 +160,10 @@ impl ResourceProvider for EcrRepository {
             .ecr
             .create_repository()
             .repository_name(name)
-            .image_tag_mutability(ImageTagMutability::from(str_attr(desired, "image_tag_mutability")?))
+            .image_tag_mutability(ImageTagMutability::from(str_attr(
+                desired,
+                "image_tag_mutability",
+            )?))
             .image_scanning_configuration(
                 ImageScanningConfiguration::builder()
                     .scan_on_push(bool_attr(desired, "scan_on_push"))
@@ -151,13 +180,22 @@ impl ResourceProvider for EcrRepository {
         Ok(name.to_string())
     }
 
-    async fn update(&self, ctx: &Ctx<'_>, id: &str, prior: &Attrs, desired: &Attrs) -> ProviderResult<()> {
+    async fn update(
+        &self,
+        ctx: &Ctx<'_>,
+        id: &str,
+        prior: &Attrs,
+        desired: &Attrs,
+    ) -> ProviderResult<()> {
         let ecr = &ctx.aws.ecr;
         let changed = |name: &str| prior.get(name) != desired.get(name);
         if changed("image_tag_mutability") {
             ecr.put_image_tag_mutability()
                 .repository_name(id)
-                .image_tag_mutability(ImageTagMutability::from(str_attr(desired, "image_tag_mutability")?))
+                .image_tag_mutability(ImageTagMutability::from(str_attr(
+                    desired,
+                    "image_tag_mutability",
+                )?))
                 .send()
                 .await
                 .map_err(classify)?;
@@ -175,7 +213,12 @@ impl ResourceProvider for EcrRepository {
                 .map_err(classify)?;
         }
         if changed("keep_last_images") {
-            put_lifecycle(ctx, id, desired.get("keep_last_images").and_then(Value::as_i64)).await?;
+            put_lifecycle(
+                ctx,
+                id,
+                desired.get("keep_last_images").and_then(Value::as_i64),
+            )
+            .await?;
         }
         let (set, remove) = tag_changes(prior, desired);
         if !set.is_empty() || !remove.is_empty() {

@@ -25,7 +25,6 @@ use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde_json::{json, Value};
 
@@ -163,13 +162,13 @@ const PROPAGATING: &[&str] = &[
 pub fn classify<E, R>(err: aws_sdk_ec2::error::SdkError<E, R>) -> ProviderError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: Debug,
+    R: Debug + 'static,
 {
     let code = err.code().map(str::to_string);
     let message = err
         .message()
         .map(str::to_string)
-        .unwrap_or_else(|| DisplayErrorContext(&err).to_string());
+        .unwrap_or_else(|| error_chain(&err));
     let class = match code.as_deref() {
         Some(c) if NOT_FOUND.contains(&c) => ErrorClass::NotFound,
         Some(c) if PROPAGATING.contains(&c) => ErrorClass::Propagating,
@@ -187,6 +186,23 @@ where
         class,
         code,
         message,
+    }
+}
+
+/// An error without an AWS message: its causes joined by `: `, without the debug dump the SDK
+/// appends, and cut to a readable length.
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    const LIMIT: usize = 300;
+    let mut parts = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(cause) = source {
+        parts.push(cause.to_string());
+        source = cause.source();
+    }
+    let text = parts.join(": ");
+    match text.char_indices().nth(LIMIT) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text,
     }
 }
 

@@ -23,8 +23,18 @@ fn code_of(err: &ProviderError) -> &str {
 }
 
 async fn tags(ctx: &Ctx<'_>, bucket: &str) -> ProviderResult<Value> {
-    match ctx.aws.s3.get_bucket_tagging().bucket(bucket).send().await.map_err(classify) {
-        Ok(out) => Ok(tags_value(out.tag_set().iter().map(|t| (t.key(), t.value())))),
+    match ctx
+        .aws
+        .s3
+        .get_bucket_tagging()
+        .bucket(bucket)
+        .send()
+        .await
+        .map_err(classify)
+    {
+        Ok(out) => Ok(tags_value(
+            out.tag_set().iter().map(|t| (t.key(), t.value())),
+        )),
         Err(e) if code_of(&e) == "NoSuchTagSet" => Ok(json!({})),
         Err(e) => Err(e),
     }
@@ -33,7 +43,13 @@ async fn tags(ctx: &Ctx<'_>, bucket: &str) -> ProviderResult<Value> {
 async fn put_tags(ctx: &Ctx<'_>, bucket: &str, desired: &Attrs) -> ProviderResult<()> {
     let tags = tags_of(desired);
     if tags.is_empty() {
-        ctx.aws.s3.delete_bucket_tagging().bucket(bucket).send().await.map_err(classify)?;
+        ctx.aws
+            .s3
+            .delete_bucket_tagging()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(classify)?;
         return Ok(());
     }
     let set = tags
@@ -117,7 +133,13 @@ async fn put_public_access_block(ctx: &Ctx<'_>, bucket: &str, on: bool) -> Provi
 /// Deletes every object version and delete marker, a thousand at a time.
 async fn empty(ctx: &Ctx<'_>, bucket: &str) -> ProviderResult<()> {
     // A policy that denies deletes (e.g. TLS-only on an emulator) would block the emptying.
-    let _ = ctx.aws.s3.delete_bucket_policy().bucket(bucket).send().await;
+    let _ = ctx
+        .aws
+        .s3
+        .delete_bucket_policy()
+        .bucket(bucket)
+        .send()
+        .await;
     loop {
         let page = ctx
             .aws
@@ -132,7 +154,11 @@ async fn empty(ctx: &Ctx<'_>, bucket: &str) -> ProviderResult<()> {
             .versions()
             .iter()
             .map(|v| (v.key(), v.version_id()))
-            .chain(page.delete_markers().iter().map(|m| (m.key(), m.version_id())));
+            .chain(
+                page.delete_markers()
+                    .iter()
+                    .map(|m| (m.key(), m.version_id())),
+            );
         let objects = versions
             .filter_map(|(key, version)| {
                 ObjectIdentifier::builder()
@@ -185,8 +211,19 @@ impl ResourceProvider for S3Bucket {
         if exists.is_none() {
             return Ok(None);
         }
-        let versioning = s3.get_bucket_versioning().bucket(id).send().await.map_err(classify)?;
-        let encryption = match s3.get_bucket_encryption().bucket(id).send().await.map_err(classify) {
+        let versioning = s3
+            .get_bucket_versioning()
+            .bucket(id)
+            .send()
+            .await
+            .map_err(classify)?;
+        let encryption = match s3
+            .get_bucket_encryption()
+            .bucket(id)
+            .send()
+            .await
+            .map_err(classify)
+        {
             Ok(out) => out
                 .server_side_encryption_configuration()
                 .and_then(|c| c.rules().first())
@@ -195,7 +232,13 @@ impl ResourceProvider for S3Bucket {
             Err(e) if code_of(&e) == "ServerSideEncryptionConfigurationNotFoundError" => None,
             Err(e) => return Err(e),
         };
-        let blocked = match s3.get_public_access_block().bucket(id).send().await.map_err(classify) {
+        let blocked = match s3
+            .get_public_access_block()
+            .bucket(id)
+            .send()
+            .await
+            .map_err(classify)
+        {
             Ok(out) => out.public_access_block_configuration().is_some_and(|c| {
                 [
                     c.block_public_acls(),
@@ -224,7 +267,15 @@ impl ResourceProvider for S3Bucket {
 
     async fn find(&self, ctx: &Ctx<'_>, desired: &Attrs) -> ProviderResult<Option<String>> {
         let bucket = str_attr(desired, "bucket")?;
-        let exists = gone_as_none(ctx.aws.s3.head_bucket().bucket(bucket).send().await.map_err(classify))?;
+        let exists = gone_as_none(
+            ctx.aws
+                .s3
+                .head_bucket()
+                .bucket(bucket)
+                .send()
+                .await
+                .map_err(classify),
+        )?;
         if exists.is_none() {
             return Ok(None);
         }
@@ -261,7 +312,13 @@ impl ResourceProvider for S3Bucket {
         Ok(bucket.to_string())
     }
 
-    async fn update(&self, ctx: &Ctx<'_>, id: &str, prior: &Attrs, desired: &Attrs) -> ProviderResult<()> {
+    async fn update(
+        &self,
+        ctx: &Ctx<'_>,
+        id: &str,
+        prior: &Attrs,
+        desired: &Attrs,
+    ) -> ProviderResult<()> {
         let changed = |name: &str| prior.get(name) != desired.get(name);
         if changed("versioning") {
             put_versioning(ctx, id, bool_attr(desired, "versioning")).await?;
