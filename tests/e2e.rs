@@ -476,7 +476,7 @@ fn drift_made_outside_mlops_is_shown_and_repaired() {
     assert_eq!(plan.code, 2, "{}\n{}", plan.stdout, plan.stderr);
     for expected in [
         "# eks_node_group.default will be updated in-place",
-        "~ desired_size   = 3 -> 2",
+        "~ desired_size = 3 -> 2",
         "# ecr_repository.wine-model will be created (deleted outside mlops)",
         "# s3_bucket.models will be updated in-place",
         "~ versioning = false -> true",

@@ -75,7 +75,7 @@ impl ResourceKind {
             ResourceKind::InternetGateway => &["vpc_id"],
             ResourceKind::Subnet => &["vpc_id", "cidr_block", "availability_zone"],
             ResourceKind::Eip => &[],
-            ResourceKind::NatGateway => &["subnet_id", "allocation_id"],
+            ResourceKind::NatGateway => &["subnet_id", "allocation_id", "connectivity_type"],
             ResourceKind::RouteTable => &["vpc_id"],
             ResourceKind::Route => &["route_table_id", "destination_cidr_block"],
             ResourceKind::RouteTableAssociation => &["route_table_id", "subnet_id"],

@@ -1,11 +1,160 @@
-//! `eks_cluster`: the EKS cluster. PLACEHOLDER, being written.
+//! `eks_cluster`: the EKS control plane, with its endpoint access and authentication mode.
+//! Also what the EKS kinds share: tags on an ARN, and lists whose order the API does not keep.
+
+use std::collections::HashMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_sdk_eks::types::{
+    AuthenticationMode, Cluster, ClusterStatus, CreateAccessConfigRequest,
+    UpdateAccessConfigRequest, VpcConfigRequest,
+};
+use serde_json::{json, Value};
 
+use super::{
+    bool_attr, classify, gone_as_none, gone_is_fine, str_attr, strings_attr, tag_changes, tags_of,
+    tags_value, wait_for,
+};
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
 
 pub struct EksCluster;
+
+/// How long a cluster may take to become ACTIVE, after a create or an update.
+const ACTIVE_LIMIT: Duration = Duration::from_secs(40 * 60);
+const DELETE_LIMIT: Duration = Duration::from_secs(30 * 60);
+
+/// The attributes `UpdateClusterConfig` changes through the VPC configuration.
+const ENDPOINT_ATTRS: [&str; 3] = [
+    "endpoint_public_access",
+    "endpoint_private_access",
+    "public_access_cidrs",
+];
+
+/// `live` in the order of `prior` when both hold the same items: the API does not keep the
+/// order of such lists, and a mere reordering must not show as a change.
+pub(super) fn in_prior_order(live: Vec<Value>, prior: Option<&Value>) -> Value {
+    match prior {
+        Some(Value::Array(prior)) if same_items(&live, prior) => Value::Array(prior.clone()),
+        _ => Value::Array(live),
+    }
+}
+
+/// Whether two lists hold the same items, counting repeats, in any order.
+fn same_items(a: &[Value], b: &[Value]) -> bool {
+    let mut unmatched: Vec<&Value> = b.iter().collect();
+    a.len() == b.len()
+        && a.iter()
+            .all(|x| match unmatched.iter().position(|y| *y == x) {
+                Some(i) => {
+                    unmatched.swap_remove(i);
+                    true
+                }
+                None => false,
+            })
+}
+
+/// Strings as a list of JSON values, for `in_prior_order`.
+pub(super) fn string_values(items: &[String]) -> Vec<Value> {
+    items.iter().map(|s| json!(s)).collect()
+}
+
+/// EKS tags as the `tags` attribute.
+pub(super) fn tags_attr(tags: Option<&HashMap<String, String>>) -> Value {
+    tags_value(
+        tags.into_iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    )
+}
+
+/// Whether EKS tags mark the object as created by `stack`.
+pub(super) fn managed_by(tags: Option<&HashMap<String, String>>, stack: &str) -> bool {
+    tags.and_then(|t| t.get("mlops:stack"))
+        .is_some_and(|s| s == stack)
+}
+
+/// Sets and removes tags on the EKS object `arn` so that it carries the desired ones.
+pub(super) async fn sync_tags(
+    ctx: &Ctx<'_>,
+    arn: &str,
+    prior: &Attrs,
+    desired: &Attrs,
+) -> ProviderResult<()> {
+    let (set, remove) = tag_changes(prior, desired);
+    if !set.is_empty() {
+        ctx.aws
+            .eks
+            .tag_resource()
+            .resource_arn(arn)
+            .set_tags(Some(set.into_iter().collect()))
+            .send()
+            .await
+            .map_err(classify)?;
+    }
+    if !remove.is_empty() {
+        ctx.aws
+            .eks
+            .untag_resource()
+            .resource_arn(arn)
+            .set_tag_keys(Some(remove))
+            .send()
+            .await
+            .map_err(classify)?;
+    }
+    Ok(())
+}
+
+async fn describe(ctx: &Ctx<'_>, name: &str) -> ProviderResult<Option<Cluster>> {
+    let out = gone_as_none(
+        ctx.aws
+            .eks
+            .describe_cluster()
+            .name(name)
+            .send()
+            .await
+            .map_err(classify),
+    )?;
+    out.map(|o| {
+        o.cluster.ok_or_else(|| {
+            ProviderError::fatal(format!("DescribeCluster returned no cluster for `{name}`"))
+        })
+    })
+    .transpose()
+}
+
+/// Waits until the cluster is ACTIVE; a FAILED cluster, or one that vanishes, is an error.
+async fn wait_active(ctx: &Ctx<'_>, name: &str, what: &str) -> ProviderResult<()> {
+    wait_for(ctx, what, ACTIVE_LIMIT, || async move {
+        let cluster = describe(ctx, name).await?.ok_or_else(|| {
+            ProviderError::fatal(format!(
+                "the EKS cluster `{name}` vanished while waiting for it to become ACTIVE"
+            ))
+        })?;
+        match cluster.status() {
+            Some(ClusterStatus::Active) => Ok(Some(())),
+            Some(ClusterStatus::Failed) => {
+                let issues: Vec<String> = cluster
+                    .health()
+                    .map(|h| h.issues())
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|i| i.message().unwrap_or("no message").to_string())
+                    .collect();
+                Err(ProviderError::fatal(format!(
+                    "the EKS cluster `{name}` FAILED: {}",
+                    if issues.is_empty() {
+                        "AWS gave no reason".to_string()
+                    } else {
+                        issues.join("; ")
+                    }
+                )))
+            }
+            _ => Ok(None),
+        }
+    })
+    .await
+}
 
 #[async_trait]
 impl ResourceProvider for EksCluster {
@@ -13,34 +162,255 @@ impl ResourceProvider for EksCluster {
         ResourceKind::EksCluster
     }
 
-    async fn read(
-        &self,
-        _ctx: &Ctx<'_>,
-        _id: &str,
-        _prior: &Attrs,
-    ) -> ProviderResult<Option<Attrs>> {
-        Err(ProviderError::fatal("placeholder"))
+    async fn read(&self, ctx: &Ctx<'_>, id: &str, prior: &Attrs) -> ProviderResult<Option<Attrs>> {
+        let Some(cluster) = describe(ctx, id).await? else {
+            return Ok(None);
+        };
+        let vpc = cluster.resources_vpc_config();
+        let subnets = vpc.map(|v| v.subnet_ids()).unwrap_or_default();
+        let subnet_ids = if subnets.is_empty() {
+            // moto's UpdateClusterConfig replaces the whole VPC configuration with what it is
+            // sent, subnets included; AWS never has a cluster without subnets, so an empty list
+            // only means the emulator forgot them.
+            prior
+                .get("subnet_ids")
+                .cloned()
+                .unwrap_or_else(|| json!([]))
+        } else {
+            in_prior_order(string_values(subnets), prior.get("subnet_ids"))
+        };
+        let authentication_mode = match cluster
+            .access_config()
+            .and_then(|a| a.authentication_mode())
+        {
+            Some(mode) => json!(mode.as_str()),
+            // moto accepts `accessConfig` but neither stores nor returns it; AWS always does.
+            None => prior
+                .get("authentication_mode")
+                .cloned()
+                .unwrap_or(Value::Null),
+        };
+        let attrs = json!({
+            "name": id,
+            "version": cluster.version(),
+            "role_arn": cluster.role_arn(),
+            "subnet_ids": subnet_ids,
+            "endpoint_public_access": vpc.is_some_and(|v| v.endpoint_public_access()),
+            "endpoint_private_access": vpc.is_some_and(|v| v.endpoint_private_access()),
+            "public_access_cidrs": in_prior_order(
+                string_values(vpc.map(|v| v.public_access_cidrs()).unwrap_or_default()),
+                prior.get("public_access_cidrs"),
+            ),
+            "authentication_mode": authentication_mode,
+            "tags": tags_attr(cluster.tags()),
+            "arn": cluster.arn(),
+            "endpoint": cluster.endpoint(),
+            "certificate_authority": cluster.certificate_authority().and_then(|c| c.data()),
+            "oidc_issuer": cluster.identity().and_then(|i| i.oidc()).and_then(|o| o.issuer()),
+        });
+        Ok(attrs.as_object().cloned())
     }
 
-    async fn find(&self, _ctx: &Ctx<'_>, _desired: &Attrs) -> ProviderResult<Option<String>> {
-        Err(ProviderError::fatal("placeholder"))
+    async fn find(&self, ctx: &Ctx<'_>, desired: &Attrs) -> ProviderResult<Option<String>> {
+        let name = str_attr(desired, "name")?;
+        let Some(cluster) = describe(ctx, name).await? else {
+            return Ok(None);
+        };
+        if !managed_by(cluster.tags(), ctx.stack) {
+            return Err(ProviderError::fatal(format!(
+                "an EKS cluster named `{name}` already exists and is not managed by stack `{}`",
+                ctx.stack
+            )));
+        }
+        // A run killed during the long create leaves a cluster still CREATING; adopted
+        // objects get no `wait_ready`, so wait here before anything uses it.
+        self.wait_ready(ctx, name).await?;
+        Ok(Some(name.to_string()))
     }
 
-    async fn create(&self, _ctx: &Ctx<'_>, _desired: &Attrs) -> ProviderResult<String> {
-        Err(ProviderError::fatal("placeholder"))
+    async fn create(&self, ctx: &Ctx<'_>, desired: &Attrs) -> ProviderResult<String> {
+        let name = str_attr(desired, "name")?;
+        let vpc = VpcConfigRequest::builder()
+            .set_subnet_ids(Some(strings_attr(desired, "subnet_ids")))
+            .endpoint_public_access(bool_attr(desired, "endpoint_public_access"))
+            .endpoint_private_access(bool_attr(desired, "endpoint_private_access"))
+            .set_public_access_cidrs(Some(strings_attr(desired, "public_access_cidrs")))
+            .build();
+        let access = CreateAccessConfigRequest::builder()
+            .authentication_mode(AuthenticationMode::from(str_attr(
+                desired,
+                "authentication_mode",
+            )?))
+            .bootstrap_cluster_creator_admin_permissions(true)
+            .build();
+        ctx.aws
+            .eks
+            .create_cluster()
+            .name(name)
+            .version(str_attr(desired, "version")?)
+            .role_arn(str_attr(desired, "role_arn")?)
+            .resources_vpc_config(vpc)
+            .access_config(access)
+            .set_tags(Some(tags_of(desired).into_iter().collect()))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(name.to_string())
     }
 
+    async fn wait_ready(&self, ctx: &Ctx<'_>, id: &str) -> ProviderResult<()> {
+        wait_active(
+            ctx,
+            id,
+            "for the EKS cluster to become ACTIVE (AWS takes 10-15 min)",
+        )
+        .await
+    }
+
+    /// Compares with the live cluster rather than `prior`, so that a retry after a partial
+    /// update does not repeat the changes already made.
     async fn update(
         &self,
-        _ctx: &Ctx<'_>,
-        _id: &str,
+        ctx: &Ctx<'_>,
+        id: &str,
         _prior: &Attrs,
-        _desired: &Attrs,
+        desired: &Attrs,
     ) -> ProviderResult<()> {
-        Err(ProviderError::fatal("placeholder"))
+        let live = self.read(ctx, id, desired).await?.ok_or_else(|| {
+            ProviderError::fatal(format!("the EKS cluster `{id}` vanished before its update"))
+        })?;
+        let eks = &ctx.aws.eks;
+        let updating = "for the EKS cluster update to finish";
+        if live.get("version") != desired.get("version") {
+            eks.update_cluster_version()
+                .name(id)
+                .version(str_attr(desired, "version")?)
+                .send()
+                .await
+                .map_err(classify)?;
+            wait_active(ctx, id, updating).await?;
+        }
+        if ENDPOINT_ATTRS
+            .iter()
+            .any(|a| live.get(*a) != desired.get(*a))
+        {
+            let vpc = VpcConfigRequest::builder()
+                .endpoint_public_access(bool_attr(desired, "endpoint_public_access"))
+                .endpoint_private_access(bool_attr(desired, "endpoint_private_access"))
+                .set_public_access_cidrs(Some(strings_attr(desired, "public_access_cidrs")))
+                .build();
+            let out = eks
+                .update_cluster_config()
+                .name(id)
+                .resources_vpc_config(vpc)
+                .send()
+                .await
+                .map_err(classify)?;
+            // moto answers `{}`, with no update to wait for.
+            if out.update().is_some() {
+                wait_active(ctx, id, updating).await?;
+            }
+        }
+        if live.get("authentication_mode") != desired.get("authentication_mode") {
+            let access = UpdateAccessConfigRequest::builder()
+                .authentication_mode(AuthenticationMode::from(str_attr(
+                    desired,
+                    "authentication_mode",
+                )?))
+                .build();
+            let out = eks
+                .update_cluster_config()
+                .name(id)
+                .access_config(access)
+                .send()
+                .await
+                .map_err(classify)?;
+            if out.update().is_some() {
+                wait_active(ctx, id, updating).await?;
+            }
+        }
+        sync_tags(ctx, str_attr(&live, "arn")?, &live, desired).await
     }
 
-    async fn delete(&self, _ctx: &Ctx<'_>, _id: &str, _prior: &Attrs) -> ProviderResult<()> {
-        Err(ProviderError::fatal("placeholder"))
+    async fn delete(&self, ctx: &Ctx<'_>, id: &str, _prior: &Attrs) -> ProviderResult<()> {
+        // While node groups are still being deleted this fails with ResourceInUseException,
+        // which the executor retries.
+        gone_is_fine(
+            ctx.aws
+                .eks
+                .delete_cluster()
+                .name(id)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(classify),
+        )?;
+        wait_for(
+            ctx,
+            "for the EKS cluster to be deleted (AWS takes 5-10 min)",
+            DELETE_LIMIT,
+            || async move { Ok(describe(ctx, id).await?.is_none().then_some(())) },
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reordered_list_keeps_the_prior_order() {
+        let prior = json!(["subnet-b", "subnet-a", "subnet-c"]);
+        let live = string_values(&["subnet-a".into(), "subnet-c".into(), "subnet-b".into()]);
+        assert_eq!(in_prior_order(live, Some(&prior)), prior);
+    }
+
+    #[test]
+    fn a_changed_list_comes_back_as_live() {
+        let prior = json!(["subnet-a", "subnet-b"]);
+        for live in [
+            vec![json!("subnet-a")],
+            vec![json!("subnet-a"), json!("subnet-c")],
+            vec![json!("subnet-a"), json!("subnet-a")],
+            vec![json!("subnet-b"), json!("subnet-a"), json!("subnet-b")],
+        ] {
+            assert_eq!(
+                in_prior_order(live.clone(), Some(&prior)),
+                Value::Array(live)
+            );
+        }
+    }
+
+    #[test]
+    fn without_a_prior_list_the_live_order_stays() {
+        let live = vec![json!("b"), json!("a")];
+        assert_eq!(
+            in_prior_order(live.clone(), None),
+            Value::Array(live.clone())
+        );
+        assert_eq!(
+            in_prior_order(live.clone(), Some(&Value::Null)),
+            Value::Array(live)
+        );
+    }
+
+    #[test]
+    fn objects_compare_as_a_whole() {
+        let prior = json!([{ "key": "b", "effect": "NO_SCHEDULE" }, { "key": "a", "effect": "NO_EXECUTE" }]);
+        let live = vec![
+            json!({ "key": "a", "effect": "NO_EXECUTE" }),
+            json!({ "key": "b", "effect": "NO_SCHEDULE" }),
+        ];
+        assert_eq!(in_prior_order(live, Some(&prior)), prior);
+    }
+
+    #[test]
+    fn only_the_stack_tag_marks_ownership() {
+        let tags: HashMap<String, String> =
+            [("mlops:stack".to_string(), "prod".to_string())].into();
+        assert!(managed_by(Some(&tags), "prod"));
+        assert!(!managed_by(Some(&tags), "dev"));
+        assert!(!managed_by(None, "prod"));
     }
 }

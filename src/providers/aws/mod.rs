@@ -7,6 +7,7 @@ mod ecr_repository;
 mod eip;
 mod eks_cluster;
 mod eks_node_group;
+mod iam;
 mod iam_oidc_provider;
 mod iam_role;
 mod iam_role_policy_attachment;

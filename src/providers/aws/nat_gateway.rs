@@ -139,12 +139,7 @@ impl ResourceProvider for NatGateway {
         prior: &Attrs,
         desired: &Attrs,
     ) -> ProviderResult<()> {
-        if prior.get("connectivity_type") != desired.get("connectivity_type") {
-            return Err(ProviderError::fatal(format!(
-                "the connectivity type of NAT gateway {id} cannot change in place; delete it or \
-                 restore `connectivity_type`"
-            )));
-        }
+        // Every other attribute forces a replacement: only the tags change in place.
         sync_tags(ctx, id, prior, desired).await
     }
 
