@@ -1,19 +1,19 @@
 //! `eks_cluster`: the EKS control plane, with its endpoint access and authentication mode.
-//! Also what the EKS kinds share: tags on an ARN, and lists whose order the API does not keep.
+//! Also what the EKS kinds share: tags on an ARN and the ownership check.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_eks::types::{
-    AuthenticationMode, Cluster, ClusterStatus, CreateAccessConfigRequest,
-    UpdateAccessConfigRequest, VpcConfigRequest,
+    AuthenticationMode, Cluster, ClusterStatus, CreateAccessConfigRequest, Update,
+    UpdateAccessConfigRequest, UpdateStatus, VpcConfigRequest,
 };
 use serde_json::{json, Value};
 
 use super::{
-    bool_attr, classify, gone_as_none, gone_is_fine, str_attr, strings_attr, tag_changes, tags_of,
-    tags_value, wait_for,
+    bool_attr, classify, gone_as_none, gone_is_fine, in_prior_order, str_attr, string_values,
+    strings_attr, tag_changes, tags_of, tags_value, wait_for,
 };
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
@@ -30,34 +30,6 @@ const ENDPOINT_ATTRS: [&str; 3] = [
     "endpoint_private_access",
     "public_access_cidrs",
 ];
-
-/// `live` in the order of `prior` when both hold the same items: the API does not keep the
-/// order of such lists, and a mere reordering must not show as a change.
-pub(super) fn in_prior_order(live: Vec<Value>, prior: Option<&Value>) -> Value {
-    match prior {
-        Some(Value::Array(prior)) if same_items(&live, prior) => Value::Array(prior.clone()),
-        _ => Value::Array(live),
-    }
-}
-
-/// Whether two lists hold the same items, counting repeats, in any order.
-fn same_items(a: &[Value], b: &[Value]) -> bool {
-    let mut unmatched: Vec<&Value> = b.iter().collect();
-    a.len() == b.len()
-        && a.iter()
-            .all(|x| match unmatched.iter().position(|y| *y == x) {
-                Some(i) => {
-                    unmatched.swap_remove(i);
-                    true
-                }
-                None => false,
-            })
-}
-
-/// Strings as a list of JSON values, for `in_prior_order`.
-pub(super) fn string_values(items: &[String]) -> Vec<Value> {
-    items.iter().map(|s| json!(s)).collect()
-}
 
 /// EKS tags as the `tags` attribute.
 pub(super) fn tags_attr(tags: Option<&HashMap<String, String>>) -> Value {
@@ -121,6 +93,46 @@ async fn describe(ctx: &Ctx<'_>, name: &str) -> ProviderResult<Option<Cluster>> 
         })
     })
     .transpose()
+}
+
+/// Waits until an update EKS reported has finished (`DescribeUpdate`); a failed or cancelled
+/// update is an error with EKS's reasons. Without an update to follow (an emulator answers
+/// none), waits until the cluster is ACTIVE.
+async fn wait_update(ctx: &Ctx<'_>, name: &str, update: Option<&Update>) -> ProviderResult<()> {
+    let what = "for the EKS cluster update to finish (AWS takes 5-30 min)";
+    let Some(id) = update.and_then(Update::id) else {
+        return wait_active(ctx, name, what).await;
+    };
+    wait_for(ctx, what, ACTIVE_LIMIT, || async move {
+        let out = ctx
+            .aws
+            .eks
+            .describe_update()
+            .name(name)
+            .update_id(id)
+            .send()
+            .await
+            .map_err(classify)?;
+        let update = out
+            .update()
+            .ok_or_else(|| ProviderError::fatal("DescribeUpdate returned no update"))?;
+        match update.status() {
+            Some(UpdateStatus::Successful) => Ok(Some(())),
+            Some(UpdateStatus::Failed | UpdateStatus::Cancelled) => {
+                let reasons: Vec<String> = update
+                    .errors()
+                    .iter()
+                    .map(|e| e.error_message().unwrap_or("no reason given").to_string())
+                    .collect();
+                Err(ProviderError::fatal(format!(
+                    "the EKS update `{id}` of cluster `{name}` did not succeed: {}",
+                    reasons.join("; ")
+                )))
+            }
+            _ => Ok(None),
+        }
+    })
+    .await
 }
 
 /// Waits until the cluster is ACTIVE; a FAILED cluster, or one that vanishes, is an error.
@@ -280,15 +292,15 @@ impl ResourceProvider for EksCluster {
             ProviderError::fatal(format!("the EKS cluster `{id}` vanished before its update"))
         })?;
         let eks = &ctx.aws.eks;
-        let updating = "for the EKS cluster update to finish";
         if live.get("version") != desired.get("version") {
-            eks.update_cluster_version()
+            let out = eks
+                .update_cluster_version()
                 .name(id)
                 .version(str_attr(desired, "version")?)
                 .send()
                 .await
                 .map_err(classify)?;
-            wait_active(ctx, id, updating).await?;
+            wait_update(ctx, id, out.update()).await?;
         }
         if ENDPOINT_ATTRS
             .iter()
@@ -306,10 +318,7 @@ impl ResourceProvider for EksCluster {
                 .send()
                 .await
                 .map_err(classify)?;
-            // moto answers `{}`, with no update to wait for.
-            if out.update().is_some() {
-                wait_active(ctx, id, updating).await?;
-            }
+            wait_update(ctx, id, out.update()).await?;
         }
         if live.get("authentication_mode") != desired.get("authentication_mode") {
             let access = UpdateAccessConfigRequest::builder()
@@ -325,9 +334,7 @@ impl ResourceProvider for EksCluster {
                 .send()
                 .await
                 .map_err(classify)?;
-            if out.update().is_some() {
-                wait_active(ctx, id, updating).await?;
-            }
+            wait_update(ctx, id, out.update()).await?;
         }
         sync_tags(ctx, str_attr(&live, "arn")?, &live, desired).await
     }

@@ -11,10 +11,11 @@ use aws_sdk_eks::types::{
 };
 use serde_json::{json, Value};
 
-use super::eks_cluster::{in_prior_order, managed_by, string_values, sync_tags, tags_attr};
+use super::eks_cluster::{managed_by, sync_tags, tags_attr};
 use super::{
     classify, gone_as_none, gone_is_fine, str_attr, strings_attr, tag_changes, tags_of, wait_for,
 };
+use super::{in_prior_order, string_values};
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
 

@@ -5,9 +5,9 @@ use async_trait::async_trait;
 use aws_sdk_iam::operation::get_open_id_connect_provider::GetOpenIdConnectProviderOutput;
 use serde_json::json;
 
-use super::eks_cluster::{in_prior_order, string_values};
 use super::iam::{managed_by, tags_attr, to_iam_tags};
 use super::{classify, gone_as_none, gone_is_fine, str_attr, strings_attr, tag_changes, tags_of};
+use super::{in_prior_order, string_values};
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
 

@@ -282,6 +282,34 @@ pub fn strings_attr(attrs: &Attrs, name: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// `live` in the order of `prior` when both hold the same items: the API does not keep the
+/// order of such lists, and a mere reordering must not show as a change.
+pub fn in_prior_order(live: Vec<Value>, prior: Option<&Value>) -> Value {
+    match prior {
+        Some(Value::Array(prior)) if same_items(&live, prior) => Value::Array(prior.clone()),
+        _ => Value::Array(live),
+    }
+}
+
+/// Whether two lists hold the same items, counting repeats, in any order.
+fn same_items(a: &[Value], b: &[Value]) -> bool {
+    let mut unmatched: Vec<&Value> = b.iter().collect();
+    a.len() == b.len()
+        && a.iter()
+            .all(|x| match unmatched.iter().position(|y| *y == x) {
+                Some(i) => {
+                    unmatched.swap_remove(i);
+                    true
+                }
+                None => false,
+            })
+}
+
+/// Strings as a list of JSON values, for `in_prior_order`.
+pub fn string_values(items: &[String]) -> Vec<Value> {
+    items.iter().map(|s| json!(s)).collect()
+}
+
 /// Polls `check` until it returns `Some`, reporting `what` while waiting; fails after `limit`.
 pub async fn wait_for<T, F, Fut>(
     ctx: &super::Ctx<'_>,
