@@ -1,6 +1,7 @@
 //! The one error type at the edge of the program: each layer's typed error, plus usage errors,
 //! each able to give a hint. `main` prints it and maps it to exit code 1.
 
+use crate::addons::AddonError;
 use crate::exec::ExecError;
 use crate::graph::GraphError;
 use crate::plan::PlanError;
@@ -23,6 +24,8 @@ pub enum Error {
         message: String,
         hint: Option<String>,
     },
+    #[error(transparent)]
+    Addon(AddonError),
     /// A refresh could not read a resource.
     #[error("refresh: {0}")]
     Refresh(#[from] ExecError),
@@ -60,6 +63,7 @@ impl Error {
             Error::Plan(e) => e.hint(),
             Error::Refused { hint, .. } => hint.clone(),
             Error::Refresh(e) => e.error.hint().map(str::to_string),
+            Error::Addon(e) => e.hint(),
             Error::Interrupted { .. } => Some(
                 "the state holds everything that finished; run the same command again to continue"
                     .into(),

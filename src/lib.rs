@@ -11,10 +11,12 @@
 //!
 //! [`model`] holds the shared vocabulary: addresses, resource kinds, attribute values.
 
+pub mod addons;
 pub mod cli;
 pub mod error;
 pub mod exec;
 pub mod graph;
+pub mod kube;
 pub mod model;
 pub mod ops;
 pub mod plan;

@@ -302,3 +302,202 @@ fn no_color_is_respected() {
         .success()
         .stdout(predicate::str::contains("\x1b[").not());
 }
+
+const FIXTURE_ADDONS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/addons");
+
+#[test]
+fn addons_list_shows_the_catalogue() {
+    let p = Project::new();
+    p.mlops(&["addons", "list"])
+        .success()
+        .stdout(predicate::str::contains(
+            "cert-manager     v1.19.4   cert-manager.yaml",
+        ))
+        .stdout(predicate::str::contains(
+            "kserve           v0.15.0   kserve.yaml, kserve-cluster-resources.yaml",
+        ));
+}
+
+#[test]
+fn addons_fetch_copies_a_verified_bundle_and_refuses_a_tampered_one() {
+    let p = Project::new();
+    p.mlops(&[
+        "addons",
+        "fetch",
+        "--out",
+        "bundle",
+        "--stack",
+        "example",
+        "--manifests-dir",
+        FIXTURE_ADDONS,
+    ])
+    .success()
+    .stderr(predicate::str::contains(
+        "wrote 7 verified manifest file(s) of 4 release(s)",
+    ));
+    let copied = fs::read(p.path("bundle/kserve/v0.16.0/kserve.yaml")).unwrap();
+    assert_eq!(
+        copied,
+        fs::read(format!("{FIXTURE_ADDONS}/kserve/v0.16.0/kserve.yaml")).unwrap()
+    );
+
+    let tampered = p.path("bundle/istio/1.29.1/install.yaml");
+    let mut bytes = fs::read(&tampered).unwrap();
+    bytes.extend_from_slice(b"\n---\n");
+    fs::write(&tampered, bytes).unwrap();
+    p.mlops(&[
+        "addons",
+        "fetch",
+        "--out",
+        "again",
+        "--stack",
+        "example",
+        "--manifests-dir",
+        "bundle",
+    ])
+    .code(1)
+    .stderr(predicate::str::contains(
+        "the manifest `install.yaml` of istio 1.29.1",
+    ))
+    .stderr(predicate::str::contains("has the SHA-256 digest"))
+    .stderr(no_panic());
+    p.mlops(&[
+        "addons",
+        "fetch",
+        "--out",
+        "x",
+        "--manifests-dir",
+        "nowhere",
+    ])
+    .code(1)
+    .stderr(predicate::str::contains(
+        "`nowhere` has no `cert-manager.yaml` for cert-manager v1.16.1",
+    ))
+    .stderr(predicate::str::contains("mlops addons fetch --out DIR"));
+}
+
+/// A static file server on loopback that serves `root`, stopped when dropped.
+struct Mirror(std::process::Child, u16);
+
+impl Mirror {
+    fn serve(root: &std::path::Path) -> Mirror {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+                "--directory",
+            ])
+            .arg(root)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the mirror did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Mirror(child, port)
+    }
+}
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn manifests_are_downloaded_once_verified_and_then_served_from_the_cache() {
+    let p = Project::new();
+    // A mirror holding the catalogue's paths; one file is altered to show it is checked.
+    let mirror_root = p.path("mirror");
+    for (rev, release, files) in [
+        (
+            "009c88084074904c7743384ff50d3bd70012ef55/common/cert-manager/base/upstream",
+            "cert-manager/v1.19.4",
+            vec!["cert-manager.yaml"],
+        ),
+        (
+            "009c88084074904c7743384ff50d3bd70012ef55/common/istio/istio-crds/base",
+            "istio/1.29.1",
+            vec!["crd.yaml"],
+        ),
+        (
+            "009c88084074904c7743384ff50d3bd70012ef55/common/istio/istio-install/base",
+            "istio/1.29.1",
+            vec!["install.yaml"],
+        ),
+        (
+            "009c88084074904c7743384ff50d3bd70012ef55/common/knative/knative-serving/base/upstream",
+            "knative-serving/1.21.1",
+            vec!["serving-core.yaml", "net-istio.yaml"],
+        ),
+        (
+            "009c88084074904c7743384ff50d3bd70012ef55/applications/kserve/kserve",
+            "kserve/v0.16.0",
+            vec!["kserve.yaml", "kserve-cluster-resources.yaml"],
+        ),
+    ] {
+        fs::create_dir_all(mirror_root.join(rev)).unwrap();
+        for file in files {
+            fs::copy(
+                format!("{FIXTURE_ADDONS}/{release}/{file}"),
+                mirror_root.join(rev).join(file),
+            )
+            .unwrap();
+        }
+    }
+    let fetch = |mirror: &str| {
+        Command::cargo_bin("mlops")
+            .unwrap()
+            .current_dir(p.dir.path())
+            .env("XDG_CACHE_HOME", p.path("cache"))
+            .env("MLOPS_ADDONS_MIRROR", mirror)
+            .env_remove("MLOPS_MANIFESTS_DIR")
+            .args(["addons", "fetch", "--out", "bundle", "--stack", "example"])
+            .assert()
+    };
+    {
+        let server = Mirror::serve(&mirror_root);
+        let url = format!("http://127.0.0.1:{}", server.1);
+        fetch(&url).success().stderr(predicate::str::contains(
+            "wrote 7 verified manifest file(s)",
+        ));
+        assert!(p
+            .path("cache/mlops/manifests/kserve/v0.16.0/kserve.yaml")
+            .exists());
+
+        let bad = mirror_root.join(
+            "009c88084074904c7743384ff50d3bd70012ef55/applications/kserve/kserve/kserve.yaml",
+        );
+        fs::write(&bad, "kind: Namespace\n").unwrap();
+        fs::remove_file(p.path("cache/mlops/manifests/kserve/v0.16.0/kserve.yaml")).unwrap();
+        fetch(&url).code(1).stderr(predicate::str::contains(
+            "the manifest `kserve.yaml` of kserve v0.16.0 from `http://127.0.0.1:",
+        ));
+        fs::copy(format!("{FIXTURE_ADDONS}/kserve/v0.16.0/kserve.yaml"), &bad).unwrap();
+        fetch(&url).success();
+    }
+    // The mirror is gone: everything comes from the cache now.
+    fetch("http://127.0.0.1:9").success();
+    fs::remove_file(p.path("cache/mlops/manifests/istio/1.29.1/crd.yaml")).unwrap();
+    fetch("http://127.0.0.1:9")
+        .code(1)
+        .stderr(predicate::str::contains(
+            "cannot download `http://127.0.0.1:9/009c8808",
+        ))
+        .stderr(predicate::str::contains("--manifests-dir"));
+}

@@ -2,7 +2,9 @@
 //! arguments into a call into `ops` and prints the result. Data goes to stdout, everything
 //! else to stderr.
 
+mod addons;
 mod apply;
+mod cluster;
 mod graph;
 mod inspect;
 mod plan;
@@ -24,6 +26,11 @@ pub struct Cli {
     /// Never colour the output (also: the NO_COLOR environment variable)
     #[arg(long, global = true)]
     pub no_color: bool,
+
+    /// Read add-on manifests from this bundle (`<add-on>/<version>/<file>`) instead of
+    /// downloading them; `mlops addons fetch` makes one
+    #[arg(long, global = true, value_name = "DIR", env = "MLOPS_MANIFESTS_DIR")]
+    pub manifests_dir: Option<std::path::PathBuf>,
 
     /// Send every AWS call to this endpoint (an emulator); AWS_ENDPOINT_URL and
     /// AWS_ENDPOINT_URL_<SERVICE> are honoured too
@@ -53,8 +60,15 @@ pub enum Command {
     Graph(graph::GraphArgs),
     /// Remove a lock left behind by a run that is gone
     ForceUnlock(inspect::ForceUnlockArgs),
+    /// The add-on catalogue and offline bundles
+    #[command(subcommand)]
+    Addons(addons::AddonsCommand),
     /// Bring an existing AWS object under management at an address of the stack
     Import(inspect::ImportArgs),
+    /// Print a bearer token for the stack's EKS cluster, as kubectl's exec plugin expects
+    Token(cluster::TokenArgs),
+    /// Write a kubeconfig for the stack's EKS cluster that gets its tokens from `mlops token`
+    Kubeconfig(cluster::KubeconfigArgs),
 }
 
 /// The `<STACK>` argument shared by most commands.
@@ -97,7 +111,10 @@ pub fn run() -> Result<u8> {
             Command::State(command) => inspect::state(&command),
             Command::Graph(args) => graph::run(&args),
             Command::ForceUnlock(args) => inspect::force_unlock(&args),
+            Command::Addons(command) => addons::run(&command, cli.manifests_dir),
             Command::Import(args) => until_interrupted(inspect::import(&args, &global)).await,
+            Command::Token(args) => until_interrupted(cluster::token(&args)).await,
+            Command::Kubeconfig(args) => cluster::kubeconfig(&args),
         }
     })
 }

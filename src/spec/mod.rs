@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use ipnet::Ipv4Net;
 
+use crate::addons::{Addon, Release};
 use crate::ui::diagnostic::{Diagnostic, SourceFile};
 
 pub use names::{policy_name, SUPPORTED_EKS_VERSIONS};
@@ -141,13 +142,22 @@ pub struct RepositorySpec {
     pub force_delete: bool,
 }
 
+/// The cluster add-ons: which catalogue release of each (an add-on left out is not
+/// installed), and how KServe serves models.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AddonsSpec {
+    /// `false` keeps mlops out of the cluster entirely.
     pub enabled: bool,
-    pub cert_manager: Option<String>,
-    pub istio: Option<String>,
-    pub knative_serving: Option<String>,
-    pub kserve: Option<String>,
+    pub releases: BTreeMap<Addon, &'static Release>,
+    pub kserve_mode: KserveMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KserveMode {
+    /// Knative Serving behind Istio: scale to zero, revisions.
+    Serverless,
+    /// Plain Deployments: neither Knative nor Istio.
+    Raw,
 }
 
 /// Everything wrong with a stack file, ready to print.

@@ -118,6 +118,7 @@ pub struct RawRepository {
 #[serde(deny_unknown_fields)]
 pub struct RawAddons {
     pub enabled: Option<bool>,
+    pub kserve_mode: Option<S<String>>,
     pub cert_manager: Option<S<String>>,
     pub istio: Option<S<String>>,
     pub knative_serving: Option<S<String>>,

@@ -382,3 +382,43 @@ fn stack_argument_resolution() {
     assert_eq!(stack_path("y.toml"), Path::new("y.toml"));
     assert_eq!(stack_path("./dir/team"), Path::new("./dir/team"));
 }
+
+#[test]
+fn addon_versions_come_from_the_catalogue() {
+    let spec = parse_text(EXAMPLE).unwrap();
+    assert_eq!(spec.addons.releases.len(), 4);
+    assert_eq!(
+        spec.addons.releases[&crate::addons::Addon::Kserve].version,
+        "v0.16.0"
+    );
+    let text = example_with("kserve = \"v0.16.0\"", "kserve = \"v0.14.1\"");
+    let found = problems(&text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0]
+        .2
+        .contains("kserve `v0.14.1` is not in the add-on catalogue"));
+    assert_eq!(found[0].0, line_of(&text, "kserve = \"v0.14.1\""));
+    let report = parse_text(&text).unwrap_err().report().unwrap();
+    assert!(
+        report.contains("known versions: `v0.15.0`, `v0.16.0`"),
+        "{report}"
+    );
+}
+
+#[test]
+fn addon_dependencies_must_be_listed() {
+    let text = example_with("knative_serving = \"1.21.1\"\n", "");
+    assert_one(
+        &text,
+        "kserve in `serverless` mode needs knative-serving",
+        "kserve = ",
+    );
+    let raw = text.replace("kserve_mode = \"serverless\"", "kserve_mode = \"raw\"");
+    assert!(problems(&raw).is_empty());
+    let text = example_with("cert_manager = \"v1.19.4\"\n", "");
+    assert_one(&text, "kserve needs cert-manager", "kserve = ");
+    let text = example_with("istio = \"1.29.1\"\n", "");
+    assert_one(&text, "knative-serving needs istio", "knative_serving");
+    let text = example_with("kserve_mode = \"serverless\"", "kserve_mode = \"fast\"");
+    assert_one(&text, "`fast` is not a valid KServe mode", "kserve_mode");
+}

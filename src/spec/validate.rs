@@ -92,7 +92,7 @@ pub(super) fn validate(path: &Path, raw: raw::RawSpec) -> Result<Spec, Vec<Diagn
     let irsa = irsa(&mut p, &raw.irsa, &stack.name);
     let buckets = buckets(&mut p, &raw.buckets);
     let repositories = repositories(&mut p, &raw.repositories);
-    let addons = addons(raw.addons.as_ref());
+    let addons = addons(&mut p, raw.addons.as_ref());
 
     if !p.0.is_empty() {
         p.0.sort_by_key(|d| d.span.as_ref().map_or(0, |s| s.start));
@@ -665,22 +665,87 @@ fn repositories(
         .collect()
 }
 
-fn addons(raw: Option<&raw::RawAddons>) -> AddonsSpec {
-    let version = |v: &Option<S<String>>| v.as_ref().map(|v| v.get_ref().clone());
-    match raw {
-        Some(a) => AddonsSpec {
-            enabled: a.enabled.unwrap_or(true),
-            cert_manager: version(&a.cert_manager),
-            istio: version(&a.istio),
-            knative_serving: version(&a.knative_serving),
-            kserve: version(&a.kserve),
-        },
-        None => AddonsSpec {
+fn addons(p: &mut Problems, raw: Option<&raw::RawAddons>) -> AddonsSpec {
+    let Some(a) = raw else {
+        return AddonsSpec {
             enabled: false,
-            cert_manager: None,
-            istio: None,
-            knative_serving: None,
-            kserve: None,
+            releases: BTreeMap::new(),
+            kserve_mode: KserveMode::Serverless,
+        };
+    };
+    let kserve_mode = match &a.kserve_mode {
+        Some(m) => match p.choice(m, "KServe mode", &["serverless", "raw"]) {
+            Some(1) => KserveMode::Raw,
+            _ => KserveMode::Serverless,
         },
+        None => KserveMode::Serverless,
+    };
+    let mut releases = BTreeMap::new();
+    let mut spans = BTreeMap::new();
+    for (addon, version) in [
+        (Addon::CertManager, &a.cert_manager),
+        (Addon::Istio, &a.istio),
+        (Addon::KnativeServing, &a.knative_serving),
+        (Addon::Kserve, &a.kserve),
+    ] {
+        let Some(version) = version else { continue };
+        spans.insert(addon, version.span());
+        match addon.release(version.get_ref()) {
+            Some(release) => {
+                releases.insert(addon, release);
+            }
+            None => {
+                let known: Vec<String> = addon
+                    .versions()
+                    .map(|r| format!("`{}`", r.version))
+                    .collect();
+                p.hint(
+                    version.span(),
+                    format!(
+                        "{addon} `{}` is not in the add-on catalogue",
+                        version.get_ref()
+                    ),
+                    format!(
+                        "known versions: {}; `mlops addons list` shows them all",
+                        known.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+    // What each add-on needs installed with it.
+    let mut needs = vec![
+        (Addon::Kserve, Addon::CertManager),
+        (Addon::KnativeServing, Addon::Istio),
+    ];
+    if kserve_mode == KserveMode::Serverless {
+        needs.push((Addon::Kserve, Addon::KnativeServing));
+    }
+    for (addon, needed) in needs {
+        if spans.contains_key(&addon) && !spans.contains_key(&needed) {
+            let why = if addon == Addon::Kserve && needed == Addon::KnativeServing {
+                " in `serverless` mode"
+            } else {
+                ""
+            };
+            p.hint(
+                spans[&addon].clone(),
+                format!("{addon}{why} needs {needed}, which `[addons]` leaves out"),
+                format!(
+                    "add `{} = \"...\"`{}",
+                    needed.spec_key(),
+                    if why.is_empty() {
+                        ""
+                    } else {
+                        ", or set `kserve_mode = \"raw\"`"
+                    }
+                ),
+            );
+        }
+    }
+    AddonsSpec {
+        enabled: a.enabled.unwrap_or(true),
+        releases,
+        kserve_mode,
     }
 }

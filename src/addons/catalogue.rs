@@ -1,0 +1,229 @@
+//! The add-on catalogue compiled into the binary: for each supported version of each add-on,
+//! its manifest files, where they are downloaded from, and their SHA-256 digests. A manifest
+//! whose digest differs is refused, wherever it came from.
+//!
+//! The files are the release manifests as the Kubeflow manifests repository vendors them
+//! (`upstream/` folders, rendered Istio), pinned by tag or commit.
+
+use std::fmt;
+
+/// The add-ons, in install order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Addon {
+    CertManager,
+    Istio,
+    KnativeServing,
+    Kserve,
+}
+
+impl Addon {
+    pub const ALL: [Addon; 4] = [
+        Addon::CertManager,
+        Addon::Istio,
+        Addon::KnativeServing,
+        Addon::Kserve,
+    ];
+
+    /// The folder name in bundles and caches, and the name in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Addon::CertManager => "cert-manager",
+            Addon::Istio => "istio",
+            Addon::KnativeServing => "knative-serving",
+            Addon::Kserve => "kserve",
+        }
+    }
+
+    /// The key in the spec's `[addons]` table.
+    pub fn spec_key(self) -> &'static str {
+        match self {
+            Addon::CertManager => "cert_manager",
+            Addon::Istio => "istio",
+            Addon::KnativeServing => "knative_serving",
+            Addon::Kserve => "kserve",
+        }
+    }
+
+    /// The versions of this add-on in the catalogue, oldest first.
+    pub fn versions(self) -> impl Iterator<Item = &'static Release> {
+        CATALOGUE.iter().filter(move |r| r.addon == self)
+    }
+
+    /// The release `version` names, with or without a leading `v`.
+    pub fn release(self, version: &str) -> Option<&'static Release> {
+        let bare = |v: &str| v.trim_start_matches('v').to_string();
+        self.versions().find(|r| bare(r.version) == bare(version))
+    }
+}
+
+impl fmt::Display for Addon {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+// The first set is Kubeflow manifests v1.10.1; the second its commit 009c880 of 2026-04-05.
+
+/// One version of one add-on.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Release {
+    pub addon: Addon,
+    /// As the project spells it (`v1.19.4`, `1.29.1`).
+    pub version: &'static str,
+    /// In apply order.
+    pub files: &'static [ManifestFile],
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct ManifestFile {
+    pub name: &'static str,
+    pub url: &'static str,
+    /// SHA-256 of the file, lower-case hex.
+    pub sha256: &'static str,
+}
+
+macro_rules! file {
+    ($name:literal, $rev:literal, $path:literal, $sha:literal) => {
+        ManifestFile {
+            name: $name,
+            url: concat!(
+                "https://raw.githubusercontent.com/kubeflow/manifests/",
+                $rev,
+                "/",
+                $path
+            ),
+            sha256: $sha,
+        }
+    };
+}
+
+pub const CATALOGUE: &[Release] = &[
+    Release {
+        addon: Addon::CertManager,
+        version: "v1.16.1",
+        files: &[file!(
+            "cert-manager.yaml",
+            "v1.10.1",
+            "common/cert-manager/base/upstream/cert-manager.yaml",
+            "ad09a35d3dd404f98f4e16555b01b89bdf7a499932b4567f3e2eddb4ef3cab15"
+        )],
+    },
+    Release {
+        addon: Addon::CertManager,
+        version: "v1.19.4",
+        files: &[file!(
+            "cert-manager.yaml",
+            "009c88084074904c7743384ff50d3bd70012ef55",
+            "common/cert-manager/base/upstream/cert-manager.yaml",
+            "abad40873bd9c63105bf1fc7c41354fe8ad716f01657762b5acb82977e707ef1"
+        )],
+    },
+    Release {
+        addon: Addon::Istio,
+        version: "1.24.3",
+        files: &[
+            file!(
+                "crd.yaml",
+                "v1.10.1",
+                "common/istio-1-24/istio-crds/base/crd.yaml",
+                "241e9245c81ab61b8d601013ebaf435b2826d8abc755a3782b21825aa8c9c473"
+            ),
+            file!(
+                "install.yaml",
+                "v1.10.1",
+                "common/istio-1-24/istio-install/base/install.yaml",
+                "e695cefe3e52f9ce4c0f53c65197779e0a6d519baeae7e403253be0d5b87d005"
+            ),
+        ],
+    },
+    Release {
+        addon: Addon::Istio,
+        version: "1.29.1",
+        files: &[
+            file!(
+                "crd.yaml",
+                "009c88084074904c7743384ff50d3bd70012ef55",
+                "common/istio/istio-crds/base/crd.yaml",
+                "84d5a174e99074f88aec0eb577f59690bc4ad28b7bddaee064642cca775e434a"
+            ),
+            file!(
+                "install.yaml",
+                "009c88084074904c7743384ff50d3bd70012ef55",
+                "common/istio/istio-install/base/install.yaml",
+                "5647c934957842082ecfa4e7536a1879d9f33f12430e0dc397a41b450b6c40ef"
+            ),
+        ],
+    },
+    Release {
+        addon: Addon::KnativeServing,
+        version: "1.16.2",
+        files: &[
+            file!(
+                "serving-core.yaml",
+                "v1.10.1",
+                "common/knative/knative-serving/base/upstream/serving-core.yaml",
+                "be99b84bcfb749d558facefb8e36c206e72a932bbd314f2ddffc1a36029392f9"
+            ),
+            file!(
+                "net-istio.yaml",
+                "v1.10.1",
+                "common/knative/knative-serving/base/upstream/net-istio.yaml",
+                "400a61dd16c1d6a16d9e3c710ce25c173f57b8ea3dc4958941e90c02a62fc28d"
+            ),
+        ],
+    },
+    Release {
+        addon: Addon::KnativeServing,
+        version: "1.21.1",
+        files: &[
+            file!(
+                "serving-core.yaml",
+                "009c88084074904c7743384ff50d3bd70012ef55",
+                "common/knative/knative-serving/base/upstream/serving-core.yaml",
+                "b953f17d95e8a693f1dacfbb6f9395aabb63a0185606aa499bfb275f3d589f30"
+            ),
+            file!(
+                "net-istio.yaml",
+                "009c88084074904c7743384ff50d3bd70012ef55",
+                "common/knative/knative-serving/base/upstream/net-istio.yaml",
+                "501c374433194d86d76152706a82b7ee53911fafd281f9d36e9e2d8180e4a562"
+            ),
+        ],
+    },
+    Release {
+        addon: Addon::Kserve,
+        version: "v0.15.0",
+        files: &[
+            file!(
+                "kserve.yaml",
+                "v1.10.1",
+                "apps/kserve/kserve/kserve.yaml",
+                "6cf0d97d3cd310b637a9026103cea2dd0989bd361b3048d1491e409d18252fd8"
+            ),
+            file!(
+                "kserve-cluster-resources.yaml",
+                "v1.10.1",
+                "apps/kserve/kserve/kserve-cluster-resources.yaml",
+                "ef0f7b970460a4a6d524ba5088633043550621dc96e9ee552e57411638b4ad23"
+            ),
+        ],
+    },
+    Release {
+        addon: Addon::Kserve,
+        version: "v0.16.0",
+        files: &[
+            file!(
+                "kserve.yaml",
+                "009c88084074904c7743384ff50d3bd70012ef55",
+                "applications/kserve/kserve/kserve.yaml",
+                "1cedecd9022a6793a394f3c8b8cdb8dab6d8b8b0cd33b2046a22f4f7356e6eb3"
+            ),
+            file!(
+                "kserve-cluster-resources.yaml",
+                "009c88084074904c7743384ff50d3bd70012ef55",
+                "applications/kserve/kserve/kserve-cluster-resources.yaml",
+                "67bcdfe0bce80e813cb4b35fadba54dc8f26172651ee263318c93930fdf1934d"
+            ),
+        ],
+    },
+];

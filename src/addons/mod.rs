@@ -1,0 +1,10 @@
+//! Cluster add-ons: the catalogue of supported versions (compiled in, with digests) and where
+//! their manifests come from: a local bundle in the catalogue's layout (`--manifests-dir`, for
+//! air-gapped CI), or a cache that is filled by downloading on first use. Every file is checked
+//! against its digest, whatever its origin.
+
+pub mod catalogue;
+mod source;
+
+pub use catalogue::{Addon, ManifestFile, Release, CATALOGUE};
+pub use source::{AddonError, ManifestSource};
