@@ -18,10 +18,12 @@
 #      golang-github-modern-go-reflect2-dev (and make);
 #   3. in a clean work folder ($CACHE/work, wiped first, removed on success):
 #      apt-get source --download-only kubernetes=$DEB_VERSION, unpack the .orig.tar.gz,
-#      replace vendor/github.com/modern-go/reflect2 (1.0.1: with Go >= 1.18 the apiserver
-#      dies with "fatal error: fault" in map iteration) by Debian's reflect2 1.0.2 from
-#      /usr/share/gocode/src, link .go/src/k8s.io/kubernetes -> ../../.. and run
-#      GOPATH=$PWD/.go CGO_ENABLED=0 make WHAT=cmd/kube-apiserver   (~4 min on 2 cores);
+#      replace vendor/github.com/modern-go/reflect2 1.0.1 by Debian's 1.0.2 from
+#      /usr/share/gocode/src (built with Go >= 1.18, 1.0.1 breaks the server: "fatal error:
+#      fault" in map iteration; here, a nil-pointer panic in reflect2.(*frozenConfig).Type2
+#      on the first CRD create, the client getting an HTTP/2 INTERNAL_ERROR),
+#      link .go/src/k8s.io/kubernetes -> ../../.. and run
+#      GOPATH=$PWD/.go CGO_ENABLED=0 make WHAT=cmd/kube-apiserver   (~5 min on 2 cores);
 #   4. install _output/bin/kube-apiserver into the cache and check its --version.
 #
 # Build-system notes: the make-based build needs no fix. The tarball is a `git archive`, so
@@ -161,7 +163,7 @@ $one_line"
         die "no 'deb' entry for $SUITE in /etc/apt/sources.list{,.d/*}: cannot derive a deb-src entry"
     fi
     printf '%s\n' "$content" | "${SUDO[@]}" tee "$target" >/dev/null
-    say "added deb-src for $SUITE in $target (URIs: $(grep -hoE '^URIs:.*|^deb-src .*' "$target" | tr '\n' ' '))"
+    say "added deb-src for $SUITE in $target (URIs: $(sed -n 's/^URIs: *//p; s/^deb-src //p' "$target" | tr '\n' ' '))"
 fi
 
 # --- 2. apt-get update, install what is missing ------------------------------------------

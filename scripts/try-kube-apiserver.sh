@@ -10,7 +10,9 @@
 #   etcd:  --data-dir <tmp> --listen-client-urls/--advertise-client-urls http://127.0.0.1:<c>
 #          --listen-peer-urls/--initial-advertise-peer-urls http://127.0.0.1:<p>
 #          --initial-cluster <name>=http://127.0.0.1:<p>
-#   kube-apiserver: see APISERVER_FLAGS below.
+#   kube-apiserver: see APISERVER_FLAGS below. 1.20 refuses to start without
+#          --service-account-issuer and --service-account-signing-key-file; it serves no
+#          insecure port by default (--insecure-port is deprecated, "has no effect now").
 # TLS: one self-signed certificate (CA:FALSE, SAN IP:127.0.0.1, serverAuth) is both the serving
 # certificate and the client's trust anchor (curl --cacert; rustls accepts it, a CA:TRUE
 # certificate used as the server certificate it would reject). Auth: a static bearer token in
@@ -117,6 +119,7 @@ APISERVER_FLAGS=(
     --bind-address 127.0.0.1
     --secure-port "$API_PORT"
     --advertise-address 127.0.0.1
+    --endpoint-reconciler-type none   # else: Endpoints "kubernetes" ... may not be in the loopback range
     --tls-cert-file "$TMP/serving.crt"
     --tls-private-key-file "$TMP/serving.key"
     --cert-dir "$TMP/certs"

@@ -212,9 +212,9 @@ impl Project {
         ));
     }
 
-    /// `mlops` in `cwd` with credentials from the environment only: no profile, no instance
-    /// metadata, nothing that could reach the network.
-    fn mlops_in(&self, cwd: &Path, args: &[&str], creds: bool) -> assert_cmd::assert::Assert {
+    /// `mlops` in `cwd` with credentials from the environment only (when `creds`): no
+    /// profile, no instance metadata, nothing that could reach the network.
+    fn command(&self, cwd: &Path, creds: bool) -> Command {
         let mut cmd = Command::cargo_bin("mlops").unwrap();
         cmd.current_dir(cwd)
             .env_clear()
@@ -224,13 +224,17 @@ impl Project {
                 self.path("no-aws-credentials"),
             )
             .env("AWS_EC2_METADATA_DISABLED", "true")
-            .args(args);
+            .write_stdin("");
         if creds {
             cmd.env("AWS_ACCESS_KEY_ID", KEY)
                 .env("AWS_SECRET_ACCESS_KEY", SECRET)
                 .env("AWS_SESSION_TOKEN", SESSION_TOKEN);
         }
-        cmd.write_stdin("").assert()
+        cmd
+    }
+
+    fn mlops_in(&self, cwd: &Path, args: &[&str], creds: bool) -> assert_cmd::assert::Assert {
+        self.command(cwd, creds).args(args).assert()
     }
 
     fn mlops(&self, args: &[&str]) -> assert_cmd::assert::Assert {
@@ -296,16 +300,8 @@ fn token_prints_an_exec_credential_for_the_cluster_in_the_state() {
 fn token_ignores_endpoint_overrides() {
     let p = Project::new();
     p.write_applied_state();
-    let mut cmd = Command::cargo_bin("mlops").unwrap();
-    let out = cmd
-        .current_dir(p.dir.path())
-        .env_clear()
-        .env("AWS_CONFIG_FILE", p.path("no-aws-config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", p.path("no-aws-credentials"))
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ACCESS_KEY_ID", KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET)
-        .env("AWS_SESSION_TOKEN", SESSION_TOKEN)
+    let out = p
+        .command(p.dir.path(), true)
         .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
         .env("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9")
         .args(["--endpoint-url", "http://127.0.0.1:9", "token", "example"])

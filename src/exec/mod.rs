@@ -20,7 +20,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::Value;
 
 use crate::graph::Dag;
-use crate::model::{resolve, Address, Attrs};
+use crate::model::{canonical, resolve, Address, Attrs};
 use crate::plan::{Action, Change, Plan};
 use crate::providers::aws::Clients;
 use crate::providers::{Ctx, ProviderError, ResourceProvider};
@@ -363,6 +363,7 @@ async fn create(
         let live = provider
             .read(&ctx, &id, &desired)
             .await?
+            .map(canonical)
             .ok_or_else(|| ProviderError::fatal(format!("`{id}` vanished while being adopted")))?;
         commit(shared, store, |s| {
             s.resources

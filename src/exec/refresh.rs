@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use futures::stream::{self, StreamExt};
 
 use super::{Env, ExecError, Op};
-use crate::model::Address;
+use crate::model::{canonical, Address};
 use crate::state::State;
 
 /// Reads every resource of `state`; returns the refreshed state and the addresses found gone.
@@ -38,7 +38,7 @@ pub async fn refresh(
         match live {
             Ok(Some(attrs)) => {
                 if let Some(resource) = state.resources.get_mut(&address) {
-                    resource.attrs = attrs;
+                    resource.attrs = canonical(attrs);
                 }
             }
             Ok(None) => {

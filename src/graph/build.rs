@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use crate::model::{reference, references_in, Address, Attrs, Resource, ResourceKind};
+use crate::model::{canonical, reference, references_in, Address, Attrs, Resource, ResourceKind};
 use crate::spec::{NatMode, Spec};
 
 /// The AWS-managed policies the EKS control plane role needs.
@@ -19,6 +19,10 @@ pub const NODE_POLICIES: &[&str] = &[
     "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
     "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
 ];
+
+/// The EKS access policy given to `[eks] admin_arns`.
+pub const CLUSTER_ADMIN_POLICY: &str =
+    "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy";
 
 /// The audience IRSA tokens are issued for.
 pub const IRSA_AUDIENCE: &str = "sts.amazonaws.com";
@@ -56,6 +60,7 @@ impl Builder<'_> {
             let tags = self.tags(&address, attrs.get("tags"));
             attrs.insert("tags".into(), tags);
         }
+        let attrs = canonical(attrs);
         let mut deps = Vec::new();
         references_in(&Value::Object(attrs.clone()), &mut deps);
         deps.extend(after.iter().map(|a| (*a).clone()));
@@ -308,6 +313,21 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
         }),
         &after,
     );
+
+    // Cluster admins beside the creator: access entries with the cluster-admin policy.
+    for (name, arn) in &eks.admin_arns {
+        b.add(
+            ResourceKind::EksAccessEntry,
+            &[name],
+            json!({
+                "cluster_name": reference(&cluster, "name"),
+                "principal_arn": arn,
+                "policy_arn": CLUSTER_ADMIN_POLICY,
+                "tags": {},
+            }),
+            &[],
+        );
+    }
 
     let mut after: Vec<&Address> = node_attachments.iter().collect();
     after.extend(private_routes.iter());

@@ -73,7 +73,7 @@ pub fn presigned_url(
         "GET",
         unsigned.as_str(),
         std::iter::once((CLUSTER_ID_HEADER, cluster)),
-        SignableBody::UnsignedPayload,
+        SignableBody::Bytes(&[]),
     )
     .map_err(|e| signing_failed(cluster, &e))?;
     let (instructions, signature) = sign(request, &params)

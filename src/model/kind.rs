@@ -22,13 +22,14 @@ pub enum ResourceKind {
     IamRolePolicyAttachment,
     EksCluster,
     EksNodeGroup,
+    EksAccessEntry,
     IamOidcProvider,
     S3Bucket,
     EcrRepository,
 }
 
 impl ResourceKind {
-    pub const ALL: [ResourceKind; 15] = [
+    pub const ALL: [ResourceKind; 16] = [
         ResourceKind::Vpc,
         ResourceKind::InternetGateway,
         ResourceKind::Subnet,
@@ -41,6 +42,7 @@ impl ResourceKind {
         ResourceKind::IamRolePolicyAttachment,
         ResourceKind::EksCluster,
         ResourceKind::EksNodeGroup,
+        ResourceKind::EksAccessEntry,
         ResourceKind::IamOidcProvider,
         ResourceKind::S3Bucket,
         ResourceKind::EcrRepository,
@@ -61,6 +63,7 @@ impl ResourceKind {
             ResourceKind::IamRolePolicyAttachment => "iam_role_policy_attachment",
             ResourceKind::EksCluster => "eks_cluster",
             ResourceKind::EksNodeGroup => "eks_node_group",
+            ResourceKind::EksAccessEntry => "eks_access_entry",
             ResourceKind::IamOidcProvider => "iam_oidc_provider",
             ResourceKind::S3Bucket => "s3_bucket",
             ResourceKind::EcrRepository => "ecr_repository",
@@ -91,6 +94,7 @@ impl ResourceKind {
                 "capacity_type",
                 "disk_size",
             ],
+            ResourceKind::EksAccessEntry => &["cluster_name", "principal_arn"],
             ResourceKind::IamOidcProvider => &["url"],
             ResourceKind::S3Bucket => &["bucket"],
             ResourceKind::EcrRepository => &["name"],

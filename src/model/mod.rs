@@ -44,6 +44,23 @@ pub fn as_reference(value: &Value) -> Option<(Address, &str)> {
     Some((Address::new(address), attr))
 }
 
+/// `attrs` with the keys of every object sorted, recursively. serde_json keeps insertion order
+/// when any crate in the build turns on its `preserve_order` feature (the AWS SDK's HTTP client
+/// does), so every value that enters the planner, the state or the output passes through here:
+/// plans, state files and snapshots do not depend on the order AWS or the code listed things in.
+pub fn canonical(attrs: Attrs) -> Attrs {
+    fn sorted(value: Value) -> Value {
+        match value {
+            Value::Object(map) => Value::Object(canonical(map)),
+            Value::Array(items) => Value::Array(items.into_iter().map(sorted).collect()),
+            other => other,
+        }
+    }
+    let mut entries: Vec<(String, Value)> = attrs.into_iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries.into_iter().map(|(k, v)| (k, sorted(v))).collect()
+}
+
 /// Every resource referenced anywhere inside `value`.
 pub fn references_in(value: &Value, out: &mut Vec<Address>) {
     if let Some((address, _)) = as_reference(value) {
@@ -99,6 +116,18 @@ mod tests {
         );
         let partly_known = resolve(&value, &|a, _| (a == &vpc).then(|| json!("x")));
         assert_eq!(partly_known, None);
+    }
+
+    #[test]
+    fn canonical_sorts_keys_at_every_depth() {
+        let mut attrs = Attrs::new();
+        attrs.insert("z".into(), json!([{ "b": 1, "a": 2 }]));
+        attrs.insert("a".into(), json!({ "y": 1, "x": { "d": 1, "c": 2 } }));
+        let text = serde_json::to_string(&canonical(attrs)).unwrap();
+        assert_eq!(
+            text,
+            r#"{"a":{"x":{"c":2,"d":1},"y":1},"z":[{"a":2,"b":1}]}"#
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::{Session, Stack};
-use crate::model::{resolve, Address};
+use crate::model::{canonical, resolve, Address};
 use crate::plan::PlanError;
 use crate::state::ResourceState;
 use crate::{Error, Result};
@@ -53,7 +53,7 @@ pub async fn import(stack: &Stack, address: &Address, id: &str, session: &Sessio
         ResourceState {
             kind: resource.kind,
             id: id.to_string(),
-            attrs: live,
+            attrs: canonical(live),
             deps: resource.deps.clone(),
         },
     );

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::action::{Action, AttrChange, Change, Plan, PlanValue};
 use crate::graph::{Dag, DesiredGraph};
-use crate::model::{resolve, Address, Resource};
+use crate::model::{canonical, resolve, Address, Resource};
 use crate::state::{ResourceState, State};
 
 /// What a plan is asked to cover.
@@ -86,8 +86,7 @@ pub fn diff(
             address: address.clone(),
             kind: prior.kind,
             action: Action::Delete,
-            attrs: prior
-                .attrs
+            attrs: canonical(prior.attrs.clone())
                 .iter()
                 .map(|(name, before)| AttrChange {
                     name: name.clone(),
@@ -128,8 +127,7 @@ fn diff_one(
             _ => state.attr(address, attr),
         }
     };
-    let attrs: Vec<AttrChange> = resource
-        .attrs
+    let attrs: Vec<AttrChange> = canonical(resource.attrs.clone())
         .iter()
         .map(|(name, value)| {
             let after = resolve(value, &lookup).map_or(PlanValue::Unknown, PlanValue::Known);

@@ -4,19 +4,25 @@
 use serde_json::{json, Map, Value};
 
 use super::action::{Change, Plan, PlanValue};
+use crate::model::canonical;
 
 pub const JSON_FORMAT_VERSION: &str = "1.0";
 
 pub fn to_json(plan: &Plan) -> Value {
     let summary = plan.summary();
-    json!({
+    let document = json!({
         "format_version": JSON_FORMAT_VERSION,
         "stack": plan.stack,
         "state": { "lineage": plan.state_lineage, "serial": plan.state_serial },
         "resource_changes": plan.changes.iter().map(change).collect::<Vec<_>>(),
         "summary": { "add": summary.add, "change": summary.change, "destroy": summary.destroy },
         "changes_present": !summary.is_empty(),
-    })
+    });
+    // Keys in order, whatever serde_json's build features: the output is a stable contract.
+    match document {
+        Value::Object(map) => Value::Object(canonical(map)),
+        other => other,
+    }
 }
 
 fn change(c: &Change) -> Value {

@@ -192,10 +192,11 @@ fn value(v: &Value, indent: &str, sign: &str, style: Style) -> String {
     match v {
         Value::Object(map) if map.is_empty() => "{}".to_string(),
         Value::Object(map) => {
+            let map = crate::model::canonical(map.clone());
             let inner = format!("{indent}    ");
             let width = map.keys().map(|k| quote(k).len()).max().unwrap_or(0);
             let mut s = String::from("{\n");
-            for (k, item) in map {
+            for (k, item) in &map {
                 let mark = match sign {
                     "+" => style.action(Action::Create, "+"),
                     "-" => style.action(Action::Delete, "-"),

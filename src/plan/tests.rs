@@ -417,3 +417,18 @@ fn colour_is_only_added_when_asked() {
     assert!(!render::human(&plan, Style::PLAIN).contains('\x1b'));
     assert!(render::human(&plan, Style { color: true }).contains("\x1b[32m+\x1b[0m"));
 }
+
+#[test]
+fn admin_access_entries_follow_the_cluster() {
+    let text = EXAMPLE.replace(
+        "public_access_cidrs = [\"0.0.0.0/0\"]",
+        "public_access_cidrs = [\"0.0.0.0/0\"]\nadmin_arns = [\"arn:aws:iam::123456789012:role/platform-admin\"]",
+    );
+    let plan = plan_of(&graph_of(&text), &State::new("mlops"));
+    assert!(position(&plan, "eks_cluster") < position(&plan, "eks_access_entry.platform-admin"));
+    let entry = &plan.changes[position(&plan, "eks_access_entry.platform-admin")];
+    assert_eq!(
+        entry.desired.as_ref().unwrap()["policy_arn"],
+        json!("arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy")
+    );
+}

@@ -17,7 +17,7 @@ use ipnet::Ipv4Net;
 use crate::addons::{Addon, Release};
 use crate::ui::diagnostic::{Diagnostic, SourceFile};
 
-pub use names::{policy_name, SUPPORTED_EKS_VERSIONS};
+pub use names::{policy_name, principal_name, SUPPORTED_EKS_VERSIONS};
 pub use validate::irsa_role_name;
 
 /// A validated stack spec.
@@ -77,6 +77,9 @@ pub struct EksSpec {
     pub public_endpoint: bool,
     pub private_endpoint: bool,
     pub public_access_cidrs: Vec<Ipv4Net>,
+    /// Principals with cluster-admin access, by the name their access entry is addressed by
+    /// (the last part of the ARN).
+    pub admin_arns: BTreeMap<String, String>,
     pub node_groups: BTreeMap<String, NodeGroupSpec>,
 }
 

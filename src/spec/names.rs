@@ -271,6 +271,33 @@ pub fn iam_policy_arn(arn: &str) -> Check {
     }
 }
 
+/// An IAM role or user ARN: `arn:<partition>:iam::<account id>:role/<path and name>` (or `user/`).
+pub fn iam_principal_arn(arn: &str) -> Check {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let ok = parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "iam"
+        && parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].bytes().all(|b| b.is_ascii_digit())
+        && ["role/", "user/"].iter().any(|p| {
+            parts[5]
+                .strip_prefix(p)
+                .is_some_and(|n| !n.is_empty() && !n.ends_with('/'))
+        });
+    if ok {
+        Ok(())
+    } else {
+        fail("an admin ARN names an IAM role or user: `arn:aws:iam::123456789012:role/platform-admin`")
+    }
+}
+
+/// The name of a role or user ARN: its last path segment.
+pub fn principal_name(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
 /// The last path segment of a policy ARN: the policy's name.
 pub fn policy_name(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap_or(arn)
@@ -374,6 +401,14 @@ mod tests {
         assert!(iam_policy_arn("AmazonS3ReadOnlyAccess").is_err());
         assert!(iam_policy_arn("arn:aws:iam::12345:policy/X").is_err());
         assert_eq!(policy_name("arn:aws:iam::1:policy/a/b/Name"), "Name");
+        assert!(iam_principal_arn("arn:aws:iam::123456789012:role/platform-admin").is_ok());
+        assert!(iam_principal_arn("arn:aws:iam::123456789012:user/ops/alice").is_ok());
+        assert!(iam_principal_arn("arn:aws:iam::aws:role/x").is_err());
+        assert!(iam_principal_arn("arn:aws:iam::123456789012:group/admins").is_err());
+        assert_eq!(
+            principal_name("arn:aws:iam::123456789012:user/ops/alice"),
+            "alice"
+        );
     }
 
     #[test]

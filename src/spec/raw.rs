@@ -58,6 +58,9 @@ pub struct RawEks {
     pub public_endpoint: Option<bool>,
     pub private_endpoint: Option<bool>,
     pub public_access_cidrs: Option<S<Vec<S<String>>>>,
+    /// IAM roles or users given cluster-admin access through EKS access entries.
+    #[serde(default)]
+    pub admin_arns: Vec<S<String>>,
     pub node_groups: Option<S<BTreeMap<String, S<RawNodeGroup>>>>,
 }
 

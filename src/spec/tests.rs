@@ -422,3 +422,31 @@ fn addon_dependencies_must_be_listed() {
     let text = example_with("kserve_mode = \"serverless\"", "kserve_mode = \"fast\"");
     assert_one(&text, "`fast` is not a valid KServe mode", "kserve_mode");
 }
+
+#[test]
+fn admin_arns_are_iam_principals_named_once() {
+    let text = example_with(
+        "public_access_cidrs = [\"0.0.0.0/0\"]",
+        "public_access_cidrs = [\"0.0.0.0/0\"]\nadmin_arns = [\"arn:aws:iam::123456789012:role/platform-admin\", \"arn:aws:iam::123456789012:user/ops/alice\"]",
+    );
+    let spec = parse_text(&text).unwrap();
+    assert_eq!(
+        spec.eks.admin_arns.keys().collect::<Vec<_>>(),
+        vec!["alice", "platform-admin"]
+    );
+    let text = example_with(
+        "public_access_cidrs = [\"0.0.0.0/0\"]",
+        "public_access_cidrs = [\"0.0.0.0/0\"]\nadmin_arns = [\"arn:aws:iam::123456789012:role/admin\", \"arn:aws:iam::123456789012:user/admin\", \"admins\"]",
+    );
+    let found = problems(&text);
+    assert!(
+        found.iter().any(|p| p.2.contains("both end in `admin`")),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|p| p.2.contains("admin ARN `admins` is not valid")),
+        "{found:?}"
+    );
+}

@@ -362,6 +362,31 @@ fn eks(p: &mut Problems, raw: &S<raw::RawEks>) -> EksSpec {
         None => Vec::new(),
     };
 
+    let mut admin_arns = BTreeMap::new();
+    for arn in &e.admin_arns {
+        p.name(names::iam_principal_arn(arn.get_ref()), "admin ARN", arn);
+        let name = names::principal_name(arn.get_ref()).to_string();
+        if let Err(reason) = names::address_key(&name) {
+            p.at(
+                arn.span(),
+                format!(
+                    "admin ARN `{}` ends in a name mlops cannot address: {reason}",
+                    arn.get_ref()
+                ),
+            );
+        }
+        if let Some(first) = admin_arns.insert(name.clone(), arn.get_ref().clone()) {
+            p.hint(
+                arn.span(),
+                format!(
+                    "admin ARNs `{first}` and `{}` both end in `{name}`",
+                    arn.get_ref()
+                ),
+                "each admin's access entry is addressed by that name; list each principal once",
+            );
+        }
+    }
+
     let no_groups = BTreeMap::new();
     let groups = e.node_groups.as_ref().map_or(&no_groups, |g| g.get_ref());
     if groups.is_empty() {
@@ -405,6 +430,7 @@ fn eks(p: &mut Problems, raw: &S<raw::RawEks>) -> EksSpec {
         public_endpoint,
         private_endpoint,
         public_access_cidrs,
+        admin_arns,
         node_groups,
     }
 }
