@@ -840,3 +840,142 @@ fn a_bucket_with_objects_is_only_destroyed_with_force_destroy() {
     project.destroy().ok();
     assert_eq!(inventory(&aws, stack).values().sum::<usize>(), 0);
 }
+
+#[test]
+fn a_stack_tag_change_updates_every_kind_in_place() {
+    let moto = Emulator::start();
+    let aws = moto.clients();
+    let stack = "retag";
+    let project = Project::new(&moto, stack, &example_as(stack));
+    project.apply().ok();
+    project.write_stack(&project.stack_text().replace(
+        "tags = { env = \"dev\" }",
+        "tags = { env = \"prod\", team = \"a\" }",
+    ));
+    // The emulator cannot tag node groups (TagResource answers ResourceNotFoundException for
+    // their ARNs), so the node group is left out; every other kind is retagged.
+    let targets = [
+        "iam_role.irsa.kserve-s3",
+        "iam_oidc_provider",
+        "ecr_repository.wine-model",
+        "s3_bucket.models",
+        "eks_cluster",
+    ];
+    let mut args = vec!["apply", stack, "--auto-approve"];
+    for t in &targets {
+        args.extend(["--target", t]);
+    }
+    let applied = project.mlops(&args).ok();
+    assert!(applied.stderr.contains("0 added"), "{}", applied.stderr);
+    assert!(
+        applied.stderr.contains("0 destroyed"),
+        "a tag change replaces nothing: {}",
+        applied.stderr
+    );
+
+    aws.run(async {
+        let role = aws
+            .iam
+            .list_role_tags()
+            .role_name("retag-irsa-kserve-s3")
+            .send()
+            .await
+            .unwrap();
+        let role: BTreeMap<&str, &str> = role.tags().iter().map(|t| (t.key(), t.value())).collect();
+        assert_eq!(
+            (role.get("env"), role.get("team")),
+            (Some(&"prod"), Some(&"a"))
+        );
+
+        let providers = aws
+            .iam
+            .list_open_id_connect_providers()
+            .send()
+            .await
+            .unwrap();
+        let arn = providers.open_id_connect_provider_list()[0].arn().unwrap();
+        let provider = aws
+            .iam
+            .get_open_id_connect_provider()
+            .open_id_connect_provider_arn(arn)
+            .send()
+            .await
+            .unwrap();
+        assert!(provider
+            .tags()
+            .iter()
+            .any(|t| t.key() == "team" && t.value() == "a"));
+
+        let repo = aws
+            .ecr
+            .describe_repositories()
+            .repository_names("wine-model")
+            .send()
+            .await
+            .unwrap();
+        let repo_arn = repo.repositories()[0].repository_arn().unwrap();
+        let tags = aws
+            .ecr
+            .list_tags_for_resource()
+            .resource_arn(repo_arn)
+            .send()
+            .await
+            .unwrap();
+        assert!(tags
+            .tags()
+            .iter()
+            .any(|t| t.key() == "env" && t.value() == "prod"));
+
+        let bucket = aws
+            .s3
+            .get_bucket_tagging()
+            .bucket("retag-models")
+            .send()
+            .await
+            .unwrap();
+        assert!(bucket
+            .tag_set()
+            .iter()
+            .any(|t| t.key() == "team" && t.value() == "a"));
+
+        let cluster = aws
+            .eks
+            .describe_cluster()
+            .name("retag-cluster")
+            .send()
+            .await
+            .unwrap();
+        let tags = cluster.cluster().unwrap().tags().unwrap();
+        assert_eq!(tags.get("env").map(String::as_str), Some("prod"));
+
+        let vpc = aws
+            .ec2
+            .describe_vpcs()
+            .filters(stack_filter(stack))
+            .send()
+            .await
+            .unwrap();
+        assert!(vpc.vpcs()[0]
+            .tags()
+            .iter()
+            .any(|t| t.key() == Some("team") && t.value() == Some("a")));
+    });
+    // What the targets left out is still to be retagged, in place.
+    let plan = project.mlops(&["plan", stack, "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2);
+    assert!(plan
+        .stdout
+        .contains("# eks_node_group.default will be updated in-place"));
+    assert!(plan.stdout.contains("Plan: 0 to add,"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains(" to change, 0 to destroy."),
+        "{}",
+        plan.stdout
+    );
+    for target in targets {
+        assert!(
+            !plan.stdout.contains(&format!("# {target} will")),
+            "{target} is done"
+        );
+    }
+}

@@ -3,7 +3,7 @@
 
 use aws_sdk_ec2::types::{Filter, ResourceType, RouteTable, Tag, TagSpecification};
 
-use super::{classify, gone_as_none, tag_changes, tags_of, tags_value};
+use super::{classify, gone_as_none, sync_tags_with, tags_of, tags_value};
 use crate::model::Attrs;
 use crate::providers::{Ctx, ProviderResult};
 use serde_json::Value;
@@ -61,32 +61,31 @@ pub async fn sync_tags(
     prior: &Attrs,
     desired: &Attrs,
 ) -> ProviderResult<()> {
-    let (set, remove) = tag_changes(prior, desired);
-    if !set.is_empty() {
-        ctx.aws
-            .ec2
-            .create_tags()
-            .resources(id)
-            .set_tags(Some(to_ec2(set)))
-            .send()
-            .await
-            .map_err(classify)?;
-    }
-    if !remove.is_empty() {
-        let tags = remove
-            .into_iter()
-            .map(|k| Tag::builder().key(k).build())
-            .collect();
-        ctx.aws
-            .ec2
-            .delete_tags()
-            .resources(id)
-            .set_tags(Some(tags))
-            .send()
-            .await
-            .map_err(classify)?;
-    }
-    Ok(())
+    let ec2 = &ctx.aws.ec2;
+    sync_tags_with(
+        prior,
+        desired,
+        async |set| {
+            ec2.create_tags()
+                .resources(id)
+                .set_tags(Some(to_ec2(set)))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(classify)
+        },
+        async |remove| {
+            let keys = remove.into_iter().map(|k| Tag::builder().key(k).build());
+            ec2.delete_tags()
+                .resources(id)
+                .set_tags(Some(keys.collect()))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(classify)
+        },
+    )
+    .await
 }
 
 /// The route table `id`, or `None` when it no longer exists.

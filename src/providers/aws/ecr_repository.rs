@@ -6,7 +6,7 @@ use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability, Tag};
 use serde_json::{json, Value};
 
 use super::{
-    bool_attr, classify, gone_as_none, gone_is_fine, str_attr, tag_changes, tags_of, tags_value,
+    bool_attr, classify, gone_as_none, gone_is_fine, str_attr, sync_tags_with, tags_of, tags_value,
 };
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
@@ -220,27 +220,30 @@ impl ResourceProvider for EcrRepository {
             )
             .await?;
         }
-        let (set, remove) = tag_changes(prior, desired);
-        if !set.is_empty() || !remove.is_empty() {
-            let arn = str_attr(prior, "arn")?;
-            if !set.is_empty() {
+        let arn = str_attr(prior, "arn")?;
+        sync_tags_with(
+            prior,
+            desired,
+            async |set| {
                 ecr.tag_resource()
                     .resource_arn(arn)
                     .set_tags(Some(to_ecr_tags(set)?))
                     .send()
                     .await
-                    .map_err(classify)?;
-            }
-            if !remove.is_empty() {
+                    .map(|_| ())
+                    .map_err(classify)
+            },
+            async |remove| {
                 ecr.untag_resource()
                     .resource_arn(arn)
                     .set_tag_keys(Some(remove))
                     .send()
                     .await
-                    .map_err(classify)?;
-            }
-        }
-        Ok(())
+                    .map(|_| ())
+                    .map_err(classify)
+            },
+        )
+        .await
     }
 
     async fn delete(&self, ctx: &Ctx<'_>, id: &str, prior: &Attrs) -> ProviderResult<()> {

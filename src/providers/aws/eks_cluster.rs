@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::{
     bool_attr, classify, gone_as_none, gone_is_fine, in_prior_order, str_attr, string_values,
-    strings_attr, tag_changes, tags_of, tags_value, wait_for,
+    strings_attr, sync_tags_with, tags_of, tags_value, wait_for,
 };
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
@@ -53,28 +53,30 @@ pub(super) async fn sync_tags(
     prior: &Attrs,
     desired: &Attrs,
 ) -> ProviderResult<()> {
-    let (set, remove) = tag_changes(prior, desired);
-    if !set.is_empty() {
-        ctx.aws
-            .eks
-            .tag_resource()
-            .resource_arn(arn)
-            .set_tags(Some(set.into_iter().collect()))
-            .send()
-            .await
-            .map_err(classify)?;
-    }
-    if !remove.is_empty() {
-        ctx.aws
-            .eks
-            .untag_resource()
-            .resource_arn(arn)
-            .set_tag_keys(Some(remove))
-            .send()
-            .await
-            .map_err(classify)?;
-    }
-    Ok(())
+    let eks = &ctx.aws.eks;
+    sync_tags_with(
+        prior,
+        desired,
+        async |set| {
+            eks.tag_resource()
+                .resource_arn(arn)
+                .set_tags(Some(set.into_iter().collect()))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(classify)
+        },
+        async |remove| {
+            eks.untag_resource()
+                .resource_arn(arn)
+                .set_tag_keys(Some(remove))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(classify)
+        },
+    )
+    .await
 }
 
 async fn describe(ctx: &Ctx<'_>, name: &str) -> ProviderResult<Option<Cluster>> {

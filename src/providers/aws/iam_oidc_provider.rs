@@ -6,7 +6,9 @@ use aws_sdk_iam::operation::get_open_id_connect_provider::GetOpenIdConnectProvid
 use serde_json::json;
 
 use super::iam::{managed_by, tags_attr, to_iam_tags};
-use super::{classify, gone_as_none, gone_is_fine, str_attr, strings_attr, tag_changes, tags_of};
+use super::{
+    classify, gone_as_none, gone_is_fine, str_attr, strings_attr, sync_tags_with, tags_of,
+};
 use super::{in_prior_order, string_values};
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
@@ -148,24 +150,29 @@ impl ResourceProvider for IamOidcProvider {
                 .await
                 .map_err(classify)?;
         }
-        let (set, remove) = tag_changes(prior, desired);
-        if !set.is_empty() {
-            iam.tag_open_id_connect_provider()
-                .open_id_connect_provider_arn(id)
-                .set_tags(Some(to_iam_tags(set)?))
-                .send()
-                .await
-                .map_err(classify)?;
-        }
-        if !remove.is_empty() {
-            iam.untag_open_id_connect_provider()
-                .open_id_connect_provider_arn(id)
-                .set_tag_keys(Some(remove))
-                .send()
-                .await
-                .map_err(classify)?;
-        }
-        Ok(())
+        sync_tags_with(
+            prior,
+            desired,
+            async |set| {
+                iam.tag_open_id_connect_provider()
+                    .open_id_connect_provider_arn(id)
+                    .set_tags(Some(to_iam_tags(set)?))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(classify)
+            },
+            async |remove| {
+                iam.untag_open_id_connect_provider()
+                    .open_id_connect_provider_arn(id)
+                    .set_tag_keys(Some(remove))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(classify)
+            },
+        )
+        .await
     }
 
     async fn delete(&self, ctx: &Ctx<'_>, id: &str, _prior: &Attrs) -> ProviderResult<()> {

@@ -7,7 +7,7 @@ use aws_sdk_iam::types::Role;
 use serde_json::{json, Value};
 
 use super::iam::{attached_policy_arns, managed_by, tags_attr, to_iam_tags};
-use super::{classify, gone_as_none, gone_is_fine, str_attr, tag_changes, tags_of};
+use super::{classify, gone_as_none, gone_is_fine, str_attr, sync_tags_with, tags_of};
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
 
@@ -219,24 +219,29 @@ impl ResourceProvider for IamRole {
                 .await
                 .map_err(classify)?;
         }
-        let (set, remove) = tag_changes(prior, desired);
-        if !set.is_empty() {
-            iam.tag_role()
-                .role_name(id)
-                .set_tags(Some(to_iam_tags(set)?))
-                .send()
-                .await
-                .map_err(classify)?;
-        }
-        if !remove.is_empty() {
-            iam.untag_role()
-                .role_name(id)
-                .set_tag_keys(Some(remove))
-                .send()
-                .await
-                .map_err(classify)?;
-        }
-        Ok(())
+        sync_tags_with(
+            prior,
+            desired,
+            async |set| {
+                iam.tag_role()
+                    .role_name(id)
+                    .set_tags(Some(to_iam_tags(set)?))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(classify)
+            },
+            async |remove| {
+                iam.untag_role()
+                    .role_name(id)
+                    .set_tag_keys(Some(remove))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(classify)
+            },
+        )
+        .await
     }
 
     async fn delete(&self, ctx: &Ctx<'_>, id: &str, _prior: &Attrs) -> ProviderResult<()> {

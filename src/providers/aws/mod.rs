@@ -261,6 +261,30 @@ pub fn tag_changes(prior: &Attrs, desired: &Attrs) -> (BTreeMap<String, String>,
     (set, remove)
 }
 
+/// Brings an object's tags from `prior` to `desired` with the kind's own calls: `set` gets the
+/// tags to add or change, `remove` the keys to drop; each runs only when it has work.
+pub async fn sync_tags_with<S, SF, R, RF>(
+    prior: &Attrs,
+    desired: &Attrs,
+    set: S,
+    remove: R,
+) -> Result<(), ProviderError>
+where
+    S: FnOnce(BTreeMap<String, String>) -> SF,
+    SF: std::future::Future<Output = Result<(), ProviderError>>,
+    R: FnOnce(Vec<String>) -> RF,
+    RF: std::future::Future<Output = Result<(), ProviderError>>,
+{
+    let (to_set, to_remove) = tag_changes(prior, desired);
+    if !to_set.is_empty() {
+        set(to_set).await?;
+    }
+    if !to_remove.is_empty() {
+        remove(to_remove).await?;
+    }
+    Ok(())
+}
+
 /// A string attribute that the graph builder always sets.
 pub fn str_attr<'a>(attrs: &'a Attrs, name: &str) -> Result<&'a str, ProviderError> {
     attrs.get(name).and_then(Value::as_str).ok_or_else(|| {
