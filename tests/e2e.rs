@@ -17,6 +17,66 @@ fn stack_filter(stack: &str) -> Filter {
         .build()
 }
 
+type Tags = BTreeMap<String, String>;
+
+fn owned(tags: &Tags, stack: &str) -> bool {
+    tags.get("mlops:stack").map(String::as_str) == Some(stack)
+}
+
+async fn role_tags(aws: &Aws, name: &str) -> Tags {
+    let out = aws
+        .iam
+        .list_role_tags()
+        .role_name(name)
+        .send()
+        .await
+        .unwrap();
+    out.tags()
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect()
+}
+
+async fn oidc_provider_tags(aws: &Aws, arn: &str) -> Tags {
+    let out = aws
+        .iam
+        .get_open_id_connect_provider()
+        .open_id_connect_provider_arn(arn)
+        .send()
+        .await
+        .unwrap();
+    out.tags()
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect()
+}
+
+/// Empty for a bucket without tags (S3 answers `NoSuchTagSet`).
+async fn bucket_tags(aws: &Aws, name: &str) -> Tags {
+    match aws.s3.get_bucket_tagging().bucket(name).send().await {
+        Ok(out) => out
+            .tag_set()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect(),
+        Err(_) => Tags::new(),
+    }
+}
+
+async fn repository_tags(aws: &Aws, arn: &str) -> Tags {
+    let out = aws
+        .ecr
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .unwrap();
+    out.tags()
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect()
+}
+
 /// Every object tagged `mlops:stack = <stack>`, by kind, found through the SDK.
 fn inventory(aws: &Aws, stack: &str) -> BTreeMap<&'static str, usize> {
     aws.run(async {
@@ -102,87 +162,38 @@ fn inventory(aws: &Aws, stack: &str) -> BTreeMap<&'static str, usize> {
 
         let mut roles = 0;
         for role in aws.iam.list_roles().send().await.unwrap().roles() {
-            let tags = aws
-                .iam
-                .list_role_tags()
-                .role_name(role.role_name())
-                .send()
-                .await
-                .unwrap();
-            if tags
-                .tags()
-                .iter()
-                .any(|t| t.key() == "mlops:stack" && t.value() == stack)
-            {
-                roles += 1;
-            }
+            roles += usize::from(owned(&role_tags(aws, role.role_name()).await, stack));
         }
         count.insert("iam_role", roles);
 
         let mut providers = 0;
-        for p in aws
+        let list = aws
             .iam
             .list_open_id_connect_providers()
             .send()
             .await
-            .unwrap()
-            .open_id_connect_provider_list()
-        {
-            let arn = p.arn().unwrap();
-            let got = aws
-                .iam
-                .get_open_id_connect_provider()
-                .open_id_connect_provider_arn(arn)
-                .send()
-                .await
-                .unwrap();
-            if got
-                .tags()
-                .iter()
-                .any(|t| t.key() == "mlops:stack" && t.value() == stack)
-            {
-                providers += 1;
-            }
+            .unwrap();
+        for p in list.open_id_connect_provider_list() {
+            providers += usize::from(owned(
+                &oidc_provider_tags(aws, p.arn().unwrap()).await,
+                stack,
+            ));
         }
         count.insert("iam_oidc_provider", providers);
 
         let mut buckets = 0;
         for b in aws.s3.list_buckets().send().await.unwrap().buckets() {
-            let name = b.name().unwrap();
-            if let Ok(t) = aws.s3.get_bucket_tagging().bucket(name).send().await {
-                if t.tag_set()
-                    .iter()
-                    .any(|t| t.key() == "mlops:stack" && t.value() == stack)
-                {
-                    buckets += 1;
-                }
-            }
+            buckets += usize::from(owned(&bucket_tags(aws, b.name().unwrap()).await, stack));
         }
         count.insert("s3_bucket", buckets);
 
         let mut repos = 0;
-        for r in aws
-            .ecr
-            .describe_repositories()
-            .send()
-            .await
-            .unwrap()
-            .repositories()
-        {
-            let tags = aws
-                .ecr
-                .list_tags_for_resource()
-                .resource_arn(r.repository_arn().unwrap())
-                .send()
-                .await
-                .unwrap();
-            if tags
-                .tags()
-                .iter()
-                .any(|t| t.key() == "mlops:stack" && t.value() == stack)
-            {
-                repos += 1;
-            }
+        let list = aws.ecr.describe_repositories().send().await.unwrap();
+        for r in list.repositories() {
+            repos += usize::from(owned(
+                &repository_tags(aws, r.repository_arn().unwrap()).await,
+                stack,
+            ));
         }
         count.insert("ecr_repository", repos);
         count
@@ -874,18 +885,8 @@ fn a_stack_tag_change_updates_every_kind_in_place() {
     );
 
     aws.run(async {
-        let role = aws
-            .iam
-            .list_role_tags()
-            .role_name("retag-irsa-kserve-s3")
-            .send()
-            .await
-            .unwrap();
-        let role: BTreeMap<&str, &str> = role.tags().iter().map(|t| (t.key(), t.value())).collect();
-        assert_eq!(
-            (role.get("env"), role.get("team")),
-            (Some(&"prod"), Some(&"a"))
-        );
+        let role = role_tags(&aws, "retag-irsa-kserve-s3").await;
+        assert_eq!((role["env"].as_str(), role["team"].as_str()), ("prod", "a"));
 
         let providers = aws
             .iam
@@ -894,17 +895,7 @@ fn a_stack_tag_change_updates_every_kind_in_place() {
             .await
             .unwrap();
         let arn = providers.open_id_connect_provider_list()[0].arn().unwrap();
-        let provider = aws
-            .iam
-            .get_open_id_connect_provider()
-            .open_id_connect_provider_arn(arn)
-            .send()
-            .await
-            .unwrap();
-        assert!(provider
-            .tags()
-            .iter()
-            .any(|t| t.key() == "team" && t.value() == "a"));
+        assert_eq!(oidc_provider_tags(&aws, arn).await["team"], "a");
 
         let repo = aws
             .ecr
@@ -914,29 +905,9 @@ fn a_stack_tag_change_updates_every_kind_in_place() {
             .await
             .unwrap();
         let repo_arn = repo.repositories()[0].repository_arn().unwrap();
-        let tags = aws
-            .ecr
-            .list_tags_for_resource()
-            .resource_arn(repo_arn)
-            .send()
-            .await
-            .unwrap();
-        assert!(tags
-            .tags()
-            .iter()
-            .any(|t| t.key() == "env" && t.value() == "prod"));
+        assert_eq!(repository_tags(&aws, repo_arn).await["env"], "prod");
 
-        let bucket = aws
-            .s3
-            .get_bucket_tagging()
-            .bucket("retag-models")
-            .send()
-            .await
-            .unwrap();
-        assert!(bucket
-            .tag_set()
-            .iter()
-            .any(|t| t.key() == "team" && t.value() == "a"));
+        assert_eq!(bucket_tags(&aws, "retag-models").await["team"], "a");
 
         let cluster = aws
             .eks
