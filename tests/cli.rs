@@ -501,3 +501,60 @@ fn manifests_are_downloaded_once_verified_and_then_served_from_the_cache() {
         ))
         .stderr(predicate::str::contains("--manifests-dir"));
 }
+
+#[test]
+fn a_saved_plan_is_shown_and_refused_once_stale() {
+    let p = Project::new();
+    p.mlops(&["plan", "example", "--out", "plan.json"])
+        .success();
+    p.mlops(&["show", "plan.json"])
+        .success()
+        .stdout(predicate::str::contains(
+            "Plan: 31 to add, 0 to change, 0 to destroy.",
+        ));
+    let out = p.mlops(&["show", "plan.json", "--json"]).success();
+    let json: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(json["summary"]["add"], 31);
+    p.mlops(&["show", "stacks/example.toml"])
+        .code(1)
+        .stderr(predicate::str::contains(
+            "is not a plan saved by `mlops plan --out`",
+        ));
+
+    // The stack file changed: refused before anything is read or written.
+    let original = fs::read_to_string(p.path("stacks/example.toml")).unwrap();
+    fs::write(
+        p.path("stacks/example.toml"),
+        original.replace("desired = 2", "desired = 3"),
+    )
+    .unwrap();
+    p.mlops(&["apply", "plan.json"])
+        .code(1)
+        .stderr(predicate::str::contains(
+            "`stacks/example.toml` changed since the plan was made",
+        ));
+    fs::write(p.path("stacks/example.toml"), &original).unwrap();
+
+    // The state moved on.
+    p.write_state(&empty_state("mlops", 1));
+    p.mlops(&["apply", "plan.json"])
+        .code(1)
+        .stderr(predicate::str::contains(
+            "the state changed since the plan was made (serial 0 then, 3 now)",
+        ));
+    fs::remove_file(p.state_file()).unwrap();
+
+    // Another stack's plan.
+    let text = fs::read_to_string(p.path("plan.json")).unwrap();
+    fs::write(
+        p.path("other.json"),
+        text.replace("\"stack\": \"mlops\"", "\"stack\": \"other\""),
+    )
+    .unwrap();
+    p.mlops(&["apply", "other.json"])
+        .code(1)
+        .stderr(predicate::str::contains(
+            "the plan is for stack `other`, not `mlops`",
+        ));
+    assert!(!p.state_file().exists(), "no refusal wrote a state");
+}

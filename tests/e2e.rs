@@ -950,3 +950,34 @@ fn a_stack_tag_change_updates_every_kind_in_place() {
         );
     }
 }
+
+#[test]
+fn a_saved_plan_applies_exactly_once() {
+    let moto = Emulator::start();
+    let aws = moto.clients();
+    let stack = "saved";
+    let project = Project::new(&moto, stack, &example_as(stack));
+    project.mlops(&["plan", stack, "--out", "plan.json"]).ok();
+    let applied = project.mlops(&["apply", "plan.json"]).ok();
+    assert!(
+        applied.stderr.contains("Apply complete: 31 added"),
+        "{}",
+        applied.stderr
+    );
+    assert_eq!(inventory(&aws, stack), reference_inventory());
+    let again = project.mlops(&["apply", "plan.json"]);
+    assert_eq!(again.code, 1);
+    assert!(
+        again
+            .stderr
+            .contains("the state changed since the plan was made"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(
+        inventory(&aws, stack),
+        reference_inventory(),
+        "a refused plan changes nothing"
+    );
+    project.destroy().ok();
+}

@@ -47,6 +47,8 @@ pub enum Command {
     Validate(StackArg),
     /// Show what `apply` would change
     Plan(plan::PlanArgs),
+    /// Show a plan saved by `mlops plan --out`
+    Show(plan::ShowArgs),
     /// Make the changes of a plan
     Apply(apply::ApplyArgs),
     /// Delete everything the stack created
@@ -105,6 +107,7 @@ pub fn run() -> Result<u8> {
         match cli.command {
             Command::Validate(args) => validate::run(&args),
             Command::Plan(args) => until_interrupted(plan::run(&args, &global)).await,
+            Command::Show(args) => plan::show(&args, &global),
             Command::Apply(args) => apply::run_apply(&args, &global).await,
             Command::Destroy(args) => apply::run_destroy(&args, &global).await,
             Command::Output(args) => inspect::output(&args),

@@ -55,6 +55,42 @@ pub fn session(stack: &Stack, global: &Global, parallelism: u16) -> Session {
     Session::new(settings, reporter, usize::from(parallelism))
 }
 
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    /// A plan saved by `mlops plan --out`
+    #[arg(value_name = "PLANFILE")]
+    pub plan: PathBuf,
+    /// Print the plan as JSON (docs/plan-json.md) instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `mlops show PLANFILE`: a saved plan, rendered as `plan` would have printed it.
+pub fn show(args: &ShowArgs, global: &Global) -> Result<u8> {
+    let Some(saved) = ops::load_plan(&args.plan)? else {
+        return Err(crate::Error::refused(
+            format!(
+                "`{}` is not a plan saved by `mlops plan --out`",
+                args.plan.display()
+            ),
+            "save one with `mlops plan <STACK> --out FILE`",
+        ));
+    };
+    eprintln!(
+        "plan of `{}` against state serial {}",
+        saved.stack_file, saved.plan.state_serial
+    );
+    if args.json {
+        println!("{}", json::to_json(&saved.plan));
+    } else {
+        print!(
+            "{}",
+            render::human(&saved.plan, Style::for_stdout(global.no_color))
+        );
+    }
+    Ok(0)
+}
+
 pub fn targets(list: &[String]) -> Vec<Address> {
     list.iter().map(|t| Address::new(t.as_str())).collect()
 }

@@ -1,6 +1,6 @@
-//! Saved plans (`mlops plan --out FILE`, `mlops apply FILE`): the plan with the stack file it
-//! came from and the state serial and lineage it was made against, so that applying it after
-//! the state moved on is refused instead of guessed.
+//! Saved plans (`mlops plan --out FILE`, `mlops apply FILE`, `mlops show FILE`): the plan with
+//! the stack file it came from, that file's digest, and the state serial and lineage it was made
+//! against, so that applying it after the spec or the state moved on is refused, not guessed.
 
 use std::path::Path;
 
@@ -11,12 +11,14 @@ use crate::plan::Plan;
 use crate::state::State;
 use crate::{Error, Result};
 
-const SAVED_PLAN_FORMAT: u32 = 1;
+const SAVED_PLAN_FORMAT: u32 = 2;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SavedPlan {
     pub format_version: u32,
     pub stack_file: String,
+    /// SHA-256 of the stack file when the plan was made.
+    pub stack_sha256: String,
     pub plan: Plan,
 }
 
@@ -25,6 +27,7 @@ pub fn save_plan(stack: &Stack, plan: &Plan, out: &Path) -> Result<()> {
     let saved = SavedPlan {
         format_version: SAVED_PLAN_FORMAT,
         stack_file: stack.spec.path.display().to_string(),
+        stack_sha256: stack.spec.digest.clone(),
         plan: plan.clone(),
     };
     let bytes = serde_json::to_vec_pretty(&saved).expect("plans serialize");
@@ -81,6 +84,18 @@ impl SavedPlan {
                     self.plan.stack, stack.spec.stack.name
                 ),
                 "apply a plan made for this stack",
+            ));
+        }
+        if self.stack_sha256 != stack.spec.digest {
+            return Err(Error::refused(
+                format!(
+                    "`{}` changed since the plan was made; nothing was changed",
+                    self.stack_file
+                ),
+                format!(
+                    "run `mlops plan {} --out FILE` again and apply the new plan",
+                    self.stack_file
+                ),
             ));
         }
         let lineage_now = (state.serial > 0).then(|| state.lineage.clone());

@@ -25,6 +25,8 @@ pub use validate::irsa_role_name;
 pub struct Spec {
     /// Where the spec was read from.
     pub path: PathBuf,
+    /// SHA-256 of the file's text, lower-case hex: a saved plan records it.
+    pub digest: String,
     pub stack: StackSpec,
     pub state: StateSpec,
     pub vpc: VpcSpec,
@@ -256,7 +258,10 @@ pub fn parse(path: &Path, text: String) -> Result<Spec, SpecError> {
             });
         }
     };
-    validate::validate(path, raw).map_err(|diagnostics| SpecError::Invalid {
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+        source.text.as_bytes(),
+    ));
+    validate::validate(path, digest, raw).map_err(|diagnostics| SpecError::Invalid {
         file: source,
         diagnostics,
     })

@@ -82,7 +82,11 @@ impl Problems {
     }
 }
 
-pub(super) fn validate(path: &Path, raw: raw::RawSpec) -> Result<Spec, Vec<Diagnostic>> {
+pub(super) fn validate(
+    path: &Path,
+    digest: String,
+    raw: raw::RawSpec,
+) -> Result<Spec, Vec<Diagnostic>> {
     let mut p = Problems::default();
 
     let stack = stack(&mut p, &raw.stack);
@@ -100,6 +104,7 @@ pub(super) fn validate(path: &Path, raw: raw::RawSpec) -> Result<Spec, Vec<Diagn
     }
     Ok(Spec {
         path: path.to_path_buf(),
+        digest,
         stack,
         state,
         vpc,
