@@ -37,9 +37,21 @@ impl ProviderError {
         self.class == ErrorClass::NotFound
     }
 
-    /// A hint for codes where one helps the user.
+    /// A hint for codes where one helps the user, and for the failures that carry no code
+    /// (no credentials, no connection).
     pub fn hint(&self) -> Option<&'static str> {
-        match self.code.as_deref()? {
+        let Some(code) = self.code.as_deref() else {
+            return if self.message.contains("loading credentials")
+                || self.message.contains("no credentials")
+            {
+                Some("no usable AWS credentials: set AWS_PROFILE (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), or run `aws sso login`")
+            } else if self.message.contains("dispatch failure") {
+                Some("AWS could not be reached: check the network, and `--endpoint-url` or AWS_ENDPOINT_URL if set")
+            } else {
+                None
+            };
+        };
+        match code {
             "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => Some(
                 "the credentials in use lack this permission; `aws sts get-caller-identity` shows who they are",
             ),
@@ -63,6 +75,30 @@ impl ProviderError {
             }
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uncoded(message: &str) -> ProviderError {
+        ProviderError::fatal(message)
+    }
+
+    #[test]
+    fn failures_without_a_code_still_get_a_hint() {
+        let creds = uncoded("dispatch failure: other: an error occurred while loading credentials: failed to load IMDS session token");
+        assert!(creds.hint().unwrap().contains("AWS_PROFILE"));
+        let offline = uncoded("dispatch failure: io error: error trying to connect: tcp connect error: Connection refused");
+        assert!(offline.hint().unwrap().contains("could not be reached"));
+        assert_eq!(uncoded("something else").hint(), None);
+        let denied = ProviderError {
+            class: ErrorClass::Fatal,
+            code: Some("AccessDenied".into()),
+            message: "no".into(),
+        };
+        assert!(denied.hint().unwrap().contains("lack this permission"));
     }
 }
 
