@@ -125,8 +125,9 @@ fn detailed_exitcode_and_refresh_flag() {
     p.mlops(&["plan", "example", "--detailed-exitcode"]).code(2);
     p.mlops(&["plan", "example", "--refresh=false", "--detailed-exitcode"])
         .code(2);
-    p.mlops(&["plan", "example", "--refresh=maybe"])
-        .code(predicate::ne(0))
+    // A usage error is 1, never 2: pipelines read 2 as "changes present".
+    p.mlops(&["plan", "example", "--refresh=maybe", "--detailed-exitcode"])
+        .code(1)
         .stderr(no_panic());
 }
 
@@ -557,4 +558,70 @@ fn a_saved_plan_is_shown_and_refused_once_stale() {
             "the plan is for stack `other`, not `mlops`",
         ));
     assert!(!p.state_file().exists(), "no refusal wrote a state");
+}
+
+#[test]
+fn validate_all_reports_every_stack_and_the_collisions_between_them() {
+    let p = Project::new();
+    let team = |name: &str, bucket: &str, cidr: &str| {
+        EXAMPLE
+            .replace("name = \"mlops\"", &format!("name = \"{name}\""))
+            .replace(
+                "path = \"state/mlops.json\"",
+                &format!("path = \"state/{name}.json\""),
+            )
+            .replace(
+                "name = \"mlops-cluster\"",
+                &format!("name = \"{name}-cluster\""),
+            )
+            .replace(
+                "[repositories.wine-model]",
+                &format!("[repositories.{name}-wine]"),
+            )
+            .replace("mlops-models-bucket", bucket)
+            .replace("10.0.", cidr)
+    };
+    fs::remove_file(p.path("stacks/example.toml")).unwrap();
+    fs::write(
+        p.path("stacks/team-a.toml"),
+        team("team-a", "shared-models", "10.1."),
+    )
+    .unwrap();
+    fs::write(
+        p.path("stacks/team-b.toml"),
+        team("team-b", "shared-models", "10.2."),
+    )
+    .unwrap();
+    fs::write(
+        p.path("stacks/team-c.toml"),
+        team("team-c", "c-models", "10.2."),
+    )
+    .unwrap();
+    p.mlops(&["validate", "--all"])
+        .code(1)
+        .stderr(predicate::str::contains("`stacks/team-a.toml` is valid"))
+        .stderr(predicate::str::contains(
+            "error: stacks `team-a` (stacks/team-a.toml) and `team-b` (stacks/team-b.toml) both use the S3 bucket name `shared-models`",
+        ))
+        .stderr(predicate::str::contains("warning: stacks `team-b` (stacks/team-b.toml) and `team-c` (stacks/team-c.toml) have overlapping VPC CIDRs"))
+        .stderr(predicate::str::contains("0 invalid stack(s), 1 collision(s) between stacks"));
+    p.mlops(&["validate", "--stacks", "stacks/team-[ac]*.toml"])
+        .code(1)
+        .stderr(predicate::str::contains("no stack file matches"));
+    p.mlops(&["validate", "--stacks", "stacks/team-?.toml"])
+        .code(1);
+    fs::write(
+        p.path("stacks/team-b.toml"),
+        team("team-b", "b-models", "10.3.").replace("desired = 2", "desired = 9"),
+    )
+    .unwrap();
+    p.mlops(&["validate", "--all"])
+        .code(1)
+        .stderr(predicate::str::contains("min 1 <= desired 9 <= max 3"))
+        .stderr(predicate::str::contains(
+            "1 invalid stack(s), 0 collision(s)",
+        ));
+    p.mlops(&["validate"])
+        .code(1)
+        .stderr(predicate::str::contains("--all"));
 }

@@ -43,8 +43,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check a stack file without touching the cloud
-    Validate(StackArg),
+    /// Check stack files without touching the cloud
+    Validate(validate::ValidateArgs),
     /// Show what `apply` would change
     Plan(plan::PlanArgs),
     /// Show a plan saved by `mlops plan --out`
@@ -90,7 +90,14 @@ pub struct Global {
 
 /// Parses the process arguments and runs the command; returns the exit code.
 pub fn run() -> Result<u8> {
-    let cli = Cli::parse();
+    // Usage errors exit 1, not clap's 2: with `--detailed-exitcode`, 2 means "changes present".
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return Ok(if err.use_stderr() { 1 } else { 0 });
+        }
+    };
     let global = Global {
         no_color: cli.no_color,
         endpoint_url: cli.endpoint_url,

@@ -3,6 +3,7 @@
 
 mod apply;
 mod import;
+mod many;
 mod saved;
 
 use std::collections::BTreeSet;
@@ -20,6 +21,7 @@ use crate::Result;
 
 pub use apply::{apply, Applied};
 pub use import::import;
+pub use many::{stack_files, ALL_STACKS};
 pub use saved::{load_plan, save_plan, SavedPlan};
 
 /// A stack ready to work on: its validated spec, desired graph and state store.

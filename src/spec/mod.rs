@@ -5,6 +5,7 @@
 //! and produces the typed `Spec` that the rest of the program trusts. All problems are collected
 //! and reported together, each with file, line and column.
 
+mod collisions;
 mod names;
 mod raw;
 mod validate;
@@ -17,6 +18,7 @@ use ipnet::Ipv4Net;
 use crate::addons::{Addon, Release};
 use crate::ui::diagnostic::{Diagnostic, SourceFile};
 
+pub use collisions::{collisions, Collisions};
 pub use names::{policy_name, principal_name, SUPPORTED_EKS_VERSIONS};
 pub use validate::irsa_role_name;
 

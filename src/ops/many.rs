@@ -1,0 +1,95 @@
+//! Many stacks at once: which stack files a pattern names (`--all` is `stacks/*.toml`).
+
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+
+/// The pattern `--all` stands for.
+pub const ALL_STACKS: &str = "stacks/*.toml";
+
+/// Whether `name` matches `pattern`, where `*` stands for any run of characters and `?` for one.
+fn matches(pattern: &[char], name: &[char]) -> bool {
+    match (pattern.first(), name.first()) {
+        (None, None) => true,
+        (Some('*'), _) => {
+            matches(&pattern[1..], name) || (!name.is_empty() && matches(pattern, &name[1..]))
+        }
+        (Some('?'), Some(_)) => matches(&pattern[1..], &name[1..]),
+        (Some(p), Some(n)) if p == n => matches(&pattern[1..], &name[1..]),
+        _ => false,
+    }
+}
+
+/// The files a pattern such as `stacks/team-*.toml` names, sorted; wildcards may stand in the
+/// file name only.
+pub fn stack_files(pattern: &str) -> Result<Vec<PathBuf>> {
+    let path = Path::new(pattern);
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_pattern: Vec<char> = path
+        .file_name()
+        .map(|f| f.to_string_lossy().chars().collect())
+        .unwrap_or_default();
+    let entries = std::fs::read_dir(&dir).map_err(|source| Error::Io {
+        action: "list the stacks in",
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter(|e| {
+            let name: Vec<char> = e.file_name().to_string_lossy().chars().collect();
+            matches(&file_pattern, &name)
+        })
+        .map(|e| dir.join(e.file_name()))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::refused(
+            format!("no stack file matches `{pattern}`"),
+            "stacks are `.toml` files; `--all` means `stacks/*.toml`",
+        ));
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(pattern: &str, name: &str) -> bool {
+        matches(
+            &pattern.chars().collect::<Vec<_>>(),
+            &name.chars().collect::<Vec<_>>(),
+        )
+    }
+
+    #[test]
+    fn wildcards() {
+        assert!(m("*.toml", "team-a.toml"));
+        assert!(m("team-*.toml", "team-a.toml"));
+        assert!(m("team-?.toml", "team-b.toml"));
+        assert!(!m("team-?.toml", "team-bb.toml"));
+        assert!(!m("*.toml", "team-a.json"));
+        assert!(m("*", ""));
+    }
+
+    #[test]
+    fn files_are_listed_in_order_and_none_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["team-b.toml", "team-a.toml", "base.toml", "notes.md"] {
+            std::fs::write(dir.path().join(name), "").unwrap();
+        }
+        let pattern = format!("{}/team-*.toml", dir.path().display());
+        let found = stack_files(&pattern).unwrap();
+        let names: Vec<_> = found
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec!["team-a.toml", "team-b.toml"]);
+        assert!(stack_files(&format!("{}/x-*.toml", dir.path().display())).is_err());
+    }
+}
