@@ -78,6 +78,17 @@ impl ProviderError {
     }
 }
 
+impl fmt::Display for ProviderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.code {
+            Some(code) => write!(f, "{code}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for ProviderError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,14 +112,3 @@ mod tests {
         assert!(denied.hint().unwrap().contains("lack this permission"));
     }
 }
-
-impl fmt::Display for ProviderError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.code {
-            Some(code) => write!(f, "{code}: {}", self.message),
-            None => f.write_str(&self.message),
-        }
-    }
-}
-
-impl std::error::Error for ProviderError {}
