@@ -625,3 +625,57 @@ fn validate_all_reports_every_stack_and_the_collisions_between_them() {
         .code(1)
         .stderr(predicate::str::contains("--all"));
 }
+
+#[test]
+fn plan_all_plans_every_stack_and_sums_them_up() {
+    let p = Project::new();
+    let second = EXAMPLE
+        .replace("name = \"mlops\"", "name = \"team-b\"")
+        .replace(
+            "path = \"state/mlops.json\"",
+            "path = \"state/team-b.json\"",
+        );
+    fs::write(p.path("stacks/team-b.toml"), &second).unwrap();
+    let out = p
+        .mlops(&["plan", "--all", "--detailed-exitcode"])
+        .code(2)
+        .stdout(predicate::str::contains(
+            "== stack `mlops` (stacks/example.toml)",
+        ))
+        .stdout(predicate::str::contains(
+            "== stack `team-b` (stacks/team-b.toml)",
+        ))
+        .stderr(predicate::str::contains(
+            "stack   result   add  change  destroy  time",
+        ))
+        .stderr(predicate::str::is_match(r"mlops   changes   31       0        0  \d").unwrap());
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert_eq!(stdout.matches("Plan: 31 to add").count(), 2);
+
+    let json = p
+        .mlops(&["plan", "--stacks", "stacks/team-*.toml", "--json"])
+        .success();
+    let lines: Vec<Value> = String::from_utf8_lossy(&json.get_output().stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["stack"], "team-b");
+
+    // A broken stack fails on its own; the others are still planned, and the exit code is 1.
+    fs::write(
+        p.path("stacks/team-b.toml"),
+        second.replace("desired = 2", "desired = 9"),
+    )
+    .unwrap();
+    p.mlops(&["plan", "--all", "--detailed-exitcode"])
+        .code(1)
+        .stdout(predicate::str::contains("== stack `mlops`"))
+        .stderr(predicate::str::contains("== stacks/team-b.toml"))
+        .stderr(predicate::str::contains("stacks/team-b.toml  failed"));
+    p.mlops(&["plan", "--all", "--out", "x.json"])
+        .code(1)
+        .stderr(predicate::str::contains(
+            "`--out` and `--target` apply to one stack",
+        ));
+}

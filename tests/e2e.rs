@@ -981,3 +981,31 @@ fn a_saved_plan_applies_exactly_once() {
     );
     project.destroy().ok();
 }
+
+#[test]
+fn plan_all_refreshes_every_stack_for_the_nightly_drift_check() {
+    let moto = Emulator::start();
+    let built = Project::new(&moto, "nightly-a", &example_as("nightly-a"));
+    built.apply().ok();
+    std::fs::write(
+        built.dir.path().join("stacks/nightly-b.toml"),
+        example_as("nightly-b").replace("10.0.", "10.1."),
+    )
+    .unwrap();
+    let run = built.mlops(&["plan", "--all", "--detailed-exitcode"]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    let table = run.stderr;
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("nightly-a  no changes    0       0        0")),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("nightly-b  changes      31")),
+        "{table}"
+    );
+    built.destroy().ok();
+}

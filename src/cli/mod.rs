@@ -81,6 +81,32 @@ pub struct StackArg {
     pub stack: String,
 }
 
+/// One stack, or many: `<STACK>`, `--all` (`stacks/*.toml`) or `--stacks GLOB`.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct Selection {
+    /// A stack file, or a bare name meaning `stacks/<name>.toml`
+    #[arg(value_name = "STACK")]
+    pub stack: Option<String>,
+    /// Every stack in `stacks/*.toml`
+    #[arg(long)]
+    pub all: bool,
+    /// The stacks whose files match GLOB (e.g. `stacks/team-*.toml`)
+    #[arg(long, value_name = "GLOB")]
+    pub stacks: Option<String>,
+}
+
+impl Selection {
+    /// The file pattern when many stacks are selected; `None` for one stack.
+    pub fn pattern(&self) -> Option<&str> {
+        match (&self.stack, &self.stacks) {
+            (Some(_), _) => None,
+            (None, Some(glob)) => Some(glob),
+            (None, None) => Some(crate::ops::ALL_STACKS),
+        }
+    }
+}
+
 /// Options every command shares.
 #[derive(Debug, Clone)]
 pub struct Global {

@@ -2,11 +2,12 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::time::Instant;
 
-use super::{Global, StackArg};
+use super::{Global, Selection};
 use crate::model::Address;
 use crate::ops::{self, PlanRequest, Session, Stack};
-use crate::plan::{json, render};
+use crate::plan::{json, render, Plan};
 use crate::providers::aws::Settings;
 use crate::ui::{progress, Style};
 use crate::Result;
@@ -14,7 +15,7 @@ use crate::Result;
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
     #[command(flatten)]
-    pub stack: StackArg,
+    pub which: Selection,
     /// Print the plan as JSON (docs/plan-json.md) instead of text
     #[arg(long)]
     pub json: bool,
@@ -32,6 +33,108 @@ pub struct PlanArgs {
     /// How many resources may be read at once during the refresh
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub parallelism: u16,
+}
+
+/// Every stack of `pattern` planned at once: each plan on stdout (`--json`: one object per line),
+/// then a summary table on stderr. Exit 1 if any stack failed (the others still finish), else
+/// 2 with `--detailed-exitcode` if any has changes: the nightly drift check.
+async fn run_many(pattern: &str, args: &PlanArgs, global: &Global) -> Result<u8> {
+    if args.out.is_some() || !args.targets.is_empty() {
+        return Err(crate::Error::refused(
+            "`--out` and `--target` apply to one stack",
+            "plan that stack on its own: `mlops plan <STACK> --out FILE`",
+        ));
+    }
+    let files = ops::stack_files(pattern)?;
+    let runs = files.iter().map(|file| async move {
+        let started = Instant::now();
+        let file = file.display().to_string();
+        let result = plan_stack(&file, args, global).await;
+        (file, result, started.elapsed())
+    });
+    let results = futures::future::join_all(runs).await;
+
+    let style = Style::for_stdout(global.no_color);
+    let mut rows = Vec::new();
+    let (mut failed, mut changed) = (0, 0);
+    for (file, result, elapsed) in &results {
+        match result {
+            Ok((stack, plan)) => {
+                if args.json {
+                    println!("{}", json::to_json(plan));
+                } else {
+                    println!("== stack `{}` ({file})\n", stack.spec.stack.name);
+                    println!("{}", render::human(plan, style));
+                }
+                let s = plan.summary();
+                changed += usize::from(!s.is_empty());
+                let result = if s.is_empty() {
+                    "no changes"
+                } else {
+                    "changes"
+                };
+                rows.push([
+                    stack.spec.stack.name.clone(),
+                    result.to_string(),
+                    s.add.to_string(),
+                    s.change.to_string(),
+                    s.destroy.to_string(),
+                    progress::duration(*elapsed),
+                ]);
+            }
+            Err(err) => {
+                failed += 1;
+                eprint!("== {file}\n{}", err.report());
+                let dash = || "-".to_string();
+                rows.push([
+                    file.clone(),
+                    "failed".into(),
+                    dash(),
+                    dash(),
+                    dash(),
+                    progress::duration(*elapsed),
+                ]);
+            }
+        }
+    }
+    eprintln!("\n{}", summary_table(&rows));
+    Ok(if failed > 0 {
+        1
+    } else if args.detailed_exitcode && changed > 0 {
+        2
+    } else {
+        0
+    })
+}
+
+/// `stack  result  add  change  destroy  time`, columns aligned.
+fn summary_table(rows: &[[String; 6]]) -> String {
+    let header = ["stack", "result", "add", "change", "destroy", "time"].map(String::from);
+    let mut widths = header.clone().map(|h| h.len());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    std::iter::once(&header)
+        .chain(rows)
+        .map(|row| {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(widths)
+                .enumerate()
+                .map(|(i, (cell, w))| {
+                    if i < 2 {
+                        format!("{cell:<w$}")
+                    } else {
+                        format!("{cell:>w$}")
+                    }
+                })
+                .collect();
+            cells.join("  ").trim_end().to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// `--refresh[=BOOL]`, shared by plan, apply and destroy.
@@ -95,8 +198,9 @@ pub fn targets(list: &[String]) -> Vec<Address> {
     list.iter().map(|t| Address::new(t.as_str())).collect()
 }
 
-pub async fn run(args: &PlanArgs, global: &Global) -> Result<u8> {
-    let stack = Stack::open(&args.stack.stack)?;
+/// Opens, locks and plans one stack.
+async fn plan_stack(file: &str, args: &PlanArgs, global: &Global) -> Result<(Stack, Plan)> {
+    let stack = Stack::open(file)?;
     let _lock = stack.lock("plan")?;
     let request = PlanRequest {
         refresh: args.refresh.enabled,
@@ -105,6 +209,15 @@ pub async fn run(args: &PlanArgs, global: &Global) -> Result<u8> {
     };
     let session = session(&stack, global, args.parallelism);
     let (plan, _) = ops::plan(&stack, &request, &session).await?;
+    Ok((stack, plan))
+}
+
+pub async fn run(args: &PlanArgs, global: &Global) -> Result<u8> {
+    if let Some(pattern) = args.which.pattern() {
+        return run_many(pattern, args, global).await;
+    }
+    let file = args.which.stack.as_deref().unwrap_or_default();
+    let (stack, plan) = plan_stack(file, args, global).await?;
     if let Some(out) = &args.out {
         ops::save_plan(&stack, &plan, out)?;
         eprintln!(

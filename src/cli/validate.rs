@@ -1,33 +1,23 @@
 //! `mlops validate`: one stack, or many (`--all`, `--stacks GLOB`) with the collisions between
 //! them, checked without touching the cloud.
 
+use super::Selection;
 use crate::ops::{self, Stack};
 use crate::spec::collisions;
 use crate::{Error, Result};
 
+/// With many stacks, the collisions between them are checked too.
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("which").required(true).args(["stack", "all", "stacks"])))]
 pub struct ValidateArgs {
-    /// A stack file, or a bare name meaning `stacks/<name>.toml`
-    #[arg(value_name = "STACK")]
-    pub stack: Option<String>,
-    /// Every stack in `stacks/*.toml`, and the collisions between them
-    #[arg(long)]
-    pub all: bool,
-    /// The stacks whose files match GLOB (e.g. `stacks/team-*.toml`), and their collisions
-    #[arg(long, value_name = "GLOB")]
-    pub stacks: Option<String>,
+    #[command(flatten)]
+    pub which: Selection,
 }
 
 pub fn run(args: &ValidateArgs) -> Result<u8> {
-    let pattern = match (&args.stack, &args.stacks) {
-        (Some(stack), _) => {
-            let stack = Stack::open(stack)?;
-            eprintln!("{}", valid_line(&stack));
-            return Ok(0);
-        }
-        (None, Some(pattern)) => pattern.as_str(),
-        (None, None) => ops::ALL_STACKS,
+    let Some(pattern) = args.which.pattern() else {
+        let stack = Stack::open(args.which.stack.as_deref().unwrap_or_default())?;
+        eprintln!("{}", valid_line(&stack));
+        return Ok(0);
     };
     let mut specs = Vec::new();
     let mut invalid = 0;
