@@ -679,3 +679,30 @@ fn plan_all_plans_every_stack_and_sums_them_up() {
             "`--out` and `--target` apply to one stack",
         ));
 }
+
+#[test]
+fn the_shipped_team_stacks_extend_their_base_and_validate_together() {
+    let repo = env!("CARGO_MANIFEST_DIR");
+    Command::cargo_bin("mlops")
+        .unwrap()
+        .current_dir(repo)
+        .args(["validate", "--all"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "`stacks/team-a.toml` is valid: stack `team-a`",
+        ))
+        .stderr(predicate::str::contains(
+            "`stacks/team-b.toml` is valid: stack `team-b`",
+        ))
+        .stderr(predicate::str::contains("base.toml").not());
+    // The team's override and the base's defaults both reach the plan.
+    Command::cargo_bin("mlops")
+        .unwrap()
+        .current_dir(repo)
+        .args(["plan", "team-a", "--json", "--refresh=false"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\"max_size\":5"))
+        .stdout(predicate::str::contains("\"disk_size\":50"));
+}

@@ -20,8 +20,9 @@ fn matches(pattern: &[char], name: &[char]) -> bool {
     }
 }
 
-/// The files a pattern such as `stacks/team-*.toml` names, sorted; wildcards may stand in the
-/// file name only.
+/// The stack files a pattern such as `stacks/team-*.toml` names, sorted; wildcards may stand in
+/// the file name only. A file that another of them `extends` is a template, not a stack, and is
+/// left out.
 pub fn stack_files(pattern: &str) -> Result<Vec<PathBuf>> {
     let path = Path::new(pattern);
     let dir = match path.parent() {
@@ -47,6 +48,15 @@ pub fn stack_files(pattern: &str) -> Result<Vec<PathBuf>> {
         .map(|e| dir.join(e.file_name()))
         .collect();
     files.sort();
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    let bases: Vec<PathBuf> = files
+        .iter()
+        .filter_map(|f| crate::spec::base_of(f))
+        .collect();
+    files.retain(|f| !bases.iter().any(|b| same(b, f)));
     if files.is_empty() {
         return Err(Error::refused(
             format!("no stack file matches `{pattern}`"),

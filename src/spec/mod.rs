@@ -6,6 +6,7 @@
 //! and reported together, each with file, line and column.
 
 mod collisions;
+mod compose;
 mod names;
 mod raw;
 mod validate;
@@ -19,6 +20,7 @@ use crate::addons::{Addon, Release};
 use crate::ui::diagnostic::{Diagnostic, SourceFile};
 
 pub use collisions::{collisions, Collisions};
+pub use compose::base_of;
 pub use names::{policy_name, principal_name, SUPPORTED_EKS_VERSIONS};
 pub use validate::irsa_role_name;
 
@@ -176,6 +178,8 @@ pub enum SpecError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Extends(String),
     #[error("`{}` is not a valid stack spec", file.path.display())]
     Invalid {
         file: SourceFile,
@@ -187,7 +191,7 @@ impl SpecError {
     /// How many separate problems this error reports.
     pub fn count(&self) -> usize {
         match self {
-            SpecError::Read { .. } => 1,
+            SpecError::Read { .. } | SpecError::Extends(_) => 1,
             SpecError::Invalid { diagnostics, .. } => diagnostics.len(),
         }
     }
@@ -223,6 +227,10 @@ impl SpecError {
                 "a stack is a path to a .toml file, or a bare name meaning `stacks/<name>.toml`"
                     .into(),
             ),
+            SpecError::Extends(_) => Some(
+                "`extends` names a file relative to the file that says it; chains may not loop"
+                    .into(),
+            ),
             SpecError::Invalid { .. } => None,
         }
     }
@@ -247,19 +255,24 @@ pub fn load(path: &Path) -> Result<Spec, SpecError> {
     parse(path, text)
 }
 
-/// Validates stack text that claims to come from `path`.
+/// Validates stack text that claims to come from `path`, with the bases it `extends`.
 pub fn parse(path: &Path, text: String) -> Result<Spec, SpecError> {
-    let source = SourceFile::new(path, text);
-    let raw: raw::RawSpec = match toml::from_str(&source.text) {
+    let composed = compose::read_chain(path, text).map_err(|e| SpecError::Extends(e.message()))?;
+    let raw: Result<raw::RawSpec, Diagnostic> = composed.merged().and_then(|merged| {
+        serde::Deserialize::deserialize(toml::de::Deserializer::from(merged))
+            .map_err(|e: toml::de::Error| toml_diagnostic(&e))
+    });
+    let source = composed.source;
+    let raw = match raw {
         Ok(raw) => raw,
-        Err(err) => {
-            let diagnostic = toml_diagnostic(&err);
+        Err(diagnostic) => {
             return Err(SpecError::Invalid {
                 file: source,
                 diagnostics: vec![diagnostic],
-            });
+            })
         }
     };
+    // Of every file of the chain: a saved plan is refused when any of them changed.
     let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
         source.text.as_bytes(),
     ));

@@ -32,10 +32,15 @@ impl Diagnostic {
 }
 
 /// The text of a file together with its name, for turning byte offsets into lines and columns.
+/// A stack that extends bases is several files laid end to end (one `\n` between two), each a
+/// segment: an offset is located in the file it falls in.
 #[derive(Debug, Clone)]
 pub struct SourceFile {
+    /// The file the user named.
     pub path: PathBuf,
     pub text: String,
+    /// Each file and where its text starts, in order.
+    segments: Vec<(PathBuf, usize)>,
 }
 
 impl SourceFile {
@@ -43,15 +48,61 @@ impl SourceFile {
         SourceFile {
             path: path.to_path_buf(),
             text,
+            segments: vec![(path.to_path_buf(), 0)],
         }
     }
 
-    /// 1-based line and column (in characters) of a byte offset.
+    /// `files` laid end to end, in order; `main` is the file the user named.
+    pub fn composed(main: &Path, files: Vec<(PathBuf, String)>) -> Self {
+        let mut text = String::new();
+        let mut segments = Vec::new();
+        for (path, body) in files {
+            if !segments.is_empty() {
+                text.push('\n');
+            }
+            segments.push((path, text.len()));
+            text.push_str(&body);
+        }
+        SourceFile {
+            path: main.to_path_buf(),
+            text,
+            segments,
+        }
+    }
+
+    /// The byte range of each file in `text`.
+    pub fn segment_ranges(&self) -> Vec<std::ops::Range<usize>> {
+        self.segments
+            .iter()
+            .enumerate()
+            .map(|(i, (_, start))| {
+                let end = self
+                    .segments
+                    .get(i + 1)
+                    .map_or(self.text.len(), |(_, next)| next - 1);
+                *start..end
+            })
+            .collect()
+    }
+
+    /// The file an offset falls in, and where that file starts.
+    fn segment(&self, offset: usize) -> (&Path, usize) {
+        let (path, start) = self
+            .segments
+            .iter()
+            .rev()
+            .find(|(_, start)| *start <= offset)
+            .unwrap_or(&self.segments[0]);
+        (path, *start)
+    }
+
+    /// 1-based line and column (in characters) of a byte offset, in its own file.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
-        let before = &self.text[..offset];
+        let (_, start) = self.segment(offset);
+        let before = &self.text[start..offset];
         let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let line_start = before.rfind('\n').map_or(start, |i| start + i + 1);
         let col = self.text[line_start..offset].chars().count() + 1;
         (line, col)
     }
@@ -59,7 +110,8 @@ impl SourceFile {
     /// `path:line:col` of a byte offset.
     pub fn location(&self, offset: usize) -> String {
         let (line, col) = self.line_col(offset);
-        format!("{}:{}:{}", self.path.display(), line, col)
+        let (path, _) = self.segment(offset.min(self.text.len()));
+        format!("{}:{}:{}", path.display(), line, col)
     }
 
     /// Renders one diagnostic: `error: ...`, the location, the source line with carets, the hint.
@@ -69,15 +121,16 @@ impl SourceFile {
             Some(span) => {
                 let (line, col) = self.line_col(span.start);
                 let gutter = " ".repeat(line.to_string().len());
-                let _ = writeln!(out, "{gutter}--> {}:{line}:{col}", self.path.display());
-                let source_line = self.text.lines().nth(line - 1).unwrap_or("");
-                let line_start = self.text[..span.start.min(self.text.len())]
-                    .rfind('\n')
-                    .map_or(0, |i| i + 1);
-                let rest_of_line = source_line.len().saturating_sub(span.start - line_start);
+                let _ = writeln!(out, "{gutter}--> {}", self.location(span.start));
+                let start = span.start.min(self.text.len());
+                let line_start = self.text[..start].rfind('\n').map_or(0, |i| i + 1);
+                let line_end = self.text[start..]
+                    .find('\n')
+                    .map_or(self.text.len(), |i| start + i);
+                let source_line = &self.text[line_start..line_end];
                 let width = self
                     .text
-                    .get(span.start..span.end.min(span.start + rest_of_line))
+                    .get(start..span.end.min(line_end))
                     .map_or(1, |s| s.chars().count().max(1));
                 let _ = writeln!(out, "{gutter} |");
                 let _ = writeln!(out, "{line} | {source_line}");
@@ -110,6 +163,22 @@ mod tests {
         assert_eq!(file.line_col(3), (2, 1));
         assert_eq!(file.line_col(7), (2, 4));
         assert_eq!(file.location(8), "a.toml:3:1");
+    }
+
+    #[test]
+    fn offsets_are_located_in_their_own_file() {
+        let file = SourceFile::composed(
+            Path::new("team.toml"),
+            vec![
+                (PathBuf::from("base.toml"), "a = 1\nb = 2".into()),
+                (PathBuf::from("team.toml"), "c = 3".into()),
+            ],
+        );
+        assert_eq!(file.segment_ranges(), vec![0..11, 12..17]);
+        assert_eq!(file.location(6), "base.toml:2:1");
+        assert_eq!(file.location(16), "team.toml:1:5");
+        let d = Diagnostic::new("bad", Some(16..17));
+        assert!(file.render(&d).contains("1 | c = 3\n  |     ^\n"));
     }
 
     #[test]
