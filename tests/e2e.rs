@@ -1009,3 +1009,54 @@ fn plan_all_refreshes_every_stack_for_the_nightly_drift_check() {
     );
     built.destroy().ok();
 }
+
+#[test]
+fn ctrl_c_finishes_what_is_in_flight_saves_and_exits_130() {
+    let moto = Emulator::start();
+    let aws = moto.clients();
+    let stack = "sigint";
+    let project = Project::new(&moto, stack, &example_as(stack));
+    let mut child = project
+        .command(&["apply", stack, "--auto-approve", "--parallelism", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let state_path = project.state_path(stack);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let serial = std::fs::read_to_string(&state_path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|s| s["serial"].as_u64())
+            .unwrap_or(0);
+        if serial >= 4 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "apply made no progress");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() == Some(0) {
+        // The apply won the race and finished first: nothing left to interrupt.
+        assert!(stderr.contains("Apply complete"), "{stderr}");
+    } else {
+        assert_eq!(out.status.code(), Some(130), "{stderr}");
+        assert!(stderr.contains("interrupted"), "{stderr}");
+        assert!(
+            stderr.contains("run the same command again to continue"),
+            "{stderr}"
+        );
+    }
+    let lock = project.dir.path().join(format!("state/{stack}.json.lock"));
+    assert!(!lock.exists(), "the lock is released on Ctrl-C");
+    // What finished is in the state: the next apply completes the stack with no duplicates.
+    project.apply().ok();
+    assert_eq!(inventory(&aws, stack), reference_inventory());
+    project.destroy().ok();
+}
