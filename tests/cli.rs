@@ -706,3 +706,22 @@ fn the_shipped_team_stacks_extend_their_base_and_validate_together() {
         .stdout(predicate::str::contains("\"max_size\":5"))
         .stdout(predicate::str::contains("\"disk_size\":50"));
 }
+
+#[test]
+fn plan_format_markdown_is_ready_for_a_pull_request_comment() {
+    let p = Project::new();
+    p.mlops(&["plan", "example", "--format", "markdown"])
+        .success()
+        .stdout(predicate::str::starts_with(
+            "### `mlops plan`: stack `mlops`",
+        ))
+        .stdout(predicate::str::contains(
+            "**Plan: 31 to add, 0 to change, 0 to destroy.**",
+        ))
+        .stdout(predicate::str::contains(
+            "<details><summary>Full plan</summary>",
+        ))
+        .stdout(predicate::str::contains("```mermaid\nflowchart LR"));
+    p.mlops(&["plan", "example", "--format", "markdown", "--json"])
+        .code(1);
+}

@@ -16,9 +16,12 @@ use crate::Result;
 pub struct PlanArgs {
     #[command(flatten)]
     pub which: Selection,
-    /// Print the plan as JSON (docs/plan-json.md) instead of text
+    /// Print the plan as JSON (docs/plan-json.md) instead of text; same as `--format json`
     #[arg(long)]
     pub json: bool,
+    /// `text`, `json`, or `markdown` (for a pull-request comment)
+    #[arg(long, value_enum, default_value = "text", conflicts_with = "json")]
+    pub format: PlanFormat,
     /// Also save the plan to FILE, for `mlops apply FILE`
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -54,18 +57,15 @@ async fn run_many(pattern: &str, args: &PlanArgs, global: &Global) -> Result<u8>
     });
     let results = futures::future::join_all(runs).await;
 
-    let style = Style::for_stdout(global.no_color);
     let mut rows = Vec::new();
     let (mut failed, mut changed) = (0, 0);
     for (file, result, elapsed) in &results {
         match result {
             Ok((stack, plan)) => {
-                if args.json {
-                    println!("{}", json::to_json(plan));
-                } else {
+                if args.format == PlanFormat::Text && !args.json {
                     println!("== stack `{}` ({file})\n", stack.spec.stack.name);
-                    println!("{}", render::human(plan, style));
                 }
+                print_plan(plan, args.format, args.json, global);
                 let s = plan.summary();
                 changed += usize::from(!s.is_empty());
                 let result = if s.is_empty() {
@@ -156,6 +156,25 @@ pub fn session(stack: &Stack, global: &Global, parallelism: u16) -> Session {
     let terminal = std::io::stderr().is_terminal();
     let reporter = progress::reporter(Style::for_stderr(global.no_color), terminal);
     Session::new(settings, reporter, usize::from(parallelism))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
+/// A plan as `format` asks; `--json` is `--format json`.
+fn print_plan(plan: &Plan, format: PlanFormat, json_flag: bool, global: &Global) {
+    match (format, json_flag) {
+        (_, true) | (PlanFormat::Json, _) => println!("{}", json::to_json(plan)),
+        (PlanFormat::Markdown, _) => print!("{}", crate::plan::markdown::markdown(plan)),
+        (PlanFormat::Text, _) => print!(
+            "{}",
+            render::human(plan, Style::for_stdout(global.no_color))
+        ),
+    }
 }
 
 #[derive(Debug, clap::Args)]

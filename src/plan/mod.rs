@@ -4,6 +4,7 @@
 mod action;
 mod diff;
 pub mod json;
+pub mod markdown;
 pub mod render;
 
 pub use action::{Action, AttrChange, Change, Plan, PlanValue, Summary};

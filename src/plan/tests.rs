@@ -432,3 +432,18 @@ fn admin_access_entries_follow_the_cluster() {
         json!("arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy")
     );
 }
+
+#[test]
+fn snapshot_of_the_markdown_plan() {
+    let graph = graph_of(EXAMPLE);
+    let state = applied(&graph);
+    let text = EXAMPLE
+        .replace("desired = 2", "desired = 3")
+        .replace("[\"t3.medium\"]", "[\"m5.large\"]");
+    let plan = plan_of(&graph_of(&text), &state);
+    let out = markdown::markdown(&plan);
+    assert!(out.contains("| `-/+` | `eks_node_group.default` | replace |"));
+    insta::assert_snapshot!("markdown_plan", out);
+    let nothing = plan_of(&graph, &state);
+    assert!(markdown::markdown(&nothing).contains("No changes."));
+}
