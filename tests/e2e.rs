@@ -1016,7 +1016,7 @@ fn ctrl_c_finishes_what_is_in_flight_saves_and_exits_130() {
     let aws = moto.clients();
     let stack = "sigint";
     let project = Project::new(&moto, stack, &example_as(stack));
-    let mut child = project
+    let child = project
         .command(&["apply", stack, "--auto-approve", "--parallelism", "1"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

@@ -202,14 +202,7 @@ pub fn show(args: &ShowArgs, global: &Global) -> Result<u8> {
         "plan of `{}` against state serial {}",
         saved.stack_file, saved.plan.state_serial
     );
-    if args.json {
-        println!("{}", json::to_json(&saved.plan));
-    } else {
-        print!(
-            "{}",
-            render::human(&saved.plan, Style::for_stdout(global.no_color))
-        );
-    }
+    print_plan(&saved.plan, PlanFormat::Text, args.json, global);
     Ok(0)
 }
 
@@ -245,14 +238,7 @@ pub async fn run(args: &PlanArgs, global: &Global) -> Result<u8> {
             out.display()
         );
     }
-    if args.json {
-        println!("{}", json::to_json(&plan));
-    } else {
-        print!(
-            "{}",
-            render::human(&plan, Style::for_stdout(global.no_color))
-        );
-    }
+    print_plan(&plan, args.format, args.json, global);
     Ok(if args.detailed_exitcode && plan.has_changes() {
         2
     } else {
