@@ -1060,3 +1060,64 @@ fn ctrl_c_finishes_what_is_in_flight_saves_and_exits_130() {
     assert_eq!(inventory(&aws, stack), reference_inventory());
     project.destroy().ok();
 }
+
+/// Every stdout line of a `--json` run, parsed.
+fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
+
+#[test]
+fn apply_and_destroy_json_print_one_event_per_line_and_a_result() {
+    let moto = Emulator::start();
+    let aws = moto.clients();
+    let stack = "events";
+    let project = Project::new(&moto, stack, &example_as(stack));
+    let applied = project
+        .mlops(&["apply", stack, "--auto-approve", "--json"])
+        .ok();
+    let lines = json_lines(&applied.stdout);
+    assert_eq!(lines[0]["type"], "plan");
+    assert_eq!(lines[0]["plan"]["summary"]["add"], 31);
+    let count = |kind: &str| lines.iter().filter(|l| l["type"] == kind).count();
+    assert_eq!((count("started"), count("finished")), (31, 31));
+    let last = lines.last().unwrap();
+    assert_eq!(last["type"], "result");
+    assert_eq!(last["result"], "ok");
+    assert_eq!(last["summary"]["add"], 31);
+    assert_eq!(last["format_version"], "1.0");
+    assert!(lines.iter().all(|l| l["time"].is_string()));
+
+    aws.run(async {
+        aws.s3
+            .put_object()
+            .bucket("events-models")
+            .key("model.bin")
+            .body(b"weights".to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    });
+    let refused = project.mlops(&["destroy", stack, "--auto-approve", "--json"]);
+    assert_eq!(refused.code, 1);
+    let last = json_lines(&refused.stdout).pop().unwrap();
+    assert_eq!(last["result"], "error");
+    assert_eq!(last["errors"][0]["address"], "s3_bucket.models");
+    assert_eq!(last["errors"][0]["code"], "BucketNotEmpty");
+
+    // The partial destroy removed what came before the bucket: bring it back, then a run
+    // with nothing to do still ends with a result line.
+    project
+        .mlops(&["apply", stack, "--auto-approve", "--json"])
+        .ok();
+    let nothing = project
+        .mlops(&["apply", stack, "--auto-approve", "--json"])
+        .ok();
+    let last = json_lines(&nothing.stdout).pop().unwrap();
+    assert_eq!(
+        (last["result"].as_str(), last["changes"].as_bool()),
+        (Some("ok"), Some(false))
+    );
+}

@@ -6,9 +6,10 @@ use std::path::Path;
 
 use super::plan::{session, targets, RefreshArg};
 use super::{until_interrupted, Global, StackArg};
-use crate::ops::{self, PlanRequest, Stack};
+use crate::ops::{self, Applied, PlanRequest, Stack};
+use crate::plan::json::to_json;
 use crate::plan::{render, Plan};
-use crate::ui::progress::duration;
+use crate::ui::progress::{duration, event, EVENTS_FORMAT_VERSION};
 use crate::ui::Style;
 use crate::{Error, Result};
 
@@ -28,6 +29,10 @@ pub struct ApplyArgs {
     pub targets: Vec<String>,
     #[command(flatten)]
     pub refresh: RefreshArg,
+    /// Print the plan, one event per resource operation and the result as JSON lines on
+    /// stdout (docs/ci.md)
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -42,9 +47,29 @@ pub struct DestroyArgs {
     pub parallelism: u16,
     #[command(flatten)]
     pub refresh: RefreshArg,
+    /// Print the plan, one event per resource operation and the result as JSON lines on
+    /// stdout (docs/ci.md)
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub async fn run_apply(args: &ApplyArgs, global: &Global) -> Result<u8> {
+    finish(args.json, "apply", apply_stack(args, global).await, global)
+}
+
+pub async fn run_destroy(args: &DestroyArgs, global: &Global) -> Result<u8> {
+    finish(
+        args.json,
+        "destroy",
+        destroy_stack(args, global).await,
+        global,
+    )
+}
+
+/// What a run did: `None` when there was nothing to change.
+type Ran = Result<Option<(Applied, String)>>;
+
+async fn apply_stack(args: &ApplyArgs, global: &Global) -> Ran {
     if let Some(saved) = ops::load_plan(Path::new(&args.stack))? {
         if !args.targets.is_empty() {
             return Err(Error::refused(
@@ -56,9 +81,9 @@ pub async fn run_apply(args: &ApplyArgs, global: &Global) -> Result<u8> {
         let _lock = stack.lock("apply")?;
         let state = stack.state()?;
         saved.check_current(&stack, &state)?;
-        let session = session(&stack, global, args.parallelism);
+        let session = session(&stack, global, args.parallelism, args.json);
         // A saved plan was reviewed already: it is its own approval.
-        return execute(&stack, &saved.plan, state, &session, "apply", global).await;
+        return execute(&stack, &saved.plan, state, &session).await;
     }
     let stack = Stack::open(&args.stack)?;
     let _lock = stack.lock("apply")?;
@@ -67,13 +92,13 @@ pub async fn run_apply(args: &ApplyArgs, global: &Global) -> Result<u8> {
         targets: targets(&args.targets),
         destroy: false,
     };
-    let session = session(&stack, global, args.parallelism);
+    let session = session(&stack, global, args.parallelism, args.json);
     let (plan, state) = until_interrupted(ops::plan(&stack, &request, &session)).await?;
-    show_and_confirm(&plan, "apply", args.auto_approve, global)?;
-    execute(&stack, &plan, state, &session, "apply", global).await
+    show_and_confirm(&plan, "apply", args.auto_approve, args.json, global)?;
+    execute(&stack, &plan, state, &session).await
 }
 
-pub async fn run_destroy(args: &DestroyArgs, global: &Global) -> Result<u8> {
+async fn destroy_stack(args: &DestroyArgs, global: &Global) -> Ran {
     let stack = Stack::open(&args.stack.stack)?;
     let _lock = stack.lock("destroy")?;
     let request = PlanRequest {
@@ -81,17 +106,30 @@ pub async fn run_destroy(args: &DestroyArgs, global: &Global) -> Result<u8> {
         targets: Vec::new(),
         destroy: true,
     };
-    let session = session(&stack, global, args.parallelism);
+    let session = session(&stack, global, args.parallelism, args.json);
     let (plan, state) = until_interrupted(ops::plan(&stack, &request, &session)).await?;
-    show_and_confirm(&plan, "destroy", args.auto_approve, global)?;
-    execute(&stack, &plan, state, &session, "destroy", global).await
+    show_and_confirm(&plan, "destroy", args.auto_approve, args.json, global)?;
+    execute(&stack, &plan, state, &session).await
 }
 
-fn show_and_confirm(plan: &Plan, command: &str, auto_approve: bool, global: &Global) -> Result<()> {
-    print!(
-        "{}",
-        render::human(plan, Style::for_stdout(global.no_color))
-    );
+fn show_and_confirm(
+    plan: &Plan,
+    command: &str,
+    auto_approve: bool,
+    json: bool,
+    global: &Global,
+) -> Result<()> {
+    if json {
+        event(
+            "plan",
+            serde_json::json!({ "format_version": EVENTS_FORMAT_VERSION, "plan": to_json(plan) }),
+        );
+    } else {
+        print!(
+            "{}",
+            render::human(plan, Style::for_stdout(global.no_color))
+        );
+    }
     if plan.has_changes() && !auto_approve {
         confirm(command)?;
     }
@@ -103,15 +141,63 @@ async fn execute(
     plan: &Plan,
     state: crate::state::State,
     session: &ops::Session,
-    command: &str,
-    global: &Global,
-) -> Result<u8> {
+) -> Ran {
     if !plan.has_changes() {
-        return Ok(0);
+        return Ok(None);
     }
     let applied = ops::apply(stack, plan, state, session).await?;
+    let next = format!(
+        "Outputs: `mlops output {}`; state: `{}`",
+        stack.spec.path.display(),
+        stack.store.describe()
+    );
+    Ok(Some((applied, next)))
+}
+
+/// The end of a run: the summary on stderr, and with `--json` the result line on stdout, for
+/// a success as for a failure.
+fn finish(json: bool, command: &str, ran: Ran, global: &Global) -> Result<u8> {
+    if json {
+        let result = match &ran {
+            Ok(done) => serde_json::json!({
+                "result": "ok",
+                "changes": done.is_some(),
+                "summary": done.as_ref().map(|(a, _)| serde_json::json!({
+                    "add": a.summary.add, "change": a.summary.change, "destroy": a.summary.destroy,
+                })),
+                "duration_ms": done.as_ref().map_or(0, |(a, _)| a.elapsed.as_millis() as u64),
+            }),
+            Err(Error::Apply {
+                errors,
+                done,
+                skipped,
+            }) => serde_json::json!({
+                "result": "error",
+                "done": done,
+                "skipped": skipped,
+                "errors": errors.iter().map(|e| serde_json::json!({
+                    "address": e.address,
+                    "operation": e.op.verb(),
+                    "code": e.error.code,
+                    "message": e.error.message,
+                })).collect::<Vec<_>>(),
+            }),
+            Err(Error::Interrupted { done, skipped }) => {
+                serde_json::json!({ "result": "interrupted", "done": done, "skipped": skipped })
+            }
+            Err(err) => serde_json::json!({
+                "result": "error",
+                "errors": [{ "message": err.to_string(), "hint": err.hint() }],
+            }),
+        };
+        let mut result = result;
+        result["format_version"] = serde_json::json!(EVENTS_FORMAT_VERSION);
+        event("result", result);
+    }
+    let Some((applied, next)) = ran? else {
+        return Ok(0);
+    };
     let s = applied.summary;
-    let style = Style::for_stderr(global.no_color);
     let verb = if command == "destroy" {
         "Destroy"
     } else {
@@ -119,7 +205,7 @@ async fn execute(
     };
     eprintln!(
         "\n{}",
-        style.green(&format!(
+        Style::for_stderr(global.no_color).green(&format!(
             "{verb} complete: {} added, {} changed, {} destroyed in {}.",
             s.add,
             s.change,
@@ -128,11 +214,7 @@ async fn execute(
         ))
     );
     if command != "destroy" {
-        eprintln!(
-            "Outputs: `mlops output {}`; state: `{}`",
-            stack.spec.path.display(),
-            stack.store.describe()
-        );
+        eprintln!("{next}");
     }
     Ok(0)
 }

@@ -148,13 +148,14 @@ pub struct RefreshArg {
 
 /// The AWS session of a command: region from the spec, endpoint from the flags, progress on
 /// stderr.
-pub fn session(stack: &Stack, global: &Global, parallelism: u16) -> Session {
+/// `json` sends progress as JSON events on stdout (`apply --json`, `destroy --json`).
+pub fn session(stack: &Stack, global: &Global, parallelism: u16, json: bool) -> Session {
     let settings = Settings {
         region: stack.spec.stack.region.clone(),
         endpoint_url: global.endpoint_url.clone(),
     };
     let terminal = std::io::stderr().is_terminal();
-    let reporter = progress::reporter(Style::for_stderr(global.no_color), terminal);
+    let reporter = progress::reporter(Style::for_stderr(global.no_color), terminal, json);
     Session::new(settings, reporter, usize::from(parallelism))
 }
 
@@ -219,7 +220,7 @@ async fn plan_stack(file: &str, args: &PlanArgs, global: &Global) -> Result<(Sta
         targets: targets(&args.targets),
         destroy: false,
     };
-    let session = session(&stack, global, args.parallelism);
+    let session = session(&stack, global, args.parallelism, false);
     let (plan, _) = ops::plan(&stack, &request, &session).await?;
     Ok((stack, plan))
 }

@@ -12,12 +12,81 @@ use super::Style;
 use crate::exec::{Op, Reporter};
 use crate::model::Address;
 
-/// Picks the reporter for stderr: spinners on a terminal, lines otherwise.
-pub fn reporter(style: Style, terminal: bool) -> Box<dyn Reporter> {
-    if terminal {
+/// Picks the reporter: JSON events on stdout when asked, else spinners on a terminal and
+/// timestamped lines otherwise, on stderr.
+pub fn reporter(style: Style, terminal: bool, json: bool) -> Box<dyn Reporter> {
+    if json {
+        Box::new(JsonEvents)
+    } else if terminal {
         Box::new(Spinners::new(style))
     } else {
         Box::new(Lines)
+    }
+}
+
+/// The version of the event lines of `apply --json` and `destroy --json` (docs/ci.md).
+pub const EVENTS_FORMAT_VERSION: &str = "1.0";
+
+/// One JSON object per line on stdout, for pipelines (docs/ci.md).
+pub struct JsonEvents;
+
+/// Prints one event line: `{"type": ..., "time": ..., fields...}`.
+pub fn event(kind: &str, fields: serde_json::Value) {
+    let mut line = serde_json::json!({
+        "type": kind,
+        "time": humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+    });
+    if let (Some(line), serde_json::Value::Object(fields)) = (line.as_object_mut(), fields) {
+        line.extend(fields);
+    }
+    println!("{line}");
+}
+
+impl Reporter for JsonEvents {
+    fn started(&self, address: &Address, op: Op) {
+        event(
+            "started",
+            serde_json::json!({ "address": address, "operation": op.verb() }),
+        );
+    }
+
+    fn waiting(&self, address: &Address, what: &str) {
+        event(
+            "waiting",
+            serde_json::json!({ "address": address, "for": what }),
+        );
+    }
+
+    fn retrying(&self, address: &Address, error: &str, delay: Duration) {
+        event(
+            "retrying",
+            serde_json::json!({ "address": address, "error": error, "delay_ms": delay.as_millis() as u64 }),
+        );
+    }
+
+    fn adopted(&self, address: &Address, id: &str) {
+        event(
+            "adopted",
+            serde_json::json!({ "address": address, "id": id }),
+        );
+    }
+
+    fn finished(&self, address: &Address, op: Op, elapsed: Duration) {
+        event(
+            "finished",
+            serde_json::json!({ "address": address, "operation": op.verb(), "duration_ms": elapsed.as_millis() as u64 }),
+        );
+    }
+
+    fn failed(&self, address: &Address, op: Op, error: &str) {
+        event(
+            "failed",
+            serde_json::json!({ "address": address, "operation": op.verb(), "error": error }),
+        );
+    }
+
+    fn interrupted(&self, in_flight: usize) {
+        event("interrupted", serde_json::json!({ "in_flight": in_flight }));
     }
 }
 
