@@ -123,6 +123,12 @@ fn inventory(aws: &Aws, stack: &str) -> BTreeMap<&'static str, usize> {
                 .nat_gateways()
                 .iter()
                 .filter(|n| n.state().is_some_and(|s| s.as_str() != "deleted"))
+                // The emulator ignores tag filters on NAT gateways: check the tags here.
+                .filter(|n| {
+                    n.tags()
+                        .iter()
+                        .any(|t| t.key() == Some("mlops:stack") && t.value() == Some(stack))
+                })
                 .count(),
         );
         count.insert(
@@ -1120,4 +1126,69 @@ fn apply_and_destroy_json_print_one_event_per_line_and_a_result() {
         (last["result"].as_str(), last["changes"].as_bool()),
         (Some("ok"), Some(false))
     );
+}
+
+/// `HH:MM:SS.mmm` as milliseconds of the day.
+fn millis_of_day(clock: &str) -> u64 {
+    let parts: Vec<f64> = clock.split(':').map(|p| p.parse().unwrap()).collect();
+    ((parts[0] * 3600.0 + parts[1] * 60.0 + parts[2]) * 1000.0) as u64
+}
+
+#[test]
+fn apply_all_builds_every_stack_at_once_and_destroy_all_removes_them() {
+    let moto = Emulator::start();
+    let aws = moto.clients();
+    let project = Project::new(&moto, "fleet-a", &example_as("fleet-a"));
+    // Fleet B has its own repository name (one region), and no IRSA: the emulator gives every
+    // cluster the same OIDC issuer, so two stacks cannot both own a provider for it there.
+    let irsa = "[irsa.kserve-s3]                  # one IAM role per entry, trusted by the cluster's OIDC provider\nnamespace = \"kserve-inference\"\nservice_account = \"kserve-sa\"\npolicy_arns = [\"arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess\"]\n";
+    let fleet_b = example_as("fleet-b")
+        .replace("10.0.", "10.1.")
+        .replace("[repositories.wine-model]", "[repositories.beer-model]");
+    assert!(fleet_b.contains(irsa));
+    std::fs::write(
+        project.dir.path().join("stacks/fleet-b.toml"),
+        fleet_b.replace(irsa, ""),
+    )
+    .unwrap();
+    let refused = project.mlops(&["apply", "--all"]);
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stderr.contains("runs with `--auto-approve`"),
+        "{}",
+        refused.stderr
+    );
+
+    let run = project.mlops(&["apply", "--all", "--auto-approve"]).ok();
+    assert!(
+        run.stderr.contains("[fleet-a] "),
+        "progress lines name their stack"
+    );
+    assert!(run
+        .stdout
+        .contains("== stack `fleet-b` (stacks/fleet-b.toml)"));
+    let rows: Vec<Vec<&str>> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("fleet-"))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{}", run.stderr);
+    assert_eq!(&rows[0][1..5], &["done", "31", "0", "0"], "{rows:?}");
+    assert_eq!(&rows[1][1..5], &["done", "28", "0", "0"], "{rows:?}");
+    let span = |row: &Vec<&str>| (millis_of_day(row[5]), millis_of_day(row[6]));
+    let ((a_start, a_end), (b_start, b_end)) = (span(&rows[0]), span(&rows[1]));
+    assert!(
+        a_start < b_end && b_start < a_end,
+        "the two applies overlap in time: {rows:?}"
+    );
+    assert_eq!(inventory(&aws, "fleet-a"), reference_inventory());
+    let mut fleet_b = reference_inventory();
+    fleet_b.insert("iam_role", 2);
+    fleet_b.insert("iam_oidc_provider", 0);
+    assert_eq!(inventory(&aws, "fleet-b"), fleet_b);
+
+    project.mlops(&["destroy", "--all", "--auto-approve"]).ok();
+    assert_eq!(inventory(&aws, "fleet-a"), nothing_left());
+    assert_eq!(inventory(&aws, "fleet-b"), nothing_left());
 }

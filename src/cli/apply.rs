@@ -1,136 +1,257 @@
 //! `mlops apply` and `mlops destroy`: plan (or load a saved plan), show, confirm (or
-//! `--auto-approve`), execute, summarise.
+//! `--auto-approve`), execute, summarise. With `--all` or `--stacks GLOB`, every stack at once,
+//! each with its own lock and progress lines, then a summary table.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
+use std::time::{Instant, SystemTime};
 
 use super::plan::{session, targets, RefreshArg};
-use super::{until_interrupted, Global, StackArg};
+use super::{until_interrupted, Global, Selection};
 use crate::ops::{self, Applied, PlanRequest, Stack};
 use crate::plan::json::to_json;
 use crate::plan::{render, Plan};
-use crate::ui::progress::{duration, event, EVENTS_FORMAT_VERSION};
+use crate::ui::progress::{duration, event, Progress, EVENTS_FORMAT_VERSION};
 use crate::ui::Style;
 use crate::{Error, Result};
 
+/// What `apply` and `destroy` share.
 #[derive(Debug, clap::Args)]
-pub struct ApplyArgs {
-    /// A stack file, a bare stack name, or a plan saved by `mlops plan --out`
-    #[arg(value_name = "STACK|PLANFILE")]
-    pub stack: String,
-    /// Skip the confirmation prompt (required when no terminal is attached)
+pub struct RunOptions {
+    /// Skip the confirmation prompt (required when no terminal is attached, and with `--all`)
     #[arg(long)]
     pub auto_approve: bool,
-    /// How many resources may be worked on at once
+    /// How many resources may be worked on at once (per stack)
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub parallelism: u16,
-    /// Apply only this resource and what it needs (repeatable)
-    #[arg(long = "target", value_name = "ADDR")]
-    pub targets: Vec<String>,
     #[command(flatten)]
     pub refresh: RefreshArg,
     /// Print the plan, one event per resource operation and the result as JSON lines on
     /// stdout (docs/ci.md)
     #[arg(long)]
     pub json: bool,
+}
+
+/// `STACK` may also be a plan saved by `mlops plan --out`.
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub which: Selection,
+    #[command(flatten)]
+    pub run: RunOptions,
+    /// Apply only this resource and what it needs (repeatable)
+    #[arg(long = "target", value_name = "ADDR")]
+    pub targets: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct DestroyArgs {
     #[command(flatten)]
-    pub stack: StackArg,
-    /// Skip the confirmation prompt (required when no terminal is attached)
-    #[arg(long)]
-    pub auto_approve: bool,
-    /// How many resources may be worked on at once
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub parallelism: u16,
+    pub which: Selection,
     #[command(flatten)]
-    pub refresh: RefreshArg,
-    /// Print the plan, one event per resource operation and the result as JSON lines on
-    /// stdout (docs/ci.md)
-    #[arg(long)]
-    pub json: bool,
+    pub run: RunOptions,
+}
+
+fn progress(run: &RunOptions) -> Progress {
+    if run.json {
+        Progress::Json
+    } else {
+        Progress::Auto
+    }
 }
 
 pub async fn run_apply(args: &ApplyArgs, global: &Global) -> Result<u8> {
-    finish(args.json, "apply", apply_stack(args, global).await, global)
+    if let Some(pattern) = args.which.pattern() {
+        if !args.targets.is_empty() {
+            return Err(Error::refused(
+                "`--target` applies to one stack",
+                "apply that stack on its own",
+            ));
+        }
+        return run_many(pattern, "apply", &args.run, global).await;
+    }
+    let file = args.which.stack.as_deref().unwrap_or_default();
+    let ran = match ops::load_plan(Path::new(file))? {
+        Some(saved) => apply_saved(saved, args, global).await,
+        None => {
+            run_stack(
+                file,
+                "apply",
+                &args.run,
+                &args.targets,
+                progress(&args.run),
+                global,
+            )
+            .await
+        }
+    };
+    finish(args.run.json, "apply", ran, global)
 }
 
 pub async fn run_destroy(args: &DestroyArgs, global: &Global) -> Result<u8> {
-    finish(
-        args.json,
-        "destroy",
-        destroy_stack(args, global).await,
-        global,
-    )
+    if let Some(pattern) = args.which.pattern() {
+        return run_many(pattern, "destroy", &args.run, global).await;
+    }
+    let file = args.which.stack.as_deref().unwrap_or_default();
+    let ran = run_stack(file, "destroy", &args.run, &[], progress(&args.run), global).await;
+    finish(args.run.json, "destroy", ran, global)
 }
 
 /// What a run did: `None` when there was nothing to change.
 type Ran = Result<Option<(Applied, String)>>;
 
-async fn apply_stack(args: &ApplyArgs, global: &Global) -> Ran {
-    if let Some(saved) = ops::load_plan(Path::new(&args.stack))? {
-        if !args.targets.is_empty() {
-            return Err(Error::refused(
-                "`--target` cannot narrow a saved plan",
-                "make the plan with `--target` instead",
-            ));
-        }
-        let stack = Stack::open(&saved.stack_file)?;
-        let _lock = stack.lock("apply")?;
-        let state = stack.state()?;
-        saved.check_current(&stack, &state)?;
-        let session = session(&stack, global, args.parallelism, args.json);
-        // A saved plan was reviewed already: it is its own approval.
-        return execute(&stack, &saved.plan, state, &session).await;
+async fn apply_saved(saved: ops::SavedPlan, args: &ApplyArgs, global: &Global) -> Ran {
+    if !args.targets.is_empty() {
+        return Err(Error::refused(
+            "`--target` cannot narrow a saved plan",
+            "make the plan with `--target` instead",
+        ));
     }
-    let stack = Stack::open(&args.stack)?;
+    let stack = Stack::open(&saved.stack_file)?;
     let _lock = stack.lock("apply")?;
+    let state = stack.state()?;
+    saved.check_current(&stack, &state)?;
+    let session = session(&stack, global, args.run.parallelism, progress(&args.run));
+    // A saved plan was reviewed already: it is its own approval.
+    execute(&stack, &saved.plan, state, &session).await
+}
+
+/// Plans one stack (`command` is `apply` or `destroy`), shows the plan, confirms, executes.
+async fn run_stack(
+    file: &str,
+    command: &str,
+    run: &RunOptions,
+    target_list: &[String],
+    progress: Progress,
+    global: &Global,
+) -> Ran {
+    let stack = Stack::open(file)?;
+    let _lock = stack.lock(command)?;
     let request = PlanRequest {
-        refresh: args.refresh.enabled,
-        targets: targets(&args.targets),
-        destroy: false,
+        refresh: run.refresh.enabled,
+        targets: targets(target_list),
+        destroy: command == "destroy",
     };
-    let session = session(&stack, global, args.parallelism, args.json);
+    let title = match &progress {
+        Progress::Stack(_) => Some(format!("== stack `{}` ({file})\n\n", stack.spec.stack.name)),
+        _ => None,
+    };
+    let session = session(&stack, global, run.parallelism, progress);
     let (plan, state) = until_interrupted(ops::plan(&stack, &request, &session)).await?;
-    show_and_confirm(&plan, "apply", args.auto_approve, args.json, global)?;
+    show_and_confirm(&plan, command, run, title, global)?;
     execute(&stack, &plan, state, &session).await
 }
 
-async fn destroy_stack(args: &DestroyArgs, global: &Global) -> Ran {
-    let stack = Stack::open(&args.stack.stack)?;
-    let _lock = stack.lock("destroy")?;
-    let request = PlanRequest {
-        refresh: args.refresh.enabled,
-        targets: Vec::new(),
-        destroy: true,
+/// Every stack of `pattern` at once, each with its lock and `[stack]`-prefixed progress lines;
+/// then a table whose start and end times show the runs side by side. Exit 1 if any failed,
+/// after the others finished.
+async fn run_many(pattern: &str, command: &str, run: &RunOptions, global: &Global) -> Result<u8> {
+    if !run.auto_approve || run.json {
+        return Err(Error::refused(
+            format!("`{command}` of many stacks runs with `--auto-approve` and without `--json`"),
+            "review with `mlops plan --all` first, then add `--auto-approve`",
+        ));
+    }
+    let files = ops::stack_files(pattern)?;
+    let runs = files.iter().map(|file| async move {
+        let file = file.display().to_string();
+        let name = Path::new(&file)
+            .file_stem()
+            .map_or(file.clone(), |s| s.to_string_lossy().into_owned());
+        let (started, clock) = (SystemTime::now(), Instant::now());
+        let ran = run_stack(
+            &file,
+            command,
+            run,
+            &[],
+            Progress::Stack(name.clone()),
+            global,
+        )
+        .await;
+        (name, ran, started, clock.elapsed())
+    });
+    let results = futures::future::join_all(runs).await;
+    let clock = |t: SystemTime| {
+        let stamp = humantime::format_rfc3339_millis(t).to_string();
+        stamp.get(11..23).unwrap_or(&stamp).to_string()
     };
-    let session = session(&stack, global, args.parallelism, args.json);
-    let (plan, state) = until_interrupted(ops::plan(&stack, &request, &session)).await?;
-    show_and_confirm(&plan, "destroy", args.auto_approve, args.json, global)?;
-    execute(&stack, &plan, state, &session).await
+    let mut failed = 0;
+    let mut rows = vec![[
+        "stack", "result", "add", "change", "destroy", "started", "finished",
+    ]
+    .map(String::from)];
+    for (name, ran, started, elapsed) in &results {
+        let counts = |a: &Applied| {
+            [a.summary.add, a.summary.change, a.summary.destroy].map(|n| n.to_string())
+        };
+        let (result, [add, change, destroy]) = match ran {
+            Ok(Some((applied, _))) => ("done", counts(applied)),
+            Ok(None) => ("no changes", ["0", "0", "0"].map(String::from)),
+            Err(err) => {
+                failed += 1;
+                eprint!("[{name}] {}", err.report());
+                ("failed", ["-", "-", "-"].map(String::from))
+            }
+        };
+        rows.push([
+            name.clone(),
+            result.to_string(),
+            add,
+            change,
+            destroy,
+            clock(*started),
+            clock(*started + *elapsed),
+        ]);
+    }
+    eprintln!("\n{}", table(&rows));
+    Ok(if failed > 0 { 1 } else { 0 })
+}
+
+/// Rows as aligned columns: text left, numbers right.
+fn table(rows: &[[String; 7]]) -> String {
+    let mut widths = [0; 7];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    rows.iter()
+        .map(|row| {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(widths)
+                .enumerate()
+                .map(|(i, (cell, w))| {
+                    if (2..5).contains(&i) {
+                        format!("{cell:>w$}")
+                    } else {
+                        format!("{cell:<w$}")
+                    }
+                })
+                .collect();
+            cells.join("  ").trim_end().to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn show_and_confirm(
     plan: &Plan,
     command: &str,
-    auto_approve: bool,
-    json: bool,
+    run: &RunOptions,
+    title: Option<String>,
     global: &Global,
 ) -> Result<()> {
-    if json {
+    if run.json {
         event(
             "plan",
             serde_json::json!({ "format_version": EVENTS_FORMAT_VERSION, "plan": to_json(plan) }),
         );
     } else {
-        print!(
-            "{}",
-            render::human(plan, Style::for_stdout(global.no_color))
-        );
+        let text = render::human(plan, Style::for_stdout(global.no_color));
+        print!("{}{text}", title.unwrap_or_default());
     }
-    if plan.has_changes() && !auto_approve {
+    if plan.has_changes() && !run.auto_approve {
         confirm(command)?;
     }
     Ok(())

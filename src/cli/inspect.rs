@@ -58,7 +58,7 @@ pub struct ImportArgs {
 pub async fn import(args: &ImportArgs, global: &super::Global) -> Result<u8> {
     let stack = Stack::open(&args.stack.stack)?;
     let _lock = stack.lock("import")?;
-    let session = super::plan::session(&stack, global, 1, false);
+    let session = super::plan::session(&stack, global, 1, crate::ui::progress::Progress::Auto);
     let address = Address::new(args.address.as_str());
     crate::ops::import(&stack, &address, &args.id, &session).await?;
     eprintln!(

@@ -9,7 +9,8 @@ use crate::model::Address;
 use crate::ops::{self, PlanRequest, Session, Stack};
 use crate::plan::{json, render, Plan};
 use crate::providers::aws::Settings;
-use crate::ui::{progress, Style};
+use crate::ui::progress::{self, Progress};
+use crate::ui::Style;
 use crate::Result;
 
 #[derive(Debug, clap::Args)]
@@ -148,14 +149,13 @@ pub struct RefreshArg {
 
 /// The AWS session of a command: region from the spec, endpoint from the flags, progress on
 /// stderr.
-/// `json` sends progress as JSON events on stdout (`apply --json`, `destroy --json`).
-pub fn session(stack: &Stack, global: &Global, parallelism: u16, json: bool) -> Session {
+pub fn session(stack: &Stack, global: &Global, parallelism: u16, progress: Progress) -> Session {
     let settings = Settings {
         region: stack.spec.stack.region.clone(),
         endpoint_url: global.endpoint_url.clone(),
     };
     let terminal = std::io::stderr().is_terminal();
-    let reporter = progress::reporter(Style::for_stderr(global.no_color), terminal, json);
+    let reporter = progress::reporter(Style::for_stderr(global.no_color), terminal, progress);
     Session::new(settings, reporter, usize::from(parallelism))
 }
 
@@ -220,7 +220,7 @@ async fn plan_stack(file: &str, args: &PlanArgs, global: &Global) -> Result<(Sta
         targets: targets(&args.targets),
         destroy: false,
     };
-    let session = session(&stack, global, args.parallelism, false);
+    let session = session(&stack, global, args.parallelism, Progress::Auto);
     let (plan, _) = ops::plan(&stack, &request, &session).await?;
     Ok((stack, plan))
 }

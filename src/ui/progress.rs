@@ -12,15 +12,28 @@ use super::Style;
 use crate::exec::{Op, Reporter};
 use crate::model::Address;
 
-/// Picks the reporter: JSON events on stdout when asked, else spinners on a terminal and
-/// timestamped lines otherwise, on stderr.
-pub fn reporter(style: Style, terminal: bool, json: bool) -> Box<dyn Reporter> {
-    if json {
-        Box::new(JsonEvents)
-    } else if terminal {
-        Box::new(Spinners::new(style))
-    } else {
-        Box::new(Lines)
+/// How a command shows progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// Spinners on a terminal, timestamped lines otherwise, on stderr.
+    Auto,
+    /// JSON events on stdout.
+    Json,
+    /// Timestamped lines on stderr, each starting with `[<stack>]`: many stacks at once.
+    Stack(String),
+}
+
+/// The reporter for `progress`; `terminal` tells whether stderr is one.
+pub fn reporter(style: Style, terminal: bool, progress: Progress) -> Box<dyn Reporter> {
+    match progress {
+        Progress::Json => Box::new(JsonEvents),
+        Progress::Auto if terminal => Box::new(Spinners::new(style)),
+        Progress::Auto => Box::new(Lines {
+            prefix: String::new(),
+        }),
+        Progress::Stack(name) => Box::new(Lines {
+            prefix: format!("[{name}] "),
+        }),
     }
 }
 
@@ -100,12 +113,14 @@ pub fn duration(d: Duration) -> String {
 }
 
 /// One line per event, each with a UTC timestamp.
-pub struct Lines;
+pub struct Lines {
+    prefix: String,
+}
 
 impl Lines {
     fn line(&self, text: &str) {
         let now = humantime::format_rfc3339_seconds(SystemTime::now());
-        eprintln!("{now} {text}");
+        eprintln!("{now} {}{text}", self.prefix);
     }
 }
 
