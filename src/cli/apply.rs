@@ -203,36 +203,8 @@ async fn run_many(pattern: &str, command: &str, run: &RunOptions, global: &Globa
             clock(*started + *elapsed),
         ]);
     }
-    eprintln!("\n{}", table(&rows));
+    eprintln!("\n{}", crate::ui::table(&rows, &[2, 3, 4]));
     Ok(if failed > 0 { 1 } else { 0 })
-}
-
-/// Rows as aligned columns: text left, numbers right.
-fn table(rows: &[[String; 7]]) -> String {
-    let mut widths = [0; 7];
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    rows.iter()
-        .map(|row| {
-            let cells: Vec<String> = row
-                .iter()
-                .zip(widths)
-                .enumerate()
-                .map(|(i, (cell, w))| {
-                    if (2..5).contains(&i) {
-                        format!("{cell:>w$}")
-                    } else {
-                        format!("{cell:<w$}")
-                    }
-                })
-                .collect();
-            cells.join("  ").trim_end().to_string()
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 fn show_and_confirm(

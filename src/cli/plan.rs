@@ -98,7 +98,9 @@ async fn run_many(pattern: &str, args: &PlanArgs, global: &Global) -> Result<u8>
             }
         }
     }
-    eprintln!("\n{}", summary_table(&rows));
+    let header = ["stack", "result", "add", "change", "destroy", "time"].map(String::from);
+    rows.insert(0, header);
+    eprintln!("\n{}", crate::ui::table(&rows, &[2, 3, 4, 5]));
     Ok(if failed > 0 {
         1
     } else if args.detailed_exitcode && changed > 0 {
@@ -106,36 +108,6 @@ async fn run_many(pattern: &str, args: &PlanArgs, global: &Global) -> Result<u8>
     } else {
         0
     })
-}
-
-/// `stack  result  add  change  destroy  time`, columns aligned.
-fn summary_table(rows: &[[String; 6]]) -> String {
-    let header = ["stack", "result", "add", "change", "destroy", "time"].map(String::from);
-    let mut widths = header.clone().map(|h| h.len());
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    std::iter::once(&header)
-        .chain(rows)
-        .map(|row| {
-            let cells: Vec<String> = row
-                .iter()
-                .zip(widths)
-                .enumerate()
-                .map(|(i, (cell, w))| {
-                    if i < 2 {
-                        format!("{cell:<w$}")
-                    } else {
-                        format!("{cell:>w$}")
-                    }
-                })
-                .collect();
-            cells.join("  ").trim_end().to_string()
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// `--refresh[=BOOL]`, shared by plan, apply and destroy.

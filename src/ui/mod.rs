@@ -8,6 +8,37 @@ use std::io::IsTerminal;
 
 use crate::plan::Action;
 
+/// Rows as aligned columns (the first row is the header): text left, and the columns that
+/// `right` names right-aligned (numbers).
+pub fn table<R: AsRef<[String]>>(rows: &[R], right: &[usize]) -> String {
+    let columns = rows.iter().map(|r| r.as_ref().len()).max().unwrap_or(0);
+    let mut widths = vec![0; columns];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row.as_ref()) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    rows.iter()
+        .map(|row| {
+            let cells: Vec<String> = row
+                .as_ref()
+                .iter()
+                .zip(&widths)
+                .enumerate()
+                .map(|(i, (cell, &w))| {
+                    if right.contains(&i) {
+                        format!("{cell:>w$}")
+                    } else {
+                        format!("{cell:<w$}")
+                    }
+                })
+                .collect();
+            cells.join("  ").trim_end().to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Whether to colour text. Colour is on only for a terminal, and never with `--no-color` or
 /// `NO_COLOR`; everything reads the same without it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,5 +97,21 @@ impl Style {
             Action::Delete | Action::Replace => self.red(text),
             Action::NoOp => text.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tables_align_text_left_and_numbers_right() {
+        let rows = vec![
+            vec!["stack".to_string(), "add".to_string()],
+            vec!["team-a".to_string(), "31".to_string()],
+            vec!["b".to_string(), "2".to_string()],
+        ];
+        assert_eq!(
+            super::table(&rows, &[1]),
+            "stack   add\nteam-a   31\nb         2"
+        );
     }
 }
