@@ -725,3 +725,48 @@ fn plan_format_markdown_is_ready_for_a_pull_request_comment() {
     p.mlops(&["plan", "example", "--format", "markdown", "--json"])
         .code(1);
 }
+
+#[test]
+fn state_pull_and_push_guard_the_history() {
+    let p = Project::new();
+    p.mlops(&["state", "pull", "example"])
+        .code(1)
+        .stderr(predicate::str::contains("stack `mlops` has no state yet"));
+    p.write_state(&empty_state("mlops", 1));
+    let pulled = p.mlops(&["state", "pull", "example"]).success();
+    let backup = String::from_utf8_lossy(&pulled.get_output().stdout).into_owned();
+    assert!(backup.contains("\"lineage\": \"l-1\""));
+    fs::write(p.path("backup.json"), &backup).unwrap();
+
+    // Another history is refused, then accepted with --force.
+    fs::write(p.path("other.json"), backup.replace("l-1", "l-2")).unwrap();
+    p.mlops(&["state", "push", "example", "other.json"])
+        .code(1)
+        .stderr(predicate::str::contains(
+            "is another history of stack `mlops`",
+        ));
+    p.mlops(&["state", "push", "example", "other.json", "--force"])
+        .success()
+        .stderr(predicate::str::contains("(serial 4)"));
+    // An older serial is refused; with --force the serial still moves forward.
+    p.mlops(&["state", "push", "example", "backup.json"])
+        .code(1)
+        .stderr(predicate::str::contains("another history"));
+    fs::write(p.path("old.json"), backup.replace("l-1", "l-2")).unwrap();
+    p.mlops(&["state", "push", "example", "old.json"])
+        .code(1)
+        .stderr(predicate::str::contains(
+            "is older than the current state (serial 3 < 4)",
+        ));
+    p.mlops(&["state", "push", "example", "old.json", "--force"])
+        .success()
+        .stderr(predicate::str::contains("(serial 5)"));
+    // Another stack's state is never pushed.
+    fs::write(p.path("foreign.json"), empty_state("team-b", 1)).unwrap();
+    p.mlops(&["state", "push", "example", "foreign.json", "--force"])
+        .code(1)
+        .stderr(predicate::str::contains(
+            "belongs to stack `team-b`, not `mlops`",
+        ));
+    assert!(!p.path("state/mlops.json.lock").exists());
+}

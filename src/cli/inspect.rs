@@ -32,6 +32,20 @@ pub enum StateCommand {
         #[arg(value_name = "ADDR")]
         address: String,
     },
+    /// Print the whole state file, for inspection or a backup
+    Pull(StackArg),
+    /// Replace the state with FILE (disaster recovery): refused for another history (lineage)
+    /// or an older serial unless `--force`
+    Push {
+        #[command(flatten)]
+        stack: StackArg,
+        /// A state file, as `state pull` prints it
+        #[arg(value_name = "FILE")]
+        file: std::path::PathBuf,
+        /// Push even a state of another lineage or an older serial
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -90,6 +104,25 @@ pub fn output(args: &OutputArgs) -> Result<u8> {
 
 pub fn state(command: &StateCommand) -> Result<u8> {
     match command {
+        StateCommand::Pull(arg) => {
+            let stack = Stack::open(&arg.stack)?;
+            let Some(state) = stack.store.load()? else {
+                return Err(Error::refused(
+                    format!("stack `{}` has no state yet", stack.spec.stack.name),
+                    format!("`mlops apply {}` creates it", arg.stack),
+                ));
+            };
+            println!("{}", serde_json::to_string_pretty(&state).expect("json"));
+        }
+        StateCommand::Push { stack, file, force } => {
+            let opened = Stack::open(&stack.stack)?;
+            let serial = crate::ops::push_state(&opened, file, *force)?;
+            eprintln!(
+                "pushed `{}` as the state of stack `{}` (serial {serial})",
+                file.display(),
+                opened.spec.stack.name
+            );
+        }
         StateCommand::List(arg) => {
             let state = Stack::open(&arg.stack)?.state()?;
             for address in state.resources.keys() {

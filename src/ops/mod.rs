@@ -97,6 +97,48 @@ impl Session {
     }
 }
 
+/// Replaces a stack's state with the state file `file` (`mlops state push`), under the lock.
+/// A state of another lineage, or older than the current one, is refused unless `force`.
+/// Returns the serial written, which is always above the current one.
+pub fn push_state(stack: &Stack, file: &std::path::Path, force: bool) -> Result<u64> {
+    let _lock = stack.lock("state push")?;
+    let text = std::fs::read_to_string(file).map_err(|source| crate::Error::Io {
+        action: "read the state",
+        path: file.display().to_string(),
+        source,
+    })?;
+    let mut pushed = crate::state::parse(file, &text, &stack.spec.stack.name)?;
+    if let Some(current) = stack.store.load()? {
+        if current.lineage != pushed.lineage && !force {
+            return Err(crate::Error::refused(
+                format!(
+                    "`{}` is another history of stack `{}` (lineage `{}`, the current one is `{}`)",
+                    file.display(),
+                    stack.spec.stack.name,
+                    pushed.lineage,
+                    current.lineage
+                ),
+                "push it anyway with `--force` if it is the state that matches the account",
+            ));
+        }
+        if pushed.serial < current.serial && !force {
+            return Err(crate::Error::refused(
+                format!(
+                    "`{}` is older than the current state (serial {} < {})",
+                    file.display(),
+                    pushed.serial,
+                    current.serial
+                ),
+                "push it anyway with `--force` to roll the state back",
+            ));
+        }
+        pushed.serial = pushed.serial.max(current.serial);
+    }
+    pushed.outputs = crate::state::outputs(&pushed);
+    stack.store.save(&mut pushed)?;
+    Ok(pushed.serial)
+}
+
 /// What a plan is asked for.
 #[derive(Debug, Clone, Default)]
 pub struct PlanRequest {
