@@ -48,15 +48,11 @@ pub fn stack_files(pattern: &str) -> Result<Vec<PathBuf>> {
         .map(|e| dir.join(e.file_name()))
         .collect();
     files.sort();
-    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    };
     let bases: Vec<PathBuf> = files
         .iter()
         .filter_map(|f| crate::spec::base_of(f))
         .collect();
-    files.retain(|f| !bases.iter().any(|b| same(b, f)));
+    files.retain(|f| !bases.iter().any(|b| crate::spec::same_file(b, f)));
     if files.is_empty() {
         return Err(Error::refused(
             format!("no stack file matches `{pattern}`"),

@@ -52,6 +52,14 @@ fn extends_of(text: &str) -> Option<String> {
         })
 }
 
+/// Whether two paths name one file (compared as canonical paths when both exist).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
 /// The base `path` extends, resolved against `path`'s folder, if it names one.
 pub fn base_of(path: &Path) -> Option<PathBuf> {
     let text = std::fs::read_to_string(path).ok()?;
@@ -68,11 +76,7 @@ pub fn read_chain(path: &Path, text: String) -> Result<Composed, ChainError> {
         let base = current.parent().unwrap_or(Path::new("")).join(base);
         let mut chain: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
         chain.push(base.clone());
-        let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
-            (Ok(a), Ok(b)) => a == b,
-            _ => a == b,
-        };
-        if files.iter().any(|(p, _)| same(p, &base)) {
+        if files.iter().any(|(p, _)| same_file(p, &base)) {
             return Err(ChainError {
                 chain,
                 problem: "the chain of `extends` is a cycle".into(),

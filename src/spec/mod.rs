@@ -20,7 +20,7 @@ use crate::addons::{Addon, Release};
 use crate::ui::diagnostic::{Diagnostic, SourceFile};
 
 pub use collisions::{collisions, Collisions};
-pub use compose::base_of;
+pub use compose::{base_of, same_file};
 pub use names::{policy_name, principal_name, SUPPORTED_EKS_VERSIONS};
 pub use validate::irsa_role_name;
 

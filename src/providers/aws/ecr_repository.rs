@@ -6,7 +6,8 @@ use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability, Tag};
 use serde_json::{json, Value};
 
 use super::{
-    bool_attr, classify, gone_as_none, gone_is_fine, str_attr, sync_tags_with, tags_of, tags_value,
+    bool_attr, classify, gone_as_none, gone_is_fine, str_attr, sync_tags_with, tagged_by_stack,
+    tags_of, tags_value,
 };
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
@@ -139,12 +140,7 @@ impl ResourceProvider for EcrRepository {
         let Some(live) = self.read(ctx, name, desired).await? else {
             return Ok(None);
         };
-        if live
-            .get("tags")
-            .and_then(|t| t.get("mlops:stack"))
-            .and_then(Value::as_str)
-            == Some(ctx.stack)
-        {
+        if tagged_by_stack(live.get("tags"), ctx.stack) {
             Ok(Some(name.to_string()))
         } else {
             Err(ProviderError::fatal(format!(

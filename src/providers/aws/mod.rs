@@ -245,6 +245,13 @@ pub fn tags_value<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Val
     )
 }
 
+/// Whether a `tags` attribute value marks the object as created by `stack`.
+pub fn tagged_by_stack(tags: Option<&Value>, stack: &str) -> bool {
+    tags.and_then(|t| t.get("mlops:stack"))
+        .and_then(Value::as_str)
+        == Some(stack)
+}
+
 /// What to set and what to remove to go from `prior` tags to `desired` tags.
 pub fn tag_changes(prior: &Attrs, desired: &Attrs) -> (BTreeMap<String, String>, Vec<String>) {
     let (before, after) = (tags_of(prior), tags_of(desired));

@@ -11,7 +11,9 @@ use aws_sdk_s3::types::{
 };
 use serde_json::{json, Value};
 
-use super::{bool_attr, classify, gone_as_none, gone_is_fine, str_attr, tags_of, tags_value};
+use super::{
+    bool_attr, classify, gone_as_none, gone_is_fine, str_attr, tagged_by_stack, tags_of, tags_value,
+};
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
 
@@ -280,7 +282,7 @@ impl ResourceProvider for S3Bucket {
             return Ok(None);
         }
         let tags = tags(ctx, bucket).await?;
-        if tags.get("mlops:stack").and_then(Value::as_str) == Some(ctx.stack) {
+        if tagged_by_stack(Some(&tags), ctx.stack) {
             Ok(Some(bucket.to_string()))
         } else {
             Err(ProviderError::fatal(format!(
