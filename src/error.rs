@@ -4,6 +4,7 @@
 use crate::addons::AddonError;
 use crate::exec::ExecError;
 use crate::graph::GraphError;
+use crate::kube::KubeError;
 use crate::plan::PlanError;
 use crate::spec::SpecError;
 use crate::state::StateError;
@@ -26,6 +27,8 @@ pub enum Error {
     },
     #[error(transparent)]
     Addon(AddonError),
+    #[error(transparent)]
+    Kube(#[from] KubeError),
     /// A refresh could not read a resource.
     #[error("refresh: {0}")]
     Refresh(#[from] ExecError),
@@ -64,6 +67,7 @@ impl Error {
             Error::Refused { hint, .. } => hint.clone(),
             Error::Refresh(e) => e.error.hint().map(str::to_string),
             Error::Addon(e) => e.hint(),
+            Error::Kube(e) => e.hint(),
             Error::Interrupted { .. } => Some(
                 "the state holds everything that finished; run the same command again to continue"
                     .into(),

@@ -8,6 +8,9 @@ use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::Value;
 
+/// The real add-on release manifests, in the bundle layout `--manifests-dir` reads.
+const FIXTURE_ADDONS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/addons");
+
 const EXAMPLE: &str = include_str!("../stacks/example.toml");
 
 /// A scratch project: `stacks/example.toml` and an empty `state/` in a temporary folder.
@@ -36,6 +39,8 @@ impl Project {
             .unwrap()
             .current_dir(self.dir.path())
             .env_remove("NO_COLOR")
+            .env("MLOPS_MANIFESTS_DIR", FIXTURE_ADDONS)
+            .env_remove("KUBECONFIG")
             .args(args)
             .write_stdin("")
             .assert()
@@ -69,7 +74,7 @@ fn validate_accepts_the_example_by_name_and_by_path() {
     p.mlops(&["validate", "example"])
         .success()
         .stderr(predicate::str::contains(
-            "is valid: stack `mlops` in us-west-2, 31 resources",
+            "is valid: stack `mlops` in us-west-2, 37 resources",
         ));
     p.mlops(&["validate", "stacks/example.toml"]).success();
 }
@@ -110,7 +115,7 @@ fn plan_prints_the_full_create_plan_and_writes_no_state() {
         .success()
         .stdout(predicate::str::contains("# vpc will be created"))
         .stdout(predicate::str::contains(
-            "Plan: 31 to add, 0 to change, 0 to destroy.",
+            "Plan: 37 to add, 0 to change, 0 to destroy.",
         ));
     assert!(!p.state_file().exists(), "plan must not write a state");
     assert!(
@@ -137,8 +142,8 @@ fn plan_json_is_machine_readable() {
     let out = p.mlops(&["plan", "example", "--json"]).success();
     let json: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(json["format_version"], "1.0");
-    assert_eq!(json["summary"]["add"], 31);
-    assert_eq!(json["resource_changes"].as_array().unwrap().len(), 31);
+    assert_eq!(json["summary"]["add"], 37);
+    assert_eq!(json["resource_changes"].as_array().unwrap().len(), 37);
     assert_eq!(json["resource_changes"][0]["action"], "create");
 }
 
@@ -150,7 +155,7 @@ fn plan_out_saves_the_plan() {
     let saved: Value =
         serde_json::from_str(&fs::read_to_string(p.path("plan.json")).unwrap()).unwrap();
     assert_eq!(saved["plan"]["stack"], "mlops");
-    assert_eq!(saved["plan"]["changes"].as_array().unwrap().len(), 31);
+    assert_eq!(saved["plan"]["changes"].as_array().unwrap().len(), 37);
 }
 
 #[test]
@@ -304,7 +309,6 @@ fn no_color_is_respected() {
         .stdout(predicate::str::contains("\x1b[").not());
 }
 
-const FIXTURE_ADDONS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/addons");
 
 #[test]
 fn addons_list_shows_the_catalogue() {
@@ -511,11 +515,11 @@ fn a_saved_plan_is_shown_and_refused_once_stale() {
     p.mlops(&["show", "plan.json"])
         .success()
         .stdout(predicate::str::contains(
-            "Plan: 31 to add, 0 to change, 0 to destroy.",
+            "Plan: 37 to add, 0 to change, 0 to destroy.",
         ));
     let out = p.mlops(&["show", "plan.json", "--json"]).success();
     let json: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
-    assert_eq!(json["summary"]["add"], 31);
+    assert_eq!(json["summary"]["add"], 37);
     p.mlops(&["show", "stacks/example.toml"])
         .code(1)
         .stderr(predicate::str::contains(
@@ -648,9 +652,9 @@ fn plan_all_plans_every_stack_and_sums_them_up() {
         .stderr(predicate::str::contains(
             "stack   result   add  change  destroy  time",
         ))
-        .stderr(predicate::str::is_match(r"mlops   changes   31       0        0  \d").unwrap());
+        .stderr(predicate::str::is_match(r"mlops   changes   37       0        0  \d").unwrap());
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
-    assert_eq!(stdout.matches("Plan: 31 to add").count(), 2);
+    assert_eq!(stdout.matches("Plan: 37 to add").count(), 2);
 
     let json = p
         .mlops(&["plan", "--stacks", "stacks/team-*.toml", "--json"])
@@ -700,6 +704,7 @@ fn the_shipped_team_stacks_extend_their_base_and_validate_together() {
     Command::cargo_bin("mlops")
         .unwrap()
         .current_dir(repo)
+        .env("MLOPS_MANIFESTS_DIR", FIXTURE_ADDONS)
         .args(["plan", "team-a", "--json", "--refresh=false"])
         .assert()
         .success()
@@ -716,7 +721,7 @@ fn plan_format_markdown_is_ready_for_a_pull_request_comment() {
             "### `mlops plan`: stack `mlops`",
         ))
         .stdout(predicate::str::contains(
-            "**Plan: 31 to add, 0 to change, 0 to destroy.**",
+            "**Plan: 37 to add, 0 to change, 0 to destroy.**",
         ))
         .stdout(predicate::str::contains(
             "<details><summary>Full plan</summary>",

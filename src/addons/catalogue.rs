@@ -56,6 +56,14 @@ impl Addon {
     }
 }
 
+/// The release of the add-on named `name` (as in [`Addon::name`]) and `version`.
+pub fn release_named(name: &str, version: &str) -> Option<&'static Release> {
+    Addon::ALL
+        .into_iter()
+        .find(|a| a.name() == name)
+        .and_then(|a| a.release(version))
+}
+
 impl fmt::Display for Addon {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

@@ -4,7 +4,8 @@
 //! against its digest, whatever its origin.
 
 pub mod catalogue;
+pub mod render;
 mod source;
 
-pub use catalogue::{Addon, ManifestFile, Release, CATALOGUE};
+pub use catalogue::{release_named, Addon, ManifestFile, Release, CATALOGUE};
 pub use source::{AddonError, ManifestSource};

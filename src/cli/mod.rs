@@ -12,6 +12,9 @@ mod validate;
 
 use clap::{Parser, Subcommand};
 
+use crate::addons::ManifestSource;
+use crate::kube::install::Waits;
+use crate::providers::kube::KubeSettings;
 use crate::Result;
 
 #[derive(Debug, Parser)]
@@ -31,6 +34,20 @@ pub struct Cli {
     /// downloading them; `mlops addons fetch` makes one
     #[arg(long, global = true, value_name = "DIR", env = "MLOPS_MANIFESTS_DIR")]
     pub manifests_dir: Option<std::path::PathBuf>,
+
+    /// Install add-ons and Kubernetes objects into the cluster of this kubeconfig (its current
+    /// context) instead of the stack's EKS cluster; the first file of a KUBECONFIG list
+    #[arg(long, global = true, value_name = "FILE", env = "KUBECONFIG")]
+    pub kubeconfig: Option<String>,
+
+    /// How long to wait for each object in the cluster to become ready or go away
+    #[arg(long, global = true, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub wait_timeout: std::time::Duration,
+
+    /// Let an add-on upgrade delete the CRDs its new version no longer has, and with them every
+    /// custom resource of their kinds
+    #[arg(long, global = true)]
+    pub allow_crd_removal: bool,
 
     /// Send every AWS call to this endpoint (an emulator); AWS_ENDPOINT_URL and
     /// AWS_ENDPOINT_URL_<SERVICE> are honoured too
@@ -112,6 +129,7 @@ impl Selection {
 pub struct Global {
     pub no_color: bool,
     pub endpoint_url: Option<String>,
+    pub kube: KubeSettings,
 }
 
 /// Parses the process arguments and runs the command; returns the exit code.
@@ -124,9 +142,22 @@ pub fn run() -> Result<u8> {
             return Ok(if err.use_stderr() { 1 } else { 0 });
         }
     };
+    let kubeconfig = cli
+        .kubeconfig
+        .as_deref()
+        .and_then(|list| std::env::split_paths(list).find(|p| !p.as_os_str().is_empty()));
     let global = Global {
         no_color: cli.no_color,
         endpoint_url: cli.endpoint_url,
+        kube: KubeSettings {
+            kubeconfig,
+            manifests: ManifestSource::new(cli.manifests_dir.clone()),
+            waits: Waits {
+                timeout: cli.wait_timeout,
+                ..Waits::default()
+            },
+            allow_crd_removal: cli.allow_crd_removal,
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -128,7 +128,12 @@ pub fn session(stack: &Stack, global: &Global, parallelism: u16, progress: Progr
     };
     let terminal = std::io::stderr().is_terminal();
     let reporter = progress::reporter(Style::for_stderr(global.no_color), terminal, progress);
-    Session::new(settings, reporter, usize::from(parallelism))
+    Session::new(
+        settings,
+        global.kube.clone(),
+        reporter,
+        usize::from(parallelism),
+    )
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -23,6 +23,7 @@ use crate::graph::Dag;
 use crate::model::{canonical, resolve, Address, Attrs};
 use crate::plan::{Action, Change, Plan};
 use crate::providers::aws::Clients;
+use crate::providers::kube::KubeEnv;
 use crate::providers::{Ctx, ProviderError, ResourceProvider};
 use crate::state::{self, ResourceState, State, StateError, StateStore};
 
@@ -35,12 +36,12 @@ pub trait Providers: Send + Sync {
     fn get(&self, kind: crate::model::ResourceKind) -> &dyn ResourceProvider;
 }
 
-/// The AWS providers.
-pub struct AwsProviders;
+/// The real providers: AWS, and the cluster for add-ons and Kubernetes objects.
+pub struct LiveProviders;
 
-impl Providers for AwsProviders {
+impl Providers for LiveProviders {
     fn get(&self, kind: crate::model::ResourceKind) -> &dyn ResourceProvider {
-        crate::providers::aws::provider_for(kind)
+        crate::providers::provider_for(kind)
     }
 }
 
@@ -48,6 +49,7 @@ impl Providers for AwsProviders {
 pub struct Env<'a> {
     pub providers: &'a dyn Providers,
     pub clients: &'a Clients,
+    pub kube: &'a KubeEnv,
     pub stack: &'a str,
     pub reporter: &'a dyn Reporter,
     pub parallelism: usize,
@@ -58,6 +60,7 @@ impl Env<'_> {
     pub fn ctx<'b>(&'b self, address: &'b Address) -> Ctx<'b> {
         Ctx {
             aws: self.clients,
+            kube: self.kube,
             stack: self.stack,
             address,
             reporter: self.reporter,

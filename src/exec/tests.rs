@@ -15,6 +15,7 @@ use super::*;
 use crate::graph::DesiredGraph;
 use crate::model::ResourceKind;
 use crate::plan::{diff, PlanOptions};
+use crate::providers::kube::KubeEnv;
 use crate::providers::{ErrorClass, ProviderResult};
 use crate::state::{LockGuard, LockInfo};
 
@@ -212,9 +213,11 @@ async fn run(
     let plan = diff(desired, &state, &BTreeSet::new(), &PlanOptions::default()).unwrap();
     let clients = offline_clients();
     let providers = FakeProviders(cloud);
+    let kube = KubeEnv::unused();
     let env = Env {
         providers: &providers,
         clients: &clients,
+        kube: &kube,
         stack: "mlops",
         reporter: &Silent,
         parallelism,
@@ -234,8 +237,8 @@ async fn creates_follow_dependencies_with_bounded_parallelism_and_a_save_each() 
     let desired = graph(EXAMPLE);
     let outcome = run(&cloud, &store, &desired, State::new("mlops"), 4).await;
     assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
-    assert_eq!(outcome.done, 31);
-    assert_eq!(outcome.state.resources.len(), 31);
+    assert_eq!(outcome.done, 37);
+    assert_eq!(outcome.state.resources.len(), 37);
     for resource in desired.resources.values() {
         for dep in &resource.deps {
             assert!(
@@ -249,7 +252,7 @@ async fn creates_follow_dependencies_with_bounded_parallelism_and_a_save_each() 
     let max = cloud.max_in_flight.load(Ordering::SeqCst);
     assert!((2..=4).contains(&max), "in flight at once: {max}");
     // Recorded right after the create call, then again with what the cloud reports.
-    assert_eq!(store.saves.load(Ordering::SeqCst), 62);
+    assert_eq!(store.saves.load(Ordering::SeqCst), 74);
     assert_eq!(store.load().unwrap().unwrap(), outcome.state);
     assert_eq!(
         outcome.state.outputs["vpc_id"],

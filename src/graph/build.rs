@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
+use crate::kube::manifest::MANAGED_BY;
 use crate::model::{canonical, reference, references_in, Address, Attrs, Resource, ResourceKind};
 use crate::spec::{NatMode, Spec};
 
@@ -331,8 +332,9 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
 
     let mut after: Vec<&Address> = node_attachments.iter().collect();
     after.extend(private_routes.iter());
+    let mut node_groups = Vec::new();
     for (key, group) in &eks.node_groups {
-        b.add(
+        node_groups.push(b.add(
             ResourceKind::EksNodeGroup,
             &[key],
             json!({
@@ -353,10 +355,11 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
                 "tags": {},
             }),
             &after,
-        );
+        ));
     }
 
     // IRSA: the cluster's OIDC provider and one role per entry.
+    let mut irsa_roles = Vec::new();
     if !spec.irsa.is_empty() {
         let provider = b.add(
             ResourceKind::IamOidcProvider,
@@ -388,7 +391,11 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
             for arn in &irsa.policy_arns {
                 attachment(&mut b, &["irsa", key], &name, &role, arn);
             }
+            irsa_roles.push((key, irsa, role));
         }
+    }
+    if spec.addons.enabled {
+        cluster_bootstrap(&mut b, &cluster, &node_groups, &irsa_roles);
     }
 
     // Storage for models and images.
@@ -425,6 +432,64 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
 
     b.resources
 }
+
+/// What goes into the cluster once its nodes are up: the add-ons in catalogue order (each after
+/// the one before), the IRSA service accounts after them, and last the destroy-time cleanup of
+/// the load balancers Kubernetes made, which a destroy therefore runs first. An add-on's
+/// `objects` (its inventory) are filled in by the caller, who reads the manifests.
+fn cluster_bootstrap(
+    b: &mut Builder,
+    cluster: &Address,
+    node_groups: &[Address],
+    irsa_roles: &[(&String, &crate::spec::IrsaSpec, Address)],
+) {
+    let cluster_name = reference(cluster, "name");
+    let mut after: Vec<Address> = node_groups.to_vec();
+    for (addon, release) in &b.spec.addons.releases {
+        let address = b.add(
+            ResourceKind::Addon,
+            &[addon.spec_key()],
+            json!({
+                "cluster": cluster_name,
+                "name": addon.name(),
+                "version": release.version,
+                "objects": {},
+            }),
+            &after.iter().collect::<Vec<_>>(),
+        );
+        after.push(address);
+    }
+    for (_, irsa, role) in irsa_roles {
+        let address = b.add(
+            ResourceKind::KubeObject,
+            &[&irsa.namespace, "ServiceAccount", &irsa.service_account],
+            json!({
+                "cluster": cluster_name,
+                "manifest": {
+                    "apiVersion": "v1",
+                    "kind": "ServiceAccount",
+                    "metadata": {
+                        "name": irsa.service_account,
+                        "namespace": irsa.namespace,
+                        "labels": { MANAGED_BY.0: MANAGED_BY.1 },
+                        "annotations": { IRSA_ROLE_ANNOTATION: reference(role, "arn") },
+                    },
+                },
+            }),
+            &after.iter().collect::<Vec<_>>(),
+        );
+        after.push(address);
+    }
+    b.add(
+        ResourceKind::ClusterCleanup,
+        &[],
+        json!({ "cluster": cluster_name }),
+        &after.iter().collect::<Vec<_>>(),
+    );
+}
+
+/// The annotation that makes EKS give a pod of the service account the role's credentials.
+pub const IRSA_ROLE_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
 
 /// A role trusted by an AWS service, with its managed-policy attachments.
 fn service_role(

@@ -179,7 +179,7 @@ pub async fn load_credentials(region: &str) -> Result<Credentials> {
 }
 
 /// An error and its causes joined by `: `, without the debug dump the SDK appends.
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut parts = vec![err.to_string()];
     let mut source = err.source();
     while let Some(cause) = source {

@@ -26,10 +26,13 @@ pub enum ResourceKind {
     IamOidcProvider,
     S3Bucket,
     EcrRepository,
+    Addon,
+    KubeObject,
+    ClusterCleanup,
 }
 
 impl ResourceKind {
-    pub const ALL: [ResourceKind; 16] = [
+    pub const ALL: [ResourceKind; 19] = [
         ResourceKind::Vpc,
         ResourceKind::InternetGateway,
         ResourceKind::Subnet,
@@ -46,6 +49,9 @@ impl ResourceKind {
         ResourceKind::IamOidcProvider,
         ResourceKind::S3Bucket,
         ResourceKind::EcrRepository,
+        ResourceKind::Addon,
+        ResourceKind::KubeObject,
+        ResourceKind::ClusterCleanup,
     ];
 
     /// The name used as the first segment of addresses and in the state file.
@@ -67,6 +73,9 @@ impl ResourceKind {
             ResourceKind::IamOidcProvider => "iam_oidc_provider",
             ResourceKind::S3Bucket => "s3_bucket",
             ResourceKind::EcrRepository => "ecr_repository",
+            ResourceKind::Addon => "addon",
+            ResourceKind::KubeObject => "k8s",
+            ResourceKind::ClusterCleanup => "cluster_cleanup",
         }
     }
 
@@ -98,6 +107,7 @@ impl ResourceKind {
             ResourceKind::IamOidcProvider => &["url"],
             ResourceKind::S3Bucket => &["bucket"],
             ResourceKind::EcrRepository => &["name"],
+            ResourceKind::Addon | ResourceKind::KubeObject | ResourceKind::ClusterCleanup => &[],
         };
         attrs.contains(&attr)
     }

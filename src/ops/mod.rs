@@ -10,11 +10,13 @@ use std::collections::BTreeSet;
 
 use tokio::sync::OnceCell;
 
-use crate::exec::{self, AwsProviders, Env, Reporter, RetryPolicy};
+use crate::addons::{self, ManifestSource};
+use crate::exec::{self, Env, LiveProviders, Reporter, RetryPolicy};
 use crate::graph::DesiredGraph;
-use crate::model::Address;
+use crate::model::{Address, ResourceKind};
 use crate::plan::{self, Plan, PlanOptions};
 use crate::providers::aws::{Clients, Settings};
+use crate::providers::kube::{KubeEnv, KubeSettings};
 use crate::spec::{self, Spec, StateSpec};
 use crate::state::{LocalStore, LockGuard, State, StateStore};
 use crate::Result;
@@ -64,15 +66,23 @@ impl Stack {
 pub struct Session {
     settings: Settings,
     clients: OnceCell<Clients>,
+    /// The cluster side: connected on first use too.
+    pub kube: KubeEnv,
     pub reporter: Box<dyn Reporter>,
     pub parallelism: usize,
 }
 
 impl Session {
-    pub fn new(settings: Settings, reporter: Box<dyn Reporter>, parallelism: usize) -> Self {
+    pub fn new(
+        settings: Settings,
+        kube: KubeSettings,
+        reporter: Box<dyn Reporter>,
+        parallelism: usize,
+    ) -> Self {
         Session {
             settings,
             clients: OnceCell::new(),
+            kube: KubeEnv::new(kube),
             reporter,
             parallelism,
         }
@@ -87,8 +97,9 @@ impl Session {
     /// The executor's environment for `stack`.
     pub async fn env<'a>(&'a self, stack: &'a str) -> Env<'a> {
         Env {
-            providers: &AwsProviders,
+            providers: &LiveProviders,
             clients: self.clients().await,
+            kube: &self.kube,
             stack,
             reporter: self.reporter.as_ref(),
             parallelism: self.parallelism,
@@ -161,16 +172,42 @@ pub async fn plan(
         let env = session.env(&stack.spec.stack.name).await;
         (state, gone) = exec::refresh(state, &env).await?;
     }
-    let empty;
     let desired = if request.destroy {
-        empty = DesiredGraph::from_resources(Vec::new())?;
-        &empty
+        DesiredGraph::from_resources(Vec::new())?
     } else {
-        &stack.graph
+        with_inventories(&stack.graph, &session.kube.settings.manifests)?
     };
     let options = PlanOptions {
         targets: request.targets.clone(),
     };
-    let plan = plan::diff(desired, &state, &gone, &options)?;
+    let plan = plan::diff(&desired, &state, &gone, &options)?;
     Ok((plan, state))
+}
+
+/// The desired graph with each add-on's inventory (its objects' references and digests), read
+/// from its manifests: the plan compares them with the state's to tell what an upgrade adds,
+/// changes and removes, and an unchanged add-on makes no call to the cluster.
+fn with_inventories(graph: &DesiredGraph, source: &ManifestSource) -> Result<DesiredGraph> {
+    let mut graph = graph.clone();
+    for resource in graph.resources.values_mut() {
+        if resource.kind != ResourceKind::Addon {
+            continue;
+        }
+        let text = |key: &str| {
+            resource
+                .attrs
+                .get(key)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+        };
+        let Some(release) = addons::release_named(text("name"), text("version")) else {
+            continue; // validation has refused versions the catalogue does not have
+        };
+        let objects = addons::render::objects(release, source)?;
+        resource.attrs.insert(
+            "objects".into(),
+            serde_json::json!(addons::render::inventory(&objects)),
+        );
+    }
+    Ok(graph)
 }

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use super::action::{Action, AttrChange, Change, Plan, PlanValue};
+use crate::model::ResourceKind;
 use crate::ui::Style;
 
 /// The full human-readable plan.
@@ -66,7 +67,11 @@ fn render_change(out: &mut String, change: &Change, style: Style) {
     };
     let width = shown.iter().map(|a| a.name.len()).max().unwrap_or(0);
     for attr in &shown {
-        render_attr(out, attr, width, style);
+        if change.kind == ResourceKind::Addon && attr.name == "objects" {
+            render_inventory(out, attr, width, style);
+        } else {
+            render_attr(out, attr, width, style);
+        }
     }
     let hidden = change.attrs.len() - shown.len();
     if hidden > 0 && matches!(action, Action::Update | Action::Replace) {
@@ -124,6 +129,88 @@ fn render_attr(out: &mut String, attr: &AttrChange, width: usize, style: Style) 
         }
         (None, None) => {}
     }
+}
+
+/// The most objects an add-on change lists by name; the rest are counted.
+const LISTED_OBJECTS: usize = 20;
+
+/// An add-on's inventory: counts of objects added, changed and removed, and the names of those
+/// added and removed, rather than hundreds of digests.
+fn render_inventory(out: &mut String, attr: &AttrChange, width: usize, style: Style) {
+    let indent = "      ";
+    let name = format!("{:width$}", attr.name);
+    let empty = serde_json::Map::new();
+    let before = attr
+        .before
+        .as_ref()
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let after = match &attr.after {
+        Some(PlanValue::Known(Value::Object(after))) => after,
+        Some(PlanValue::Unknown) => {
+            let _ = writeln!(
+                out,
+                "{indent}{} {name} = (known after apply)",
+                style.action(Action::Create, "+")
+            );
+            return;
+        }
+        _ => &empty,
+    };
+    let objects = |n: usize| format!("{n} object{}", if n == 1 { "" } else { "s" });
+    let (sign, action, line) = match (attr.before.is_some(), attr.after.is_some()) {
+        (false, _) => ("+", Action::Create, objects(after.len())),
+        (true, false) => ("-", Action::Delete, objects(before.len())),
+        (true, true) => {
+            let added = after.keys().filter(|k| !before.contains_key(*k)).count();
+            let removed = before.keys().filter(|k| !after.contains_key(*k)).count();
+            let changed = after
+                .iter()
+                .filter(|(k, v)| before.get(*k).is_some_and(|b| b != *v))
+                .count();
+            (
+                "~",
+                Action::Update,
+                format!(
+                    "{added} to add, {changed} to change, {removed} to remove ({} -> {})",
+                    objects(before.len()),
+                    objects(after.len())
+                ),
+            )
+        }
+    };
+    let _ = writeln!(
+        out,
+        "{indent}{} {name} = {line}",
+        style.action(action, sign)
+    );
+    if action != Action::Update {
+        return;
+    }
+    let listed = |out: &mut String, keys: Vec<&String>, sign: &str, action: Action| {
+        for key in keys.iter().take(LISTED_OBJECTS) {
+            let _ = writeln!(out, "{indent}    {} {key}", style.action(action, sign));
+        }
+        if keys.len() > LISTED_OBJECTS {
+            let _ = writeln!(
+                out,
+                "{indent}      # ... and {} more",
+                keys.len() - LISTED_OBJECTS
+            );
+        }
+    };
+    listed(
+        out,
+        after.keys().filter(|k| !before.contains_key(*k)).collect(),
+        "+",
+        Action::Create,
+    );
+    listed(
+        out,
+        before.keys().filter(|k| !after.contains_key(*k)).collect(),
+        "-",
+        Action::Delete,
+    );
 }
 
 /// Key by key: added, removed and changed entries; unchanged ones are counted.

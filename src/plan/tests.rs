@@ -79,7 +79,7 @@ fn changed_attrs(plan: &Plan, address: &str) -> Vec<String> {
 fn a_new_stack_creates_everything_in_dependency_order() {
     let graph = graph_of(EXAMPLE);
     let plan = plan_of(&graph, &State::new("mlops"));
-    assert_eq!(plan.summary().add, 31);
+    assert_eq!(plan.summary().add, 37);
     assert!(plan.changes.iter().all(|c| c.action == Action::Create));
     let before = |a: &str, b: &str| {
         assert!(
@@ -111,6 +111,15 @@ fn a_new_stack_creates_everything_in_dependency_order() {
     before("route.private.us-west-2a.nat", "eks_node_group.default");
     before("eks_cluster", "iam_oidc_provider");
     before("iam_oidc_provider", "iam_role.irsa.kserve-s3");
+    // The cluster side: add-ons once the nodes are up, in catalogue order, then the service
+    // accounts, and last the cleanup step that a destroy therefore runs first.
+    before("eks_node_group.default", "addon.cert_manager");
+    before("addon.cert_manager", "addon.istio");
+    before("addon.istio", "addon.knative_serving");
+    before("addon.knative_serving", "addon.kserve");
+    before("addon.kserve", "k8s.kserve-inference.ServiceAccount.kserve-sa");
+    before("iam_role.irsa.kserve-s3", "k8s.kserve-inference.ServiceAccount.kserve-sa");
+    before("k8s.kserve-inference.ServiceAccount.kserve-sa", "cluster_cleanup");
     // Every dependency of every change comes earlier in the plan.
     for (i, change) in plan.changes.iter().enumerate() {
         for dep in &change.deps {
@@ -146,7 +155,7 @@ fn nothing_changes_after_an_apply() {
         "{:#?}",
         plan.actions().collect::<Vec<_>>()
     );
-    assert_eq!(plan.changes.len(), 31);
+    assert_eq!(plan.changes.len(), 37);
 }
 
 #[test]
@@ -291,6 +300,7 @@ fn removed_resources_are_deleted_dependents_first() {
         "iam_role.irsa.kserve-s3",
         "iam_oidc_provider",
         "s3_bucket.models",
+        "k8s.kserve-inference.ServiceAccount.kserve-sa",
     ] {
         assert_eq!(action_of(&plan, address), Action::Delete, "{address}");
     }
@@ -306,7 +316,7 @@ fn removed_resources_are_deleted_dependents_first() {
         Summary {
             add: 0,
             change: 0,
-            destroy: 4
+            destroy: 5
         }
     );
 }
@@ -316,7 +326,7 @@ fn destroy_deletes_everything_in_reverse_dependency_order() {
     let graph = graph_of(EXAMPLE);
     let empty = DesiredGraph::from_resources(Vec::new()).unwrap();
     let plan = plan_of(&empty, &applied(&graph));
-    assert_eq!(plan.summary().destroy, 31);
+    assert_eq!(plan.summary().destroy, 37);
     let before = |a: &str, b: &str| {
         assert!(
             position(&plan, a) < position(&plan, b),

@@ -51,7 +51,13 @@ impl ProviderError {
                 None
             };
         };
-        match code {
+        code_hint(code)
+    }
+}
+
+/// The hint for an error code of AWS or of the cluster layer.
+pub fn code_hint(code: &str) -> Option<&'static str> {
+    match code {
             "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => Some(
                 "the credentials in use lack this permission; `aws sts get-caller-identity` shows who they are",
             ),
@@ -70,12 +76,29 @@ impl ProviderError {
             "InvalidParameterValue" | "InvalidParameterException" | "InvalidRequestException" | "ValidationError" | "ValidationException" => {
                 Some("AWS refused a value of the spec: check the named resource's settings in the stack file")
             }
+            "KubeUnreachable" => Some(
+                "check that the cluster's endpoint is reachable from here (public endpoint, `public_access_cidrs`), or pass `--kubeconfig`",
+            ),
+            "KubeUnauthorized" => Some(
+                "the cluster did not accept the credentials: check that these AWS credentials are a cluster admin (`[eks] admin_arns`), or that the kubeconfig is current",
+            ),
+            "KubeNotServed" => Some(
+                "this add-on version needs a newer Kubernetes: upgrade `[eks] version` first, or pick another add-on version (`mlops addons list`)",
+            ),
+            "KubeTimeout" => Some(
+                "look at the object with kubectl (`mlops kubeconfig` gives access), or allow more time with `--wait-timeout`",
+            ),
+            "KubeCrdRemoval" => Some(
+                "back up those custom resources, then run again with `--allow-crd-removal`",
+            ),
+            "AddonManifest" => Some(
+                "without network access, pass a bundle with `--manifests-dir`; a digest mismatch means the file is not the release mlops knows",
+            ),
             "ExpiredToken" | "ExpiredTokenException" | "InvalidClientTokenId" | "UnrecognizedClientException" => {
                 Some("the AWS credentials are invalid or expired: refresh them and run again")
             }
             _ => None,
         }
-    }
 }
 
 impl fmt::Display for ProviderError {

@@ -9,17 +9,19 @@
 
 pub mod aws;
 mod error;
+pub mod kube;
 
 use async_trait::async_trait;
 
 use crate::exec::Reporter;
 use crate::model::{Address, Attrs, ResourceKind};
 
-pub use error::{ErrorClass, ProviderError};
+pub use error::{code_hint, ErrorClass, ProviderError};
 
 /// What a provider call needs besides its arguments.
 pub struct Ctx<'a> {
     pub aws: &'a aws::Clients,
+    pub kube: &'a kube::KubeEnv,
     pub stack: &'a str,
     pub address: &'a Address,
     pub reporter: &'a dyn Reporter,
@@ -33,6 +35,16 @@ impl Ctx<'_> {
 }
 
 pub type ProviderResult<T> = Result<T, ProviderError>;
+
+/// The provider of a resource kind: AWS objects, or what `mlops` puts in the cluster.
+pub fn provider_for(kind: ResourceKind) -> &'static dyn ResourceProvider {
+    match kind {
+        ResourceKind::Addon => &kube::Addon,
+        ResourceKind::KubeObject => &kube::KubeObject,
+        ResourceKind::ClusterCleanup => &kube::ClusterCleanup,
+        aws => aws::provider_for(aws),
+    }
+}
 
 #[async_trait]
 pub trait ResourceProvider: Send + Sync {

@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 pub const EXAMPLE: &str = include_str!("../../stacks/example.toml");
 
+/// The real add-on release manifests, in the bundle layout `--manifests-dir` reads.
+pub const FIXTURE_ADDONS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/addons");
+
 /// A moto server on 127.0.0.1, stopped when dropped.
 pub struct Emulator {
     child: Child,
@@ -193,6 +196,8 @@ impl Project {
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("MLOPS_MANIFESTS_DIR", FIXTURE_ADDONS)
+            .env_remove("KUBECONFIG")
             .env_remove("AWS_PROFILE")
             .env_remove("AWS_SESSION_TOKEN")
             .stdin(Stdio::null());

@@ -251,8 +251,10 @@ mod tests {
 
     async fn with_ctx<T>(clients: &Clients, f: impl AsyncFnOnce(&Ctx<'_>) -> T) -> T {
         let address = Address::new("eks_access_entry.platform-admin");
+        let kube = crate::providers::kube::KubeEnv::unused();
         let ctx = Ctx {
             aws: clients,
+            kube: &kube,
             stack: "mlops",
             address: &address,
             reporter: &Silent,

@@ -79,7 +79,7 @@ pub(super) async fn sync_tags(
     .await
 }
 
-async fn describe(ctx: &Ctx<'_>, name: &str) -> ProviderResult<Option<Cluster>> {
+pub(crate) async fn describe(ctx: &Ctx<'_>, name: &str) -> ProviderResult<Option<Cluster>> {
     let out = gone_as_none(
         ctx.aws
             .eks

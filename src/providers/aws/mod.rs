@@ -7,6 +7,7 @@ mod ecr_repository;
 mod eip;
 mod eks_access_entry;
 mod eks_cluster;
+pub(crate) use eks_cluster::describe as describe_cluster;
 mod eks_node_group;
 mod iam;
 mod iam_oidc_provider;
@@ -126,6 +127,9 @@ pub fn provider_for(kind: ResourceKind) -> &'static dyn ResourceProvider {
         ResourceKind::IamOidcProvider => &iam_oidc_provider::IamOidcProvider,
         ResourceKind::S3Bucket => &s3_bucket::S3Bucket,
         ResourceKind::EcrRepository => &ecr_repository::EcrRepository,
+        ResourceKind::Addon | ResourceKind::KubeObject | ResourceKind::ClusterCleanup => {
+            unreachable!("{kind} is not an AWS resource; see providers::provider_for")
+        }
     }
 }
 

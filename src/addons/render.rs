@@ -1,0 +1,117 @@
+//! From a release in the catalogue to the objects `mlops` applies: every document of its
+//! manifest files, labelled with the add-on and version, plus the namespaces its objects live in
+//! that no file creates (Istio's rendered files use `istio-system` without creating it).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{ManifestSource, Release};
+use crate::kube::manifest::{self, Object, ADDON_LABEL, MANAGED_BY, VERSION_LABEL};
+use crate::kube::KubeError;
+
+/// Namespaces every cluster has, which no add-on owns.
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// The labelled objects of `release`, in file order, namespaces added; a later document with the
+/// same reference replaces an earlier one.
+pub fn objects(release: &Release, source: &ManifestSource) -> Result<Vec<Object>, KubeError> {
+    let addon = release.addon.name();
+    let mut objects: Vec<Object> = Vec::new();
+    for file in release.files {
+        let bytes = source.read(release, file)?;
+        let origin = format!("{addon} {} {}", release.version, file.name);
+        let text = String::from_utf8_lossy(&bytes);
+        objects.extend(manifest::parse_documents(&text, &origin)?);
+    }
+    let defined: BTreeSet<String> = objects
+        .iter()
+        .filter(|o| o.id.is_namespace())
+        .map(|o| o.id.name.clone())
+        .collect();
+    let used: BTreeSet<String> = objects
+        .iter()
+        .filter_map(|o| o.id.namespace.clone())
+        .filter(|ns| !defined.contains(ns) && !SYSTEM_NAMESPACES.contains(&ns.as_str()))
+        .collect();
+    objects.extend(used.iter().map(|ns| Object::namespace(ns)));
+
+    let labels = [
+        MANAGED_BY,
+        (ADDON_LABEL, addon),
+        (VERSION_LABEL, release.version),
+    ];
+    let mut unique: BTreeMap<String, usize> = BTreeMap::new();
+    let mut out: Vec<Object> = Vec::with_capacity(objects.len());
+    for mut object in objects {
+        object.label(&labels);
+        match unique.get(&object.id.to_string()) {
+            Some(&at) => out[at] = object,
+            None => {
+                unique.insert(object.id.to_string(), out.len());
+                out.push(object);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The inventory recorded in the plan and the state: each object's reference and digest.
+pub fn inventory(objects: &[Object]) -> BTreeMap<String, String> {
+    objects
+        .iter()
+        .map(|o| (o.id.to_string(), o.digest()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::addons::{Addon, CATALOGUE};
+
+    fn fixtures() -> ManifestSource {
+        ManifestSource::new(Some(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/addons"),
+        ))
+    }
+
+    #[test]
+    fn every_fixture_release_renders_labelled_objects_with_their_namespaces() {
+        for release in CATALOGUE {
+            let objects = objects(release, &fixtures()).unwrap();
+            assert!(objects.len() > 10, "{} {}", release.addon, release.version);
+            for o in &objects {
+                let labels = &o.body["metadata"]["labels"];
+                assert_eq!(labels[ADDON_LABEL], release.addon.name(), "{}", o.id);
+                assert_eq!(labels[VERSION_LABEL], release.version, "{}", o.id);
+                if let Some(ns) = &o.id.namespace {
+                    let created = objects
+                        .iter()
+                        .any(|n| n.id.is_namespace() && &n.id.name == ns);
+                    assert!(
+                        created || SYSTEM_NAMESPACES.contains(&ns.as_str()),
+                        "{} needs {ns}",
+                        o.id
+                    );
+                }
+            }
+        }
+        let istio = Addon::Istio.release("1.29.1").unwrap();
+        let objects = objects(istio, &fixtures()).unwrap();
+        assert!(objects
+            .iter()
+            .any(|o| o.id.to_string() == "v1 Namespace istio-system"));
+    }
+
+    #[test]
+    fn the_inventory_changes_between_versions() {
+        let old =
+            inventory(&objects(Addon::Kserve.release("v0.15.0").unwrap(), &fixtures()).unwrap());
+        let new =
+            inventory(&objects(Addon::Kserve.release("v0.16.0").unwrap(), &fixtures()).unwrap());
+        assert!(
+            old.keys().any(|k| !new.contains_key(k)) || new.keys().any(|k| !old.contains_key(k))
+        );
+    }
+}

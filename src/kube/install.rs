@@ -1,0 +1,704 @@
+//! Staged server-side apply: the order and the waits that make a set of release manifests go in
+//! without `no matches for kind` or `failed calling webhook`, and the reverse order that takes
+//! them out without leaving custom resources stuck behind a deleted controller.
+//!
+//! Install, per set: namespaces; CRDs, then a wait until each is `Established` and served by
+//! discovery; the other built-in kinds (helm's order); a wait until the set's Deployments,
+//! DaemonSets and StatefulSets are available; the webhook configurations and APIServices, and a
+//! wait until each webhook's Service has ready endpoints and its `caBundle` is filled; the custom
+//! resources, retrying while a webhook is still not serving (`failed calling webhook` with `no
+//! endpoints available`, `connection refused`, ...), with backoff up to 30 s.
+//!
+//! Uninstall: custom resources first (their controllers still run and can clear finalizers), the
+//! webhook configurations (so that they block no deletion), the rest, the CRDs, the namespaces.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use futures::future::{BoxFuture, FutureExt};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use serde_json::Value;
+
+use super::cluster::Cluster;
+use super::error::KubeError;
+use super::manifest::{Object, ObjectRef};
+
+/// How long each wait may take, and how often to look.
+#[derive(Debug, Clone, Copy)]
+pub struct Waits {
+    /// For each object to become ready or to go away.
+    pub timeout: Duration,
+    /// For a LoadBalancer Service to get its address; running out is only a warning, since AWS
+    /// can take minutes to provision one.
+    pub load_balancer_timeout: Duration,
+    pub poll: Duration,
+}
+
+impl Default for Waits {
+    fn default() -> Self {
+        Waits {
+            timeout: Duration::from_secs(600),
+            load_balancer_timeout: Duration::from_secs(300),
+            poll: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Where the installer says what it is waiting for (the executor's reporter, in a run).
+pub type Note<'a> = &'a (dyn Fn(&str) + Send + Sync);
+
+/// Objects written at once.
+const IN_FLIGHT: usize = 8;
+/// The longest pause between two attempts at an object a webhook refused.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// API groups of Kubernetes itself; every other group is defined by a CRD.
+const BUILTIN_GROUPS: &[&str] = &[
+    "",
+    "admissionregistration.k8s.io",
+    "apiextensions.k8s.io",
+    "apiregistration.k8s.io",
+    "apps",
+    "autoscaling",
+    "batch",
+    "certificates.k8s.io",
+    "coordination.k8s.io",
+    "discovery.k8s.io",
+    "events.k8s.io",
+    "flowcontrol.apiserver.k8s.io",
+    "networking.k8s.io",
+    "node.k8s.io",
+    "policy",
+    "rbac.authorization.k8s.io",
+    "scheduling.k8s.io",
+    "storage.k8s.io",
+];
+
+/// Built-in kinds in the order helm installs them; kinds not listed go after these.
+const KIND_ORDER: &[&str] = &[
+    "Namespace",
+    "NetworkPolicy",
+    "ResourceQuota",
+    "LimitRange",
+    "PodDisruptionBudget",
+    "ServiceAccount",
+    "Secret",
+    "ConfigMap",
+    "StorageClass",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+    "Service",
+    "DaemonSet",
+    "Pod",
+    "ReplicaSet",
+    "Deployment",
+    "HorizontalPodAutoscaler",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+    "IngressClass",
+    "Ingress",
+];
+
+/// The stages of an install, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    Namespace,
+    Crd,
+    Builtin,
+    Admission,
+    Custom,
+}
+
+pub fn stage(id: &ObjectRef) -> Stage {
+    if id.is_namespace() {
+        Stage::Namespace
+    } else if id.is_crd() {
+        Stage::Crd
+    } else if !BUILTIN_GROUPS.contains(&id.group_version().0) {
+        Stage::Custom
+    } else if is_admission(id) {
+        Stage::Admission
+    } else {
+        Stage::Builtin
+    }
+}
+
+fn is_admission(id: &ObjectRef) -> bool {
+    matches!(
+        id.kind.as_str(),
+        "ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration" | "APIService"
+    )
+}
+
+/// The install order of `objects`: by stage, built-in kinds in helm's order, stable otherwise.
+pub fn install_order(objects: &mut [Object]) {
+    let rank = |id: &ObjectRef| {
+        KIND_ORDER
+            .iter()
+            .position(|k| *k == id.kind)
+            .unwrap_or(KIND_ORDER.len())
+    };
+    objects.sort_by_key(|o| (stage(&o.id), rank(&o.id)));
+}
+
+/// Applies `objects` in stages, waiting as the module documentation says.
+pub fn install<'a>(
+    cluster: &'a Cluster,
+    mut objects: Vec<Object>,
+    waits: &'a Waits,
+    note: Note<'a>,
+) -> BoxFuture<'a, Result<(), KubeError>> {
+    // Boxed with one lifetime for every borrow: the `Send` check of the providers' futures
+    // cannot prove this future general enough over several (rust-lang/rust#102211).
+    async move {
+        install_order(&mut objects);
+
+        apply_all(cluster, &in_stage(&objects, Stage::Namespace), waits, note).await?;
+
+        let crds = in_stage(&objects, Stage::Crd);
+        if !crds.is_empty() {
+            apply_all(cluster, &crds, waits, note).await?;
+            note(&format!(
+                "{} CustomResourceDefinitions to be established",
+                crds.len()
+            ));
+            for crd in &crds {
+                wait_established(cluster, crd, waits).await?;
+            }
+        }
+
+        let builtin = in_stage(&objects, Stage::Builtin);
+        apply_all(cluster, &builtin, waits, note).await?;
+        wait_workloads(cluster, &builtin, waits, note).await?;
+
+        let admission = in_stage(&objects, Stage::Admission);
+        if !admission.is_empty() {
+            apply_all(cluster, &admission, waits, note).await?;
+            wait_webhooks(cluster, &admission, waits, note).await?;
+        }
+
+        let custom = in_stage(&objects, Stage::Custom);
+        if let Some(first) = custom.first() {
+            // A webhook that accepts a dry run of the first custom resource is serving.
+            note(&format!(
+                "the admission webhooks to accept {}",
+                first.id.short()
+            ));
+            apply_one(cluster, first, true, waits, note).await?;
+            apply_all(cluster, &custom, waits, note).await?;
+        }
+
+        wait_load_balancers(cluster, &builtin, waits, note).await;
+        Ok(())
+    }
+    .boxed()
+}
+
+fn in_stage(objects: &[Object], s: Stage) -> Vec<&Object> {
+    objects.iter().filter(|o| stage(&o.id) == s).collect()
+}
+
+/// Applies objects, several at once, each retried while a webhook refuses it for not serving.
+async fn apply_all<'a>(
+    cluster: &'a Cluster,
+    objects: &'a [&'a Object],
+    waits: &'a Waits,
+    note: Note<'a>,
+) -> Result<(), KubeError> {
+    // A loop, not a closure: see `bounded`.
+    let mut applies = Vec::with_capacity(objects.len());
+    for object in objects {
+        applies.push(apply_one(cluster, object, false, waits, note).boxed());
+    }
+    bounded(applies).await
+}
+
+/// Runs `futures` at most `IN_FLIGHT` at a time; the first error stops the rest.
+/// The futures are boxed and made in loops rather than closures, for the `Send` check (see
+/// `install`).
+async fn bounded<T>(futures: Vec<BoxFuture<'_, Result<T, KubeError>>>) -> Result<(), KubeError> {
+    stream::iter(futures)
+        .buffer_unordered(IN_FLIGHT)
+        .try_collect::<Vec<T>>()
+        .await
+        .map(drop)
+}
+
+/// Applies `object`, retrying with backoff while a webhook refuses it because its server is
+/// not serving yet, for up to `waits.timeout`.
+async fn apply_one<'a>(
+    cluster: &'a Cluster,
+    object: &'a Object,
+    dry_run: bool,
+    waits: &'a Waits,
+    note: Note<'a>,
+) -> Result<Value, KubeError> {
+    let started = Instant::now();
+    let mut pause = waits.poll.min(Duration::from_secs(1));
+    loop {
+        match cluster.apply(object, dry_run).await {
+            Err(e) if e.is_webhook_not_ready() && started.elapsed() + pause < waits.timeout => {
+                note(&format!(
+                    "an admission webhook to serve ({} was refused)",
+                    object.id.short()
+                ));
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(MAX_BACKOFF);
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Polls `check` until it says ready (`Ok(None)`); `Some(text)` is the last state, reported if
+/// the time runs out.
+async fn wait_for<F, Fut>(
+    object: &ObjectRef,
+    what: &'static str,
+    timeout: Duration,
+    poll: Duration,
+    mut check: F,
+) -> Result<(), KubeError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<String>, KubeError>>,
+{
+    let started = Instant::now();
+    loop {
+        let last = match check().await? {
+            None => return Ok(()),
+            Some(last) => last,
+        };
+        if started.elapsed() >= timeout {
+            return Err(KubeError::Timeout {
+                object: object.short(),
+                what,
+                waited: timeout,
+                last,
+            });
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+/// The condition `kind` of a status, as `(status, message)`.
+fn condition<'a>(object: &'a Value, kind: &str) -> Option<(&'a str, &'a str)> {
+    object["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == kind)
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap_or(""),
+                c["message"].as_str().or(c["reason"].as_str()).unwrap_or(""),
+            )
+        })
+}
+
+async fn wait_established<'a>(
+    cluster: &'a Cluster,
+    crd: &'a Object,
+    waits: &'a Waits,
+) -> Result<(), KubeError> {
+    wait_for(
+        &crd.id,
+        "established",
+        waits.timeout,
+        waits.poll,
+        move || async move {
+            let live = cluster.get(&crd.id).await?;
+            Ok(
+                match live.as_ref().and_then(|l| condition(l, "Established")) {
+                    Some(("True", _)) => None,
+                    Some((_, message)) => Some(format!("Established: {message}")),
+                    None => Some("no Established condition yet".into()),
+                },
+            )
+        },
+    )
+    .await?;
+    // Served once discovery lists its kind.
+    let group = crd.body["spec"]["group"].as_str().unwrap_or_default();
+    let kind = crd.body["spec"]["names"]["kind"]
+        .as_str()
+        .unwrap_or_default();
+    let versions: Vec<String> = crd.body["spec"]["versions"]
+        .as_array()
+        .map(|vs| {
+            vs.iter()
+                .filter(|v| v["served"] != false)
+                .filter_map(|v| v["name"].as_str())
+                .map(|v| format!("{group}/{v}"))
+                .collect()
+        })
+        .unwrap_or_default();
+    for api_version in &versions {
+        let api_version = api_version.as_str();
+        wait_for(
+            &crd.id,
+            "served by discovery",
+            waits.timeout,
+            waits.poll,
+            move || async move {
+                Ok(match cluster.served(api_version, kind, true).await? {
+                    Some(_) => None,
+                    None => Some(format!("discovery does not list {api_version} {kind} yet")),
+                })
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// `None` when a Deployment, DaemonSet or StatefulSet is available, else its last state.
+pub fn unavailable(kind: &str, live: &Value) -> Option<String> {
+    let status = &live["status"];
+    let int = |v: &Value| v.as_i64().unwrap_or(0);
+    let generation = int(&live["metadata"]["generation"]);
+    if int(&status["observedGeneration"]) < generation {
+        return Some("the controller has not seen the latest change yet".into());
+    }
+    match kind {
+        "Deployment" => {
+            let wanted = live["spec"]["replicas"].as_i64().unwrap_or(1);
+            match condition(live, "Available") {
+                Some(("True", _)) if int(&status["updatedReplicas"]) >= wanted => None,
+                Some((_, message)) if !message.is_empty() => Some(message.to_string()),
+                _ => Some(format!(
+                    "{} of {wanted} replicas updated and available",
+                    int(&status["availableReplicas"])
+                )),
+            }
+        }
+        "DaemonSet" => {
+            let wanted = int(&status["desiredNumberScheduled"]);
+            (int(&status["numberReady"]) < wanted
+                || int(&status["updatedNumberScheduled"]) < wanted)
+                .then(|| format!("{} of {wanted} pods ready", int(&status["numberReady"])))
+        }
+        _ => {
+            let wanted = live["spec"]["replicas"].as_i64().unwrap_or(1);
+            (int(&status["readyReplicas"]) < wanted).then(|| {
+                format!(
+                    "{} of {wanted} replicas ready",
+                    int(&status["readyReplicas"])
+                )
+            })
+        }
+    }
+}
+
+async fn wait_workloads<'a>(
+    cluster: &'a Cluster,
+    objects: &'a [&'a Object],
+    waits: &'a Waits,
+    note: Note<'a>,
+) -> Result<(), KubeError> {
+    let workloads: Vec<&Object> = objects
+        .iter()
+        .copied()
+        .filter(|o| o.id.group_version().0 == "apps")
+        .filter(|o| {
+            matches!(
+                o.id.kind.as_str(),
+                "Deployment" | "DaemonSet" | "StatefulSet"
+            )
+        })
+        .collect();
+    if workloads.is_empty() {
+        return Ok(());
+    }
+    note(&format!(
+        "{} workloads to become available",
+        workloads.len()
+    ));
+    // A loop, not a closure: see `bounded`.
+    let mut available = Vec::with_capacity(workloads.len());
+    for o in workloads {
+        available.push(wait_available(cluster, &o.id, waits).boxed());
+    }
+    bounded(available).await
+}
+
+async fn wait_available<'a>(
+    cluster: &'a Cluster,
+    id: &'a ObjectRef,
+    waits: &'a Waits,
+) -> Result<(), KubeError> {
+    wait_for(
+        id,
+        "available",
+        waits.timeout,
+        waits.poll,
+        move || async move {
+            Ok(match cluster.get(id).await? {
+                Some(live) => unavailable(&id.kind, &live),
+                None => Some("it does not exist".into()),
+            })
+        },
+    )
+    .await
+}
+
+/// Waits until every webhook of these configurations that calls a Service has ready endpoints
+/// behind it and a `caBundle` to check it with.
+async fn wait_webhooks<'a>(
+    cluster: &'a Cluster,
+    objects: &'a [&'a Object],
+    waits: &'a Waits,
+    note: Note<'a>,
+) -> Result<(), KubeError> {
+    let services: BTreeSet<(String, String)> = objects
+        .iter()
+        .flat_map(|o| o.body["webhooks"].as_array().cloned().unwrap_or_default())
+        .filter_map(|w| {
+            let service = &w["clientConfig"]["service"];
+            Some((
+                service["namespace"].as_str()?.to_string(),
+                service["name"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    for (namespace, name) in &services {
+        let endpoints = ObjectRef {
+            api_version: "v1".into(),
+            kind: "Endpoints".into(),
+            namespace: Some(namespace.clone()),
+            name: name.clone(),
+        };
+        note(&format!(
+            "Service {namespace}/{name} to have ready endpoints"
+        ));
+        let endpoints = &endpoints;
+        wait_for(
+            endpoints,
+            "ready",
+            waits.timeout,
+            waits.poll,
+            move || async move {
+                let live = cluster.get(endpoints).await?;
+                let ready = live
+                    .as_ref()
+                    .and_then(|l| l["subsets"].as_array())
+                    .is_some_and(|subsets| {
+                        subsets
+                            .iter()
+                            .any(|s| s["addresses"].as_array().is_some_and(|a| !a.is_empty()))
+                    });
+                Ok((!ready).then(|| "no ready address".to_string()))
+            },
+        )
+        .await?;
+    }
+    for config in objects
+        .iter()
+        .filter(|o| o.id.kind.ends_with("WebhookConfiguration"))
+    {
+        wait_for(
+            &config.id,
+            "given its caBundle",
+            waits.timeout,
+            waits.poll,
+            move || async move {
+                let live = cluster.get(&config.id).await?.unwrap_or(Value::Null);
+                let missing: Vec<&str> = live["webhooks"]
+                    .as_array()
+                    .map(|ws| {
+                        ws.iter()
+                            .filter(|w| w["clientConfig"]["service"].is_object())
+                            .filter(|w| {
+                                w["clientConfig"]["caBundle"]
+                                    .as_str()
+                                    .unwrap_or("")
+                                    .is_empty()
+                            })
+                            .filter_map(|w| w["name"].as_str())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Ok(
+                    (!missing.is_empty())
+                        .then(|| format!("no caBundle for {}", missing.join(", "))),
+                )
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Waits for the address of each LoadBalancer Service; a warning, not an error, when AWS is
+/// slower than the timeout.
+async fn wait_load_balancers<'a>(
+    cluster: &'a Cluster,
+    objects: &'a [&'a Object],
+    waits: &'a Waits,
+    note: Note<'a>,
+) {
+    // Collected first: an iterator adapter's closure held across an await breaks the `Send`
+    // check (see `install`).
+    let services: Vec<&&Object> = objects
+        .iter()
+        .filter(|o| o.id.kind == "Service" && o.body["spec"]["type"] == "LoadBalancer")
+        .collect();
+    for service in services {
+        note(&format!(
+            "{} to get a load balancer address",
+            service.id.short()
+        ));
+        let waited = wait_for(
+            &service.id,
+            "given an address",
+            waits.load_balancer_timeout,
+            waits.poll,
+            move || async move {
+                let live = cluster.get(&service.id).await?.unwrap_or(Value::Null);
+                Ok(load_balancer_address(&live)
+                    .is_none()
+                    .then(|| "no address yet".to_string()))
+            },
+        )
+        .await;
+        if let Err(e) = waited {
+            note(&format!(
+                "warning: {e}; `mlops output` shows it once AWS has made it"
+            ));
+        }
+    }
+}
+
+/// The hostname (or IP) of a LoadBalancer Service.
+pub fn load_balancer_address(service: &Value) -> Option<String> {
+    let ingress = service["status"]["loadBalancer"]["ingress"]
+        .as_array()?
+        .first()?;
+    ingress["hostname"]
+        .as_str()
+        .or(ingress["ip"].as_str())
+        .map(str::to_string)
+}
+
+/// Deletes objects in the order the module documentation gives, waiting for custom resources
+/// and CRDs to be gone. A custom resource still there at the timeout has its finalizers
+/// removed, with a warning naming it.
+pub fn uninstall<'a>(
+    cluster: &'a Cluster,
+    objects: &'a [ObjectRef],
+    waits: &'a Waits,
+    note: Note<'a>,
+) -> BoxFuture<'a, Result<(), KubeError>> {
+    // Boxed with one lifetime for every borrow: the `Send` check of the providers' futures
+    // cannot prove this future general enough over several (rust-lang/rust#102211).
+    async move {
+        let of = |pick: &dyn Fn(&ObjectRef) -> bool| -> Vec<&ObjectRef> {
+            objects.iter().filter(|o| pick(o)).collect()
+        };
+        let custom = of(&|o| stage(o) == Stage::Custom);
+        delete_and_wait(cluster, &custom, waits, note, true).await?;
+        delete_all(cluster, &of(&|o| stage(o) == Stage::Admission)).await?;
+        delete_all(cluster, &of(&|o| stage(o) == Stage::Builtin)).await?;
+        delete_and_wait(
+            cluster,
+            &of(&|o| stage(o) == Stage::Crd),
+            waits,
+            note,
+            false,
+        )
+        .await?;
+        delete_and_wait(
+            cluster,
+            &of(&|o| stage(o) == Stage::Namespace),
+            waits,
+            note,
+            false,
+        )
+        .await
+    }
+    .boxed()
+}
+
+async fn delete_all<'a>(cluster: &'a Cluster, ids: &'a [&'a ObjectRef]) -> Result<(), KubeError> {
+    bounded(ids.iter().map(|id| cluster.delete(id).boxed()).collect()).await
+}
+
+async fn delete_and_wait<'a>(
+    cluster: &'a Cluster,
+    ids: &'a [&'a ObjectRef],
+    waits: &'a Waits,
+    note: Note<'a>,
+    strip_finalizers: bool,
+) -> Result<(), KubeError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    delete_all(cluster, ids).await?;
+    note(&format!("{} objects to be deleted", ids.len()));
+    for id in ids {
+        let gone = wait_for(
+            id,
+            "deleted",
+            waits.timeout,
+            waits.poll,
+            move || async move {
+                Ok(cluster.get(id).await?.map(|live| {
+                    let finalizers = live["metadata"]["finalizers"].to_string();
+                    format!("still there, finalizers {finalizers}")
+                }))
+            },
+        )
+        .await;
+        match gone {
+            Err(KubeError::Timeout { .. }) if strip_finalizers => {
+                note(&format!(
+                    "warning: removing the finalizers of {}, which its controller did not clear",
+                    id.short()
+                ));
+                cluster.strip_finalizers(id).await?;
+            }
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
+/// Deletes every LoadBalancer Service and Ingress in the cluster and waits until they are gone,
+/// so that the AWS load balancers behind them no longer hold network interfaces in the VPC.
+pub async fn delete_load_balancers(
+    cluster: &Cluster,
+    waits: &Waits,
+    note: Note<'_>,
+) -> Result<usize, KubeError> {
+    let mut ids = Vec::new();
+    for service in cluster.list("v1", "Service", "").await? {
+        if service["spec"]["type"] == "LoadBalancer" {
+            ids.push(object_ref("v1", "Service", &service));
+        }
+    }
+    for ingress in cluster.list("networking.k8s.io/v1", "Ingress", "").await? {
+        ids.push(object_ref("networking.k8s.io/v1", "Ingress", &ingress));
+    }
+    let refs: Vec<&ObjectRef> = ids.iter().collect();
+    delete_and_wait(cluster, &refs, waits, note, false).await?;
+    Ok(ids.len())
+}
+
+/// The reference of a live object of a known kind.
+pub fn object_ref(api_version: &str, kind: &str, live: &Value) -> ObjectRef {
+    ObjectRef {
+        api_version: api_version.into(),
+        kind: kind.into(),
+        namespace: live["metadata"]["namespace"].as_str().map(str::to_string),
+        name: live["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    }
+}

@@ -1,0 +1,194 @@
+//! `addon.<name>`: one release of an add-on, as one resource. Its attributes are the version
+//! and the inventory (`objects`: each object's reference and digest), so the plan can show an
+//! upgrade as objects added, changed and removed, and an unchanged add-on makes no call at all.
+//! Create and update run the staged install; update then prunes what the new version dropped
+//! (never a CRD, unless `--allow-crd-removal`); delete uninstalls in reverse order.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+
+use crate::addons::{self, render};
+use crate::kube::install::{self, load_balancer_address};
+use crate::kube::manifest::{ObjectRef, ADDON_LABEL};
+use crate::kube::{Cluster, KubeError};
+use crate::model::{Attrs, ResourceKind};
+use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
+
+pub struct Addon;
+
+/// The Service whose load balancer receives the cluster's traffic, read into `ingress_hostname`.
+const INGRESS_GATEWAY: &str = "v1 Service istio-system/istio-ingressgateway";
+
+fn release(attrs: &Attrs) -> ProviderResult<&'static addons::Release> {
+    let name = attrs
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let version = attrs
+        .get("version")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    addons::release_named(name, version).ok_or_else(|| {
+        ProviderError::fatal(format!(
+            "{name} {version} is not in the catalogue of this mlops"
+        ))
+    })
+}
+
+/// The inventory's references.
+fn inventory(attrs: &Attrs) -> Vec<ObjectRef> {
+    attrs
+        .get("objects")
+        .and_then(Value::as_object)
+        .map(|objects| objects.keys().filter_map(|k| k.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// Reports what the installer waits for through the run's reporter.
+fn note<'a>(ctx: &'a Ctx<'_>) -> impl Fn(&str) + Send + Sync + 'a {
+    move |what: &str| ctx.waiting(what)
+}
+
+/// Installs the desired release; the objects must be those the plan was made with.
+async fn install(ctx: &Ctx<'_>, cluster: &Cluster, desired: &Attrs) -> ProviderResult<()> {
+    {
+        let release = release(desired)?;
+        let objects =
+            render::objects(release, &ctx.kube.settings.manifests).map_err(ProviderError::from)?;
+        if desired.get("objects") != Some(&json!(render::inventory(&objects))) {
+            return Err(ProviderError::fatal(format!(
+                "the manifests of {} {} differ from those the plan was made with; plan again",
+                release.addon, release.version
+            )));
+        }
+        let note = note(ctx);
+        install::install(cluster, objects, &ctx.kube.settings.waits, &note)
+            .await
+            .map_err(ProviderError::from)
+    }
+}
+
+#[async_trait]
+impl ResourceProvider for Addon {
+    fn kind(&self) -> ResourceKind {
+        ResourceKind::Addon
+    }
+
+    /// The inventory as the cluster has it: objects deleted by hand drop out of it, so that the
+    /// plan re-applies the add-on.
+    async fn read(&self, ctx: &Ctx<'_>, _id: &str, prior: &Attrs) -> ProviderResult<Option<Attrs>> {
+        let Some(cluster) = ctx.kube.cluster(ctx, prior).await? else {
+            return Ok(None);
+        };
+        let name = prior
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let selector = format!("{ADDON_LABEL}={name}");
+        let kinds: BTreeSet<(String, String)> = inventory(prior)
+            .into_iter()
+            .map(|r| (r.api_version, r.kind))
+            .collect();
+        let mut live = BTreeSet::new();
+        for (api_version, kind) in &kinds {
+            for object in cluster
+                .list(api_version, kind, &selector)
+                .await
+                .map_err(ProviderError::from)?
+            {
+                let r = install::object_ref(api_version, kind, &object);
+                live.insert((r.kind, r.namespace, r.name));
+            }
+        }
+        let mut attrs = prior.clone();
+        if let Some(Value::Object(objects)) = attrs.get_mut("objects") {
+            // A namespaced object written without a namespace lives in `default`.
+            objects.retain(|key, _| {
+                key.parse::<ObjectRef>().is_ok_and(|r| {
+                    let default = r.namespace.is_none().then(|| "default".to_string());
+                    live.contains(&(r.kind.clone(), r.namespace, r.name.clone()))
+                        || live.contains(&(r.kind, default, r.name))
+                })
+            });
+        }
+        if inventory(prior)
+            .iter()
+            .any(|r| r.to_string() == INGRESS_GATEWAY)
+        {
+            let gateway: ObjectRef = INGRESS_GATEWAY.parse().expect("a valid reference");
+            let address = cluster
+                .get(&gateway)
+                .await
+                .map_err(ProviderError::from)?
+                .and_then(|service| load_balancer_address(&service));
+            attrs.insert("ingress_hostname".into(), json!(address));
+        }
+        Ok(Some(attrs))
+    }
+
+    async fn find(&self, _ctx: &Ctx<'_>, _desired: &Attrs) -> ProviderResult<Option<String>> {
+        // Server-side apply adopts whatever is there: a create after a crash simply re-applies.
+        Ok(None)
+    }
+
+    async fn create(&self, ctx: &Ctx<'_>, desired: &Attrs) -> ProviderResult<String> {
+        let cluster = ctx.kube.existing_cluster(ctx, desired).await?;
+        install(ctx, &cluster, desired).await?;
+        Ok(release(desired)?.addon.name().to_string())
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx<'_>,
+        _id: &str,
+        prior: &Attrs,
+        desired: &Attrs,
+    ) -> ProviderResult<()> {
+        let cluster = ctx.kube.existing_cluster(ctx, desired).await?;
+        let wanted: BTreeMap<String, ObjectRef> = inventory(desired)
+            .into_iter()
+            .map(|r| (r.to_string(), r))
+            .collect();
+        let dropped: Vec<ObjectRef> = inventory(prior)
+            .into_iter()
+            .filter(|r| !wanted.contains_key(&r.to_string()))
+            .collect();
+        let crds: Vec<String> = dropped
+            .iter()
+            .filter(|r| r.is_crd())
+            .map(|r| r.name.clone())
+            .collect();
+        if !crds.is_empty() && !ctx.kube.settings.allow_crd_removal {
+            let addon = release(desired)?;
+            return Err(KubeError::CrdRemoval {
+                addon: format!("{} to {}", addon.addon, addon.version),
+                crds,
+            }
+            .into());
+        }
+        install(ctx, &cluster, desired).await?;
+        if !dropped.is_empty() {
+            ctx.waiting(&format!(
+                "{} objects the new version no longer has to be pruned",
+                dropped.len()
+            ));
+            let note = note(ctx);
+            install::uninstall(&cluster, &dropped, &ctx.kube.settings.waits, &note)
+                .await
+                .map_err(ProviderError::from)?;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, ctx: &Ctx<'_>, _id: &str, prior: &Attrs) -> ProviderResult<()> {
+        let Some(cluster) = ctx.kube.cluster(ctx, prior).await? else {
+            return Ok(()); // the cluster and everything in it are gone
+        };
+        let note = note(ctx);
+        install::uninstall(&cluster, &inventory(prior), &ctx.kube.settings.waits, &note)
+            .await
+            .map_err(ProviderError::from)
+    }
+}

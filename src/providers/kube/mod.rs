@@ -1,0 +1,127 @@
+//! The providers of what `mlops` puts inside the cluster: add-ons (`addon.*`, a whole release
+//! per resource, installed with the staged apply of `kube::install`), single Kubernetes objects
+//! (`k8s.*`: the IRSA service accounts), and the destroy-time removal of the load balancers
+//! Kubernetes made (`cluster_cleanup`). They reach the API server through [`KubeEnv`], which
+//! connects on first use: to the kubeconfig given with `--kubeconfig`, or to the stack's EKS
+//! cluster with a token made like `aws eks get-token`.
+
+mod addon;
+mod cleanup;
+mod object;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+pub use addon::Addon;
+pub use cleanup::ClusterCleanup;
+pub use object::KubeObject;
+
+use super::{Ctx, ProviderError, ProviderResult};
+use crate::addons::ManifestSource;
+use crate::kube::install::Waits;
+use crate::kube::{token, Cluster};
+use crate::model::Attrs;
+
+/// EKS tokens live 15 minutes; a connection is renewed well before.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(10 * 60);
+
+/// How the cluster side of a run is set up.
+#[derive(Debug, Clone)]
+pub struct KubeSettings {
+    /// Talk to the cluster of this kubeconfig instead of the stack's EKS cluster.
+    pub kubeconfig: Option<PathBuf>,
+    pub manifests: ManifestSource,
+    pub waits: Waits,
+    /// Let an add-on upgrade delete CRDs its new version no longer has.
+    pub allow_crd_removal: bool,
+}
+
+/// The connection to the cluster, made on first use and renewed before its token expires.
+pub struct KubeEnv {
+    pub settings: KubeSettings,
+    connection: Mutex<Option<(Arc<Cluster>, Instant)>>,
+}
+
+impl KubeEnv {
+    pub fn new(settings: KubeSettings) -> Self {
+        KubeEnv {
+            settings,
+            connection: Mutex::new(None),
+        }
+    }
+
+    /// A connection no test of the AWS side ever makes.
+    #[cfg(test)]
+    pub fn unused() -> Self {
+        KubeEnv::new(KubeSettings {
+            kubeconfig: None,
+            manifests: ManifestSource::Bundle(PathBuf::from("/nonexistent")),
+            waits: Waits::default(),
+            allow_crd_removal: false,
+        })
+    }
+
+    /// The cluster named by the resource's `cluster` attribute (or the kubeconfig's);
+    /// `None` when that EKS cluster does not exist.
+    pub async fn cluster(
+        &self,
+        ctx: &Ctx<'_>,
+        attrs: &Attrs,
+    ) -> ProviderResult<Option<Arc<Cluster>>> {
+        let mut connection = self.connection.lock().await;
+        if let Some((cluster, made)) = connection.as_ref() {
+            if made.elapsed() < TOKEN_LIFETIME {
+                return Ok(Some(cluster.clone()));
+            }
+        }
+        let cluster = match &self.settings.kubeconfig {
+            Some(path) => Cluster::from_kubeconfig(path).await?,
+            None => {
+                let name = attrs
+                    .get("cluster")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        ProviderError::fatal(
+                            "the cluster's name is not known; did its creation fail?",
+                        )
+                    })?;
+                let Some(eks) = crate::providers::aws::describe_cluster(ctx, name).await? else {
+                    return Ok(None);
+                };
+                let endpoint = eks.endpoint().unwrap_or_default();
+                let ca = eks
+                    .certificate_authority()
+                    .and_then(|c| c.data())
+                    .unwrap_or_default();
+                let region = &ctx.aws.region;
+                let credentials = token::load_credentials(region)
+                    .await
+                    .map_err(|e| ProviderError::fatal(e.to_string()))?;
+                let url = token::presigned_url(&credentials, region, name, SystemTime::now())
+                    .map_err(|e| ProviderError::fatal(e.to_string()))?;
+                Cluster::from_endpoint(name, endpoint, ca, &token::token(&url)).await?
+            }
+        };
+        let cluster = Arc::new(cluster);
+        *connection = Some((cluster.clone(), Instant::now()));
+        Ok(Some(cluster))
+    }
+
+    /// The cluster, which must exist for a create or an update.
+    pub async fn existing_cluster(
+        &self,
+        ctx: &Ctx<'_>,
+        attrs: &Attrs,
+    ) -> ProviderResult<Arc<Cluster>> {
+        self.cluster(ctx, attrs).await?.ok_or_else(|| {
+            ProviderError::fatal(format!(
+                "the EKS cluster `{}` does not exist",
+                attrs.get("cluster").and_then(Value::as_str).unwrap_or("?")
+            ))
+        })
+    }
+}
