@@ -245,5 +245,5 @@ pub fn example_as(stack: &str) -> String {
             "name = \"mlops-cluster\"",
             &format!("name = \"{stack}-cluster\""),
         )
-        .replace("[addons]\nenabled = true", "[addons]\nenabled = false")
+        .replace("\nenabled = true\n", "\nenabled = false\n")
 }
