@@ -50,6 +50,8 @@ pub type Note<'a> = &'a (dyn Fn(&str) + Send + Sync);
 
 /// Objects written at once.
 const IN_FLIGHT: usize = 8;
+/// The first pause of a wait.
+const FIRST_POLL: Duration = Duration::from_millis(100);
 /// The longest pause between two attempts at an object a webhook refused.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -169,9 +171,12 @@ pub fn install<'a>(
                 "{} CustomResourceDefinitions to be established",
                 crds.len()
             ));
+            // A loop, not a closure: see `bounded`.
+            let mut established = Vec::with_capacity(crds.len());
             for crd in &crds {
-                wait_established(cluster, crd, waits).await?;
+                established.push(wait_established(cluster, crd, waits).boxed());
             }
+            bounded(established).await?;
         }
 
         let builtin = in_stage(&objects, Stage::Builtin);
@@ -258,7 +263,8 @@ async fn apply_one<'a>(
 }
 
 /// Polls `check` until it says ready (`Ok(None)`); `Some(text)` is the last state, reported if
-/// the time runs out.
+/// the time runs out. The first looks come quickly (most things are ready within a second),
+/// then the pause grows to `poll`.
 async fn wait_for<F, Fut>(
     object: &ObjectRef,
     what: &'static str,
@@ -271,6 +277,7 @@ where
     Fut: Future<Output = Result<Option<String>, KubeError>>,
 {
     let started = Instant::now();
+    let mut pause = FIRST_POLL.min(poll);
     loop {
         let last = match check().await? {
             None => return Ok(()),
@@ -284,7 +291,8 @@ where
                 last,
             });
         }
-        tokio::time::sleep(poll).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 3 / 2).min(poll);
     }
 }
 
