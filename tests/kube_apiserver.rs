@@ -450,3 +450,34 @@ fn is_running(pid: u32) -> bool {
             .starts_with('Z')
     })
 }
+
+/// Without a namespace controller a deleted namespace would stay `Terminating` for ever.
+#[tokio::test]
+async fn the_stand_in_empties_and_removes_a_deleted_namespace() {
+    let server = RealApiServer::shared();
+    let client = server.client().await;
+    let ns = "selftest-namespace-deletion";
+    create_namespace(&client, ns, json!({})).await;
+    server.stand_in();
+    Api::<Deployment>::namespaced(client.clone(), ns)
+        .patch("web", &apply("selftest"), &Patch::Apply(deployment("web")))
+        .await
+        .unwrap();
+    let config_map = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
+    Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .patch("c", &apply("selftest"), &Patch::Apply(&config_map))
+        .await
+        .unwrap();
+    Api::<Namespace>::all(client)
+        .delete(ns, &DeleteParams::default())
+        .await
+        .unwrap();
+    let path = format!("/api/v1/namespaces/{ns}");
+    eventually(&format!("{path} gone"), || async {
+        server.get_json(&path).is_none().then_some(())
+    })
+    .await;
+    assert!(server
+        .get_json(&format!("/apis/apps/v1/namespaces/{ns}/deployments"))
+        .is_some_and(|list| list["items"] == json!([])));
+}

@@ -2,7 +2,8 @@
 //! waits on, since the real test API server runs neither: a background thread that, every
 //! 200 ms, marks Deployments available and DaemonSets ready in their status (as if their pods
 //! ran), keeps the Endpoints of Services that select an available Deployment (a ready address
-//! 10.0.0.x), and gives LoadBalancer Services a hostname. A test can hold a Deployment
+//! 10.0.0.x), gives LoadBalancer Services a hostname, and empties and finalizes namespaces
+//! being deleted (else they would stay `Terminating`). A test can hold a Deployment
 //! unavailable (its `Available` condition `False`, as a real one that never starts).
 //!
 //! It writes as its own user, so the audit log's count of the client's writes leaves it out,
@@ -22,11 +23,14 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     EndpointAddress, EndpointPort, EndpointSubset, Endpoints, LoadBalancerIngress,
-    LoadBalancerStatus, Service, ServiceStatus,
+    LoadBalancerStatus, Namespace, NamespaceSpec, Service, ServiceStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+};
+use kube::discovery::{verbs, Discovery, Scope};
 use kube::{Api, Client, ResourceExt};
 
 const PERIOD: Duration = Duration::from_millis(200);
@@ -111,22 +115,36 @@ async fn run(kubeconfig: PathBuf, held: Arc<Mutex<BTreeSet<Key>>>, stop: Arc<Ato
     }
 }
 
-/// One pass over every Deployment, DaemonSet and Service; the errors of the pass (one failed
-/// object does not keep the others waiting).
+/// One pass over every Deployment, DaemonSet, Service and namespace being deleted; the errors
+/// of the pass (one failed object does not keep the others waiting).
 async fn round(client: &Client, held: &BTreeSet<Key>) -> Vec<kube::Error> {
     let all = ListParams::default();
-    let (d, ds, s, e) = (
+    let (d, ds, s, e, n) = (
         Api::<Deployment>::all(client.clone()),
         Api::<DaemonSet>::all(client.clone()),
         Api::<Service>::all(client.clone()),
         Api::<Endpoints>::all(client.clone()),
+        Api::<Namespace>::all(client.clone()),
     );
-    let lists = tokio::try_join!(d.list(&all), ds.list(&all), s.list(&all), e.list(&all));
-    let (deployments, daemon_sets, services, endpoints) = match lists {
+    let lists = tokio::try_join!(
+        d.list(&all),
+        ds.list(&all),
+        s.list(&all),
+        e.list(&all),
+        n.list(&all)
+    );
+    let (deployments, daemon_sets, services, endpoints, namespaces) = match lists {
         Ok(lists) => lists,
         Err(e) => return vec![e],
     };
+    let terminating: Vec<Namespace> = namespaces
+        .into_iter()
+        .filter(|n| n.metadata.deletion_timestamp.is_some())
+        .collect();
     let mut errors = Vec::new();
+    if !terminating.is_empty() {
+        errors.extend(finish_deletions(client, terminating).await);
+    }
     for d in &deployments {
         let available = !held.contains(&key(d));
         if !deployment_marked(d, available) {
@@ -165,6 +183,58 @@ async fn round(client: &Client, held: &BTreeSet<Key>) -> Vec<kube::Error> {
             if endpoints.get(&key(&service)) != Some(&Some(subsets.clone())) {
                 errors.extend(apply_endpoints(client, &service, subsets).await.err());
             }
+        }
+    }
+    errors
+}
+
+/// The namespace controller's part: delete what is in each namespace being deleted and, once
+/// nothing is left, remove its `kubernetes` finalizer so that the server deletes it.
+async fn finish_deletions(client: &Client, namespaces: Vec<Namespace>) -> Vec<kube::Error> {
+    let discovery = match Discovery::new(client.clone()).run().await {
+        Ok(discovery) => discovery,
+        Err(e) => return vec![e],
+    };
+    let resources: Vec<ApiResource> = discovery
+        .groups()
+        .flat_map(|group| group.recommended_resources())
+        .filter(|(_, caps)| {
+            caps.scope == Scope::Namespaced && caps.supports_operation(verbs::DELETE_COLLECTION)
+        })
+        .map(|(resource, _)| resource)
+        .collect();
+    let mut errors = Vec::new();
+    for mut namespace in namespaces {
+        let name = namespace.name_any();
+        let mut empty = true;
+        for resource in &resources {
+            let api = Api::<DynamicObject>::namespaced_with(client.clone(), &name, resource);
+            let left = match api
+                .delete_collection(&DeleteParams::background(), &ListParams::default())
+                .await
+            {
+                Ok(_) => api.list(&ListParams::default().limit(1)).await,
+                Err(e) => Err(e),
+            };
+            match left {
+                Ok(list) => empty &= list.items.is_empty(),
+                Err(e) => {
+                    empty = false;
+                    errors.push(e);
+                }
+            }
+        }
+        if empty {
+            namespace.spec = Some(NamespaceSpec {
+                finalizers: Some(Vec::new()),
+            });
+            let body = serde_json::to_vec(&namespace).unwrap();
+            errors.extend(
+                Api::<Namespace>::all(client.clone())
+                    .replace_subresource("finalize", &name, &PostParams::default(), body)
+                    .await
+                    .err(),
+            );
         }
     }
     errors
