@@ -391,9 +391,9 @@ async fn the_audit_log_counts_the_clients_writes_and_nothing_else() {
     assert_eq!(created, ["patch configmaps selftest-audit/c (201)"]);
 
     // Reads and dry runs are no writes; a server-side apply with nothing to change still is a
-    // request, and the log shows it as one.
+    // request, and the log shows it as one, although the object stays as it was.
     let mark = server.mark();
-    config_maps.get("c").await.unwrap();
+    let before = config_maps.get("c").await.unwrap().resource_version();
     let dry_run = PatchParams {
         dry_run: true,
         ..apply("selftest")
@@ -406,14 +406,16 @@ async fn the_audit_log_counts_the_clients_writes_and_nothing_else() {
         in_namespace(server.writes_since(mark), ns),
         Vec::<String>::new()
     );
-    config_maps
+    let after = config_maps
         .patch("c", &apply("selftest"), &Patch::Apply(&object))
         .await
-        .unwrap();
+        .unwrap()
+        .resource_version();
     assert_eq!(
         in_namespace(server.writes_since(mark), ns),
         ["patch configmaps selftest-audit/c (200)"]
     );
+    assert_eq!(before, after);
     let mark = server.mark();
     config_maps
         .delete("c", &DeleteParams::default())
