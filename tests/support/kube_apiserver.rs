@@ -4,9 +4,9 @@
 //! unnoticed.
 //!
 //! The server has no controller manager and no kubelet: [`StandIn`] plays their part where
-//! `mlops` waits on them. [`webhook::AdmissionWebhook`] is a webhook a test can bring up late, and the
-//! server's audit log ([`RealApiServer::writes_since`]) is the independent record of every
-//! write a client made.
+//! `mlops` waits on them. [`webhook::AdmissionWebhook`] is a webhook a test can bring up late,
+//! and the server's audit log ([`RealApiServer::writes_since`]) is the independent record of
+//! every write a client made.
 //!
 //! The binary is built by `scripts/setup-kube-apiserver.sh` (docs/testing.md), whose
 //! `scripts/try-kube-apiserver.sh` documents the same flags. Starting one takes seconds, so a
@@ -45,7 +45,7 @@ const STAND_IN_TOKEN: &str = "mlops-test-stand-in-token";
 
 const ETCD: &str = "/usr/bin/etcd";
 const SETUP_SCRIPT: &str = "scripts/setup-kube-apiserver.sh";
-/// Generous: on the 2-core CI machine, under load, `/readyz` takes 5 to 15 s.
+/// Generous: on the loaded 2-core machine `/readyz` answers `ok` 6 to 9 s after the start.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a stopped process gets between TERM and KILL.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -115,7 +115,7 @@ fn apiserver_binary() -> PathBuf {
 /// Writes a self-signed certificate for 127.0.0.1 and its key as `<name>.crt` / `<name>.key`
 /// in `dir`. `CA:FALSE` with `serverAuth`: rustls takes it as the client's only trust anchor
 /// and as the server's own certificate; a `CA:TRUE` one (what a plain `openssl req -x509`
-/// makes) it refuses as a server certificate.
+/// makes) it refuses as the server's (`CaUsedAsEndEntity`).
 fn self_signed_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     let cert = dir.join(format!("{name}.crt"));
     let key = dir.join(format!("{name}.key"));
@@ -179,14 +179,14 @@ fn tail(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-fn spawn_logged(command: &mut Command, log: &Path) -> Child {
-    let log_file = fs::File::create(log).unwrap();
+/// Starts `command` with its output in `log`.
+fn spawn_logged(command: &mut Command, log: &Path) -> std::io::Result<Child> {
+    let log_file = fs::File::create(log)?;
     command
         .stdin(Stdio::null())
-        .stdout(log_file.try_clone().unwrap())
+        .stdout(log_file.try_clone()?)
         .stderr(log_file)
         .spawn()
-        .unwrap_or_else(|e| panic!("start {:?}: {e}", command.get_program()))
 }
 
 /// SIGTERM, up to [`STOP_GRACE`] for the process to exit, then SIGKILL.
@@ -262,7 +262,8 @@ impl RealApiServer {
                 .args(["--initial-advertise-peer-urls", &peer_url])
                 .args(["--initial-cluster", &format!("mlops-test={peer_url}")]),
             &d.join("etcd.log"),
-        );
+        )
+        .unwrap_or_else(|e| panic!("start {ETCD}: {e}"));
         // kube-apiserver checks etcd with a TCP dial once a second: start it once etcd listens.
         let etcd_deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", etcd_client)).is_err() {
@@ -312,7 +313,11 @@ impl RealApiServer {
                 // The default already; said here because `writes_since` relies on it.
                 .args(["--audit-log-mode", "blocking"]),
             &d.join("apiserver.log"),
-        );
+        )
+        .unwrap_or_else(|e| {
+            let _ = etcd.kill();
+            panic!("start {}: {e}", binary.display())
+        });
         let mut reaper = Command::new("sh")
             .args(["-c", REAPER, "sh"])
             .arg(apiserver.id().to_string())

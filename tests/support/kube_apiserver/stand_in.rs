@@ -141,10 +141,17 @@ async fn round(client: &Client, held: &BTreeSet<Key>) -> Vec<kube::Error> {
         .into_iter()
         .filter(|n| n.metadata.deletion_timestamp.is_some())
         .collect();
+    // What is in a namespace being deleted is going too: no status, no Endpoints for it.
+    let going: BTreeSet<String> = terminating.iter().map(|n| n.name_any()).collect();
+    let staying = |namespace: Option<String>| !going.contains(&namespace.unwrap_or_default());
     let mut errors = Vec::new();
     if !terminating.is_empty() {
         errors.extend(finish_deletions(client, terminating).await);
     }
+    let deployments: Vec<Deployment> = deployments
+        .into_iter()
+        .filter(|d| staying(d.namespace()))
+        .collect();
     for d in &deployments {
         let available = !held.contains(&key(d));
         if !deployment_marked(d, available) {
@@ -153,7 +160,7 @@ async fn round(client: &Client, held: &BTreeSet<Key>) -> Vec<kube::Error> {
             errors.extend(replace_status(client, &marked).await.err());
         }
     }
-    for ds in daemon_sets {
+    for ds in daemon_sets.into_iter().filter(|ds| staying(ds.namespace())) {
         let generation = ds.metadata.generation;
         if ds.status.as_ref().and_then(|s| s.observed_generation) != generation {
             let mut marked = ds.clone();
@@ -165,7 +172,7 @@ async fn round(client: &Client, held: &BTreeSet<Key>) -> Vec<kube::Error> {
         .into_iter()
         .map(|e| (key(&e), e.subsets))
         .collect();
-    for service in services {
+    for service in services.into_iter().filter(|s| staying(s.namespace())) {
         if is_load_balancer(&service) && !has_lb_ingress(&service) {
             let mut marked = service.clone();
             marked.status = Some(ServiceStatus {
@@ -179,7 +186,7 @@ async fn round(client: &Client, held: &BTreeSet<Key>) -> Vec<kube::Error> {
             });
             errors.extend(replace_status(client, &marked).await.err());
         }
-        if let Some(subsets) = endpoint_subsets(&service, &deployments.items, held) {
+        if let Some(subsets) = endpoint_subsets(&service, &deployments, held) {
             if endpoints.get(&key(&service)) != Some(&Some(subsets.clone())) {
                 errors.extend(apply_endpoints(client, &service, subsets).await.err());
             }
