@@ -7,15 +7,16 @@
 #   MLOPS_KUBE_CACHE=/some/dir scripts/setup-kube-apiserver.sh
 #
 # Cache: ${MLOPS_KUBE_CACHE:-$HOME/.cache/mlops/kube-apiserver-1.20.2}/kube-apiserver.
-# Fast path: when that binary exists, `--version` prints "Kubernetes v1.20.2" and
-# /usr/bin/etcd exists, nothing is done (no apt call): one line on stderr, the path on stdout.
+# Fast path: when that binary exists, `--version` prints "Kubernetes v1.20.2", /usr/bin/etcd
+# exists and so does `openssl` (the test harness makes its certificates with it), nothing is
+# done (no apt call): one line on stderr, the path on stdout.
 #
 # Otherwise (progress on stderr, apt-get output and the build log in files under the cache):
 #   1. if apt has no deb-src entry for bookworm, write /etc/apt/sources.list.d/
 #      mlops-deb-src.sources reusing the URIs (and Signed-By) of the existing bookworm `deb`
 #      entries: no other host is named;
 #   2. apt-get update; apt-get install -y the missing ones of golang-go rsync jq etcd-server
-#      golang-github-modern-go-reflect2-dev (and make);
+#      golang-github-modern-go-reflect2-dev openssl (and make);
 #   3. in a clean work folder ($CACHE/work, wiped first, removed on success):
 #      apt-get source --download-only kubernetes=$DEB_VERSION, unpack the .orig.tar.gz,
 #      replace vendor/github.com/modern-go/reflect2 1.0.1 by Debian's 1.0.2 from
@@ -45,7 +46,7 @@ BIN="$CACHE/kube-apiserver"
 WORK="$CACHE/work"
 ETCD=/usr/bin/etcd
 REFLECT2_SRC=/usr/share/gocode/src/github.com/modern-go/reflect2
-PACKAGES=(golang-go rsync jq etcd-server golang-github-modern-go-reflect2-dev make)
+PACKAGES=(golang-go rsync jq etcd-server golang-github-modern-go-reflect2-dev openssl make)
 
 say() { echo "setup-kube-apiserver: $*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -53,10 +54,11 @@ die() { say "error: $*"; exit 1; }
 bin_ok() {
     [ -x "$BIN" ] && [ "$("$BIN" --version 2>/dev/null)" = "Kubernetes v$K8S_VERSION" ]
 }
+all_ready() { bin_ok && [ -x "$ETCD" ] && command -v openssl >/dev/null; }
 etcd_version() { "$ETCD" --version 2>/dev/null | sed -n 's/^etcd Version: *//p'; }
 
 # --- fast path: nothing to do, no apt, no lock -------------------------------------------
-if bin_ok && [ -x "$ETCD" ]; then
+if all_ready; then
     say "up to date: kube-apiserver v$K8S_VERSION at $BIN, etcd $(etcd_version) at $ETCD"
     echo "$BIN"
     exit 0
@@ -65,7 +67,7 @@ fi
 mkdir -p "$CACHE"
 exec 9>"$CACHE/.lock"
 flock 9
-if bin_ok && [ -x "$ETCD" ]; then
+if all_ready; then
     say "up to date: kube-apiserver v$K8S_VERSION at $BIN (built by a concurrent run), etcd $(etcd_version)"
     echo "$BIN"
     exit 0

@@ -1,6 +1,7 @@
 //! Test support: the AWS emulator (moto in server mode, one per test, on a free loopback port),
 //! scratch projects that run the real `mlops` binary against it, and SDK clients that check
-//! results independently of mlops' own state.
+//! results independently of mlops' own state; a real kube-apiserver for the Kubernetes side
+//! (`kube_apiserver`).
 
 #![allow(dead_code)] // each test binary uses a different part
 
@@ -10,6 +11,8 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+pub mod kube_apiserver;
 
 pub const EXAMPLE: &str = include_str!("../../stacks/example.toml");
 
