@@ -309,7 +309,6 @@ fn no_color_is_respected() {
         .stdout(predicate::str::contains("\x1b[").not());
 }
 
-
 #[test]
 fn addons_list_shows_the_catalogue() {
     let p = Project::new();

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::Filter;
+use support::apiserver::TestApiServer;
 use support::{example_as, Aws, Emulator, Project};
 
 fn stack_filter(stack: &str) -> Filter {
@@ -1191,4 +1192,276 @@ fn apply_all_builds_every_stack_at_once_and_destroy_all_removes_them() {
     project.mlops(&["destroy", "--all", "--auto-approve"]).ok();
     assert_eq!(inventory(&aws, "fleet-a"), nothing_left());
     assert_eq!(inventory(&aws, "fleet-b"), nothing_left());
+}
+
+/// The example with its add-ons on (the four of the newer fixture set, Knative and Istio for
+/// serverless KServe) and the IRSA service account, for a test API server to receive.
+fn example_with_addons(stack: &str) -> String {
+    example_as(stack).replace("\nenabled = false\n", "\nenabled = true\n")
+}
+
+/// The index of the first write that created or changed `namespace`'s Namespace object.
+fn first_write_of_namespace(server: &TestApiServer, namespace: &str) -> usize {
+    server
+        .requests()
+        .iter()
+        .filter(|r| r.is_write())
+        .position(|r| {
+            r.kind.as_deref() == Some("Namespace") && r.name.as_deref() == Some(namespace)
+        })
+        .unwrap_or_else(|| panic!("no write of namespace {namespace}"))
+}
+
+/// Issue 5's end-to-end: one `apply` against the emulator builds the AWS side, installs the four
+/// add-ons in order into the test API server, and creates the IRSA service account annotated
+/// with the role the emulator made; a second plan exits 0 and a second apply writes nothing to
+/// the cluster; `destroy` removes it all and leaves nothing tagged with the stack.
+#[test]
+fn apply_installs_the_addons_in_order_and_destroy_leaves_nothing() {
+    let moto = Emulator::start();
+    let aws = moto.clients();
+    let server = TestApiServer::start();
+    let kubeconfig = server.kubeconfig().to_str().unwrap().to_string();
+    let stack = "boot";
+    let project = Project::new(&moto, stack, &example_with_addons(stack));
+    let with_cluster = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--kubeconfig", &kubeconfig]);
+        project.mlops(&all)
+    };
+
+    let applied = with_cluster(&["apply", stack, "--auto-approve"]).ok();
+    assert!(
+        applied.stderr.contains("Apply complete: 37 added"),
+        "{}",
+        applied.stderr
+    );
+    assert_eq!(inventory(&aws, stack), reference_inventory());
+
+    // In order, and no custom resource before its CRD was served.
+    let order: Vec<usize> = ["cert-manager", "istio-system", "knative-serving", "kserve"]
+        .iter()
+        .map(|ns| first_write_of_namespace(&server, ns))
+        .collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "namespaces written in the order {order:?}"
+    );
+    let unserved: Vec<String> = server
+        .requests()
+        .iter()
+        .filter(|r| r.is_unserved())
+        .map(|r| r.to_string())
+        .collect();
+    assert!(
+        unserved.is_empty(),
+        "sent before their kind was served: {unserved:?}"
+    );
+    for (api_version, kind, namespace, name) in [
+        (
+            "apps/v1",
+            "Deployment",
+            "cert-manager",
+            "cert-manager-webhook",
+        ),
+        ("apps/v1", "Deployment", "istio-system", "istiod"),
+        ("v1", "Service", "istio-system", "istio-ingressgateway"),
+        ("apps/v1", "Deployment", "knative-serving", "controller"),
+        (
+            "apps/v1",
+            "Deployment",
+            "kserve",
+            "kserve-controller-manager",
+        ),
+    ] {
+        let object = server.object(api_version, kind, Some(namespace), name);
+        let object = object.unwrap_or_else(|| panic!("{kind} {namespace}/{name} is missing"));
+        assert_eq!(
+            object["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "mlops"
+        );
+    }
+    let role_arn = aws.run(async {
+        let role = aws
+            .iam
+            .get_role()
+            .role_name("boot-irsa-kserve-s3")
+            .send()
+            .await
+            .unwrap();
+        role.role.unwrap().arn
+    });
+    let account = server
+        .object(
+            "v1",
+            "ServiceAccount",
+            Some("kserve-inference"),
+            "kserve-sa",
+        )
+        .expect("the IRSA service account");
+    assert_eq!(
+        account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
+        role_arn.as_str()
+    );
+
+    // Nothing changed: the plan says so, and a re-apply makes no write to the cluster.
+    let mark = server.mark();
+    let plan = with_cluster(&["plan", stack, "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
+    with_cluster(&["apply", stack, "--auto-approve"]).ok();
+    let writes: Vec<String> = server
+        .writes_since(mark)
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "writes with nothing to change: {writes:?}"
+    );
+
+    // An add-on object deleted by hand is noticed and put back.
+    let client_side = server
+        .object(
+            "apps/v1",
+            "Deployment",
+            Some("kserve"),
+            "kserve-controller-manager",
+        )
+        .unwrap();
+    server.delete_object(
+        "apps/v1",
+        "Deployment",
+        Some("kserve"),
+        "kserve-controller-manager",
+    );
+    let plan = with_cluster(&["plan", stack, "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{}\n{}", plan.stdout, plan.stderr);
+    assert!(plan.stdout.contains("addon.kserve"), "{}", plan.stdout);
+    with_cluster(&["apply", stack, "--auto-approve"]).ok();
+    let back = server.object(
+        "apps/v1",
+        "Deployment",
+        Some("kserve"),
+        "kserve-controller-manager",
+    );
+    assert_eq!(
+        back.map(|d| d["spec"].clone()),
+        Some(client_side["spec"].clone())
+    );
+
+    // Destroy: load balancers first, add-ons in reverse order, then AWS.
+    let mark = server.mark();
+    with_cluster(&["destroy", stack, "--auto-approve"]).ok();
+    let deletes: Vec<_> = server
+        .writes_since(mark)
+        .into_iter()
+        .filter(|r| r.method == "DELETE")
+        .collect();
+    let first_delete = |kind: &str, name: &str| {
+        deletes
+            .iter()
+            .position(|r| r.kind.as_deref() == Some(kind) && r.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("{kind} {name} was not deleted"))
+    };
+    assert_eq!(
+        first_delete("Service", "istio-ingressgateway"),
+        0,
+        "the load balancer goes first"
+    );
+    assert!(first_delete("Namespace", "kserve") < first_delete("Namespace", "cert-manager"));
+    assert!(server
+        .object(
+            "apps/v1",
+            "Deployment",
+            Some("cert-manager"),
+            "cert-manager"
+        )
+        .is_none());
+    assert_eq!(inventory(&aws, stack), nothing_left());
+}
+
+/// From the first fixture set to the second: the plan shows each add-on's object counts, the
+/// apply prunes what the new versions dropped, and a Deployment that never becomes available
+/// fails the run naming it.
+#[test]
+fn an_upgrade_prunes_what_the_new_versions_dropped() {
+    let moto = Emulator::start();
+    let server = TestApiServer::start();
+    let kubeconfig = server.kubeconfig().to_str().unwrap().to_string();
+    let stack = "upgrade";
+    let newer = example_with_addons(stack);
+    let older = newer
+        .replace("\"v1.19.4\"", "\"v1.16.1\"")
+        .replace("\"1.29.1\"", "\"1.24.3\"")
+        .replace("\"1.21.1\"", "\"1.16.2\"")
+        .replace("\"v0.16.0\"", "\"v0.15.0\"");
+    assert_ne!(older, newer);
+    let project = Project::new(&moto, stack, &older);
+    let with_cluster = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--kubeconfig", &kubeconfig]);
+        project.mlops(&all)
+    };
+    with_cluster(&["apply", stack, "--auto-approve"]).ok();
+    // Dropped by cert-manager v1.19.4 and Istio 1.29.1 (read from the fixtures).
+    let dropped = [
+        (
+            "rbac.authorization.k8s.io/v1",
+            "RoleBinding",
+            "cert-manager",
+            "cert-manager-cert-manager-tokenrequest",
+        ),
+        ("policy/v1", "PodDisruptionBudget", "istio-system", "istiod"),
+    ];
+    for (api_version, kind, ns, name) in dropped {
+        assert!(
+            server.object(api_version, kind, Some(ns), name).is_some(),
+            "{kind} {ns}/{name} before"
+        );
+    }
+
+    project.write_stack(&newer);
+    let plan = with_cluster(&["plan", stack]).ok();
+    assert!(
+        plan.stdout
+            .contains("~ version = \"v1.16.1\" -> \"v1.19.4\""),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("to remove (49 objects -> 49 objects)"),
+        "{}",
+        plan.stdout
+    );
+
+    // KServe's controller never comes up: the run stops naming it, the rest stays applied.
+    server.set_never_available("kserve", "kserve-controller-manager");
+    let failed = with_cluster(&["apply", stack, "--auto-approve", "--wait-timeout", "5s"]);
+    assert_eq!(failed.code, 1, "{}", failed.stderr);
+    assert!(
+        failed
+            .stderr
+            .contains("Deployment kserve/kserve-controller-manager is not available after 5s"),
+        "{}",
+        failed.stderr
+    );
+    server.clear_never_available("kserve", "kserve-controller-manager");
+    with_cluster(&["apply", stack, "--auto-approve"]).ok();
+    for (api_version, kind, ns, name) in dropped {
+        assert!(
+            server.object(api_version, kind, Some(ns), name).is_none(),
+            "{kind} {ns}/{name} was not pruned"
+        );
+    }
+    let labels = server
+        .object(
+            "apps/v1",
+            "Deployment",
+            Some("kserve"),
+            "kserve-controller-manager",
+        )
+        .unwrap()["metadata"]["labels"]
+        .clone();
+    assert_eq!(labels["mlops.dev/version"], "v0.16.0");
+    with_cluster(&["destroy", stack, "--auto-approve"]).ok();
 }

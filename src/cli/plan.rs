@@ -126,6 +126,13 @@ pub fn session(stack: &Stack, global: &Global, parallelism: u16, progress: Progr
         region: stack.spec.stack.region.clone(),
         endpoint_url: global.endpoint_url.clone(),
     };
+    if let (Some(path), true) = (&global.kube.kubeconfig, stack.spec.addons.enabled) {
+        eprintln!(
+            "note: stack `{}`: add-ons and Kubernetes objects go to the cluster of `{}` (--kubeconfig or KUBECONFIG), not to the stack's EKS cluster",
+            stack.spec.stack.name,
+            path.display()
+        );
+    }
     let terminal = std::io::stderr().is_terminal();
     let reporter = progress::reporter(Style::for_stderr(global.no_color), terminal, progress);
     Session::new(

@@ -81,6 +81,9 @@ impl Cluster {
     }
 
     fn new(config: kube::Config, name: String) -> Result<Cluster, KubeError> {
+        // rustls has two crypto backends in this build (the AWS SDK's and kube's) and then
+        // picks neither by itself; an `Err` means one is installed already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = kube::Client::try_from(config).map_err(|e| KubeError::Unreachable {
             cluster: name.clone(),
             message: e.to_string(),

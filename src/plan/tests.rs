@@ -117,9 +117,18 @@ fn a_new_stack_creates_everything_in_dependency_order() {
     before("addon.cert_manager", "addon.istio");
     before("addon.istio", "addon.knative_serving");
     before("addon.knative_serving", "addon.kserve");
-    before("addon.kserve", "k8s.kserve-inference.ServiceAccount.kserve-sa");
-    before("iam_role.irsa.kserve-s3", "k8s.kserve-inference.ServiceAccount.kserve-sa");
-    before("k8s.kserve-inference.ServiceAccount.kserve-sa", "cluster_cleanup");
+    before(
+        "addon.kserve",
+        "k8s.kserve-inference.ServiceAccount.kserve-sa",
+    );
+    before(
+        "iam_role.irsa.kserve-s3",
+        "k8s.kserve-inference.ServiceAccount.kserve-sa",
+    );
+    before(
+        "k8s.kserve-inference.ServiceAccount.kserve-sa",
+        "cluster_cleanup",
+    );
     // Every dependency of every change comes earlier in the plan.
     for (i, change) in plan.changes.iter().enumerate() {
         for dep in &change.deps {

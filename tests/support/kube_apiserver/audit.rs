@@ -25,6 +25,11 @@ const MUTATING_VERBS: [&str; 5] = ["create", "update", "patch", "delete", "delet
 #[derive(Debug, Clone, Copy)]
 pub struct AuditMark(usize);
 
+impl AuditMark {
+    /// The start of the log: everything written since the server started.
+    pub const START: AuditMark = AuditMark(0);
+}
+
 /// One mutating request (not a dry run) of the kubeconfig's user, from the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditWrite {
