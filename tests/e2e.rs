@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::Filter;
 use support::apiserver::TestApiServer;
-use support::{example_as, Aws, Emulator, Project};
+use support::{example_as, leftovers, Aws, Emulator, Project};
 
 fn stack_filter(stack: &str) -> Filter {
     Filter::builder()
@@ -1464,4 +1464,73 @@ fn an_upgrade_prunes_what_the_new_versions_dropped() {
         .clone();
     assert_eq!(labels["mlops.dev/version"], "v0.16.0");
     with_cluster(&["destroy", stack, "--auto-approve"]).ok();
+
+#[test]
+fn destroy_sweeps_what_kubernetes_left_in_the_vpc() {
+    let moto = Emulator::start();
+    let aws = moto.clients();
+    let stack = "swept";
+    let project = Project::new(&moto, stack, &example_as(stack));
+    project.apply().ok();
+
+    // What the cluster's controllers would leave: load balancers in the public subnets, their
+    // groups let into a group of the nodes, an interface of the VPC CNI in a private subnet.
+    let leftovers = aws.run(async {
+        let subnets = aws
+            .ec2
+            .describe_subnets()
+            .filters(stack_filter(stack))
+            .send()
+            .await
+            .unwrap();
+        let mut public: Vec<(String, String)> = subnets
+            .subnets()
+            .iter()
+            .filter(|s| s.map_public_ip_on_launch() == Some(true))
+            .map(|s| {
+                (
+                    s.availability_zone().unwrap().to_string(),
+                    s.subnet_id().unwrap().to_string(),
+                )
+            })
+            .collect();
+        public.sort();
+        let public: Vec<String> = public.into_iter().map(|(_, id)| id).collect();
+        let vpc = subnets.subnets()[0].vpc_id().unwrap().to_string();
+        let nodes = leftovers::security_group(
+            &aws,
+            &vpc,
+            "swept-nodes",
+            &[("kubernetes.io/cluster/swept-cluster", "owned")],
+        )
+        .await;
+        let mut left = leftovers::leave(&aws, "swept-cluster", "s", &vpc, &public, &nodes).await;
+        left.security_groups.insert(nodes);
+        left
+    });
+    assert_eq!(aws.run(leftovers::existing(&aws, &leftovers)), leftovers);
+
+    let destroyed = project.destroy().ok();
+    assert!(
+        destroyed
+            .stderr
+            .contains("Destroy complete: 0 added, 0 changed, 31 destroyed"),
+        "{}",
+        destroyed.stderr
+    );
+    assert_eq!(inventory(&aws, stack), nothing_left());
+    assert_eq!(
+        aws.run(leftovers::existing(&aws, &leftovers)),
+        leftovers::Leftovers::default()
+    );
+    for swept in ["classic load balancer `aselb`", "`swept-nodes`"] {
+        assert!(
+            destroyed
+                .stderr
+                .lines()
+                .any(|l| l.contains("eks_cluster: waiting for") && l.contains(swept)),
+            "{swept} not reported:\n{}",
+            destroyed.stderr
+        );
+    }
 }

@@ -327,6 +327,10 @@ async fn destroy_deletes_dependents_first_and_empties_the_state() {
     };
     before("eks_node_group.default", "eks_cluster");
     before("eks_cluster", "subnet.private.us-west-2a");
+    // The cluster's delete sweeps the load balancers Kubernetes put in the public subnets,
+    // which block their deletion and the internet gateway's.
+    before("eks_cluster", "subnet.public.us-west-2b");
+    before("eks_cluster", "internet_gateway");
     before("nat_gateway.us-west-2a", "eip.us-west-2a");
     before(
         "route_table_association.public.us-west-2a",

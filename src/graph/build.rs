@@ -298,6 +298,11 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
         .collect();
     let mut after: Vec<&Address> = cluster_attachments.iter().collect();
     after.extend(private_routes.iter());
+    // Load balancers that Kubernetes makes sit in the public subnets and hold public addresses
+    // in the VPC: a destroy deletes the cluster, which sweeps them, before those subnets and
+    // the internet gateway (whose detach fails while public addresses are mapped).
+    after.extend(public_subnets.values());
+    after.extend(igw.iter());
     let cluster = b.add(
         ResourceKind::EksCluster,
         &[],

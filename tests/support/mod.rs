@@ -1,9 +1,12 @@
 //! Test support: the AWS emulator (moto in server mode, one per test, on a free loopback port),
-//! scratch projects that run the real `mlops` binary against it, and SDK clients that check
-//! results independently of mlops' own state; a real kube-apiserver for the Kubernetes side
-//! (`kube_apiserver`).
+//! scratch projects that run the real `mlops` binary against it, SDK clients that check
+//! results independently of mlops' own state, (`leftovers`) objects that look like what
+//! Kubernetes leaves in a VPC; for the Kubernetes side, a real kube-apiserver
+//! (`kube_apiserver`) and an in-process test API server (`apiserver`).
 
 #![allow(dead_code)] // each test binary uses a different part
+
+pub mod leftovers;
 
 use std::fs;
 use std::io::{Read, Write};
@@ -104,6 +107,8 @@ impl Emulator {
         Aws {
             ec2: aws_sdk_ec2::Client::new(&config),
             eks: aws_sdk_eks::Client::new(&config),
+            elb: aws_sdk_elasticloadbalancing::Client::new(&config),
+            elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&config),
             iam: aws_sdk_iam::Client::new(&config),
             s3: aws_sdk_s3::Client::from_conf(
                 aws_sdk_s3::config::Builder::from(&config)
@@ -111,6 +116,7 @@ impl Emulator {
                     .build(),
             ),
             ecr: aws_sdk_ecr::Client::new(&config),
+            config,
             runtime,
         }
     }
@@ -127,9 +133,13 @@ impl Drop for Emulator {
 pub struct Aws {
     pub ec2: aws_sdk_ec2::Client,
     pub eks: aws_sdk_eks::Client,
+    pub elb: aws_sdk_elasticloadbalancing::Client,
+    pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
     pub iam: aws_sdk_iam::Client,
     pub s3: aws_sdk_s3::Client,
     pub ecr: aws_sdk_ecr::Client,
+    /// What the clients were built from, for building mlops' own.
+    pub config: aws_config::SdkConfig,
     pub runtime: tokio::runtime::Runtime,
 }
 

@@ -12,8 +12,8 @@ use aws_sdk_eks::types::{
 use serde_json::{json, Value};
 
 use super::{
-    bool_attr, classify, gone_as_none, gone_is_fine, in_prior_order, str_attr, string_values,
-    strings_attr, sync_tags_with, tags_of, tags_value, wait_for,
+    bool_attr, classify, cluster_sweep, gone_as_none, gone_is_fine, in_prior_order, str_attr,
+    string_values, strings_attr, sync_tags_with, tags_of, tags_value, wait_for,
 };
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
@@ -341,7 +341,9 @@ impl ResourceProvider for EksCluster {
         sync_tags(ctx, str_attr(&live, "arn")?, &live, desired).await
     }
 
-    async fn delete(&self, ctx: &Ctx<'_>, id: &str, _prior: &Attrs) -> ProviderResult<()> {
+    /// Once the cluster is gone, also deletes what Kubernetes left in its VPC
+    /// (`cluster_sweep`), so that the subnets and the VPC can go next.
+    async fn delete(&self, ctx: &Ctx<'_>, id: &str, prior: &Attrs) -> ProviderResult<()> {
         // While node groups are still being deleted this fails with ResourceInUseException,
         // which the executor retries.
         gone_is_fine(
@@ -360,7 +362,8 @@ impl ResourceProvider for EksCluster {
             DELETE_LIMIT,
             || async move { Ok(describe(ctx, id).await?.is_none().then_some(())) },
         )
-        .await
+        .await?;
+        cluster_sweep::sweep(ctx, id, &strings_attr(prior, "subnet_ids")).await
     }
 }
 

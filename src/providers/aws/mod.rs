@@ -1,7 +1,9 @@
 //! The AWS providers: SDK clients built the standard way (default credential chain, region
 //! from the spec, `AWS_ENDPOINT_URL*` or `--endpoint-url` for emulators), the one place where
-//! SDK errors are classified, tag helpers shared by the kinds, and one file per resource kind.
+//! SDK errors are classified, tag helpers shared by the kinds, and one file per resource kind
+//! (plus `cluster_sweep`, what the cluster's delete removes of what Kubernetes made).
 
+mod cluster_sweep;
 mod ec2;
 mod ecr_repository;
 mod eip;
@@ -40,6 +42,10 @@ pub struct Clients {
     pub region: String,
     pub ec2: aws_sdk_ec2::Client,
     pub eks: aws_sdk_eks::Client,
+    /// Classic load balancers, which Kubernetes' in-tree service controller makes.
+    pub elb: aws_sdk_elasticloadbalancing::Client,
+    /// Application and network load balancers, which the AWS Load Balancer Controller makes.
+    pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
     pub iam: aws_sdk_iam::Client,
     pub s3: aws_sdk_s3::Client,
     pub ecr: aws_sdk_ecr::Client,
@@ -85,6 +91,8 @@ impl Clients {
             region: region.to_string(),
             ec2: aws_sdk_ec2::Client::new(config),
             eks: aws_sdk_eks::Client::new(config),
+            elb: aws_sdk_elasticloadbalancing::Client::new(config),
+            elbv2: aws_sdk_elasticloadbalancingv2::Client::new(config),
             iam: aws_sdk_iam::Client::new(config),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             ecr: aws_sdk_ecr::Client::new(config),
@@ -149,6 +157,11 @@ const NOT_FOUND: &[&str] = &[
     "NoSuchBucket",
     "NotFound",
     "RepositoryNotFoundException",
+    "LoadBalancerNotFound",
+    "TargetGroupNotFound",
+    "InvalidNetworkInterfaceID.NotFound",
+    "InvalidGroup.NotFound",
+    "InvalidPermission.NotFound",
 ];
 
 /// Error codes that mean "not yet": AWS has not caught up with an earlier change.
@@ -156,6 +169,8 @@ const PROPAGATING: &[&str] = &[
     "DependencyViolation",
     "DeleteConflict",
     "ResourceInUseException",
+    // ELBv2: a target group still used by a load balancer being deleted.
+    "ResourceInUse",
     "ConcurrentModificationException",
     "OperationAbortedException",
     "IncorrectState",

@@ -54,11 +54,11 @@ impl KubeEnv {
         }
     }
 
-    /// A connection no test of the AWS side ever makes.
-    #[cfg(test)]
+    /// For code that never reaches the cluster (the tests of the AWS side): any use fails
+    /// naming a kubeconfig that does not exist.
     pub fn unused() -> Self {
         KubeEnv::new(KubeSettings {
-            kubeconfig: None,
+            kubeconfig: Some(PathBuf::from("/nonexistent/kubeconfig")),
             manifests: ManifestSource::Bundle(PathBuf::from("/nonexistent")),
             waits: Waits::default(),
             allow_crd_removal: false,
