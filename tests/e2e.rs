@@ -1534,3 +1534,25 @@ fn destroy_sweeps_what_kubernetes_left_in_the_vpc() {
         );
     }
 }
+
+/// The real kube-apiserver 1.20 serves neither `policy/v1` nor `autoscaling/v2`, which today's
+/// add-ons use: the plan refuses, naming the API and the object, before anything is applied.
+#[test]
+fn addons_that_need_apis_the_cluster_lacks_are_refused_at_plan_time() {
+    let moto = Emulator::start();
+    let server = support::kube_apiserver::RealApiServer::shared();
+    let stack = "old";
+    let project = Project::new(&moto, stack, &example_with_addons(stack));
+    let kubeconfig = server.kubeconfig.to_str().unwrap();
+    let plan = project.mlops(&["plan", stack, "--kubeconfig", kubeconfig]);
+    assert_eq!(plan.code, 1, "{}\n{}", plan.stdout, plan.stderr);
+    // The first object of the first add-on that needs one (Istio's, in inventory order).
+    assert!(
+        plan.stderr.contains("error: the cluster does not serve `autoscaling/v2` kind `HorizontalPodAutoscaler`, needed by HorizontalPodAutoscaler istio-system/")
+            && plan.stderr.contains(" of `addon.istio`"),
+        "{}",
+        plan.stderr
+    );
+    assert!(plan.stderr.contains("hint: this add-on version needs a newer Kubernetes"), "{}", plan.stderr);
+    assert!(!project.state_path(stack).exists(), "a refused plan wrote a state");
+}

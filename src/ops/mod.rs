@@ -181,7 +181,78 @@ pub async fn plan(
         targets: request.targets.clone(),
     };
     let plan = plan::diff(&desired, &state, &gone, &options)?;
+    if request.refresh {
+        check_served(&plan, &desired, &state, stack, session).await?;
+    }
     Ok((plan, state))
+}
+
+/// Refuses, at plan time, an add-on version that needs an API the cluster does not serve (say
+/// `policy/v1` on an old cluster), naming the API and the object: better than failing halfway
+/// through an install. Kinds of the CRDs that come with the add-ons are left out. Only when
+/// there is a cluster to ask: the stack's, once created, or the `--kubeconfig` one.
+async fn check_served(
+    plan: &Plan,
+    desired: &DesiredGraph,
+    state: &State,
+    stack: &Stack,
+    session: &Session,
+) -> Result<()> {
+    use crate::kube::manifest::ObjectRef;
+    let installs: Vec<&plan::Change> = plan
+        .actions()
+        .filter(|c| c.kind == ResourceKind::Addon)
+        .filter(|c| c.action.creates() || c.action == plan::Action::Update)
+        .collect();
+    let cluster_name = state.attr(&Address::new("eks_cluster"), "name");
+    if installs.is_empty() || (session.kube.settings.kubeconfig.is_none() && cluster_name.is_none()) {
+        return Ok(());
+    }
+    let refs = |attrs: &crate::model::Attrs| -> Vec<ObjectRef> {
+        attrs
+            .get("objects")
+            .and_then(|o| o.as_object())
+            .map(|o| o.keys().filter_map(|k| k.parse().ok()).collect())
+            .unwrap_or_default()
+    };
+    let crd_groups: BTreeSet<String> = desired
+        .resources
+        .values()
+        .filter(|r| r.kind == ResourceKind::Addon)
+        .flat_map(|r| refs(&r.attrs))
+        .filter(|r| r.is_crd())
+        .filter_map(|r| r.name.split_once('.').map(|(_, group)| group.to_string()))
+        .collect();
+    let env = session.env(&stack.spec.stack.name).await;
+    let address = Address::new("addon");
+    let mut attrs = crate::model::Attrs::new();
+    if let Some(name) = cluster_name {
+        attrs.insert("cluster".into(), name);
+    }
+    let unreachable = |e: crate::providers::ProviderError| crate::Error::Refused {
+        hint: e.hint().map(str::to_string),
+        message: format!("cannot check the APIs the add-ons need: {}", e.message),
+    };
+    let Some(cluster) = session.kube.cluster(&env.ctx(&address), &attrs).await.map_err(unreachable)? else {
+        return Ok(());
+    };
+    for change in installs {
+        let Some(attrs) = &change.desired else { continue };
+        for object in refs(attrs) {
+            if crd_groups.contains(object.group_version().0) {
+                continue;
+            }
+            if cluster.served(&object.api_version, &object.kind, false).await?.is_none() {
+                return Err(crate::kube::KubeError::NotServed {
+                    object: format!("{} of `{}`", object.short(), change.address),
+                    api_version: object.api_version.clone(),
+                    kind: object.kind.clone(),
+                }
+                .into());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The desired graph with each add-on's inventory (its objects' references and digests), read
