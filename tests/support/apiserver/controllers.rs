@@ -80,44 +80,12 @@ pub fn fire(state: &mut State, timer: Timer) {
             namespace,
             name,
             generation,
-        } => {
-            let resource = state.catalogue.builtin("apps", &plural);
-            if let Some(object) = state.get(&resource, &namespace, &name).cloned() {
-                if object["metadata"]["generation"].as_i64() == Some(generation) {
-                    let status = workload_status(state, &resource, &object);
-                    let mut updated = (*object).clone();
-                    updated["status"] = status;
-                    update_as(
-                        state,
-                        &resource,
-                        updated,
-                        CONTROLLER_MANAGER,
-                        Some("status"),
-                    );
-                }
-            }
-        }
+        } => workload_ready(state, &plural, &namespace, &name, generation),
         Timer::LoadBalancerReady {
             namespace,
             name,
             uid,
-        } => {
-            let services = state.catalogue.builtin("", "services");
-            if let Some(service) = same_object(state, &services, &namespace, &name, &uid) {
-                if is_load_balancer(&service) && !is_deleting(&service) {
-                    let mut updated = service;
-                    updated["status"]["loadBalancer"] =
-                        json!({"ingress": [{"hostname": format!("{name}-{namespace}.elb.test")}]});
-                    update_as(
-                        state,
-                        &services,
-                        updated,
-                        CONTROLLER_MANAGER,
-                        Some("status"),
-                    );
-                }
-            }
-        }
+        } => load_balancer_ready(state, &namespace, &name, &uid),
         Timer::LoadBalancerReleased {
             namespace,
             name,
@@ -125,13 +93,8 @@ pub fn fire(state: &mut State, timer: Timer) {
         } => {
             let services = state.catalogue.builtin("", "services");
             if let Some(service) = same_object(state, &services, &namespace, &name, &uid) {
-                update_as(
-                    state,
-                    &services,
-                    without_lb_finalizer(service),
-                    CONTROLLER_MANAGER,
-                    None,
-                );
+                let released = without_lb_finalizer(service);
+                update_as(state, &services, released, CONTROLLER_MANAGER, None);
             }
         }
     }
@@ -250,6 +213,25 @@ fn workload_changed(state: &mut State, resource: &Resource, namespace: &str, nam
             generation,
         };
         state.schedule(state.options.workload_ready_after, timer);
+    }
+}
+
+/// Reports a workload's status, if `generation` is still its latest.
+fn workload_ready(state: &mut State, plural: &str, namespace: &str, name: &str, generation: i64) {
+    let resource = state.catalogue.builtin("apps", plural);
+    let Some(object) = state.get(&resource, namespace, name).cloned() else {
+        return;
+    };
+    if object["metadata"]["generation"].as_i64() == Some(generation) {
+        let mut updated = (*object).clone();
+        updated["status"] = workload_status(state, &resource, &object);
+        update_as(
+            state,
+            &resource,
+            updated,
+            CONTROLLER_MANAGER,
+            Some("status"),
+        );
     }
 }
 
@@ -403,6 +385,24 @@ fn service_changed(state: &mut State, services: &Resource, namespace: &str, name
             without_lb_finalizer(service),
             CONTROLLER_MANAGER,
             None,
+        );
+    }
+}
+
+fn load_balancer_ready(state: &mut State, namespace: &str, name: &str, uid: &Value) {
+    let services = state.catalogue.builtin("", "services");
+    let Some(mut service) = same_object(state, &services, namespace, name, uid) else {
+        return;
+    };
+    if is_load_balancer(&service) && !is_deleting(&service) {
+        let hostname = format!("{name}-{namespace}.elb.test");
+        service["status"]["loadBalancer"] = json!({"ingress": [{"hostname": hostname}]});
+        update_as(
+            state,
+            &services,
+            service,
+            CONTROLLER_MANAGER,
+            Some("status"),
         );
     }
 }

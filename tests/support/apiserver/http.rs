@@ -243,6 +243,32 @@ impl ObjectPath {
     }
 }
 
+/// `(group, version, rest)` of a path under `/api/<version>/` or `/apis/<group>/<version>/`.
+fn resource_path<'a>(segments: &'a [&'a str]) -> Option<(&'a str, &'a str, &'a [&'a str])> {
+    match segments {
+        ["api", version, rest @ ..] if !rest.is_empty() => Some(("", version, rest)),
+        ["apis", group, version, rest @ ..] if !rest.is_empty() => Some((group, version, rest)),
+        _ => None,
+    }
+}
+
+/// The resource a path names, when it is served there (scope and subresource included).
+fn served(state: &State, path: &ObjectPath) -> Option<Resource> {
+    let resource = state
+        .catalogue
+        .find(&path.group, &path.version, &path.plural)?;
+    let scope_fits = match (&path.namespace, &path.name) {
+        (Some(_), _) => resource.namespaced,
+        (None, Some(_)) => !resource.namespaced,
+        (None, None) => true,
+    };
+    let subresource_fits = match path.subresource.as_deref() {
+        None => true,
+        Some(subresource) => subresource == "status" && resource.has_status,
+    };
+    (scope_fits && subresource_fits).then(|| resource.clone())
+}
+
 fn route(state: &mut State, call: &Call, server_address: &str) -> (Reply, Concerned) {
     let segments: Vec<&str> = call.path.split('/').filter(|s| !s.is_empty()).collect();
     let discovery = |body: Option<Value>| {
@@ -271,13 +297,12 @@ fn route(state: &mut State, call: &Call, server_address: &str) -> (Reply, Concer
         ["apis"] => discovery(Some(state.catalogue.group_list())),
         ["apis", group] => discovery(state.catalogue.group(group)),
         ["apis", group, version] => discovery(state.catalogue.resource_list(group, version)),
-        ["api", version, rest @ ..] => {
-            object_route(state, call, ObjectPath::parse("", version, rest))
-        }
-        ["apis", group, version, rest @ ..] => {
-            object_route(state, call, ObjectPath::parse(group, version, rest))
-        }
-        _ => discovery(None),
+        _ => match resource_path(&segments) {
+            Some((group, version, rest)) => {
+                object_route(state, call, ObjectPath::parse(group, version, rest))
+            }
+            None => discovery(None),
+        },
     }
 }
 
@@ -298,20 +323,7 @@ fn object_route(state: &mut State, call: &Call, path: Option<ObjectPath>) -> (Re
         name: path.name.clone().or(body_name),
         subresource: path.subresource.clone(),
     };
-    let served = state
-        .catalogue
-        .find(&path.group, &path.version, &path.plural)
-        .cloned()
-        .filter(|r| match (&path.namespace, &path.name) {
-            (Some(_), _) => r.namespaced,
-            (None, Some(_)) => !r.namespaced,
-            (None, None) => true,
-        })
-        .filter(|r| {
-            path.subresource.is_none()
-                || (path.subresource.as_deref() == Some("status") && r.has_status)
-        });
-    let Some(resource) = served else {
+    let Some(resource) = served(state, &path) else {
         concerned.kind = state
             .catalogue
             .defined(&path.group, &path.plural)
@@ -512,18 +524,10 @@ fn filter(call: &Call, path: &ObjectPath, resource: &Resource) -> Result<Filter,
 /// new ones, as a stream of JSON lines.
 fn start_watch(state: &mut State, call: &Call) -> Response<Body> {
     let segments: Vec<&str> = call.path.split('/').filter(|s| !s.is_empty()).collect();
-    let path = match segments.as_slice() {
-        ["api", version, rest @ ..] if !rest.is_empty() => ObjectPath::parse("", version, rest),
-        ["apis", group, version, rest @ ..] if !rest.is_empty() => {
-            ObjectPath::parse(group, version, rest)
-        }
-        _ => None,
-    };
-    let resource = path.as_ref().and_then(|p| {
-        let resource = state.catalogue.find(&p.group, &p.version, &p.plural)?;
-        (p.name.is_none() && (p.namespace.is_none() || resource.namespaced))
-            .then(|| resource.clone())
-    });
+    let path = resource_path(&segments)
+        .and_then(|(group, version, rest)| ObjectPath::parse(group, version, rest))
+        .filter(|p| p.name.is_none() && p.subresource.is_none());
+    let resource = path.as_ref().and_then(|p| served(state, p));
     let (Some(path), Some(resource)) = (path, resource) else {
         let reply = Reply::error(&ApiError::unserved());
         log(state, call, Concerned::default(), &reply);
