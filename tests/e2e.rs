@@ -1328,12 +1328,15 @@ fn apply_installs_the_addons_in_order_and_destroy_leaves_nothing() {
             "kserve-controller-manager",
         )
         .unwrap();
-    server.delete_object(
-        "apps/v1",
-        "Deployment",
-        Some("kserve"),
-        "kserve-controller-manager",
-    );
+    // By hand, as kubectl would.
+    aws.run(async {
+        let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
+            kube::Api::namespaced(server.client().await, "kserve");
+        deployments
+            .delete("kserve-controller-manager", &Default::default())
+            .await
+            .unwrap();
+    });
     let plan = with_cluster(&["plan", stack, "--detailed-exitcode"]);
     assert_eq!(plan.code, 2, "{}\n{}", plan.stdout, plan.stderr);
     assert!(plan.stdout.contains("addon.kserve"), "{}", plan.stdout);
@@ -1464,6 +1467,7 @@ fn an_upgrade_prunes_what_the_new_versions_dropped() {
         .clone();
     assert_eq!(labels["mlops.dev/version"], "v0.16.0");
     with_cluster(&["destroy", stack, "--auto-approve"]).ok();
+}
 
 #[test]
 fn destroy_sweeps_what_kubernetes_left_in_the_vpc() {
