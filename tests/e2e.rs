@@ -1557,6 +1557,14 @@ fn addons_that_need_apis_the_cluster_lacks_are_refused_at_plan_time() {
         "{}",
         plan.stderr
     );
-    assert!(plan.stderr.contains("hint: this add-on version needs a newer Kubernetes"), "{}", plan.stderr);
-    assert!(!project.state_path(stack).exists(), "a refused plan wrote a state");
+    assert!(
+        plan.stderr
+            .contains("hint: this add-on version needs a newer Kubernetes"),
+        "{}",
+        plan.stderr
+    );
+    assert!(
+        !project.state_path(stack).exists(),
+        "a refused plan wrote a state"
+    );
 }

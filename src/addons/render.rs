@@ -1,6 +1,9 @@
 //! From a release in the catalogue to the objects `mlops` applies: every document of its
-//! manifest files, labelled with the add-on and version, plus the namespaces its objects live in
-//! that no file creates (Istio's rendered files use `istio-system` without creating it).
+//! manifest files, labelled with the add-on and version; and the namespaces its objects live in
+//! that no file creates (Istio's rendered files use `istio-system` without creating it), which
+//! the installer creates when missing. Those are no add-on's own: net-istio (Knative) puts
+//! objects in Istio's namespace too, and owning it twice would make each add-on's apply undo
+//! the other's labels.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,8 +15,8 @@ use crate::kube::KubeError;
 pub const SYSTEM_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
 
-/// The labelled objects of `release`, in file order, namespaces added; a later document with the
-/// same reference replaces an earlier one.
+/// The labelled objects of `release`, in file order; a later document with the same reference
+/// replaces an earlier one.
 pub fn objects(release: &Release, source: &ManifestSource) -> Result<Vec<Object>, KubeError> {
     let addon = release.addon.name();
     let mut objects: Vec<Object> = Vec::new();
@@ -23,18 +26,6 @@ pub fn objects(release: &Release, source: &ManifestSource) -> Result<Vec<Object>
         let text = String::from_utf8_lossy(&bytes);
         objects.extend(manifest::parse_documents(&text, &origin)?);
     }
-    let defined: BTreeSet<String> = objects
-        .iter()
-        .filter(|o| o.id.is_namespace())
-        .map(|o| o.id.name.clone())
-        .collect();
-    let used: BTreeSet<String> = objects
-        .iter()
-        .filter_map(|o| o.id.namespace.clone())
-        .filter(|ns| !defined.contains(ns) && !SYSTEM_NAMESPACES.contains(&ns.as_str()))
-        .collect();
-    objects.extend(used.iter().map(|ns| Object::namespace(ns)));
-
     let labels = [
         MANAGED_BY,
         (ADDON_LABEL, addon),
@@ -53,6 +44,20 @@ pub fn objects(release: &Release, source: &ManifestSource) -> Result<Vec<Object>
         }
     }
     Ok(out)
+}
+
+/// The namespaces `objects` live in that none of them creates, system namespaces left out.
+pub fn namespaces_to_ensure(objects: &[Object]) -> BTreeSet<String> {
+    let defined: BTreeSet<&str> = objects
+        .iter()
+        .filter(|o| o.id.is_namespace())
+        .map(|o| o.id.name.as_str())
+        .collect();
+    objects
+        .iter()
+        .filter_map(|o| o.id.namespace.clone())
+        .filter(|ns| !defined.contains(ns.as_str()) && !SYSTEM_NAMESPACES.contains(&ns.as_str()))
+        .collect()
 }
 
 /// The inventory recorded in the plan and the state: each object's reference and digest.
@@ -77,7 +82,7 @@ mod tests {
     }
 
     #[test]
-    fn every_fixture_release_renders_labelled_objects_with_their_namespaces() {
+    fn every_fixture_release_renders_labelled_objects_and_their_namespaces() {
         for release in CATALOGUE {
             let objects = objects(release, &fixtures()).unwrap();
             assert!(objects.len() > 10, "{} {}", release.addon, release.version);
@@ -89,8 +94,9 @@ mod tests {
                     let created = objects
                         .iter()
                         .any(|n| n.id.is_namespace() && &n.id.name == ns);
+                    let ensured = namespaces_to_ensure(&objects).contains(ns);
                     assert!(
-                        created || SYSTEM_NAMESPACES.contains(&ns.as_str()),
+                        created || ensured || SYSTEM_NAMESPACES.contains(&ns.as_str()),
                         "{} needs {ns}",
                         o.id
                     );
@@ -99,9 +105,8 @@ mod tests {
         }
         let istio = Addon::Istio.release("1.29.1").unwrap();
         let objects = objects(istio, &fixtures()).unwrap();
-        assert!(objects
-            .iter()
-            .any(|o| o.id.to_string() == "v1 Namespace istio-system"));
+        assert!(!objects.iter().any(|o| o.id.is_namespace()));
+        assert!(namespaces_to_ensure(&objects).contains("istio-system"));
     }
 
     #[test]

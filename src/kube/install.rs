@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use super::cluster::Cluster;
 use super::error::KubeError;
-use super::manifest::{Object, ObjectRef};
+use super::manifest::{Object, ObjectRef, MANAGED_BY};
 
 /// How long each wait may take, and how often to look.
 #[derive(Debug, Clone, Copy)]
@@ -148,6 +148,19 @@ pub fn install_order(objects: &mut [Object]) {
             .unwrap_or(KIND_ORDER.len())
     };
     objects.sort_by_key(|o| (stage(&o.id), rank(&o.id)));
+}
+
+/// Creates each namespace of `names` that does not exist, labelled as made by `mlops`; one that
+/// exists is left as it is.
+pub async fn ensure_namespaces(cluster: &Cluster, names: &[&str]) -> Result<(), KubeError> {
+    for name in names {
+        let mut namespace = Object::namespace(name);
+        if cluster.get(&namespace.id).await?.is_none() {
+            namespace.label(&[MANAGED_BY]);
+            cluster.apply(&namespace, false).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Applies `objects` in stages, waiting as the module documentation says.

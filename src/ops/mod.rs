@@ -205,7 +205,8 @@ async fn check_served(
         .filter(|c| c.action.creates() || c.action == plan::Action::Update)
         .collect();
     let cluster_name = state.attr(&Address::new("eks_cluster"), "name");
-    if installs.is_empty() || (session.kube.settings.kubeconfig.is_none() && cluster_name.is_none()) {
+    if installs.is_empty() || (session.kube.settings.kubeconfig.is_none() && cluster_name.is_none())
+    {
         return Ok(());
     }
     let refs = |attrs: &crate::model::Attrs| -> Vec<ObjectRef> {
@@ -233,16 +234,27 @@ async fn check_served(
         hint: e.hint().map(str::to_string),
         message: format!("cannot check the APIs the add-ons need: {}", e.message),
     };
-    let Some(cluster) = session.kube.cluster(&env.ctx(&address), &attrs).await.map_err(unreachable)? else {
+    let Some(cluster) = session
+        .kube
+        .cluster(&env.ctx(&address), &attrs)
+        .await
+        .map_err(unreachable)?
+    else {
         return Ok(());
     };
     for change in installs {
-        let Some(attrs) = &change.desired else { continue };
+        let Some(attrs) = &change.desired else {
+            continue;
+        };
         for object in refs(attrs) {
             if crd_groups.contains(object.group_version().0) {
                 continue;
             }
-            if cluster.served(&object.api_version, &object.kind, false).await?.is_none() {
+            if cluster
+                .served(&object.api_version, &object.kind, false)
+                .await?
+                .is_none()
+            {
                 return Err(crate::kube::KubeError::NotServed {
                     object: format!("{} of `{}`", object.short(), change.address),
                     api_version: object.api_version.clone(),

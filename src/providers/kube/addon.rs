@@ -63,6 +63,11 @@ async fn install(ctx: &Ctx<'_>, cluster: &Cluster, desired: &Attrs) -> ProviderR
                 release.addon, release.version
             )));
         }
+        let namespaces = render::namespaces_to_ensure(&objects);
+        let namespaces: Vec<&str> = namespaces.iter().map(String::as_str).collect();
+        install::ensure_namespaces(cluster, &namespaces)
+            .await
+            .map_err(ProviderError::from)?;
         let note = note(ctx);
         install::install(cluster, objects, &ctx.kube.settings.waits, &note)
             .await

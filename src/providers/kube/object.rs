@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
+use crate::kube::install;
 use crate::kube::manifest::{self, Object, ObjectRef};
 use crate::kube::KubeError;
 use crate::model::{Attrs, ResourceKind};
@@ -31,20 +32,9 @@ async fn apply(ctx: &Ctx<'_>, desired: &Attrs) -> ProviderResult<ObjectRef> {
     let cluster = ctx.kube.existing_cluster(ctx, desired).await?;
     let object = object(desired)?;
     if let Some(namespace) = &object.id.namespace {
-        let ns = Object::namespace(namespace);
-        if cluster
-            .get(&ns.id)
+        install::ensure_namespaces(&cluster, &[namespace])
             .await
-            .map_err(ProviderError::from)?
-            .is_none()
-        {
-            let mut ns = ns;
-            ns.label(&[manifest::MANAGED_BY]);
-            cluster
-                .apply(&ns, false)
-                .await
-                .map_err(ProviderError::from)?;
-        }
+            .map_err(ProviderError::from)?;
     }
     cluster
         .apply(&object, false)
