@@ -34,6 +34,7 @@ impl Reporter for Recorder {
     fn finished(&self, _: &Address, _: Op, _: Duration) {}
     fn failed(&self, _: &Address, _: Op, _: &str) {}
     fn interrupted(&self, _: usize) {}
+    fn warning(&self, _: &str) {}
 }
 
 /// A VPC with a subnet in each of two zones.

@@ -39,7 +39,7 @@ pub fn run(command: &AddonsCommand, manifests_dir: Option<PathBuf>) -> Result<u8
         AddonsCommand::Fetch { out, stack } => {
             let releases: Vec<&Release> = match stack {
                 Some(stack) => {
-                    let stack = Stack::open(stack)?;
+                    let stack = Stack::open(stack, None)?;
                     Addon::ALL
                         .iter()
                         .filter_map(|a| stack.spec.addons.releases.get(a).copied())

@@ -6,11 +6,12 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::time::{Instant, SystemTime};
 
-use super::plan::{session, targets, RefreshArg};
+use super::plan::{live_board, session, targets, RefreshArg};
 use super::{until_interrupted, Global, Selection};
-use crate::ops::{self, Applied, PlanRequest, Stack};
+use crate::ops::{self, Applied, PlanRequest};
 use crate::plan::json::to_json;
 use crate::plan::{render, Plan};
+use crate::providers::aws::RequestCap;
 use crate::ui::progress::{duration, event, Progress, EVENTS_FORMAT_VERSION};
 use crate::ui::Style;
 use crate::{Error, Result};
@@ -21,7 +22,8 @@ pub struct RunOptions {
     /// Skip the confirmation prompt (required when no terminal is attached, and with `--all`)
     #[arg(long)]
     pub auto_approve: bool,
-    /// How many resources may be worked on at once (per stack)
+    /// How many resources may be worked on at once per stack, and how many AWS requests may
+    /// be in flight at once across all stacks
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub parallelism: u16,
     #[command(flatten)]
@@ -79,6 +81,7 @@ pub async fn run_apply(args: &ApplyArgs, global: &Global) -> Result<u8> {
                 "apply",
                 &args.run,
                 &args.targets,
+                single_cap(&args.run),
                 progress(&args.run),
                 global,
             )
@@ -93,12 +96,26 @@ pub async fn run_destroy(args: &DestroyArgs, global: &Global) -> Result<u8> {
         return run_many(pattern, "destroy", &args.run, global).await;
     }
     let file = args.which.stack.as_deref().unwrap_or_default();
-    let ran = run_stack(file, "destroy", &args.run, &[], progress(&args.run), global).await;
+    let ran = run_stack(
+        file,
+        "destroy",
+        &args.run,
+        &[],
+        single_cap(&args.run),
+        progress(&args.run),
+        global,
+    )
+    .await;
     finish(args.run.json, "destroy", ran, global)
 }
 
 /// What a run did: `None` when there was nothing to change.
 type Ran = Result<Option<(Applied, String)>>;
+
+/// The cap on AWS requests in flight of a command on one stack.
+fn single_cap(run: &RunOptions) -> RequestCap {
+    RequestCap::new(usize::from(run.parallelism))
+}
 
 async fn apply_saved(saved: ops::SavedPlan, args: &ApplyArgs, global: &Global) -> Ran {
     if !args.targets.is_empty() {
@@ -107,39 +124,52 @@ async fn apply_saved(saved: ops::SavedPlan, args: &ApplyArgs, global: &Global) -
             "make the plan with `--target` instead",
         ));
     }
-    let stack = Stack::open(&saved.stack_file)?;
-    let _lock = stack.lock("apply")?;
-    let state = stack.state()?;
+    let stack = global.open(&saved.stack_file)?;
+    let progress = progress(&args.run);
+    let session = session(
+        &stack,
+        global,
+        args.run.parallelism,
+        single_cap(&args.run),
+        progress.clone(),
+    );
+    let _lock = stack.lock("apply", session.reporter.as_ref()).await?;
+    let state = stack.state().await?;
     saved.check_current(&stack, &state)?;
-    let session = session(&stack, global, args.run.parallelism, progress(&args.run));
     // A saved plan was reviewed already: it is its own approval.
-    execute(&stack, &saved.plan, state, &session).await
+    execute(&stack, &saved.plan, state, &session, &progress).await
 }
 
 /// Plans one stack (`command` is `apply` or `destroy`), shows the plan, confirms, executes.
+/// `cap` bounds the AWS requests in flight, shared with the other stacks of the command.
 async fn run_stack(
     file: &str,
     command: &str,
     run: &RunOptions,
     target_list: &[String],
+    cap: RequestCap,
     progress: Progress,
     global: &Global,
 ) -> Ran {
-    let stack = Stack::open(file)?;
-    let _lock = stack.lock(command)?;
+    let stack = global.open(file)?;
     let request = PlanRequest {
         refresh: run.refresh.enabled,
         targets: targets(target_list),
         destroy: command == "destroy",
     };
     let title = match &progress {
-        Progress::Stack(_) => Some(format!("== stack `{}` ({file})\n\n", stack.spec.stack.name)),
+        Progress::Stack(_) | Progress::Live(_) => {
+            Some(format!("== stack `{}` ({file})\n\n", stack.spec.stack.name))
+        }
         _ => None,
     };
-    let session = session(&stack, global, run.parallelism, progress);
+    let session = session(&stack, global, run.parallelism, cap, progress.clone());
+    progress.phase("locking");
+    let _lock = stack.lock(command, session.reporter.as_ref()).await?;
+    progress.phase("refreshing");
     let (plan, state) = until_interrupted(ops::plan(&stack, &request, &session)).await?;
-    show_and_confirm(&plan, command, run, title, global)?;
-    execute(&stack, &plan, state, &session).await
+    progress.print(|| show_and_confirm(&plan, command, run, title, global))?;
+    execute(&stack, &plan, state, &session, &progress).await
 }
 
 /// Every stack of `pattern` at once, each with its lock and `[stack]`-prefixed progress lines;
@@ -153,22 +183,24 @@ async fn run_many(pattern: &str, command: &str, run: &RunOptions, global: &Globa
         ));
     }
     let files = ops::stack_files(pattern)?;
-    let runs = files.iter().map(|file| async move {
-        let file = file.display().to_string();
-        let name = Path::new(&file)
-            .file_stem()
-            .map_or(file.clone(), |s| s.to_string_lossy().into_owned());
-        let (started, clock) = (SystemTime::now(), Instant::now());
-        let ran = run_stack(
-            &file,
-            command,
-            run,
-            &[],
-            Progress::Stack(name.clone()),
-            global,
-        )
-        .await;
-        (name, ran, started, clock.elapsed())
+    let names: Vec<String> = files.iter().map(|f| ops::label(f)).collect();
+    let board = live_board(global, &names);
+    // One cap on AWS requests in flight for every stack together.
+    let cap = single_cap(run);
+    let runs = files.iter().zip(&names).map(|(file, name)| {
+        let progress = Progress::of_stack(board.as_ref(), name);
+        let cap = cap.clone();
+        async move {
+            let file = file.display().to_string();
+            let (started, clock) = (SystemTime::now(), Instant::now());
+            let ran = run_stack(&file, command, run, &[], cap, progress.clone(), global).await;
+            match &ran {
+                Ok(Some((applied, _))) => progress.finish(&done(applied), true),
+                Ok(None) => progress.finish("no changes", true),
+                Err(_) => progress.finish("failed", false),
+            }
+            (name.clone(), ran, started, clock.elapsed())
+        }
     });
     let results = futures::future::join_all(runs).await;
     let clock = |t: SystemTime| {
@@ -230,14 +262,17 @@ fn show_and_confirm(
 }
 
 async fn execute(
-    stack: &Stack,
+    stack: &ops::Stack,
     plan: &Plan,
     state: crate::state::State,
     session: &ops::Session,
+    progress: &Progress,
 ) -> Ran {
     if !plan.has_changes() {
         return Ok(None);
     }
+    let s = plan.summary();
+    progress.applying(s.add + s.change + s.destroy);
     let applied = ops::apply(stack, plan, state, session).await?;
     let next = format!(
         "Outputs: `mlops output {}`; state: `{}`",
@@ -245,6 +280,18 @@ async fn execute(
         stack.store.describe()
     );
     Ok(Some((applied, next)))
+}
+
+/// `3 added, 1 changed, 0 destroyed in 12s`
+fn done(applied: &Applied) -> String {
+    let s = applied.summary;
+    format!(
+        "{} added, {} changed, {} destroyed in {}",
+        s.add,
+        s.change,
+        s.destroy,
+        duration(applied.elapsed)
+    )
 }
 
 /// The end of a run: the summary on stderr, and with `--json` the result line on stdout, for
@@ -290,7 +337,6 @@ fn finish(json: bool, command: &str, ran: Ran, global: &Global) -> Result<u8> {
     let Some((applied, next)) = ran? else {
         return Ok(0);
     };
-    let s = applied.summary;
     let verb = if command == "destroy" {
         "Destroy"
     } else {
@@ -298,13 +344,7 @@ fn finish(json: bool, command: &str, ran: Ran, global: &Global) -> Result<u8> {
     };
     eprintln!(
         "\n{}",
-        Style::for_stderr(global.no_color).green(&format!(
-            "{verb} complete: {} added, {} changed, {} destroyed in {}.",
-            s.add,
-            s.change,
-            s.destroy,
-            duration(applied.elapsed)
-        ))
+        Style::for_stderr(global.no_color).green(&format!("{verb} complete: {}.", done(&applied)))
     );
     if command != "destroy" {
         eprintln!("{next}");

@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::Value;
 
-use super::StackArg;
+use super::{Global, StackArg};
 use crate::kube::kubeconfig::Kubeconfig;
 use crate::kube::token::{self, ExecCredential};
 use crate::ops::Stack;
@@ -37,7 +37,7 @@ pub struct KubeconfigArgs {
     pub out: Option<PathBuf>,
 }
 
-pub async fn token(args: &TokenArgs) -> Result<u8> {
+pub async fn token(args: &TokenArgs, global: &Global) -> Result<u8> {
     if let Some(dir) = &args.chdir {
         std::env::set_current_dir(dir).map_err(|source| Error::Io {
             action: "enter the folder",
@@ -45,8 +45,8 @@ pub async fn token(args: &TokenArgs) -> Result<u8> {
             source,
         })?;
     }
-    let stack = Stack::open(&args.stack.stack)?;
-    let outputs = applied_outputs(&stack, &args.stack.stack)?;
+    let stack = global.open(&args.stack.stack)?;
+    let outputs = applied_outputs(&stack, &args.stack.stack).await?;
     let cluster = required(&outputs, "cluster_name", &stack, &args.stack.stack)?;
     let region = &stack.spec.stack.region;
     let credentials = token::load_credentials(region).await?;
@@ -59,10 +59,10 @@ pub async fn token(args: &TokenArgs) -> Result<u8> {
     Ok(0)
 }
 
-pub fn kubeconfig(args: &KubeconfigArgs) -> Result<u8> {
+pub async fn kubeconfig(args: &KubeconfigArgs, global: &Global) -> Result<u8> {
     let arg = &args.stack.stack;
-    let stack = Stack::open(arg)?;
-    let outputs = applied_outputs(&stack, arg)?;
+    let stack = global.open(arg)?;
+    let outputs = applied_outputs(&stack, arg).await?;
     let server = required(&outputs, "cluster_endpoint", &stack, arg)?;
     let certificate_authority_data =
         required(&outputs, "cluster_certificate_authority", &stack, arg)?;
@@ -116,8 +116,8 @@ pub fn kubeconfig(args: &KubeconfigArgs) -> Result<u8> {
 }
 
 /// The stack's outputs; refused for a stack never applied.
-fn applied_outputs(stack: &Stack, arg: &str) -> Result<BTreeMap<String, Value>> {
-    match stack.store.load()? {
+async fn applied_outputs(stack: &Stack, arg: &str) -> Result<BTreeMap<String, Value>> {
+    match stack.store.load().await? {
         Some(state) => Ok(state::outputs(&state)),
         None => Err(Error::refused(
             format!(

@@ -23,7 +23,7 @@ pub struct GraphArgs {
 }
 
 pub fn run(args: &GraphArgs) -> Result<u8> {
-    let stack = Stack::open(&args.stack.stack)?;
+    let stack = Stack::open(&args.stack.stack, None)?;
     let text = match args.format {
         GraphFormat::Dot => render::dot(&stack.graph.dag),
         GraphFormat::Mermaid => render::mermaid(&stack.graph.dag),

@@ -1,14 +1,14 @@
-//! Read-only commands over the state: `output`, `state list`, `state show`, and the one write
-//! that only touches the lock, `force-unlock`.
+//! Commands over the state: `output`, `state list|show|pull|push`, `import`, and over the lock:
+//! `lock status`, `force-unlock`.
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use super::StackArg;
+use super::{Global, StackArg};
 use crate::model::Address;
-use crate::ops::Stack;
-use crate::state;
+use crate::state::{self, whole_seconds, LockInfo};
+use crate::ui::progress::Progress;
 use crate::{Error, Result};
 
 #[derive(Debug, clap::Args)]
@@ -57,6 +57,12 @@ pub struct ForceUnlockArgs {
     pub lock_id: String,
 }
 
+#[derive(Debug, clap::Subcommand)]
+pub enum LockCommand {
+    /// Show who holds the stack's lock: holder, age, last heartbeat and lease
+    Status(StackArg),
+}
+
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
     #[command(flatten)]
@@ -69,10 +75,11 @@ pub struct ImportArgs {
     pub id: String,
 }
 
-pub async fn import(args: &ImportArgs, global: &super::Global) -> Result<u8> {
-    let stack = Stack::open(&args.stack.stack)?;
-    let _lock = stack.lock("import")?;
-    let session = super::plan::session(&stack, global, 1, crate::ui::progress::Progress::Auto);
+pub async fn import(args: &ImportArgs, global: &Global) -> Result<u8> {
+    let stack = global.open(&args.stack.stack)?;
+    let cap = crate::providers::aws::RequestCap::new(1);
+    let session = super::plan::session(&stack, global, 1, cap, Progress::Auto);
+    let _lock = stack.lock("import", session.reporter.as_ref()).await?;
     let address = Address::new(args.address.as_str());
     crate::ops::import(&stack, &address, &args.id, &session).await?;
     eprintln!(
@@ -82,9 +89,9 @@ pub async fn import(args: &ImportArgs, global: &super::Global) -> Result<u8> {
     Ok(0)
 }
 
-pub fn output(args: &OutputArgs) -> Result<u8> {
-    let stack = Stack::open(&args.stack.stack)?;
-    let outputs: BTreeMap<String, Value> = state::outputs(&stack.state()?);
+pub async fn output(args: &OutputArgs, global: &Global) -> Result<u8> {
+    let stack = global.open(&args.stack.stack)?;
+    let outputs: BTreeMap<String, Value> = state::outputs(&stack.state().await?);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outputs).expect("json"));
         return Ok(0);
@@ -102,11 +109,11 @@ pub fn output(args: &OutputArgs) -> Result<u8> {
     Ok(0)
 }
 
-pub fn state(command: &StateCommand) -> Result<u8> {
+pub async fn state(command: &StateCommand, global: &Global) -> Result<u8> {
     match command {
         StateCommand::Pull(arg) => {
-            let stack = Stack::open(&arg.stack)?;
-            let Some(state) = stack.store.load()? else {
+            let stack = global.open(&arg.stack)?;
+            let Some(state) = stack.store.load().await? else {
                 return Err(Error::refused(
                     format!("stack `{}` has no state yet", stack.spec.stack.name),
                     format!("`mlops apply {}` creates it", arg.stack),
@@ -115,8 +122,10 @@ pub fn state(command: &StateCommand) -> Result<u8> {
             println!("{}", serde_json::to_string_pretty(&state).expect("json"));
         }
         StateCommand::Push { stack, file, force } => {
-            let opened = Stack::open(&stack.stack)?;
-            let serial = crate::ops::push_state(&opened, file, *force)?;
+            let opened = global.open(&stack.stack)?;
+            let reporter = super::plan::reporter(global, Progress::Auto);
+            let lock = opened.lock("state push", reporter.as_ref()).await?;
+            let serial = crate::ops::push_state(&opened, &lock, file, *force).await?;
             eprintln!(
                 "pushed `{}` as the state of stack `{}` (serial {serial})",
                 file.display(),
@@ -124,13 +133,13 @@ pub fn state(command: &StateCommand) -> Result<u8> {
             );
         }
         StateCommand::List(arg) => {
-            let state = Stack::open(&arg.stack)?.state()?;
+            let state = global.open(&arg.stack)?.state().await?;
             for address in state.resources.keys() {
                 println!("{address}");
             }
         }
         StateCommand::Show { stack, address } => {
-            let state = Stack::open(&stack.stack)?.state()?;
+            let state = global.open(&stack.stack)?.state().await?;
             let address = Address::new(address.as_str());
             let Some(resource) = state.resources.get(&address) else {
                 return Err(Error::refused(
@@ -154,9 +163,9 @@ pub fn state(command: &StateCommand) -> Result<u8> {
     Ok(0)
 }
 
-pub fn force_unlock(args: &ForceUnlockArgs) -> Result<u8> {
-    let stack = Stack::open(&args.stack.stack)?;
-    let holder = stack.store.force_unlock(&args.lock_id)?;
+pub async fn force_unlock(args: &ForceUnlockArgs, global: &Global) -> Result<u8> {
+    let stack = global.open(&args.stack.stack)?;
+    let holder = stack.store.force_unlock(&args.lock_id).await?;
     eprintln!(
         "removed the lock on `{}` held by {}",
         stack.store.describe(),
@@ -165,10 +174,100 @@ pub fn force_unlock(args: &ForceUnlockArgs) -> Result<u8> {
     Ok(0)
 }
 
+/// `mlops lock status <STACK>`: the holder of the lock, or `no lock`, on stdout.
+pub async fn lock(command: &LockCommand, global: &Global) -> Result<u8> {
+    let LockCommand::Status(arg) = command;
+    let stack = global.open(&arg.stack)?;
+    let status = stack.store.lock_status().await?;
+    print!("{}", lock_status(&stack.store.describe(), status.as_ref()));
+    Ok(0)
+}
+
+/// The lines of `lock status`.
+fn lock_status(location: &str, holder: Option<&LockInfo>) -> String {
+    let Some(holder) = holder else {
+        return format!("no lock on `{location}`\n");
+    };
+    let mut rows = vec![
+        (
+            "locked by",
+            format!("{}@{} (pid {})", holder.user, holder.host, holder.pid),
+        ),
+        ("operation", holder.operation.clone()),
+        ("lock id", holder.id.clone()),
+        (
+            "age",
+            holder
+                .age()
+                .map_or("unknown".into(), |d| format!("{}", whole_seconds(d))),
+        ),
+    ];
+    if let Some(since) = holder.since_heartbeat() {
+        rows.push(("last heartbeat", format!("{} ago", whole_seconds(since))));
+    }
+    match (holder.lease.as_deref(), holder.lease_left()) {
+        (Some(lease), Some(left)) if left.is_zero() => rows.push((
+            "lease",
+            format!("{lease}, expired: the next run takes the lock over"),
+        )),
+        (Some(lease), Some(left)) => rows.push((
+            "lease",
+            format!("{lease}, {} left unless renewed", whole_seconds(left)),
+        )),
+        _ => {}
+    }
+    if let Some(job) = &holder.ci_job {
+        rows.push(("CI job", job.clone()));
+    }
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    let mut text = format!("lock on `{location}`\n");
+    for (key, value) in rows {
+        text.push_str(&format!("  {key:width$}  {value}\n"));
+    }
+    text
+}
+
 /// A string without quotes, anything else as compact JSON.
 fn pretty(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    #[test]
+    fn lock_status_shows_the_holder_its_heartbeat_and_lease() {
+        assert_eq!(lock_status("s3://b/k", None), "no lock on `s3://b/k`\n");
+        let mut holder =
+            LockInfo::for_this_process("t", "t.toml", "apply").leased(Duration::from_secs(300));
+        holder.user = "ci".into();
+        holder.host = "runner-7".into();
+        holder.pid = 42;
+        holder.id = "abc".into();
+        let text = lock_status("s3://b/k", Some(&holder));
+        assert!(
+            text.starts_with("lock on `s3://b/k`\n  locked by       ci@runner-7 (pid 42)\n"),
+            "{text}"
+        );
+        assert!(text.contains("  operation       apply\n"), "{text}");
+        assert!(text.contains("  last heartbeat  0s ago\n"), "{text}");
+        assert!(
+            text.contains("  lease           5m, 4m 59s left unless renewed\n")
+                || text.contains("  lease           5m, 5m left unless renewed\n"),
+            "{text}"
+        );
+        let then = SystemTime::now() - Duration::from_secs(400);
+        holder.heartbeat = Some(humantime::format_rfc3339_millis(then).to_string());
+        let text = lock_status("s3://b/k", Some(&holder));
+        assert!(
+            text.contains("  lease           5m, expired: the next run takes the lock over\n"),
+            "{text}"
+        );
     }
 }

@@ -4,6 +4,7 @@
 
 mod addons;
 mod apply;
+mod backend;
 mod cluster;
 mod graph;
 mod inspect;
@@ -79,6 +80,12 @@ pub enum Command {
     Graph(graph::GraphArgs),
     /// Remove a lock left behind by a run that is gone
     ForceUnlock(inspect::ForceUnlockArgs),
+    /// Who holds a stack's lock
+    #[command(subcommand)]
+    Lock(inspect::LockCommand),
+    /// The S3 bucket of a remote state
+    #[command(subcommand)]
+    Backend(backend::BackendCommand),
     /// The add-on catalogue and offline bundles
     #[command(subcommand)]
     Addons(addons::AddonsCommand),
@@ -132,6 +139,13 @@ pub struct Global {
     pub kube: KubeSettings,
 }
 
+impl Global {
+    /// Opens `<STACK>`; a remote state is reached through `--endpoint-url` when given.
+    pub fn open(&self, arg: &str) -> Result<crate::ops::Stack> {
+        crate::ops::Stack::open(arg, self.endpoint_url.as_deref())
+    }
+}
+
 /// Parses the process arguments and runs the command; returns the exit code.
 pub fn run() -> Result<u8> {
     // Usage errors exit 1, not clap's 2: with `--detailed-exitcode`, 2 means "changes present".
@@ -174,14 +188,16 @@ pub fn run() -> Result<u8> {
             Command::Show(args) => plan::show(&args, &global),
             Command::Apply(args) => apply::run_apply(&args, &global).await,
             Command::Destroy(args) => apply::run_destroy(&args, &global).await,
-            Command::Output(args) => inspect::output(&args),
-            Command::State(command) => inspect::state(&command),
+            Command::Output(args) => inspect::output(&args, &global).await,
+            Command::State(command) => until_interrupted(inspect::state(&command, &global)).await,
             Command::Graph(args) => graph::run(&args),
-            Command::ForceUnlock(args) => inspect::force_unlock(&args),
+            Command::ForceUnlock(args) => inspect::force_unlock(&args, &global).await,
+            Command::Lock(command) => inspect::lock(&command, &global).await,
+            Command::Backend(command) => until_interrupted(backend::run(&command, &global)).await,
             Command::Addons(command) => addons::run(&command, cli.manifests_dir),
             Command::Import(args) => until_interrupted(inspect::import(&args, &global)).await,
-            Command::Token(args) => until_interrupted(cluster::token(&args)).await,
-            Command::Kubeconfig(args) => cluster::kubeconfig(&args),
+            Command::Token(args) => until_interrupted(cluster::token(&args, &global)).await,
+            Command::Kubeconfig(args) => cluster::kubeconfig(&args, &global).await,
         }
     })
 }

@@ -8,8 +8,8 @@ use super::{Global, Selection};
 use crate::model::Address;
 use crate::ops::{self, PlanRequest, Session, Stack};
 use crate::plan::{json, render, Plan};
-use crate::providers::aws::Settings;
-use crate::ui::progress::{self, Progress};
+use crate::providers::aws::{RequestCap, Settings};
+use crate::ui::progress::{self, Board, Progress};
 use crate::ui::Style;
 use crate::Result;
 
@@ -34,7 +34,8 @@ pub struct PlanArgs {
     /// Plan only this resource and what it needs (repeatable)
     #[arg(long = "target", value_name = "ADDR")]
     pub targets: Vec<String>,
-    /// How many resources may be read at once during the refresh
+    /// How many resources may be read at once during the refresh, and how many AWS requests
+    /// may be in flight at once across all stacks
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub parallelism: u16,
 }
@@ -50,11 +51,23 @@ async fn run_many(pattern: &str, args: &PlanArgs, global: &Global) -> Result<u8>
         ));
     }
     let files = ops::stack_files(pattern)?;
-    let runs = files.iter().map(|file| async move {
-        let started = Instant::now();
-        let file = file.display().to_string();
-        let result = plan_stack(&file, args, global).await;
-        (file, result, started.elapsed())
+    let names: Vec<String> = files.iter().map(|f| ops::label(f)).collect();
+    let board = live_board(global, &names);
+    // One cap on AWS requests in flight for every stack together.
+    let cap = RequestCap::new(usize::from(args.parallelism));
+    let runs = files.iter().zip(&names).map(|(file, name)| {
+        let progress = Progress::of_stack(board.as_ref(), name);
+        let cap = cap.clone();
+        async move {
+            let started = Instant::now();
+            let file = file.display().to_string();
+            let result = plan_stack(&file, args, global, cap, progress.clone()).await;
+            match &result {
+                Ok((_, plan)) => progress.finish(&to_change(plan), true),
+                Err(_) => progress.finish("failed", false),
+            }
+            (file, result, started.elapsed())
+        }
     });
     let results = futures::future::join_all(runs).await;
 
@@ -110,6 +123,19 @@ async fn run_many(pattern: &str, args: &PlanArgs, global: &Global) -> Result<u8>
     })
 }
 
+/// `no changes`, or `3 to add, 1 to change, 0 to destroy`.
+fn to_change(plan: &Plan) -> String {
+    let s = plan.summary();
+    if s.is_empty() {
+        "no changes".into()
+    } else {
+        format!(
+            "{} to add, {} to change, {} to destroy",
+            s.add, s.change, s.destroy
+        )
+    }
+}
+
 /// `--refresh[=BOOL]`, shared by plan, apply and destroy.
 #[derive(Debug, clap::Args)]
 pub struct RefreshArg {
@@ -119,12 +145,19 @@ pub struct RefreshArg {
     pub enabled: bool,
 }
 
-/// The AWS session of a command: region from the spec, endpoint from the flags, progress on
-/// stderr.
-pub fn session(stack: &Stack, global: &Global, parallelism: u16, progress: Progress) -> Session {
+/// The AWS session of a command: region from the spec, endpoint from the flags, the cap on
+/// AWS requests in flight (shared by every stack of the command), progress on stderr.
+pub fn session(
+    stack: &Stack,
+    global: &Global,
+    parallelism: u16,
+    cap: RequestCap,
+    progress: Progress,
+) -> Session {
     let settings = Settings {
         region: stack.spec.stack.region.clone(),
         endpoint_url: global.endpoint_url.clone(),
+        cap: Some(cap),
     };
     if let (Some(path), true) = (&global.kube.kubeconfig, stack.spec.addons.enabled) {
         eprintln!(
@@ -133,14 +166,25 @@ pub fn session(stack: &Stack, global: &Global, parallelism: u16, progress: Progr
             path.display()
         );
     }
-    let terminal = std::io::stderr().is_terminal();
-    let reporter = progress::reporter(Style::for_stderr(global.no_color), terminal, progress);
     Session::new(
         settings,
         global.kube.clone(),
-        reporter,
+        reporter(global, progress),
         usize::from(parallelism),
     )
+}
+
+/// The reporter of `progress` on stderr.
+pub fn reporter(global: &Global, progress: Progress) -> Box<dyn crate::exec::Reporter> {
+    let terminal = std::io::stderr().is_terminal();
+    progress::reporter(Style::for_stderr(global.no_color), terminal, progress)
+}
+
+/// The live lines of many stacks, when stderr is a terminal; prefixed lines otherwise.
+pub fn live_board(global: &Global, names: &[String]) -> Option<Board> {
+    std::io::stderr()
+        .is_terminal()
+        .then(|| Board::new(Style::for_stderr(global.no_color), names))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -196,15 +240,23 @@ pub fn targets(list: &[String]) -> Vec<Address> {
 }
 
 /// Opens, locks and plans one stack.
-async fn plan_stack(file: &str, args: &PlanArgs, global: &Global) -> Result<(Stack, Plan)> {
-    let stack = Stack::open(file)?;
-    let _lock = stack.lock("plan")?;
+async fn plan_stack(
+    file: &str,
+    args: &PlanArgs,
+    global: &Global,
+    cap: RequestCap,
+    progress: Progress,
+) -> Result<(Stack, Plan)> {
+    let stack = global.open(file)?;
     let request = PlanRequest {
         refresh: args.refresh.enabled,
         targets: targets(&args.targets),
         destroy: false,
     };
-    let session = session(&stack, global, args.parallelism, Progress::Auto);
+    let session = session(&stack, global, args.parallelism, cap, progress.clone());
+    progress.phase("locking");
+    let _lock = stack.lock("plan", session.reporter.as_ref()).await?;
+    progress.phase("refreshing");
     let (plan, _) = ops::plan(&stack, &request, &session).await?;
     Ok((stack, plan))
 }
@@ -214,7 +266,8 @@ pub async fn run(args: &PlanArgs, global: &Global) -> Result<u8> {
         return run_many(pattern, args, global).await;
     }
     let file = args.which.stack.as_deref().unwrap_or_default();
-    let (stack, plan) = plan_stack(file, args, global).await?;
+    let cap = RequestCap::new(usize::from(args.parallelism));
+    let (stack, plan) = plan_stack(file, args, global, cap, Progress::Auto).await?;
     if let Some(out) = &args.out {
         ops::save_plan(&stack, &plan, out)?;
         eprintln!(

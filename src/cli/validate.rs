@@ -15,14 +15,14 @@ pub struct ValidateArgs {
 
 pub fn run(args: &ValidateArgs) -> Result<u8> {
     let Some(pattern) = args.which.pattern() else {
-        let stack = Stack::open(args.which.stack.as_deref().unwrap_or_default())?;
+        let stack = Stack::open(args.which.stack.as_deref().unwrap_or_default(), None)?;
         eprintln!("{}", valid_line(&stack));
         return Ok(0);
     };
     let mut specs = Vec::new();
     let mut invalid = 0;
     for file in ops::stack_files(pattern)? {
-        match Stack::open(&file.display().to_string()) {
+        match Stack::open(&file.display().to_string(), None) {
             Ok(stack) => {
                 eprintln!("{}", valid_line(&stack));
                 specs.push(stack.spec);

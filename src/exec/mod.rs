@@ -13,11 +13,11 @@ mod retry;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::Value;
+use tokio::sync::Mutex;
 
 use crate::graph::Dag;
 use crate::model::{canonical, resolve, Address, Attrs};
@@ -176,7 +176,7 @@ pub async fn apply(plan: &Plan, state: State, store: &dyn StateStore, env: &Env<
         });
         let total = dag.len();
         return Outcome {
-            state: shared.into_inner().expect("not poisoned"),
+            state: shared.into_inner(),
             errors,
             save_error,
             interrupted: false,
@@ -246,7 +246,7 @@ pub async fn apply(plan: &Plan, state: State, store: &dyn StateStore, env: &Env<
     drop(running);
     let skipped = dag.len() - done - errors.len();
     Outcome {
-        state: shared.into_inner().expect("not poisoned"),
+        state: shared.into_inner(),
         errors,
         save_error,
         interrupted,
@@ -266,16 +266,17 @@ impl From<ProviderError> for NodeError {
     }
 }
 
-/// Saves the state after a change to it, with outputs recomputed.
-fn commit(
+/// Saves the state after a change to it, with outputs recomputed. Saves happen one at a time,
+/// in the order of the changes: the state stays locked until its save returns.
+async fn commit(
     shared: &Mutex<State>,
     store: &dyn StateStore,
     edit: impl FnOnce(&mut State),
 ) -> Result<(), NodeError> {
-    let mut state = shared.lock().expect("not poisoned");
+    let mut state = shared.lock().await;
     edit(&mut state);
     state.outputs = state::outputs(&state);
-    store.save(&mut state).map_err(NodeError::Save)
+    store.save(&mut state).await.map_err(NodeError::Save)
 }
 
 async fn run_node(
@@ -300,12 +301,12 @@ async fn run_node(
 }
 
 /// The desired attributes with every reference resolved from the state.
-fn resolved(change: &Change, shared: &Mutex<State>) -> Result<Attrs, ProviderError> {
+async fn resolved(change: &Change, shared: &Mutex<State>) -> Result<Attrs, ProviderError> {
     let desired = change
         .desired
         .as_ref()
         .ok_or_else(|| ProviderError::fatal("no desired attributes for a create or update"))?;
-    let state = shared.lock().expect("not poisoned");
+    let state = shared.lock().await;
     let lookup = |a: &Address, attr: &str| state.attr(a, attr);
     match resolve(&Value::Object(desired.clone()), &lookup) {
         Some(Value::Object(attrs)) => Ok(attrs),
@@ -315,10 +316,10 @@ fn resolved(change: &Change, shared: &Mutex<State>) -> Result<Attrs, ProviderErr
     }
 }
 
-fn prior_of(change: &Change, shared: &Mutex<State>) -> Result<ResourceState, ProviderError> {
+async fn prior_of(change: &Change, shared: &Mutex<State>) -> Result<ResourceState, ProviderError> {
     shared
         .lock()
-        .expect("not poisoned")
+        .await
         .resources
         .get(&change.address)
         .cloned()
@@ -331,7 +332,7 @@ async fn delete(
     store: &dyn StateStore,
     env: &Env<'_>,
 ) -> Result<(), NodeError> {
-    let prior = prior_of(change, shared)?;
+    let prior = prior_of(change, shared).await?;
     let provider = env.providers.get(prior.kind);
     let ctx = env.ctx(&change.address);
     env.retry
@@ -342,6 +343,7 @@ async fn delete(
     commit(shared, store, |state| {
         state.resources.remove(&change.address);
     })
+    .await
 }
 
 async fn create(
@@ -350,7 +352,7 @@ async fn create(
     store: &dyn StateStore,
     env: &Env<'_>,
 ) -> Result<(), NodeError> {
-    let desired = resolved(change, shared)?;
+    let desired = resolved(change, shared).await?;
     let provider = env.providers.get(change.kind);
     let ctx = env.ctx(&change.address);
     let record = |id: &str, attrs: Attrs| ResourceState {
@@ -371,7 +373,8 @@ async fn create(
         commit(shared, store, |s| {
             s.resources
                 .insert(change.address.clone(), record(&id, live.clone()));
-        })?;
+        })
+        .await?;
         if let Some(attr) = desired
             .iter()
             .find(|(k, v)| live.get(*k) != Some(v) && change.kind.forces_replacement(k))
@@ -402,7 +405,8 @@ async fn create(
     commit(shared, store, |s| {
         s.resources
             .insert(change.address.clone(), record(&id, desired.clone()));
-    })?;
+    })
+    .await?;
     provider.wait_ready(&ctx, &id).await?;
     read_back(change, &id, &desired, shared, store, env).await
 }
@@ -413,8 +417,8 @@ async fn update(
     store: &dyn StateStore,
     env: &Env<'_>,
 ) -> Result<(), NodeError> {
-    let desired = resolved(change, shared)?;
-    let prior = prior_of(change, shared)?;
+    let desired = resolved(change, shared).await?;
+    let prior = prior_of(change, shared).await?;
     let provider = env.providers.get(change.kind);
     let ctx = env.ctx(&change.address);
     env.retry
@@ -426,7 +430,8 @@ async fn update(
         if let Some(r) = s.resources.get_mut(&change.address) {
             r.deps = change.deps.clone();
         }
-    })?;
+    })
+    .await?;
     read_back(change, &prior.id, &desired, shared, store, env).await
 }
 
@@ -455,6 +460,7 @@ async fn read_back(
             },
         );
     })
+    .await
 }
 
 /// How long to keep retrying an error that means "not yet", by default.

@@ -59,4 +59,6 @@ pub trait Reporter: Send + Sync {
     fn failed(&self, address: &Address, op: Op, error: &str);
     /// Ctrl-C: `in_flight` operations are being finished.
     fn interrupted(&self, in_flight: usize);
+    /// Something the user should know that does not stop the command (a lock taken over).
+    fn warning(&self, message: &str);
 }

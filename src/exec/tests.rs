@@ -157,23 +157,27 @@ struct MemoryStore {
     saves: AtomicUsize,
 }
 
+#[async_trait]
 impl StateStore for MemoryStore {
     fn describe(&self) -> String {
         "memory".into()
     }
-    fn load(&self) -> Result<Option<State>, StateError> {
+    async fn load(&self) -> Result<Option<State>, StateError> {
         Ok(self.saved.lock().unwrap().clone())
     }
-    fn save(&self, state: &mut State) -> Result<(), StateError> {
+    async fn save(&self, state: &mut State) -> Result<(), StateError> {
         state.serial += 1;
         self.saves.fetch_add(1, Ordering::SeqCst);
         *self.saved.lock().unwrap() = Some(state.clone());
         Ok(())
     }
-    fn lock(&self, _: &str) -> Result<LockGuard, StateError> {
+    async fn lock(&self, _: &str) -> Result<LockGuard, StateError> {
         unreachable!("the executor does not lock")
     }
-    fn force_unlock(&self, _: &str) -> Result<LockInfo, StateError> {
+    async fn lock_status(&self) -> Result<Option<LockInfo>, StateError> {
+        unreachable!("the executor does not read the lock")
+    }
+    async fn force_unlock(&self, _: &str) -> Result<LockInfo, StateError> {
         unreachable!("the executor does not unlock")
     }
 }
@@ -188,6 +192,7 @@ impl Reporter for Silent {
     fn finished(&self, _: &Address, _: Op, _: Duration) {}
     fn failed(&self, _: &Address, _: Op, _: &str) {}
     fn interrupted(&self, _: usize) {}
+    fn warning(&self, _: &str) {}
 }
 
 fn graph(text: &str) -> DesiredGraph {
@@ -253,7 +258,7 @@ async fn creates_follow_dependencies_with_bounded_parallelism_and_a_save_each() 
     assert!((2..=4).contains(&max), "in flight at once: {max}");
     // Recorded right after the create call, then again with what the cloud reports.
     assert_eq!(store.saves.load(Ordering::SeqCst), 74);
-    assert_eq!(store.load().unwrap().unwrap(), outcome.state);
+    assert_eq!(store.load().await.unwrap().unwrap(), outcome.state);
     assert_eq!(
         outcome.state.outputs["vpc_id"],
         outcome.state.resources[&Address::new("vpc")].id
@@ -281,7 +286,7 @@ async fn a_failure_stops_new_work_and_keeps_what_finished() {
         .resources
         .contains_key(&Address::new("eks_node_group.default")));
     // Everything that finished is in the saved state, and only that.
-    let saved = store.load().unwrap().unwrap();
+    let saved = store.load().await.unwrap().unwrap();
     assert_eq!(saved.resources.len(), outcome.done);
     assert_eq!(cloud.objects.lock().unwrap().len(), outcome.done);
 }

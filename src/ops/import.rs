@@ -18,7 +18,7 @@ pub async fn import(stack: &Stack, address: &Address, id: &str, session: &Sessio
         }
         .into());
     };
-    let mut state = stack.state()?;
+    let mut state = stack.state().await?;
     if let Some(existing) = state.resources.get(address) {
         return Err(Error::refused(
             format!("`{address}` is already managed, as `{}`", existing.id),
@@ -58,6 +58,6 @@ pub async fn import(stack: &Stack, address: &Address, id: &str, session: &Sessio
         },
     );
     state.outputs = crate::state::outputs(&state);
-    stack.store.save(&mut state)?;
+    stack.store.save(&mut state).await?;
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! Many stacks at once: which stack files a pattern names (`--all` is `stacks/*.toml`).
+//! Many stacks at once: which stack files a pattern names (`--all` is `stacks/*.toml`), and
+//! the name each is shown by.
 
 use std::path::{Path, PathBuf};
 
@@ -6,6 +7,14 @@ use crate::{Error, Result};
 
 /// The pattern `--all` stands for.
 pub const ALL_STACKS: &str = "stacks/*.toml";
+
+/// The name a stack is shown by among many: its file name without `.toml`.
+pub fn label(file: &Path) -> String {
+    file.file_stem().map_or_else(
+        || file.display().to_string(),
+        |s| s.to_string_lossy().into_owned(),
+    )
+}
 
 /// Whether `name` matches `pattern`, where `*` stands for any run of characters and `?` for one.
 fn matches(pattern: &[char], name: &[char]) -> bool {

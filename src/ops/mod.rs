@@ -2,6 +2,7 @@
 //! state store), lock it, refresh and plan, apply a plan, save and load plans.
 
 mod apply;
+mod backend;
 mod import;
 mod many;
 mod saved;
@@ -18,12 +19,13 @@ use crate::plan::{self, Plan, PlanOptions};
 use crate::providers::aws::{Clients, Settings};
 use crate::providers::kube::{KubeEnv, KubeSettings};
 use crate::spec::{self, Spec, StateSpec};
-use crate::state::{LocalStore, LockGuard, State, StateStore};
+use crate::state::{LocalStore, LockGuard, S3Location, S3Store, State, StateStore};
 use crate::Result;
 
 pub use apply::{apply, Applied};
+pub use backend::{create_backend, BackendCreated};
 pub use import::import;
-pub use many::{stack_files, ALL_STACKS};
+pub use many::{label, stack_files, ALL_STACKS};
 pub use saved::{load_plan, save_plan, SavedPlan};
 
 /// A stack ready to work on: its validated spec, desired graph and state store.
@@ -34,29 +36,52 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Loads and validates `<STACK>` (a path or a bare name) and builds its graph.
-    pub fn open(arg: &str) -> Result<Stack> {
+    /// Loads and validates `<STACK>` (a path or a bare name) and builds its graph. A remote
+    /// state is reached through `endpoint_url` when given (an emulator).
+    pub fn open(arg: &str, endpoint_url: Option<&str>) -> Result<Stack> {
         let spec = spec::load(&spec::stack_path(arg))?;
         let graph = DesiredGraph::from_spec(&spec)?;
+        let stack_file = spec.path.display().to_string();
         let store: Box<dyn StateStore> = match &spec.state {
-            StateSpec::Local { path } => Box::new(LocalStore::new(
-                path,
+            StateSpec::Local { path } => {
+                Box::new(LocalStore::new(path, &spec.stack.name, &stack_file))
+            }
+            StateSpec::S3(s3) => Box::new(S3Store::new(
+                S3Location {
+                    bucket: s3.bucket.clone(),
+                    key: s3.key.clone(),
+                    region: s3.region.clone(),
+                },
+                endpoint_url.map(str::to_string),
+                s3.lock_lease,
                 &spec.stack.name,
-                &spec.path.display().to_string(),
+                &stack_file,
             )),
         };
         Ok(Stack { spec, graph, store })
     }
 
-    pub fn lock(&self, operation: &str) -> Result<LockGuard> {
-        Ok(self.store.lock(operation)?)
+    /// Takes the stack's lock for `operation`. A lock taken over because its lease ran out is
+    /// reported to `reporter`, naming whose it was.
+    pub async fn lock(&self, operation: &str, reporter: &dyn Reporter) -> Result<LockGuard> {
+        let guard = self.store.lock(operation).await?;
+        if let Some(previous) = guard.taken_over() {
+            reporter.warning(&format!(
+                "took over the lock on `{}` from {}: it was not renewed within its lease of {}, so that run is gone; what it left half-done is adopted or redone by this run",
+                self.store.describe(),
+                previous.describe(),
+                previous.lease.as_deref().unwrap_or("unknown"),
+            ));
+        }
+        Ok(guard)
     }
 
     /// The stored state, or a new empty one for a stack never applied.
-    pub fn state(&self) -> Result<State> {
+    pub async fn state(&self) -> Result<State> {
         Ok(self
             .store
-            .load()?
+            .load()
+            .await?
             .unwrap_or_else(|| State::new(&self.spec.stack.name)))
     }
 }
@@ -73,6 +98,8 @@ pub struct Session {
 }
 
 impl Session {
+    /// `parallelism` bounds the resources worked on at once; the cap on AWS requests in flight
+    /// comes with `settings`.
     pub fn new(
         settings: Settings,
         kube: KubeSettings,
@@ -108,18 +135,22 @@ impl Session {
     }
 }
 
-/// Replaces a stack's state with the state file `file` (`mlops state push`), under the lock.
-/// A state of another lineage, or older than the current one, is refused unless `force`.
-/// Returns the serial written, which is always above the current one.
-pub fn push_state(stack: &Stack, file: &std::path::Path, force: bool) -> Result<u64> {
-    let _lock = stack.lock("state push")?;
+/// Replaces a stack's state with the state file `file` (`mlops state push`), under the lock
+/// `_lock` holds. A state of another lineage, or older than the current one, is refused unless
+/// `force`. Returns the serial written, which is always above the current one.
+pub async fn push_state(
+    stack: &Stack,
+    _lock: &LockGuard,
+    file: &std::path::Path,
+    force: bool,
+) -> Result<u64> {
     let text = std::fs::read_to_string(file).map_err(|source| crate::Error::Io {
         action: "read the state",
         path: file.display().to_string(),
         source,
     })?;
     let mut pushed = crate::state::parse(file, &text, &stack.spec.stack.name)?;
-    if let Some(current) = stack.store.load()? {
+    if let Some(current) = stack.store.load().await? {
         if current.lineage != pushed.lineage && !force {
             return Err(crate::Error::refused(
                 format!(
@@ -146,7 +177,7 @@ pub fn push_state(stack: &Stack, file: &std::path::Path, force: bool) -> Result<
         pushed.serial = pushed.serial.max(current.serial);
     }
     pushed.outputs = crate::state::outputs(&pushed);
-    stack.store.save(&mut pushed)?;
+    stack.store.save(&mut pushed).await?;
     Ok(pushed.serial)
 }
 
@@ -166,7 +197,7 @@ pub async fn plan(
     request: &PlanRequest,
     session: &Session,
 ) -> Result<(Plan, State)> {
-    let mut state = stack.state()?;
+    let mut state = stack.state().await?;
     let mut gone = BTreeSet::new();
     if request.refresh && !state.resources.is_empty() {
         let env = session.env(&stack.spec.stack.name).await;

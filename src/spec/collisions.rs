@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Spec, StateSpec};
+use super::Spec;
 
 /// What two stacks collide on: errors that would break an apply, and warnings.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -16,7 +16,7 @@ fn name(spec: &Spec) -> String {
     format!("`{}` ({})", spec.stack.name, spec.path.display())
 }
 
-/// Every pair of stacks that shares a stack name, a state file, a cluster or ECR repository
+/// Every pair of stacks that shares a stack name, a state file or object, a cluster or ECR repository
 /// name in one region, or a bucket name (S3 names are global); overlapping VPC CIDRs in one
 /// region are a warning (they rule out peering the VPCs later).
 pub fn collisions(specs: &[Spec]) -> Collisions {
@@ -38,10 +38,9 @@ pub fn collisions(specs: &[Spec]) -> Collisions {
             spec,
             seen.entry("stack").or_default(),
         );
-        let StateSpec::Local { path } = &spec.state;
         claim(
-            format!("the state file `{}`", path.display()),
-            path.display().to_string(),
+            spec.state.describe(),
+            spec.state.describe(),
             spec,
             seen.entry("state").or_default(),
         );
@@ -151,5 +150,26 @@ mod tests {
         assert!(found.errors.is_empty());
         assert_eq!(found.warnings.len(), 1);
         assert!(found.warnings[0].contains("overlapping VPC CIDRs 10.1.0.0/16 and 10.1.0.0/16"));
+    }
+
+    #[test]
+    fn two_stacks_cannot_share_a_state_object() {
+        let s3 = |key: &str| {
+            let key = key.to_string();
+            move |t: String| {
+                t.replace(
+                    "backend = \"local\"\npath = \"state/",
+                    &format!("backend = \"s3\"\nbucket = \"acme-state\"\n{key}# state/"),
+                )
+            }
+        };
+        let a = team("a", s3("key = \"shared.json\"\n"));
+        let b = team("bb", s3("key = \"shared.json\"\n"));
+        let found = collisions(&[a, b]);
+        assert_eq!(found.errors.len(), 1, "{found:?}");
+        assert!(found.errors[0].contains("both use the state object `s3://acme-state/shared.json`"));
+        // By default each stack has its own key in a shared bucket.
+        let found = collisions(&[team("a", s3("")), team("bb", s3(""))]);
+        assert!(found.errors.is_empty(), "{found:?}");
     }
 }

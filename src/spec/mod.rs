@@ -52,6 +52,30 @@ pub struct StackSpec {
 pub enum StateSpec {
     /// A JSON file on the local disk; a relative path is relative to the working directory.
     Local { path: PathBuf },
+    /// An object in an S3 bucket, locked by a leased lock object next to it.
+    S3(S3StateSpec),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct S3StateSpec {
+    pub bucket: String,
+    pub key: String,
+    pub region: String,
+    /// How long a lock lasts without a heartbeat before the next run may take it over.
+    pub lock_lease: std::time::Duration,
+    /// The bucket's default encryption, set by `mlops backend create`: `AES256` or `aws:kms`.
+    pub encryption: String,
+}
+
+impl StateSpec {
+    /// What two stacks must not share, as messages name it: `the state file `state/a.json``,
+    /// `the state object `s3://bucket/key``.
+    pub fn describe(&self) -> String {
+        match self {
+            StateSpec::Local { path } => format!("the state file `{}`", path.display()),
+            StateSpec::S3(s3) => format!("the state object `s3://{}/{}`", s3.bucket, s3.key),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -38,6 +38,11 @@ pub struct RawStack {
 pub struct RawState {
     pub backend: Option<S<String>>,
     pub path: Option<S<String>>,
+    pub bucket: Option<S<String>>,
+    pub key: Option<S<String>>,
+    pub region: Option<S<String>>,
+    pub lock_lease: Option<S<String>>,
+    pub encryption: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

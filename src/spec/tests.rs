@@ -450,3 +450,97 @@ fn admin_arns_are_iam_principals_named_once() {
         "{found:?}"
     );
 }
+
+const LOCAL_STATE: &str = "backend = \"local\"\npath = \"state/mlops.json\"\n";
+
+#[test]
+fn s3_state_defaults_to_the_stack_name_region_and_a_five_minute_lease() {
+    let text = example_with(
+        LOCAL_STATE,
+        "backend = \"s3\"\nbucket = \"acme-mlops-state\"\n",
+    );
+    let spec = parse_text(&text).unwrap();
+    assert_eq!(
+        spec.state,
+        StateSpec::S3(S3StateSpec {
+            bucket: "acme-mlops-state".into(),
+            key: "mlops/mlops.json".into(),
+            region: "us-west-2".into(),
+            lock_lease: std::time::Duration::from_secs(300),
+            encryption: "AES256".into(),
+        })
+    );
+    assert_eq!(
+        spec.state.describe(),
+        "the state object `s3://acme-mlops-state/mlops/mlops.json`"
+    );
+    let text = example_with(
+        LOCAL_STATE,
+        "backend = \"s3\"\nbucket = \"acme-mlops-state\"\nkey = \"teams/a.json\"\nregion = \"eu-west-1\"\nlock_lease = \"90s\"\nencryption = \"aws:kms\"\n",
+    );
+    let StateSpec::S3(s3) = parse_text(&text).unwrap().state else {
+        panic!("an S3 state");
+    };
+    assert_eq!(s3.key, "teams/a.json");
+    assert_eq!(s3.region, "eu-west-1");
+    assert_eq!(s3.lock_lease, std::time::Duration::from_secs(90));
+    assert_eq!(s3.encryption, "aws:kms");
+}
+
+#[test]
+fn s3_state_needs_a_valid_bucket_key_and_lease() {
+    let text = example_with(LOCAL_STATE, "backend = \"s3\"\n");
+    assert_one(
+        &text,
+        "the S3 state backend needs a `bucket`",
+        "backend = \"s3\"",
+    );
+    let text = example_with(LOCAL_STATE, "backend = \"s3\"\nbucket = \"Bad_Bucket\"\n");
+    assert_one(
+        &text,
+        "state bucket name `Bad_Bucket` is not valid",
+        "Bad_Bucket",
+    );
+    let text = example_with(
+        LOCAL_STATE,
+        "backend = \"s3\"\nbucket = \"acme-state\"\nkey = \"teams/\"\n",
+    );
+    assert_one(&text, "the state key `teams/` is not valid", "key = ");
+    let text = example_with(
+        LOCAL_STATE,
+        "backend = \"s3\"\nbucket = \"acme-state\"\nlock_lease = \"soon\"\n",
+    );
+    assert_one(&text, "`soon` is not a duration", "lock_lease");
+    let text = example_with(
+        LOCAL_STATE,
+        "backend = \"s3\"\nbucket = \"acme-state\"\nlock_lease = \"10ms\"\n",
+    );
+    assert_one(&text, "the lock lease `10ms` is too short", "lock_lease");
+    let text = example_with(
+        LOCAL_STATE,
+        "backend = \"s3\"\nbucket = \"acme-state\"\npath = \"x.json\"\n",
+    );
+    assert_one(
+        &text,
+        "`path` applies to the local state backend only",
+        "path = ",
+    );
+    let text = example_with(LOCAL_STATE, "backend = \"dynamo\"\n");
+    assert_one(&text, "`dynamo` is not a valid state backend", "backend = ");
+}
+
+#[test]
+fn s3_keys_are_refused_for_a_local_state() {
+    let text = example_with(
+        LOCAL_STATE,
+        "backend = \"local\"\nbucket = \"acme-state\"\nlock_lease = \"5m\"\n",
+    );
+    let found = problems(&text);
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(found[0]
+        .2
+        .contains("`bucket` applies to the S3 state backend only"));
+    assert!(found[1]
+        .2
+        .contains("`lock_lease` applies to the S3 state backend only"));
+}

@@ -90,7 +90,7 @@ pub(super) fn validate(
     let mut p = Problems::default();
 
     let stack = stack(&mut p, &raw.stack);
-    let state = state(&mut p, raw.state.as_ref(), &stack.name);
+    let state = state(&mut p, raw.state.as_ref(), &stack);
     let vpc = vpc(&mut p, &raw.vpc, &stack.region);
     let eks = eks(&mut p, &raw.eks);
     let irsa = irsa(&mut p, &raw.irsa, &stack.name);
@@ -152,15 +152,33 @@ fn stack(p: &mut Problems, raw: &raw::RawStack) -> StackSpec {
     }
 }
 
-fn state(p: &mut Problems, raw: Option<&raw::RawState>, stack: &str) -> StateSpec {
-    let default_path = || PathBuf::from(format!("state/{stack}.json"));
+fn state(p: &mut Problems, raw: Option<&raw::RawState>, stack: &StackSpec) -> StateSpec {
+    let default_path = || PathBuf::from(format!("state/{}.json", stack.name));
     let Some(raw) = raw else {
         return StateSpec::Local {
             path: default_path(),
         };
     };
     if let Some(backend) = &raw.backend {
-        p.choice(backend, "state backend", &["local"]);
+        if p.choice(backend, "state backend", &["local", "s3"]) == Some(1) {
+            return s3_state(p, raw, backend, stack);
+        }
+    }
+    // Keys of the S3 backend have no meaning for a local file.
+    for (key, value) in [
+        ("bucket", &raw.bucket),
+        ("key", &raw.key),
+        ("region", &raw.region),
+        ("lock_lease", &raw.lock_lease),
+        ("encryption", &raw.encryption),
+    ] {
+        if let Some(value) = value {
+            p.hint(
+                value.span(),
+                format!("`{key}` applies to the S3 state backend only"),
+                "add `backend = \"s3\"` to keep the state in S3, or remove the key",
+            );
+        }
     }
     let path = match &raw.path {
         Some(path) if path.get_ref().trim().is_empty() => {
@@ -172,6 +190,104 @@ fn state(p: &mut Problems, raw: Option<&raw::RawState>, stack: &str) -> StateSpe
     };
     StateSpec::Local { path }
 }
+
+/// The smallest lease a lock may have: a holder renews it three times per lease.
+const MIN_LOCK_LEASE: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn s3_state(
+    p: &mut Problems,
+    raw: &raw::RawState,
+    backend: &S<String>,
+    stack: &StackSpec,
+) -> StateSpec {
+    if let Some(path) = &raw.path {
+        p.hint(
+            path.span(),
+            "`path` applies to the local state backend only",
+            "the S3 backend takes `bucket` and `key`",
+        );
+    }
+    let bucket = match &raw.bucket {
+        Some(bucket) => {
+            p.name(
+                names::s3_bucket(bucket.get_ref()),
+                "state bucket name",
+                bucket,
+            );
+            bucket.get_ref().clone()
+        }
+        None => {
+            p.hint(
+                backend.span(),
+                "the S3 state backend needs a `bucket`",
+                "add `bucket = \"<name>\"` to `[state]`; `mlops backend create` makes the bucket",
+            );
+            String::new()
+        }
+    };
+    let key = match &raw.key {
+        Some(key) => {
+            let text = key.get_ref();
+            if text.is_empty() || text.starts_with('/') || text.ends_with('/') || text.len() > 1000
+            {
+                p.hint(
+                    key.span(),
+                    format!("the state key `{text}` is not valid"),
+                    "a key is 1 to 1000 characters, neither starting nor ending with `/`, e.g. `mlops/team-a.json`",
+                );
+            }
+            text.clone()
+        }
+        None => format!("mlops/{}.json", stack.name),
+    };
+    let region = match &raw.region {
+        Some(region) => {
+            p.name(names::region(region.get_ref()), "region", region);
+            region.get_ref().clone()
+        }
+        None => stack.region.clone(),
+    };
+    let lock_lease = match &raw.lock_lease {
+        Some(lease) => match humantime::parse_duration(lease.get_ref()) {
+            Ok(d) if d >= MIN_LOCK_LEASE => d,
+            Ok(_) => {
+                p.hint(
+                    lease.span(),
+                    format!("the lock lease `{}` is too short", lease.get_ref()),
+                    "a lease is at least `1s`; the default is `5m`",
+                );
+                MIN_LOCK_LEASE
+            }
+            Err(_) => {
+                p.hint(
+                    lease.span(),
+                    format!("`{}` is not a duration", lease.get_ref()),
+                    "write it as `5m`, `90s` or `1h`",
+                );
+                DEFAULT_LOCK_LEASE
+            }
+        },
+        None => DEFAULT_LOCK_LEASE,
+    };
+    let encryption = raw
+        .encryption
+        .as_ref()
+        .and_then(|e| p.choice(e, "state bucket encryption", &ENCRYPTIONS))
+        .map_or("AES256", |i| ENCRYPTIONS[i]);
+    StateSpec::S3(S3StateSpec {
+        bucket,
+        key,
+        region,
+        lock_lease,
+        encryption: encryption.to_string(),
+    })
+}
+
+/// A lock not renewed for this long is stale.
+const DEFAULT_LOCK_LEASE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Default encryptions S3 offers, for model buckets and the state bucket.
+const ENCRYPTIONS: [&str; 2] = ["AES256", "aws:kms"];
 
 fn vpc(p: &mut Problems, raw: &S<raw::RawVpc>, region: &str) -> VpcSpec {
     let v = raw.get_ref();
@@ -633,7 +749,6 @@ fn buckets(
                     ),
                 );
             }
-            const ENCRYPTIONS: [&str; 2] = ["AES256", "aws:kms"];
             let encryption = b
                 .encryption
                 .as_ref()

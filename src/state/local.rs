@@ -6,6 +6,8 @@ use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
+use async_trait::async_trait;
+
 use super::format::{parse, to_bytes};
 use super::lock::{LockGuard, LockInfo};
 use super::{State, StateError, StateStore};
@@ -49,32 +51,24 @@ impl LocalStore {
     fn read_lock(&self) -> Result<Option<LockInfo>, StateError> {
         let path = self.lock_path();
         match fs::read(&path) {
-            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-                // A lock file that cannot be read still blocks: show what we know.
-                LockInfo {
-                    id: "unreadable".into(),
-                    stack: self.stack.clone(),
-                    stack_file: self.stack_file.clone(),
-                    operation: "unknown".into(),
-                    user: "unknown".into(),
-                    host: "unknown".into(),
-                    pid: 0,
-                    created: 0,
-                    ci_job: None,
-                }
-            }))),
+            Ok(bytes) => Ok(Some(LockInfo::parse_or_unreadable(
+                &bytes,
+                &self.stack,
+                &self.stack_file,
+            ))),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.io("read the lock of", &path)(e)),
         }
     }
 }
 
+#[async_trait]
 impl StateStore for LocalStore {
     fn describe(&self) -> String {
         self.path.display().to_string()
     }
 
-    fn load(&self) -> Result<Option<State>, StateError> {
+    async fn load(&self) -> Result<Option<State>, StateError> {
         match fs::read_to_string(&self.path) {
             Ok(text) => parse(&self.path, &text, &self.stack).map(Some),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
@@ -82,7 +76,7 @@ impl StateStore for LocalStore {
         }
     }
 
-    fn save(&self, state: &mut State) -> Result<(), StateError> {
+    async fn save(&self, state: &mut State) -> Result<(), StateError> {
         let dir = match self.path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
             _ => PathBuf::from("."),
@@ -109,7 +103,7 @@ impl StateStore for LocalStore {
         Ok(())
     }
 
-    fn lock(&self, operation: &str) -> Result<LockGuard, StateError> {
+    async fn lock(&self, operation: &str) -> Result<LockGuard, StateError> {
         let path = self.lock_path();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(self.io("create the folder of", &self.path))?;
@@ -132,7 +126,11 @@ impl StateStore for LocalStore {
         let linked = fs::hard_link(&pending, &path);
         let _ = fs::remove_file(&pending);
         match linked {
-            Ok(()) => Ok(LockGuard::new(path, info)),
+            Ok(()) => Ok(LockGuard::new(
+                info.clone(),
+                None,
+                LockFile { path, id: info.id },
+            )),
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                 let holder = self.read_lock()?.ok_or_else(|| StateError::Io {
                     action: "lock",
@@ -148,7 +146,11 @@ impl StateStore for LocalStore {
         }
     }
 
-    fn force_unlock(&self, id: &str) -> Result<LockInfo, StateError> {
+    async fn lock_status(&self) -> Result<Option<LockInfo>, StateError> {
+        self.read_lock()
+    }
+
+    async fn force_unlock(&self, id: &str) -> Result<LockInfo, StateError> {
         let Some(holder) = self.read_lock()? else {
             return Err(StateError::NotLocked {
                 path: self.path.clone(),
@@ -167,20 +169,38 @@ impl StateStore for LocalStore {
     }
 }
 
+/// The lock file of this run: removed when dropped, if it still holds this run's lock.
+struct LockFile {
+    path: PathBuf,
+    id: String,
+}
+
+impl Drop for LockFile {
+    fn drop(&mut self) {
+        let still_ours = fs::read(&self.path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<LockInfo>(&b).ok())
+            .is_some_and(|held| held.id == self.id);
+        if still_ours {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn save_is_atomic_and_bumps_the_serial() {
+    #[tokio::test]
+    async fn save_is_atomic_and_bumps_the_serial() {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::new(dir.path().join("s/t.json"), "t", "t.toml");
-        assert_eq!(store.load().unwrap(), None);
+        assert_eq!(store.load().await.unwrap(), None);
         let mut state = State::new("t");
-        store.save(&mut state).unwrap();
-        store.save(&mut state).unwrap();
+        store.save(&mut state).await.unwrap();
+        store.save(&mut state).await.unwrap();
         assert_eq!(state.serial, 2);
-        assert_eq!(store.load().unwrap(), Some(state));
+        assert_eq!(store.load().await.unwrap(), Some(state));
         let leftovers: Vec<_> = fs::read_dir(dir.path().join("s"))
             .unwrap()
             .map(|e| e.unwrap().file_name())
@@ -188,27 +208,27 @@ mod tests {
         assert_eq!(leftovers, vec!["t.json"]);
     }
 
-    #[test]
-    fn a_second_lock_names_the_holder_and_force_unlock_needs_its_id() {
+    #[tokio::test]
+    async fn a_second_lock_names_the_holder_and_force_unlock_needs_its_id() {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::new(dir.path().join("t.json"), "t", "t.toml");
-        let guard = store.lock("apply").unwrap();
-        let Err(StateError::Locked { holder, .. }) = store.lock("plan") else {
+        let guard = store.lock("apply").await.unwrap();
+        let Err(StateError::Locked { holder, .. }) = store.lock("plan").await else {
             panic!("a second lock must fail");
         };
         assert_eq!(holder.id, guard.info().id);
         assert_eq!(holder.operation, "apply");
         assert!(matches!(
-            store.force_unlock("wrong"),
+            store.force_unlock("wrong").await,
             Err(StateError::LockIdMismatch { .. })
         ));
         let id = guard.info().id.clone();
-        store.force_unlock(&id).unwrap();
+        store.force_unlock(&id).await.unwrap();
         // The old guard must not remove a lock that another run took after the force-unlock.
-        let second = store.lock("plan").unwrap();
+        let second = store.lock("plan").await.unwrap();
         drop(guard);
-        assert!(store.lock("apply").is_err());
+        assert!(store.lock("apply").await.is_err());
         drop(second);
-        assert!(store.lock("apply").is_ok());
+        assert!(store.lock("apply").await.is_ok());
     }
 }

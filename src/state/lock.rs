@@ -1,7 +1,8 @@
-//! The lock that keeps two runs off one state: who holds it, since when, and the guard that
-//! releases it when the command ends, also on error.
+//! The lock that keeps two runs off one state: who holds it, since when, its lease when the
+//! backend renews it, and the guard that releases it when the command ends, also on error and
+//! on Ctrl-C.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,13 @@ pub struct LockInfo {
     /// The CI job that holds it, when the environment names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ci_job: Option<String>,
+    /// When the holder last renewed a leased lock (RFC 3339, UTC, milliseconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<String>,
+    /// How long a leased lock stays valid without a heartbeat (`5m`); after that the next run
+    /// may take it over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<String>,
 }
 
 impl LockInfo {
@@ -40,11 +48,67 @@ impl LockInfo {
             pid: std::process::id(),
             created: now_secs(),
             ci_job: ci_job_url(),
+            heartbeat: None,
+            lease: None,
         }
     }
 
-    /// `root@builder (pid 4242, \`apply\`, 3m 12s ago, lock id ...)`
-    ///
+    /// The lock recorded in `bytes`; a lock that cannot be read still blocks, shown with what
+    /// is known (`force-unlock <STACK> unreadable` removes it).
+    pub fn parse_or_unreadable(bytes: &[u8], stack: &str, stack_file: &str) -> Self {
+        serde_json::from_slice(bytes).unwrap_or_else(|_| LockInfo {
+            id: "unreadable".into(),
+            stack: stack.to_string(),
+            stack_file: stack_file.to_string(),
+            operation: "unknown".into(),
+            user: "unknown".into(),
+            host: "unknown".into(),
+            pid: 0,
+            created: 0,
+            ci_job: None,
+            heartbeat: None,
+            lease: None,
+        })
+    }
+
+    /// The same lock with a lease of `lease`, renewed now.
+    pub fn leased(mut self, lease: Duration) -> Self {
+        self.lease = Some(humantime::format_duration(lease).to_string());
+        self.renewed()
+    }
+
+    /// The same lock with its heartbeat set to now.
+    pub fn renewed(mut self) -> Self {
+        self.heartbeat = Some(humantime::format_rfc3339_millis(SystemTime::now()).to_string());
+        self
+    }
+
+    /// The lease, for a leased lock.
+    pub fn lease(&self) -> Option<Duration> {
+        humantime::parse_duration(self.lease.as_deref()?).ok()
+    }
+
+    /// How long ago the holder last renewed the lock, for a leased lock.
+    pub fn since_heartbeat(&self) -> Option<Duration> {
+        let at = humantime::parse_rfc3339(self.heartbeat.as_deref()?).ok()?;
+        Some(SystemTime::now().duration_since(at).unwrap_or_default())
+    }
+
+    /// How long the lease still runs; zero once it expired, `None` for a lock without a lease.
+    pub fn lease_left(&self) -> Option<Duration> {
+        Some(self.lease()?.saturating_sub(self.since_heartbeat()?))
+    }
+
+    /// A leased lock whose holder stopped renewing it: the next run may take it over.
+    pub fn is_expired(&self) -> bool {
+        self.lease_left() == Some(Duration::ZERO)
+    }
+
+    /// How long ago the lock was taken: `3m 12s`, or `None` when unknown.
+    pub fn age(&self) -> Option<Duration> {
+        (self.created != 0).then(|| Duration::from_secs(now_secs().saturating_sub(self.created)))
+    }
+
     /// The command to clear it: `mlops force-unlock <stack file> <id>`.
     pub fn unlock_command(&self) -> String {
         let stack = if self.stack_file.is_empty() {
@@ -55,23 +119,23 @@ impl LockInfo {
         format!("mlops force-unlock {stack} {}", self.id)
     }
 
+    /// `root@builder (pid 4242, \`apply\`, 3m 12s ago, last heartbeat 4s ago, lock id ...)`
     pub fn describe(&self) -> String {
-        let age = if self.created == 0 {
-            "age unknown".to_string()
-        } else {
-            let secs = now_secs().saturating_sub(self.created);
-            format!(
-                "{} ago",
-                humantime::format_duration(Duration::from_secs(secs))
-            )
+        let age = match self.age() {
+            Some(age) => format!("{} ago", humantime::format_duration(age)),
+            None => "age unknown".to_string(),
         };
+        let heartbeat = self
+            .since_heartbeat()
+            .map(|d| format!(", last heartbeat {} ago", whole_seconds(d)))
+            .unwrap_or_default();
         let job = self
             .ci_job
             .as_ref()
             .map(|j| format!(", job {j}"))
             .unwrap_or_default();
         format!(
-            "{}@{} (pid {}, `{}`, {age}{job}, lock id {})",
+            "{}@{} (pid {}, `{}`, {age}{heartbeat}{job}, lock id {})",
             self.user, self.host, self.pid, self.operation, self.id
         )
     }
@@ -83,6 +147,11 @@ impl LockInfo {
             && self.host == hostname()
             && !Path::new(&format!("/proc/{}", self.pid)).exists()
     }
+}
+
+/// `3s`, `4m 12s`: a duration without its fractions, as people read ages.
+pub fn whole_seconds(d: Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(Duration::from_secs(d.as_secs()))
 }
 
 fn now_secs() -> u64 {
@@ -114,31 +183,68 @@ fn ci_job_url() -> Option<String> {
     ))
 }
 
-/// Holds a lock file; removes it when dropped, if the file still holds this lock.
-#[derive(Debug)]
+/// A held lock. Dropping it releases the lock, if the lock is still this run's: the backend's
+/// `release` value does that in its own `Drop`.
 pub struct LockGuard {
-    path: PathBuf,
     info: LockInfo,
+    taken_over: Option<LockInfo>,
+    _release: Box<dyn Send + Sync>,
+}
+
+impl std::fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("info", &self.info)
+            .field("taken_over", &self.taken_over)
+            .finish_non_exhaustive()
+    }
 }
 
 impl LockGuard {
-    pub(super) fn new(path: PathBuf, info: LockInfo) -> Self {
-        LockGuard { path, info }
+    pub(super) fn new(
+        info: LockInfo,
+        taken_over: Option<LockInfo>,
+        release: impl Send + Sync + 'static,
+    ) -> Self {
+        LockGuard {
+            info,
+            taken_over,
+            _release: Box::new(release),
+        }
     }
 
     pub fn info(&self) -> &LockInfo {
         &self.info
     }
+
+    /// The lock this run took over because its lease had expired: whose it was.
+    pub fn taken_over(&self) -> Option<&LockInfo> {
+        self.taken_over.as_ref()
+    }
 }
 
-impl Drop for LockGuard {
-    fn drop(&mut self) {
-        let still_ours = std::fs::read(&self.path)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<LockInfo>(&b).ok())
-            .is_some_and(|held| held.id == self.info.id);
-        if still_ours {
-            let _ = std::fs::remove_file(&self.path);
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_expires_when_the_heartbeat_is_older_than_the_lease() {
+        let fresh =
+            LockInfo::for_this_process("t", "t.toml", "apply").leased(Duration::from_secs(300));
+        assert!(!fresh.is_expired());
+        assert!(fresh.lease_left().unwrap() > Duration::from_secs(299));
+        assert!(fresh.describe().contains("last heartbeat 0s ago"));
+
+        let mut old = fresh.clone();
+        let then = SystemTime::now() - Duration::from_secs(301);
+        old.heartbeat = Some(humantime::format_rfc3339_millis(then).to_string());
+        assert!(old.is_expired());
+        assert_eq!(old.lease_left(), Some(Duration::ZERO));
+        assert!(old.describe().contains("last heartbeat 5m 1s ago"));
+
+        let unleased = LockInfo::for_this_process("t", "t.toml", "apply");
+        assert!(!unleased.is_expired());
+        assert_eq!(unleased.lease_left(), None);
+        assert!(!unleased.describe().contains("heartbeat"));
     }
 }

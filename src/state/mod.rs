@@ -1,6 +1,7 @@
 //! What `mlops` knows exists: per resource its address, kind, cloud id, last-known attributes
 //! and dependencies, plus the stack's outputs. Split as Terraform's `states/`: the model here,
-//! the versioned file format in `format`, storage and locking behind `StateStore` in `local`.
+//! the versioned file format in `format`, storage and locking behind `StateStore` in `local`
+//! (a file) and `s3` (an object, locked by a leased lock object).
 //!
 //! Dependencies are recorded per resource so that a resource that left the spec is still
 //! destroyed in the right order.
@@ -9,19 +10,23 @@ mod format;
 mod local;
 mod lock;
 mod outputs;
+mod s3;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::model::{Address, Attrs, ResourceKind};
+use crate::providers::ProviderError;
 
 pub use format::{parse, FORMAT_VERSION};
 pub use local::LocalStore;
-pub use lock::{LockGuard, LockInfo};
+pub use lock::{whole_seconds, LockGuard, LockInfo};
 pub use outputs::outputs;
+pub use s3::{S3Location, S3Store};
 
 /// The whole state of one stack.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,6 +116,22 @@ pub enum StateError {
     },
     #[error("the state `{}` is not locked", path.display())]
     NotLocked { path: PathBuf },
+    /// A conditional write found the state changed since this run read it.
+    #[error("the state `{}` was changed by another run since this run read it; this run's write was refused", path.display())]
+    Conflict { path: PathBuf, stack_file: String },
+    #[error("the state bucket `{bucket}` does not exist (region {region})")]
+    NoBucket {
+        bucket: String,
+        region: String,
+        stack_file: String,
+    },
+    /// A call to the remote backend failed.
+    #[error("cannot {action} `{}`: {error}", path.display())]
+    Remote {
+        action: &'static str,
+        path: PathBuf,
+        error: ProviderError,
+    },
 }
 
 /// ` (line L, column C)` when the parser knows where.
@@ -135,7 +156,13 @@ impl StateError {
             StateError::OtherStack { .. } => Some(
                 "two stacks must not share a state file: set `[state] path` in one of them".into(),
             ),
-            StateError::Locked { holder, .. } => Some(if holder.is_stale_here() {
+            StateError::Locked { holder, .. } => Some(if let Some(left) = holder.lease_left() {
+                format!(
+                    "wait for that run to finish; if it is gone, its lease runs out in {} and the next run takes the lock over, or run `{}` now",
+                    whole_seconds(left),
+                    holder.unlock_command()
+                )
+            } else if holder.is_stale_here() {
                 format!(
                     "process {} is no longer running on this host; if no other run is using the stack, run `{}`",
                     holder.pid,
@@ -151,22 +178,39 @@ impl StateError {
                 "the current lock id is `{}`; check that no run holds it before removing it",
                 holder.id
             )),
+            StateError::Conflict { stack_file, .. } => Some(format!(
+                "this run lost its lock (taken over or force-unlocked) and the newer state is kept; `mlops lock status {stack_file}` shows who holds it now, and the next apply adopts what this run created (its objects carry the stack's tags)"
+            )),
+            StateError::NoBucket { stack_file, .. } => Some(format!(
+                "create it with `mlops backend create {stack_file}` (versioned, encrypted, private)"
+            )),
+            StateError::Remote { error, .. } => match error.code.as_deref() {
+                Some("PermanentRedirect" | "AuthorizationHeaderMalformed") => Some(
+                    "the state bucket is in another region: set `[state] region` to its region"
+                        .into(),
+                ),
+                _ => error.hint().map(str::to_string),
+            },
             _ => None,
         }
     }
 }
 
-/// Where a stack's state lives and how it is locked. The local file is the first backend; the
-/// trait keeps the executor and the commands independent of it (S3 is next).
+/// Where a stack's state lives and how it is locked: a local file or an S3 object. The trait
+/// keeps the executor and the commands independent of the backend.
+#[async_trait]
 pub trait StateStore: Send + Sync {
     /// A human-readable location, for messages.
     fn describe(&self) -> String;
     /// The stored state, or `None` when the stack has never been applied.
-    fn load(&self) -> Result<Option<State>, StateError>;
-    /// Writes `state` atomically with the next serial; updates `state.serial`.
-    fn save(&self, state: &mut State) -> Result<(), StateError>;
+    async fn load(&self) -> Result<Option<State>, StateError>;
+    /// Writes `state` atomically with the next serial; updates `state.serial`. A backend that
+    /// can tell refuses to overwrite a state written by another run since this one read it.
+    async fn save(&self, state: &mut State) -> Result<(), StateError>;
     /// Takes the exclusive lock for one command; released when the guard is dropped.
-    fn lock(&self, operation: &str) -> Result<LockGuard, StateError>;
+    async fn lock(&self, operation: &str) -> Result<LockGuard, StateError>;
+    /// The lock as it is now, or `None` when nobody holds it.
+    async fn lock_status(&self) -> Result<Option<LockInfo>, StateError>;
     /// Removes a lock left by a run that is gone, if `id` matches it.
-    fn force_unlock(&self, id: &str) -> Result<LockInfo, StateError>;
+    async fn force_unlock(&self, id: &str) -> Result<LockInfo, StateError>;
 }

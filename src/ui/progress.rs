@@ -1,9 +1,10 @@
-//! The two faces of the executor's progress: spinners with elapsed time per resource on a
-//! terminal (finished lines stay, with their outcome and duration), and one timestamped line
-//! per event otherwise (CI logs).
+//! The faces of the executor's progress: spinners with elapsed time per resource on a
+//! terminal (finished lines stay, with their outcome and duration), one timestamped line per
+//! event otherwise (CI logs), JSON events, and for many stacks at once on a terminal one live
+//! line per stack (its name, what it is doing, its counts).
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -13,7 +14,7 @@ use crate::exec::{Op, Reporter};
 use crate::model::Address;
 
 /// How a command shows progress.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum Progress {
     /// Spinners on a terminal, timestamped lines otherwise, on stderr.
     Auto,
@@ -21,6 +22,48 @@ pub enum Progress {
     Json,
     /// Timestamped lines on stderr, each starting with `[<stack>]`: many stacks at once.
     Stack(String),
+    /// The stack's live line on a terminal: many stacks at once.
+    Live(StackLine),
+}
+
+impl Progress {
+    /// For one of many stacks: its live line on the `board` when there is one (a terminal),
+    /// else prefixed lines.
+    pub fn of_stack(board: Option<&Board>, name: &str) -> Progress {
+        match board {
+            Some(board) => Progress::Live(board.line(name)),
+            None => Progress::Stack(name.to_string()),
+        }
+    }
+
+    /// What the stack is at (`locking`, `refreshing`), on its live line if it has one.
+    pub fn phase(&self, phase: &str) {
+        if let Progress::Live(line) = self {
+            line.phase(phase);
+        }
+    }
+
+    /// The apply of `total` operations begins, on the live line if there is one.
+    pub fn applying(&self, total: usize) {
+        if let Progress::Live(line) = self {
+            line.applying(total);
+        }
+    }
+
+    /// The stack is finished with `outcome`, on the live line if there is one.
+    pub fn finish(&self, outcome: &str, ok: bool) {
+        if let Progress::Live(line) = self {
+            line.finish(outcome, ok);
+        }
+    }
+
+    /// Prints with `print`, keeping a live line intact.
+    pub fn print<R>(&self, print: impl FnOnce() -> R) -> R {
+        match self {
+            Progress::Live(line) => line.suspend(print),
+            _ => print(),
+        }
+    }
 }
 
 /// The reporter for `progress`; `terminal` tells whether stderr is one.
@@ -34,6 +77,7 @@ pub fn reporter(style: Style, terminal: bool, progress: Progress) -> Box<dyn Rep
         Progress::Stack(name) => Box::new(Lines {
             prefix: format!("[{name}] "),
         }),
+        Progress::Live(line) => Box::new(line),
     }
 }
 
@@ -101,6 +145,10 @@ impl Reporter for JsonEvents {
     fn interrupted(&self, in_flight: usize) {
         event("interrupted", serde_json::json!({ "in_flight": in_flight }));
     }
+
+    fn warning(&self, message: &str) {
+        event("warning", serde_json::json!({ "message": message }));
+    }
 }
 
 /// `1m 3s`, `12s`, `0.4s`.
@@ -162,6 +210,10 @@ impl Reporter for Lines {
         self.line(&format!(
             "interrupted: finishing {in_flight} operation(s) in flight, then saving the state"
         ));
+    }
+
+    fn warning(&self, message: &str) {
+        self.line(&format!("warning: {message}"));
     }
 }
 
@@ -253,5 +305,225 @@ impl Reporter for Spinners {
         let _ = self.multi.println(format!(
             "interrupted: finishing {in_flight} operation(s) in flight, then saving the state"
         ));
+    }
+
+    fn warning(&self, message: &str) {
+        let _ = self
+            .multi
+            .println(format!("{} {message}", self.style.yellow("warning:")));
+    }
+}
+
+/// The live lines of many stacks at once, on a terminal: one per stack, in the order added.
+pub struct Board {
+    style: Style,
+    multi: MultiProgress,
+    /// The widest stack name, so that the lines align.
+    width: usize,
+}
+
+impl Board {
+    /// A board for the stacks `names`.
+    pub fn new(style: Style, names: &[String]) -> Board {
+        Board {
+            style,
+            multi: MultiProgress::new(),
+            width: names.iter().map(String::len).max().unwrap_or(0),
+        }
+    }
+
+    /// The line of stack `name`, shown from now on.
+    pub fn line(&self, name: &str) -> StackLine {
+        let template = format!(
+            "{{spinner}} {{prefix:<{}.bold}}  {{msg}}  {{elapsed}}",
+            self.width
+        );
+        let style = ProgressStyle::with_template(&template)
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        let bar = self.multi.add(ProgressBar::new_spinner().with_style(style));
+        bar.set_prefix(name.to_string());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        let line = StackLine(Arc::new(LineState {
+            name: name.to_string(),
+            width: self.width,
+            style: self.style,
+            bar,
+            work: Mutex::new(Work::default()),
+        }));
+        line.phase("starting");
+        line
+    }
+}
+
+/// One stack's live line: its phase, how many operations are done of how many, what is in
+/// flight. Cloned into the stack's reporter; the command sets the phase and the outcome.
+#[derive(Clone)]
+pub struct StackLine(Arc<LineState>);
+
+struct LineState {
+    name: String,
+    width: usize,
+    style: Style,
+    bar: ProgressBar,
+    work: Mutex<Work>,
+}
+
+/// What a stack's line shows.
+#[derive(Default)]
+struct Work {
+    phase: String,
+    /// Operations of the plan being applied, once known.
+    total: Option<usize>,
+    done: usize,
+    failed: usize,
+    /// Per resource in flight, what it is doing (`creating`, `waiting for ...`).
+    running: BTreeMap<Address, String>,
+}
+
+impl Work {
+    fn render(&self) -> String {
+        let mut text = self.phase.clone();
+        if let Some(total) = self.total {
+            text.push_str(&format!(" {}/{total}", self.done));
+        }
+        if self.failed > 0 {
+            text.push_str(&format!(", {} failed", self.failed));
+        }
+        if let Some((address, doing)) = self.running.iter().next() {
+            text.push_str(&format!("  {address} {doing}"));
+            if self.running.len() > 1 {
+                text.push_str(&format!(" (+{} more)", self.running.len() - 1));
+            }
+        }
+        text
+    }
+}
+
+impl StackLine {
+    fn update(&self, change: impl FnOnce(&mut Work)) {
+        let mut work = self.0.work.lock().unwrap_or_else(|e| e.into_inner());
+        change(&mut work);
+        self.0.bar.set_message(work.render());
+    }
+
+    /// What the stack is at: `locking`, `refreshing`, `applying`...
+    pub fn phase(&self, phase: &str) {
+        self.update(|w| w.phase = phase.to_string());
+    }
+
+    /// The apply of `total` operations begins.
+    pub fn applying(&self, total: usize) {
+        self.update(|w| {
+            w.phase = "applying".into();
+            w.total = Some(total);
+        });
+    }
+
+    /// The stack is finished: the line stays with `outcome` and the time it took.
+    pub fn finish(&self, outcome: &str, ok: bool) {
+        let mark = if ok {
+            self.0.style.green("✓")
+        } else {
+            self.0.style.red("✗")
+        };
+        let template = format!(
+            "{mark} {{prefix:<{}.bold}}  {{msg}}  {{elapsed}}",
+            self.0.width
+        );
+        if let Ok(style) = ProgressStyle::with_template(&template) {
+            self.0.bar.set_style(style);
+        }
+        self.0.bar.finish_with_message(outcome.to_string());
+    }
+
+    /// Runs `print` with the lines hidden, so that text written meanwhile is not torn.
+    pub fn suspend<R>(&self, print: impl FnOnce() -> R) -> R {
+        self.0.bar.suspend(print)
+    }
+}
+
+impl Reporter for StackLine {
+    fn started(&self, address: &Address, op: Op) {
+        self.update(|w| {
+            w.running.insert(address.clone(), op.doing().to_string());
+        });
+    }
+
+    fn waiting(&self, address: &Address, what: &str) {
+        self.update(|w| {
+            w.running.insert(address.clone(), format!("waiting {what}"));
+        });
+    }
+
+    fn retrying(&self, address: &Address, _: &str, delay: Duration) {
+        self.update(|w| {
+            w.running.insert(
+                address.clone(),
+                format!("not ready yet, retrying in {}", duration(delay)),
+            );
+        });
+    }
+
+    fn adopted(&self, _: &Address, _: &str) {}
+
+    fn finished(&self, address: &Address, _: Op, _: Duration) {
+        self.update(|w| {
+            w.running.remove(address);
+            w.done += 1;
+        });
+    }
+
+    fn failed(&self, address: &Address, op: Op, error: &str) {
+        self.update(|w| {
+            w.running.remove(address);
+            w.failed += 1;
+        });
+        self.0.bar.println(format!(
+            "[{}] {address}: {} failed: {error}",
+            self.0.name,
+            op.verb()
+        ));
+    }
+
+    fn interrupted(&self, in_flight: usize) {
+        self.phase(&format!("interrupted, finishing {in_flight} in flight"));
+    }
+
+    fn warning(&self, message: &str) {
+        self.0.bar.println(format!(
+            "[{}] {} {message}",
+            self.0.name,
+            self.0.style.yellow("warning:")
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stack_line_shows_its_phase_counts_and_what_is_in_flight() {
+        let mut work = Work {
+            phase: "applying".into(),
+            total: Some(12),
+            ..Work::default()
+        };
+        work.done = 5;
+        work.running
+            .insert(Address::new("eks_cluster"), "waiting for ACTIVE".into());
+        work.running.insert(Address::new("vpc"), "creating".into());
+        assert_eq!(
+            work.render(),
+            "applying 5/12  eks_cluster waiting for ACTIVE (+1 more)"
+        );
+        work.failed = 1;
+        work.running.clear();
+        assert_eq!(work.render(), "applying 5/12, 1 failed");
+        let refreshing = Work {
+            phase: "refreshing".into(),
+            ..Work::default()
+        };
+        assert_eq!(refreshing.render(), "refreshing");
     }
 }

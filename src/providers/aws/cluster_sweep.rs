@@ -514,6 +514,7 @@ mod tests {
         fn finished(&self, _: &Address, _: Op, _: Duration) {}
         fn failed(&self, _: &Address, _: Op, _: &str) {}
         fn interrupted(&self, _: usize) {}
+        fn warning(&self, _: &str) {}
     }
 
     fn error(class: ErrorClass, code: &str) -> ProviderError {

@@ -210,6 +210,7 @@ mod tests {
         fn finished(&self, _: &Address, _: Op, _: std::time::Duration) {}
         fn failed(&self, _: &Address, _: Op, _: &str) {}
         fn interrupted(&self, _: usize) {}
+        fn warning(&self, _: &str) {}
     }
 
     fn clients(rules: &[&Rule]) -> Clients {

@@ -3,6 +3,7 @@
 //! SDK errors are classified, tag helpers shared by the kinds, and one file per resource kind
 //! (plus `cluster_sweep`, what the cluster's delete removes of what Kubernetes made).
 
+mod cap;
 mod cluster_sweep;
 mod ec2;
 mod ecr_repository;
@@ -36,6 +37,8 @@ use serde_json::{json, Value};
 use super::{ErrorClass, ProviderError, ResourceProvider};
 use crate::model::{Attrs, ResourceKind};
 
+pub use cap::RequestCap;
+
 /// The SDK clients of one region.
 #[derive(Clone, Debug)]
 pub struct Clients {
@@ -52,41 +55,63 @@ pub struct Clients {
     pub sts: aws_sdk_sts::Client,
 }
 
-/// How to reach AWS: the region, and an endpoint that replaces AWS's own (an emulator).
+/// How to reach AWS: the region, an endpoint that replaces AWS's own (an emulator), and the cap
+/// on requests in flight that the clients share (none: the SDK's client, uncapped).
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub region: String,
     pub endpoint_url: Option<String>,
+    pub cap: Option<RequestCap>,
 }
 
-impl Clients {
-    /// Loads credentials and configuration the standard way and builds every client.
-    /// Throttling and transient errors are retried by the SDK with exponential backoff and
-    /// jitter.
-    pub async fn connect(settings: &Settings) -> Clients {
+impl Settings {
+    /// Loads credentials and configuration the standard way. Throttling and transient errors
+    /// are retried by the SDK with exponential backoff and jitter. Also tells whether S3 must
+    /// put buckets in the URL path: emulators serve S3 on one host.
+    async fn load(&self) -> (SdkConfig, bool) {
         let retry = RetryConfig::standard()
             .with_max_attempts(8)
             .with_initial_backoff(Duration::from_millis(200))
             .with_max_backoff(Duration::from_secs(20));
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(settings.region.clone()))
+            .region(Region::new(self.region.clone()))
             .retry_config(retry);
-        if let Some(url) = &settings.endpoint_url {
+        if let Some(url) = &self.endpoint_url {
             loader = loader.endpoint_url(url);
         }
-        let config: SdkConfig = loader.load().await;
-        // Emulators serve S3 on one host, so buckets go in the path, not the host name.
-        let custom_endpoint = settings.endpoint_url.is_some()
+        if let Some(http) = self.cap.as_ref().and_then(RequestCap::default_client) {
+            loader = loader.http_client(http);
+        }
+        let custom_endpoint = self.endpoint_url.is_some()
             || std::env::var_os("AWS_ENDPOINT_URL").is_some()
             || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
-        Self::from_config(&config, &settings.region, custom_endpoint)
+        (loader.load().await, custom_endpoint)
+    }
+
+    /// An S3 client alone, configured as `Clients::connect` configures its own.
+    pub async fn s3_client(&self) -> aws_sdk_s3::Client {
+        let (config, path_style) = self.load().await;
+        s3_client(&config, path_style)
+    }
+}
+
+/// An S3 client; `path_style` puts buckets in the URL path.
+fn s3_client(config: &SdkConfig, path_style: bool) -> aws_sdk_s3::Client {
+    let s3_config = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(path_style)
+        .build();
+    aws_sdk_s3::Client::from_conf(s3_config)
+}
+
+impl Clients {
+    /// Every client, for the region and endpoint of `settings`.
+    pub async fn connect(settings: &Settings) -> Clients {
+        let (config, path_style) = settings.load().await;
+        Self::from_config(&config, &settings.region, path_style)
     }
 
     /// Clients from a loaded configuration; `path_style` puts S3 buckets in the URL path.
     pub fn from_config(config: &SdkConfig, region: &str, path_style: bool) -> Clients {
-        let s3_config = aws_sdk_s3::config::Builder::from(config)
-            .force_path_style(path_style)
-            .build();
         Clients {
             region: region.to_string(),
             ec2: aws_sdk_ec2::Client::new(config),
@@ -94,7 +119,7 @@ impl Clients {
             elb: aws_sdk_elasticloadbalancing::Client::new(config),
             elbv2: aws_sdk_elasticloadbalancingv2::Client::new(config),
             iam: aws_sdk_iam::Client::new(config),
-            s3: aws_sdk_s3::Client::from_conf(s3_config),
+            s3: s3_client(config, path_style),
             ecr: aws_sdk_ecr::Client::new(config),
             sts: aws_sdk_sts::Client::new(config),
         }

@@ -54,8 +54,8 @@ impl KubeEnv {
         }
     }
 
-    /// For code that never reaches the cluster (the tests of the AWS side): any use fails
-    /// naming a kubeconfig that does not exist.
+    /// For code that never reaches the cluster (making the state bucket, the tests of the AWS
+    /// side): any use fails naming a kubeconfig that does not exist.
     pub fn unused() -> Self {
         KubeEnv::new(KubeSettings {
             kubeconfig: Some(PathBuf::from("/nonexistent/kubeconfig")),
