@@ -365,6 +365,14 @@ fn addons_fetch_copies_a_verified_bundle_and_refuses_a_tampered_one() {
     ))
     .stderr(predicate::str::contains("has the SHA-256 digest"))
     .stderr(no_panic());
+    // A plan reads the add-ons' manifests for their inventories: it refuses the same way.
+    p.mlops(&["plan", "example", "--manifests-dir", "bundle"])
+        .code(1)
+        .stderr(predicate::str::contains(
+            "error: the manifest `install.yaml` of istio 1.29.1 from",
+        ))
+        .stderr(no_panic());
+    assert!(!p.state_file().exists());
     p.mlops(&[
         "addons",
         "fetch",
