@@ -421,6 +421,27 @@ fn a_lock_left_by_a_killed_run_is_taken_over_once_its_lease_ran_out_and_not_befo
             .len(),
         31
     );
+
+    // Ctrl-C releases the lock too.
+    let interrupted = spawn(
+        &project,
+        &["destroy", stack, "--auto-approve", "--parallelism", "1"],
+    );
+    wait_for("the destroy's lock", || {
+        object(&aws, &lock_key(stack)).is_some()
+    });
+    signal(&interrupted, "INT");
+    let out = interrupted.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        matches!(out.status.code(), Some(130) | Some(0)),
+        "interrupted, or done first: {stderr}"
+    );
+    assert_eq!(
+        keys(&aws),
+        vec![state_key(stack)],
+        "no lock left after Ctrl-C"
+    );
 }
 
 #[test]
