@@ -249,6 +249,12 @@ fn a_held_lock_blocks_with_the_holder_and_force_unlock_clears_it() {
         .stderr(predicate::str::contains(
             "mlops force-unlock stacks/example.toml abc-123",
         ));
+    p.mlops(&["lock", "status", "example"])
+        .success()
+        .stdout(predicate::str::starts_with(
+            "lock on `state/mlops.json`\n  locked by  ci@runner-7 (pid 4242)\n  operation  apply\n  lock id    abc-123\n",
+        ))
+        .stdout(predicate::str::contains("heartbeat").not());
     p.mlops(&["force-unlock", "example", "wrong"])
         .code(1)
         .stderr(predicate::str::contains("has another id than `wrong`"));
@@ -256,7 +262,21 @@ fn a_held_lock_blocks_with_the_holder_and_force_unlock_clears_it() {
     p.mlops(&["force-unlock", "example", "abc-123"])
         .success()
         .stderr(predicate::str::contains("removed the lock"));
+    p.mlops(&["lock", "status", "example"])
+        .success()
+        .stdout("no lock on `state/mlops.json`\n");
     p.mlops(&["plan", "example"]).success();
+}
+
+#[test]
+fn backend_create_refuses_a_local_state() {
+    let p = Project::new();
+    p.mlops(&["backend", "create", "example"])
+        .code(1)
+        .stderr(predicate::str::contains(
+            "stack `mlops` keeps its state in a local file, `state/mlops.json`",
+        ))
+        .stderr(predicate::str::contains("[state] backend = \"s3\""));
 }
 
 #[test]

@@ -421,6 +421,27 @@ fn a_lock_left_by_a_killed_run_is_taken_over_once_its_lease_ran_out_and_not_befo
             .len(),
         31
     );
+
+    // Ctrl-C releases the lock too.
+    let interrupted = spawn(
+        &project,
+        &["destroy", stack, "--auto-approve", "--parallelism", "1"],
+    );
+    wait_for("the destroy's lock", || {
+        object(&aws, &lock_key(stack)).is_some()
+    });
+    signal(&interrupted, "INT");
+    let out = interrupted.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        matches!(out.status.code(), Some(130) | Some(0)),
+        "interrupted, or done first: {stderr}"
+    );
+    assert_eq!(
+        keys(&aws),
+        vec![state_key(stack)],
+        "no lock left after Ctrl-C"
+    );
 }
 
 #[test]
@@ -536,4 +557,65 @@ fn state_pull_and_push_work_on_s3() {
     assert!(now["serial"].as_u64() > state["serial"].as_u64(), "{now}");
     assert_eq!(now["resources"], state["resources"]);
     assert_eq!(keys(&aws), vec![state_key(stack)], "no lock left");
+}
+
+/// Runs `mlops <args>` to its end, failing the test if it takes longer than `limit`.
+fn run_within(project: &Project, args: &[&str], limit: Duration) -> (i32, String) {
+    let mut child = spawn(project, args);
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            child.kill().unwrap();
+            panic!("`mlops {}` still ran after {limit:?}", args.join(" "));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code().unwrap(), stderr)
+}
+
+#[test]
+fn many_stacks_share_one_state_bucket_and_each_releases_its_lock() {
+    let moto = Emulator::start();
+    let aws = moto.clients();
+    let project = project_with_bucket(&moto, "fleet-a", "5m");
+    // Fleet B: its own CIDR and repository, and no IRSA (the emulator gives every cluster the
+    // same OIDC issuer, so two stacks cannot both own a provider for it there).
+    let irsa_start = "[irsa.kserve-s3]";
+    let fleet_b = s3_stack("fleet-b", "5m")
+        .replace("10.0.", "10.1.")
+        .replace("[repositories.wine-model]", "[repositories.beer-model]");
+    let start = fleet_b.find(irsa_start).unwrap();
+    let end = start + fleet_b[start..].find("\n\n").unwrap() + 2;
+    let fleet_b = format!("{}{}", &fleet_b[..start], &fleet_b[end..]);
+    std::fs::write(project.dir.path().join("stacks/fleet-b.toml"), fleet_b).unwrap();
+
+    // Each stack's lock is released while the other still runs; a release must never keep
+    // the other stack from being woken up again.
+    for command in ["apply", "destroy", "apply"] {
+        let (code, stderr) = run_within(
+            &project,
+            &[command, "--all", "--auto-approve", "--parallelism", "4"],
+            Duration::from_secs(60),
+        );
+        assert_eq!(code, 0, "{stderr}");
+        assert_eq!(
+            stderr
+                .lines()
+                .filter(|l| l.starts_with("fleet-") && l.contains(" done "))
+                .count(),
+            2,
+            "{stderr}"
+        );
+        let mut expected = vec![state_key("fleet-a"), state_key("fleet-b")];
+        expected.sort();
+        assert_eq!(keys(&aws), expected, "both states, no lock left");
+    }
+    assert_eq!(vpcs(&aws, "fleet-a"), 1);
+    assert_eq!(vpcs(&aws, "fleet-b"), 1);
+    let a = object(&aws, &state_key("fleet-a")).unwrap();
+    let b = object(&aws, &state_key("fleet-b")).unwrap();
+    assert_eq!(a["resources"].as_object().unwrap().len(), 31);
+    assert_eq!(b["resources"].as_object().unwrap().len(), 28);
 }

@@ -125,19 +125,18 @@ async fn apply_saved(saved: ops::SavedPlan, args: &ApplyArgs, global: &Global) -
         ));
     }
     let stack = global.open(&saved.stack_file)?;
-    let progress = progress(&args.run);
     let session = session(
         &stack,
         global,
         args.run.parallelism,
         single_cap(&args.run),
-        progress.clone(),
+        progress(&args.run),
     );
     let _lock = stack.lock("apply", session.reporter.as_ref()).await?;
     let state = stack.state().await?;
     saved.check_current(&stack, &state)?;
     // A saved plan was reviewed already: it is its own approval.
-    execute(&stack, &saved.plan, state, &session, &progress).await
+    execute(&stack, &saved.plan, state, &session).await
 }
 
 /// Plans one stack (`command` is `apply` or `destroy`), shows the plan, confirms, executes.
@@ -169,7 +168,14 @@ async fn run_stack(
     progress.phase("refreshing");
     let (plan, state) = until_interrupted(ops::plan(&stack, &request, &session)).await?;
     progress.print(|| show_and_confirm(&plan, command, run, title, global))?;
-    execute(&stack, &plan, state, &session, &progress).await
+    let s = plan.summary();
+    let doing = if command == "destroy" {
+        "destroying"
+    } else {
+        "applying"
+    };
+    progress.running(doing, s.add + s.change + s.destroy);
+    execute(&stack, &plan, state, &session).await
 }
 
 /// Every stack of `pattern` at once, each with its lock and `[stack]`-prefixed progress lines;
@@ -266,13 +272,10 @@ async fn execute(
     plan: &Plan,
     state: crate::state::State,
     session: &ops::Session,
-    progress: &Progress,
 ) -> Ran {
     if !plan.has_changes() {
         return Ok(None);
     }
-    let s = plan.summary();
-    progress.applying(s.add + s.change + s.destroy);
     let applied = ops::apply(stack, plan, state, session).await?;
     let next = format!(
         "Outputs: `mlops output {}`; state: `{}`",

@@ -276,9 +276,15 @@ impl Drop for Lease {
                 .await;
         };
         match Handle::try_current() {
-            // mlops runs on the multi-threaded runtime, where a drop may wait for the call.
+            // mlops runs on the multi-threaded runtime, where a drop may wait for the call
+            // while the runtime's workers drive its I/O. The wait uses its own executor:
+            // `Handle::block_on` would share this thread's parker with an outer `block_on`
+            // and swallow the wake-ups meant for the other stacks of `--all`.
             Ok(runtime) if runtime.runtime_flavor() == RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(|| runtime.block_on(release));
+                tokio::task::block_in_place(|| {
+                    let _context = runtime.enter();
+                    futures::executor::block_on(release);
+                });
             }
             // Anywhere else the lock stays until its lease runs out.
             _ => self.heartbeat.abort(),

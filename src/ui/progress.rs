@@ -43,10 +43,11 @@ impl Progress {
         }
     }
 
-    /// The apply of `total` operations begins, on the live line if there is one.
-    pub fn applying(&self, total: usize) {
+    /// `total` operations begin (`doing`: `applying`, `destroying`), on the live line if
+    /// there is one.
+    pub fn running(&self, doing: &str, total: usize) {
         if let Progress::Live(line) = self {
-            line.applying(total);
+            line.running(doing, total);
         }
     }
 
@@ -411,10 +412,10 @@ impl StackLine {
         self.update(|w| w.phase = phase.to_string());
     }
 
-    /// The apply of `total` operations begins.
-    pub fn applying(&self, total: usize) {
+    /// `total` operations begin: `doing` is `applying` or `destroying`.
+    pub fn running(&self, doing: &str, total: usize) {
         self.update(|w| {
-            w.phase = "applying".into();
+            w.phase = doing.to_string();
             w.total = Some(total);
         });
     }
