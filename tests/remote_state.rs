@@ -345,7 +345,7 @@ fn a_lock_left_by_a_killed_run_is_taken_over_once_its_lease_ran_out_and_not_befo
     let moto = Emulator::start();
     let aws = moto.clients();
     let stack = "crash";
-    let project = project_with_bucket(&moto, stack, "2s");
+    let project = project_with_bucket(&moto, stack, "3s");
 
     let mut killed = spawn(&project, &["apply", stack, "--auto-approve"]);
     wait_for("the lock object", || {
@@ -355,7 +355,7 @@ fn a_lock_left_by_a_killed_run_is_taken_over_once_its_lease_ran_out_and_not_befo
     killed.wait().unwrap();
     let left = object(&aws, &lock_key(stack)).expect("a SIGKILLed run leaves its lock");
     assert_eq!(left["pid"], killed.id());
-    assert_eq!(left["lease"], "2s");
+    assert_eq!(left["lease"], "3s");
 
     // Within the lease the lock holds.
     let early = project.mlops(&["plan", stack]);
@@ -393,7 +393,7 @@ fn a_lock_left_by_a_killed_run_is_taken_over_once_its_lease_ran_out_and_not_befo
 
     // Once the lease ran out, the next run takes the lock over, says whose it was, and
     // completes the stack, adopting what the killed run created.
-    std::thread::sleep(Duration::from_millis(2500));
+    std::thread::sleep(Duration::from_millis(3500));
     let expired = project.mlops(&["lock", "status", stack]).ok();
     assert!(expired.stdout.contains("expired"), "{}", expired.stdout);
     let taken = project.apply().ok();
@@ -422,14 +422,14 @@ fn a_lock_left_by_a_killed_run_is_taken_over_once_its_lease_ran_out_and_not_befo
         31
     );
 
-    // Ctrl-C releases the lock too.
+    // Ctrl-C releases the lock too: sent once the destroy has saved its first deletions.
+    let serial = |aws: &Aws| object(aws, &state_key(stack)).and_then(|s| s["serial"].as_u64());
+    let before = serial(&aws);
     let interrupted = spawn(
         &project,
         &["destroy", stack, "--auto-approve", "--parallelism", "1"],
     );
-    wait_for("the destroy's lock", || {
-        object(&aws, &lock_key(stack)).is_some()
-    });
+    wait_for("the destroy's first deletions", || serial(&aws) > before);
     signal(&interrupted, "INT");
     let out = interrupted.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -244,6 +244,9 @@ impl S3Store {
     }
 }
 
+/// How long the end of a command waits for its lock to be deleted.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A lock this run holds in S3: renewed until dropped, then deleted if it is still this run's
 /// (`If-Match` on the ETag of its last renewal).
 struct Lease {
@@ -274,6 +277,10 @@ impl Drop for Lease {
                 .if_match(etag.as_str())
                 .send()
                 .await;
+        };
+        // An unreachable S3 must not hold the command up: the lease ends the lock then.
+        let release = async move {
+            let _ = tokio::time::timeout(RELEASE_TIMEOUT, release).await;
         };
         match Handle::try_current() {
             // mlops runs on the multi-threaded runtime, where a drop may wait for the call
