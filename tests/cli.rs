@@ -802,3 +802,31 @@ fn state_pull_and_push_guard_the_history() {
         ));
     assert!(!p.path("state/mlops.json.lock").exists());
 }
+
+/// A cluster that cannot be reached is a clear error at plan time, before anything changes.
+#[test]
+fn an_unreachable_cluster_is_named_at_plan_time() {
+    let p = Project::new();
+    let kubeconfig = p.path("kubeconfig");
+    fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: c\n  cluster: {server: 'http://127.0.0.1:9'}\nusers:\n- name: u\n  user: {token: t}\ncontexts:\n- name: c\n  context: {cluster: c, user: u}\n",
+    )
+    .unwrap();
+    p.mlops(&[
+        "plan",
+        "example",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+    ])
+    .code(1)
+    .stderr(predicate::str::contains(
+        "error: cannot reach the Kubernetes API server of `http://127.0.0.1:9/` (kubeconfig `",
+    ))
+    .stderr(predicate::str::contains("Connection refused"))
+    .stderr(predicate::str::contains(
+        "hint: check that the cluster's endpoint is reachable",
+    ))
+    .stderr(no_panic());
+    assert!(!p.state_file().exists());
+}

@@ -183,7 +183,11 @@ pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut parts = vec![err.to_string()];
     let mut source = err.source();
     while let Some(cause) = source {
-        parts.push(cause.to_string());
+        // Layers often repeat their cause in their own text: say each thing once.
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
         source = cause.source();
     }
     parts.join(": ")
