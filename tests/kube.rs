@@ -176,7 +176,26 @@ async fn cluster(server: &dyn Server) -> Cluster {
         .unwrap()
 }
 
-fn quiet(_: &str) {}
+/// Progress nobody reads.
+struct Quiet;
+
+impl install::Progress for Quiet {
+    fn waiting(&self, _: &str) {}
+    fn warning(&self, _: &str) {}
+}
+
+/// Counts the objects a webhook refused because it was not serving yet.
+#[derive(Default)]
+struct Refusals(std::sync::atomic::AtomicUsize);
+
+impl install::Progress for Refusals {
+    fn waiting(&self, what: &str) {
+        if what.contains("was refused") {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    fn warning(&self, _: &str) {}
+}
 
 /// A namespace and a CRD of its own for one case (CRDs are cluster-wide and the servers are
 /// shared by the cases of this binary).
@@ -205,7 +224,7 @@ fn namespace(name: &str) -> Value {
 async fn a_crd_and_its_custom_resource_go_in_one_apply(server: &dyn Server, tag: &str) {
     let (ns, group) = (format!("crd-{tag}"), format!("{tag}.crd.mlops.test"));
     let set = objects(&[model(&group, &ns, "wine"), crd(&group), namespace(&ns)]);
-    install::install(&cluster(server).await, set, &waits(), &quiet)
+    install::install(&cluster(server).await, set, &waits(), &Quiet)
         .await
         .unwrap();
     let stored = server
@@ -238,7 +257,7 @@ async fn rbac_workloads_and_a_load_balancer_go_in_and_come_out(server: &dyn Serv
     ]);
     let refs: Vec<ObjectRef> = set.iter().map(|o| o.id.clone()).collect();
     let cluster = cluster(server).await;
-    install::install(&cluster, set, &waits(), &quiet)
+    install::install(&cluster, set, &waits(), &Quiet)
         .await
         .unwrap();
     let deployment = server
@@ -256,12 +275,12 @@ async fn rbac_workloads_and_a_load_balancer_go_in_and_come_out(server: &dyn Serv
     );
 
     // Destroy: the load balancer first, then the rest.
-    let removed = install::delete_load_balancers(&cluster, &waits(), &quiet)
+    let removed = install::delete_load_balancers(&cluster, &waits(), &Quiet)
         .await
         .unwrap();
     assert!(removed >= 1);
     assert!(server.object("v1", "Service", Some(&ns), "web").is_none());
-    install::uninstall(&cluster, &refs, &waits(), &quiet)
+    install::uninstall(&cluster, &refs, &waits(), &Quiet)
         .await
         .unwrap();
     for kind in ["ServiceAccount", "ConfigMap"] {
@@ -330,19 +349,14 @@ async fn a_webhook_that_refuses_then_accepts_is_waited_for(server: &dyn Server, 
         std::thread::sleep(Duration::from_secs(3));
         start();
     });
-    let refused = std::sync::atomic::AtomicUsize::new(0);
-    let note = |what: &str| {
-        if what.contains("was refused") {
-            refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        }
-    };
+    let refused = Refusals::default();
     let set = objects(&[crd(&group), model(&group, &ns, "guarded")]);
-    install::install(&cluster(server).await, set, &waits(), &note)
+    install::install(&cluster(server).await, set, &waits(), &refused)
         .await
         .unwrap();
     late.join().unwrap();
     assert!(
-        refused.into_inner() > 0,
+        refused.0.into_inner() > 0,
         "the webhook never refused: the case proves nothing"
     );
     assert!(server
@@ -365,7 +379,7 @@ async fn a_deployment_that_never_becomes_available_is_named(server: &dyn Server,
         timeout: Duration::from_secs(3),
         ..waits()
     };
-    let err = install::install(&cluster(server).await, set, &short, &quiet)
+    let err = install::install(&cluster(server).await, set, &short, &Quiet)
         .await
         .unwrap_err();
     let message = err.to_string();
@@ -390,7 +404,7 @@ async fn an_unchanged_object_reapplied_changes_nothing_and_uninstall_prunes(
         &cluster,
         objects(&[namespace(&ns), config("keep"), config("drop")]),
         &waits(),
-        &quiet,
+        &Quiet,
     )
     .await
     .unwrap();
@@ -403,14 +417,14 @@ async fn an_unchanged_object_reapplied_changes_nothing_and_uninstall_prunes(
         &cluster,
         objects(&[namespace(&ns), config("keep")]),
         &waits(),
-        &quiet,
+        &Quiet,
     )
     .await
     .unwrap();
     assert_eq!(version("keep"), before, "an unchanged object was changed");
     let dropped: ObjectRef = format!("v1 ConfigMap {ns}/drop").parse().unwrap();
     let writes = server.writes();
-    install::uninstall(&cluster, &[dropped], &waits(), &quiet)
+    install::uninstall(&cluster, &[dropped], &waits(), &Quiet)
         .await
         .unwrap();
     assert!(server.writes() > writes);

@@ -46,7 +46,15 @@ impl Default for Waits {
 }
 
 /// Where the installer says what it is waiting for (the executor's reporter, in a run).
-pub type Note<'a> = &'a (dyn Fn(&str) + Send + Sync);
+pub type Note<'a> = &'a dyn Progress;
+
+/// What the installer tells the user while it works.
+pub trait Progress: Sync {
+    /// What a long wait is waiting for.
+    fn waiting(&self, what: &str);
+    /// Something that does not stop the run but should be known.
+    fn warning(&self, message: &str);
+}
 
 /// Objects written at once.
 const IN_FLIGHT: usize = 8;
@@ -180,7 +188,7 @@ pub fn install<'a>(
         let crds = in_stage(&objects, Stage::Crd);
         if !crds.is_empty() {
             apply_all(cluster, &crds, waits, note).await?;
-            note(&format!(
+            note.waiting(&format!(
                 "{} CustomResourceDefinitions to be established",
                 crds.len()
             ));
@@ -205,7 +213,7 @@ pub fn install<'a>(
         let custom = in_stage(&objects, Stage::Custom);
         if let Some(first) = custom.first() {
             // A webhook that accepts a dry run of the first custom resource is serving.
-            note(&format!(
+            note.waiting(&format!(
                 "the admission webhooks to accept {}",
                 first.id.short()
             ));
@@ -263,7 +271,7 @@ async fn apply_one<'a>(
     loop {
         match cluster.apply(object, dry_run).await {
             Err(e) if e.is_webhook_not_ready() && started.elapsed() + pause < waits.timeout => {
-                note(&format!(
+                note.waiting(&format!(
                     "an admission webhook to serve ({} was refused)",
                     object.id.short()
                 ));
@@ -437,7 +445,7 @@ async fn wait_workloads<'a>(
     if workloads.is_empty() {
         return Ok(());
     }
-    note(&format!(
+    note.waiting(&format!(
         "{} workloads to become available",
         workloads.len()
     ));
@@ -495,7 +503,7 @@ async fn wait_webhooks<'a>(
             namespace: Some(namespace.clone()),
             name: name.clone(),
         };
-        note(&format!(
+        note.waiting(&format!(
             "Service {namespace}/{name} to have ready endpoints"
         ));
         let endpoints = &endpoints;
@@ -571,7 +579,7 @@ async fn wait_load_balancers<'a>(
         .filter(|o| o.id.kind == "Service" && o.body["spec"]["type"] == "LoadBalancer")
         .collect();
     for service in services {
-        note(&format!(
+        note.waiting(&format!(
             "{} to get a load balancer address",
             service.id.short()
         ));
@@ -589,8 +597,8 @@ async fn wait_load_balancers<'a>(
         )
         .await;
         if let Err(e) = waited {
-            note(&format!(
-                "warning: {e}; `mlops output` shows it once AWS has made it"
+            note.warning(&format!(
+                "{e}; `mlops output` shows it once AWS has made it"
             ));
         }
     }
@@ -661,7 +669,7 @@ async fn delete_and_wait<'a>(
         return Ok(());
     }
     delete_all(cluster, ids).await?;
-    note(&format!("{} objects to be deleted", ids.len()));
+    note.waiting(&format!("{} objects to be deleted", ids.len()));
     for id in ids {
         let gone = wait_for(
             id,
@@ -678,8 +686,8 @@ async fn delete_and_wait<'a>(
         .await;
         match gone {
             Err(KubeError::Timeout { .. }) if strip_finalizers => {
-                note(&format!(
-                    "warning: removing the finalizers of {}, which its controller did not clear",
+                note.warning(&format!(
+                    "removing the finalizers of {}, which its controller did not clear",
                     id.short()
                 ));
                 cluster.strip_finalizers(id).await?;

@@ -46,11 +46,6 @@ fn inventory(attrs: &Attrs) -> Vec<ObjectRef> {
         .unwrap_or_default()
 }
 
-/// Reports what the installer waits for through the run's reporter.
-fn note<'a>(ctx: &'a Ctx<'_>) -> impl Fn(&str) + Send + Sync + 'a {
-    move |what: &str| ctx.waiting(what)
-}
-
 /// Installs the desired release; the objects must be those the plan was made with.
 async fn install(ctx: &Ctx<'_>, cluster: &Cluster, desired: &Attrs) -> ProviderResult<()> {
     {
@@ -68,8 +63,7 @@ async fn install(ctx: &Ctx<'_>, cluster: &Cluster, desired: &Attrs) -> ProviderR
         install::ensure_namespaces(cluster, &namespaces)
             .await
             .map_err(ProviderError::from)?;
-        let note = note(ctx);
-        install::install(cluster, objects, &ctx.kube.settings.waits, &note)
+        install::install(cluster, objects, &ctx.kube.settings.waits, ctx)
             .await
             .map_err(ProviderError::from)
     }
@@ -179,8 +173,7 @@ impl ResourceProvider for Addon {
                 "{} objects the new version no longer has to be pruned",
                 dropped.len()
             ));
-            let note = note(ctx);
-            install::uninstall(&cluster, &dropped, &ctx.kube.settings.waits, &note)
+            install::uninstall(&cluster, &dropped, &ctx.kube.settings.waits, ctx)
                 .await
                 .map_err(ProviderError::from)?;
         }
@@ -191,8 +184,7 @@ impl ResourceProvider for Addon {
         let Some(cluster) = ctx.kube.cluster(ctx, prior).await? else {
             return Ok(()); // the cluster and everything in it are gone
         };
-        let note = note(ctx);
-        install::uninstall(&cluster, &inventory(prior), &ctx.kube.settings.waits, &note)
+        install::uninstall(&cluster, &inventory(prior), &ctx.kube.settings.waits, ctx)
             .await
             .map_err(ProviderError::from)
     }

@@ -49,8 +49,7 @@ impl ResourceProvider for ClusterCleanup {
             return Ok(());
         };
         ctx.waiting("the cluster's LoadBalancer Services and Ingresses to be deleted");
-        let note = |what: &str| ctx.waiting(what);
-        install::delete_load_balancers(&cluster, &ctx.kube.settings.waits, &note)
+        install::delete_load_balancers(&cluster, &ctx.kube.settings.waits, ctx)
             .await
             .map(|_| ())
             .map_err(ProviderError::from)

@@ -22,9 +22,21 @@ pub use object::KubeObject;
 
 use super::{Ctx, ProviderError, ProviderResult};
 use crate::addons::ManifestSource;
-use crate::kube::install::Waits;
+use crate::kube::install::{self, Waits};
 use crate::kube::{token, Cluster};
 use crate::model::Attrs;
+
+/// The installer reports through the run's reporter, on the resource's line.
+impl install::Progress for Ctx<'_> {
+    fn waiting(&self, what: &str) {
+        Ctx::waiting(self, what);
+    }
+
+    fn warning(&self, message: &str) {
+        self.reporter
+            .warning(&format!("{}: {message}", self.address));
+    }
+}
 
 /// EKS tokens live 15 minutes; a connection is renewed well before.
 const TOKEN_LIFETIME: Duration = Duration::from_secs(10 * 60);
