@@ -8,8 +8,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{ManifestSource, Release};
-use crate::kube::manifest::{self, Object, ADDON_LABEL, MANAGED_BY, VERSION_LABEL};
+use serde_json::Value;
+
+use crate::kube::manifest::{self, Object, ObjectRef, ADDON_LABEL, MANAGED_BY, VERSION_LABEL};
 use crate::kube::KubeError;
+use crate::model::Attrs;
 
 /// Namespaces every cluster has, which no add-on owns.
 pub const SYSTEM_NAMESPACES: &[&str] =
@@ -58,6 +61,21 @@ pub fn namespaces_to_ensure(objects: &[Object]) -> BTreeSet<String> {
         .filter_map(|o| o.id.namespace.clone())
         .filter(|ns| !defined.contains(ns.as_str()) && !SYSTEM_NAMESPACES.contains(&ns.as_str()))
         .collect()
+}
+
+/// The release an add-on resource's attributes name (`name`, `version`), if the catalogue has it.
+pub fn release_of(attrs: &Attrs) -> Option<&'static Release> {
+    let text = |key: &str| attrs.get(key).and_then(Value::as_str).unwrap_or_default();
+    super::release_named(text("name"), text("version"))
+}
+
+/// The references of an add-on resource's inventory (its `objects` attribute).
+pub fn inventory_refs(attrs: &Attrs) -> Vec<ObjectRef> {
+    attrs
+        .get("objects")
+        .and_then(Value::as_object)
+        .map(|objects| objects.keys().filter_map(|k| k.parse().ok()).collect())
+        .unwrap_or_default()
 }
 
 /// The inventory recorded in the plan and the state: each object's reference and digest.

@@ -229,7 +229,6 @@ async fn check_served(
     stack: &Stack,
     session: &Session,
 ) -> Result<()> {
-    use crate::kube::manifest::ObjectRef;
     let installs: Vec<&plan::Change> = plan
         .actions()
         .filter(|c| c.kind == ResourceKind::Addon)
@@ -240,18 +239,11 @@ async fn check_served(
     {
         return Ok(());
     }
-    let refs = |attrs: &crate::model::Attrs| -> Vec<ObjectRef> {
-        attrs
-            .get("objects")
-            .and_then(|o| o.as_object())
-            .map(|o| o.keys().filter_map(|k| k.parse().ok()).collect())
-            .unwrap_or_default()
-    };
     let crd_groups: BTreeSet<String> = desired
         .resources
         .values()
         .filter(|r| r.kind == ResourceKind::Addon)
-        .flat_map(|r| refs(&r.attrs))
+        .flat_map(|r| addons::render::inventory_refs(&r.attrs))
         .filter(|r| r.is_crd())
         .filter_map(|r| r.name.split_once('.').map(|(_, group)| group.to_string()))
         .collect();
@@ -277,7 +269,7 @@ async fn check_served(
         let Some(attrs) = &change.desired else {
             continue;
         };
-        for object in refs(attrs) {
+        for object in addons::render::inventory_refs(attrs) {
             if crd_groups.contains(object.group_version().0) {
                 continue;
             }
@@ -307,14 +299,7 @@ fn with_inventories(graph: &DesiredGraph, source: &ManifestSource) -> Result<Des
         if resource.kind != ResourceKind::Addon {
             continue;
         }
-        let text = |key: &str| {
-            resource
-                .attrs
-                .get(key)
-                .and_then(|v| v.as_str())
-                .unwrap_or_default()
-        };
-        let Some(release) = addons::release_named(text("name"), text("version")) else {
+        let Some(release) = addons::render::release_of(&resource.attrs) else {
             continue; // validation has refused versions the catalogue does not have
         };
         let objects = addons::render::objects(release, source)?;

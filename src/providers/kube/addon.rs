@@ -22,28 +22,14 @@ pub struct Addon;
 const INGRESS_GATEWAY: &str = "v1 Service istio-system/istio-ingressgateway";
 
 fn release(attrs: &Attrs) -> ProviderResult<&'static addons::Release> {
-    let name = attrs
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let version = attrs
-        .get("version")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    addons::release_named(name, version).ok_or_else(|| {
+    render::release_of(attrs).ok_or_else(|| {
+        let text = |key: &str| attrs.get(key).and_then(Value::as_str).unwrap_or_default();
         ProviderError::fatal(format!(
-            "{name} {version} is not in the catalogue of this mlops"
+            "{} {} is not in the catalogue of this mlops",
+            text("name"),
+            text("version")
         ))
     })
-}
-
-/// The inventory's references.
-fn inventory(attrs: &Attrs) -> Vec<ObjectRef> {
-    attrs
-        .get("objects")
-        .and_then(Value::as_object)
-        .map(|objects| objects.keys().filter_map(|k| k.parse().ok()).collect())
-        .unwrap_or_default()
 }
 
 /// Installs the desired release; the objects must be those the plan was made with.
@@ -86,7 +72,7 @@ impl ResourceProvider for Addon {
             .and_then(Value::as_str)
             .unwrap_or_default();
         let selector = format!("{ADDON_LABEL}={name}");
-        let kinds: BTreeSet<(String, String)> = inventory(prior)
+        let kinds: BTreeSet<(String, String)> = render::inventory_refs(prior)
             .into_iter()
             .map(|r| (r.api_version, r.kind))
             .collect();
@@ -112,7 +98,7 @@ impl ResourceProvider for Addon {
                 })
             });
         }
-        if inventory(prior)
+        if render::inventory_refs(prior)
             .iter()
             .any(|r| r.to_string() == INGRESS_GATEWAY)
         {
@@ -146,11 +132,11 @@ impl ResourceProvider for Addon {
         desired: &Attrs,
     ) -> ProviderResult<()> {
         let cluster = ctx.kube.existing_cluster(ctx, desired).await?;
-        let wanted: BTreeMap<String, ObjectRef> = inventory(desired)
+        let wanted: BTreeMap<String, ObjectRef> = render::inventory_refs(desired)
             .into_iter()
             .map(|r| (r.to_string(), r))
             .collect();
-        let dropped: Vec<ObjectRef> = inventory(prior)
+        let dropped: Vec<ObjectRef> = render::inventory_refs(prior)
             .into_iter()
             .filter(|r| !wanted.contains_key(&r.to_string()))
             .collect();
@@ -184,8 +170,13 @@ impl ResourceProvider for Addon {
         let Some(cluster) = ctx.kube.cluster(ctx, prior).await? else {
             return Ok(()); // the cluster and everything in it are gone
         };
-        install::uninstall(&cluster, &inventory(prior), &ctx.kube.settings.waits, ctx)
-            .await
-            .map_err(ProviderError::from)
+        install::uninstall(
+            &cluster,
+            &render::inventory_refs(prior),
+            &ctx.kube.settings.waits,
+            ctx,
+        )
+        .await
+        .map_err(ProviderError::from)
     }
 }
