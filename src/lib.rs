@@ -3,6 +3,7 @@
 //! The data flow, one module per step:
 //!
 //! - [`spec`]: `stacks/<team>.toml` -> validated [`spec::Spec`] (all errors at once, with spans).
+//! - [`workloads`]: the stack's own Kubernetes manifests, read and checked with the spec.
 //! - [`graph`]: spec -> desired resources with typed attributes and dependency edges.
 //! - [`state`]: what exists: versioned JSON, atomic writes, a lock per command.
 //! - [`plan`]: desired graph + state -> ordered actions (pure), rendered for people or as JSON.
@@ -24,5 +25,6 @@ pub mod providers;
 pub mod spec;
 pub mod state;
 pub mod ui;
+pub mod workloads;
 
 pub use error::{Error, Result};

@@ -8,12 +8,12 @@ use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::Value;
 
-/// The real add-on release manifests, in the bundle layout `--manifests-dir` reads.
-const FIXTURE_ADDONS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/addons");
+mod support;
 
-const EXAMPLE: &str = include_str!("../stacks/example.toml");
+use support::{copy_example_manifests, EXAMPLE, FIXTURE_ADDONS};
 
-/// A scratch project: `stacks/example.toml` and an empty `state/` in a temporary folder.
+/// A scratch project: `stacks/example.toml` with the example's manifests (`stacks/k8s/`) and an
+/// empty `state/` in a temporary folder.
 struct Project {
     dir: tempfile::TempDir,
 }
@@ -27,6 +27,7 @@ impl Project {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir_all(dir.path().join("stacks")).unwrap();
         fs::write(dir.path().join("stacks/example.toml"), text).unwrap();
+        copy_example_manifests(&dir.path().join("stacks"));
         Project { dir }
     }
 
@@ -74,7 +75,7 @@ fn validate_accepts_the_example_by_name_and_by_path() {
     p.mlops(&["validate", "example"])
         .success()
         .stderr(predicate::str::contains(
-            "is valid: stack `mlops` in us-west-2, 37 resources",
+            "is valid: stack `mlops` in us-west-2, 43 resources",
         ));
     p.mlops(&["validate", "stacks/example.toml"]).success();
 }
@@ -115,7 +116,7 @@ fn plan_prints_the_full_create_plan_and_writes_no_state() {
         .success()
         .stdout(predicate::str::contains("# vpc will be created"))
         .stdout(predicate::str::contains(
-            "Plan: 37 to add, 0 to change, 0 to destroy.",
+            "Plan: 43 to add, 0 to change, 0 to destroy.",
         ));
     assert!(!p.state_file().exists(), "plan must not write a state");
     assert!(
@@ -142,8 +143,8 @@ fn plan_json_is_machine_readable() {
     let out = p.mlops(&["plan", "example", "--json"]).success();
     let json: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(json["format_version"], "1.0");
-    assert_eq!(json["summary"]["add"], 37);
-    assert_eq!(json["resource_changes"].as_array().unwrap().len(), 37);
+    assert_eq!(json["summary"]["add"], 43);
+    assert_eq!(json["resource_changes"].as_array().unwrap().len(), 43);
     assert_eq!(json["resource_changes"][0]["action"], "create");
 }
 
@@ -155,7 +156,7 @@ fn plan_out_saves_the_plan() {
     let saved: Value =
         serde_json::from_str(&fs::read_to_string(p.path("plan.json")).unwrap()).unwrap();
     assert_eq!(saved["plan"]["stack"], "mlops");
-    assert_eq!(saved["plan"]["changes"].as_array().unwrap().len(), 37);
+    assert_eq!(saved["plan"]["changes"].as_array().unwrap().len(), 43);
 }
 
 #[test]
@@ -542,11 +543,11 @@ fn a_saved_plan_is_shown_and_refused_once_stale() {
     p.mlops(&["show", "plan.json"])
         .success()
         .stdout(predicate::str::contains(
-            "Plan: 37 to add, 0 to change, 0 to destroy.",
+            "Plan: 43 to add, 0 to change, 0 to destroy.",
         ));
     let out = p.mlops(&["show", "plan.json", "--json"]).success();
     let json: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
-    assert_eq!(json["summary"]["add"], 37);
+    assert_eq!(json["summary"]["add"], 43);
     p.mlops(&["show", "stacks/example.toml"])
         .code(1)
         .stderr(predicate::str::contains(
@@ -679,9 +680,9 @@ fn plan_all_plans_every_stack_and_sums_them_up() {
         .stderr(predicate::str::contains(
             "stack   result   add  change  destroy  time",
         ))
-        .stderr(predicate::str::is_match(r"mlops   changes   37       0        0  \d").unwrap());
+        .stderr(predicate::str::is_match(r"mlops   changes   43       0        0  \d").unwrap());
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
-    assert_eq!(stdout.matches("Plan: 37 to add").count(), 2);
+    assert_eq!(stdout.matches("Plan: 43 to add").count(), 2);
 
     let json = p
         .mlops(&["plan", "--stacks", "stacks/team-*.toml", "--json"])
@@ -748,7 +749,7 @@ fn plan_format_markdown_is_ready_for_a_pull_request_comment() {
             "### `mlops plan`: stack `mlops`",
         ))
         .stdout(predicate::str::contains(
-            "**Plan: 37 to add, 0 to change, 0 to destroy.**",
+            "**Plan: 43 to add, 0 to change, 0 to destroy.**",
         ))
         .stdout(predicate::str::contains(
             "<details><summary>Full plan</summary>",
@@ -829,4 +830,64 @@ fn an_unreachable_cluster_is_named_at_plan_time() {
     ))
     .stderr(no_panic());
     assert!(!p.state_file().exists());
+}
+
+#[test]
+fn plan_lists_the_workloads_after_the_addons_with_their_values_written_in() {
+    let p = Project::new();
+    let out = p
+        .mlops(&["plan", "stacks/example.toml", "--refresh=false", "--no-color"])
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    let at = |needle: &str| {
+        out.find(needle)
+            .unwrap_or_else(|| panic!("`{needle}` not in the plan:\n{out}"))
+    };
+    let inference = at("# k8s.kserve-inference.InferenceService.wine-model will be created");
+    assert!(at("# addon.kserve will be created") < inference);
+    assert!(at("# k8s.Namespace.kserve-inference will be created") < inference);
+    assert!(at("# k8s.kserve-inference.ServiceAccount.kserve-sa will be created") < inference);
+    assert!(at("# k8s.team-a.ResourceQuota.team-a-quota will be created") > 0);
+    // Values from the spec are written in; the role ARN waits for the role.
+    assert!(out.contains(r#""storageUri"      = "s3://mlops-models-bucket/wine-model""#));
+    assert!(out.contains(r#""serviceAccountName" = "kserve-sa""#));
+    assert!(out.contains(r#""eks.amazonaws.com/role-arn" = (known after apply)"#));
+    assert!(!out.contains("${"), "every ${{...}} is resolved:\n{out}");
+}
+
+#[test]
+fn bad_workloads_are_refused_naming_the_file_and_line_and_nothing_is_written() {
+    let p = Project::new();
+    let manifest = p.path("stacks/k8s/team-a.yaml");
+    let good = fs::read_to_string(&manifest).unwrap();
+    let line_of = |text: &str, needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+
+    let unknown = good.replace("${stack.name}", "${stack.nme}");
+    fs::write(&manifest, &unknown).unwrap();
+    p.mlops(&["plan", "example"])
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "stacks/k8s/team-a.yaml:{}:",
+            line_of(&unknown, "${stack.nme}")
+        )))
+        .stderr(predicate::str::contains("did you mean `${stack.name}`?"))
+        .stderr(no_panic());
+
+    let elsewhere = good.replace("namespace: team-a\n", "namespace: team-x\n");
+    fs::write(&manifest, &elsewhere).unwrap();
+    p.mlops(&["plan", "example", "--refresh=false"])
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "stacks/k8s/team-a.yaml:{}: ResourceQuota team-x/team-a-quota is in the namespace `team-x`, which no manifest of the stack creates",
+            line_of(&elsewhere, "kind: ResourceQuota") - 1
+        )))
+        .stderr(predicate::str::contains("hint: add the Namespace"))
+        .stderr(no_panic());
+    p.mlops(&["apply", "example", "--auto-approve"])
+        .code(1)
+        .stderr(predicate::str::contains("no manifest of the stack creates"));
+    assert!(!p.state_file().exists(), "nothing is applied");
 }

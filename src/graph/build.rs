@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use crate::kube::manifest::MANAGED_BY;
 use crate::model::{canonical, reference, references_in, Address, Attrs, Resource, ResourceKind};
 use crate::spec::{NatMode, Spec};
+use crate::workloads::{with_outputs, Output, Outputs};
 
 /// The AWS-managed policies the EKS control plane role needs.
 pub const CLUSTER_POLICIES: &[&str] = &["arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"];
@@ -400,7 +401,7 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
         }
     }
     if spec.addons.enabled {
-        cluster_bootstrap(&mut b, &cluster, &node_groups, &irsa_roles);
+        cluster_bootstrap(&mut b, &cluster, &cluster_role, &node_groups, &irsa_roles);
     }
 
     // Storage for models and images.
@@ -439,17 +440,19 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
 }
 
 /// What goes into the cluster once its nodes are up: the add-ons in catalogue order (each after
-/// the one before), the IRSA service accounts after them, and last the destroy-time cleanup of
-/// the load balancers Kubernetes made, which a destroy therefore runs first. An add-on's
-/// `objects` (its inventory) are filled in by the caller, who reads the manifests.
+/// the one before), the IRSA service accounts after them, the stack's workloads, and last the
+/// destroy-time cleanup of the load balancers Kubernetes made, which a destroy therefore runs
+/// first. An add-on's `objects` (its inventory) are filled in by the caller, who reads the
+/// manifests.
 fn cluster_bootstrap(
     b: &mut Builder,
     cluster: &Address,
+    cluster_role: &Address,
     node_groups: &[Address],
     irsa_roles: &[(&String, &crate::spec::IrsaSpec, Address)],
 ) {
     let cluster_name = reference(cluster, "name");
-    let mut after: Vec<Address> = node_groups.to_vec();
+    let mut addons: Vec<Address> = node_groups.to_vec();
     for (addon, release) in &b.spec.addons.releases {
         let address = b.add(
             ResourceKind::Addon,
@@ -460,11 +463,22 @@ fn cluster_bootstrap(
                 "version": release.version,
                 "objects": {},
             }),
-            &after.iter().collect::<Vec<_>>(),
+            &addons.iter().collect::<Vec<_>>(),
         );
-        after.push(address);
+        addons.push(address);
     }
+    let workloads = &b.spec.workloads;
+    // The workloads' namespaces and CRDs come first: everything else of the set may need them.
+    let namespace_of = |name: &str| {
+        workloads
+            .iter()
+            .find(|w| w.object.id.is_namespace() && w.object.id.name == name)
+            .map(|w| Address::of(ResourceKind::KubeObject.name(), &w.address_parts()))
+    };
+    let mut service_accounts = Vec::new();
     for (_, irsa, role) in irsa_roles {
+        let mut after = addons.clone();
+        after.extend(namespace_of(&irsa.namespace));
         let address = b.add(
             ResourceKind::KubeObject,
             &[&irsa.namespace, "ServiceAccount", &irsa.service_account],
@@ -483,13 +497,62 @@ fn cluster_bootstrap(
             }),
             &after.iter().collect::<Vec<_>>(),
         );
-        after.push(address);
+        service_accounts.push(address);
+    }
+    let outputs = Outputs::of(b.spec);
+    let output = |name: &str| match outputs.get(name) {
+        Some(Output::Literal(value)) => json!(value),
+        Some(Output::RoleArn(key)) => {
+            let role = irsa_roles.iter().find(|(k, _, _)| *k == key);
+            role.map_or(Value::Null, |(_, _, role)| reference(role, "arn"))
+        }
+        Some(Output::RepositoryUri(key)) => reference(
+            &Address::of(ResourceKind::EcrRepository.name(), &[key]),
+            "repository_url",
+        ),
+        Some(Output::AccountId) => reference(cluster_role, "account_id"),
+        None => Value::Null,
+    };
+    let crds: Vec<((&str, &str), Address)> = workloads
+        .iter()
+        .filter_map(|w| {
+            let address = Address::of(ResourceKind::KubeObject.name(), &w.address_parts());
+            w.defines().map(|defines| (defines, address))
+        })
+        .collect();
+    let mut all = addons.clone();
+    all.extend(service_accounts.iter().cloned());
+    for w in workloads {
+        let id = &w.object.id;
+        let mut after = addons.clone();
+        if !id.is_namespace() && !id.is_crd() {
+            after.extend(service_accounts.iter().cloned());
+            after.extend(id.namespace.as_deref().and_then(namespace_of));
+            let group = id.group_version().0;
+            after.extend(
+                crds.iter()
+                    .filter(|((g, k), _)| *g == group && *k == id.kind)
+                    .map(|(_, address)| address.clone()),
+            );
+        }
+        let mut object = w.object.clone();
+        object.label(&[MANAGED_BY]);
+        let address = b.add(
+            ResourceKind::KubeObject,
+            &w.address_parts(),
+            json!({
+                "cluster": cluster_name,
+                "manifest": with_outputs(&object.body, &output),
+            }),
+            &after.iter().collect::<Vec<_>>(),
+        );
+        all.push(address);
     }
     b.add(
         ResourceKind::ClusterCleanup,
         &[],
         json!({ "cluster": cluster_name }),
-        &after.iter().collect::<Vec<_>>(),
+        &all.iter().collect::<Vec<_>>(),
     );
 }
 

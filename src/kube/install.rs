@@ -7,7 +7,10 @@
 //! DaemonSets and StatefulSets are available; the webhook configurations and APIServices, and a
 //! wait until each webhook's Service has ready endpoints and its `caBundle` is filled; the custom
 //! resources, retrying while a webhook is still not serving (`failed calling webhook` with `no
-//! endpoints available`, `connection refused`, ...), with backoff up to 30 s.
+//! endpoints available`, `connection refused`, ...), with backoff up to 30 s, and a wait until
+//! each KServe InferenceService and Knative Service is `Ready`. An object annotated
+//! `mlops.dev/wait: "false"` is not waited for to become ready or available;
+//! `mlops.dev/wait-timeout` gives it its own time limit.
 //!
 //! Uninstall: custom resources first (their controllers still run and can clear finalizers), the
 //! webhook configurations (so that they block no deletion), the rest, the CRDs, the namespaces.
@@ -22,7 +25,9 @@ use serde_json::Value;
 
 use super::cluster::Cluster;
 use super::error::KubeError;
-use super::manifest::{Object, ObjectRef, MANAGED_BY};
+use super::manifest::{
+    Object, ObjectRef, MANAGED_BY, WAIT_ANNOTATION, WAIT_TIMEOUT_ANNOTATION,
+};
 
 /// How long each wait may take, and how often to look.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +48,20 @@ impl Default for Waits {
             poll: Duration::from_secs(2),
         }
     }
+}
+
+/// How long to wait for `object` to become ready: `None` when it is annotated
+/// `mlops.dev/wait: "false"`; its `mlops.dev/wait-timeout` when that is a duration, else `default`.
+pub fn wait_timeout(object: &Value, default: Duration) -> Option<Duration> {
+    let annotation = |name: &str| object["metadata"]["annotations"][name].as_str();
+    if annotation(WAIT_ANNOTATION) == Some("false") {
+        return None;
+    }
+    Some(
+        annotation(WAIT_TIMEOUT_ANNOTATION)
+            .and_then(|t| humantime::parse_duration(t).ok())
+            .unwrap_or(default),
+    )
 }
 
 /// Where the installer says what it is waiting for (the executor's reporter, in a run).
@@ -219,6 +238,7 @@ pub fn install<'a>(
             ));
             apply_one(cluster, first, true, waits, note).await?;
             apply_all(cluster, &custom, waits, note).await?;
+            wait_ready(cluster, &custom, waits, note).await?;
         }
 
         wait_load_balancers(cluster, &builtin, waits, note).await;
@@ -431,9 +451,8 @@ async fn wait_workloads<'a>(
     waits: &'a Waits,
     note: Note<'a>,
 ) -> Result<(), KubeError> {
-    let workloads: Vec<&Object> = objects
+    let workloads: Vec<(&ObjectRef, Duration)> = objects
         .iter()
-        .copied()
         .filter(|o| o.id.group_version().0 == "apps")
         .filter(|o| {
             matches!(
@@ -441,6 +460,7 @@ async fn wait_workloads<'a>(
                 "Deployment" | "DaemonSet" | "StatefulSet"
             )
         })
+        .filter_map(|o| Some((&o.id, wait_timeout(&o.body, waits.timeout)?)))
         .collect();
     if workloads.is_empty() {
         return Ok(());
@@ -451,8 +471,8 @@ async fn wait_workloads<'a>(
     ));
     // A loop, not a closure: see `bounded`.
     let mut available = Vec::with_capacity(workloads.len());
-    for o in workloads {
-        available.push(wait_available(cluster, &o.id, waits).boxed());
+    for (id, timeout) in workloads {
+        available.push(wait_available(cluster, id, timeout, waits.poll).boxed());
     }
     bounded(available).await
 }
@@ -460,21 +480,64 @@ async fn wait_workloads<'a>(
 async fn wait_available<'a>(
     cluster: &'a Cluster,
     id: &'a ObjectRef,
-    waits: &'a Waits,
+    timeout: Duration,
+    poll: Duration,
 ) -> Result<(), KubeError> {
-    wait_for(
-        id,
-        "available",
-        waits.timeout,
-        waits.poll,
-        move || async move {
+    wait_for(id, "available", timeout, poll, move || async move {
+        Ok(match cluster.get(id).await? {
+            Some(live) => unavailable(&id.kind, &live),
+            None => Some("it does not exist".into()),
+        })
+    })
+    .await
+}
+
+/// Kinds whose controller reports a `Ready` condition worth waiting for: what serves a model.
+fn reports_ready(id: &ObjectRef) -> bool {
+    matches!(
+        (id.group_version().0, id.kind.as_str()),
+        ("serving.kserve.io", "InferenceService") | ("serving.knative.dev", "Service")
+    )
+}
+
+/// `None` when the object's `Ready` condition is true, else its last state.
+pub fn not_ready(live: &Value) -> Option<String> {
+    let generation = live["metadata"]["generation"].as_i64().unwrap_or(0);
+    let observed = live["status"]["observedGeneration"].as_i64();
+    match condition(live, "Ready") {
+        _ if observed.is_some_and(|o| o < generation) => {
+            Some("the controller has not seen the latest change yet".into())
+        }
+        Some(("True", _)) => None,
+        Some((status, message)) if !message.is_empty() => Some(format!("Ready {status}: {message}")),
+        Some((status, _)) => Some(format!("Ready {status}")),
+        None => Some("no Ready condition yet".into()),
+    }
+}
+
+/// Waits until each InferenceService and Knative Service of `objects` is `Ready`.
+async fn wait_ready<'a>(
+    cluster: &'a Cluster,
+    objects: &'a [&'a Object],
+    waits: &'a Waits,
+    note: Note<'a>,
+) -> Result<(), KubeError> {
+    let serving: Vec<(&ObjectRef, Duration)> = objects
+        .iter()
+        .filter(|o| reports_ready(&o.id))
+        .filter_map(|o| Some((&o.id, wait_timeout(&o.body, waits.timeout)?)))
+        .collect();
+    for (id, timeout) in serving {
+        note.waiting(&format!("{} to be Ready", id.short()));
+        wait_for(id, "Ready", timeout, waits.poll, move || async move {
             Ok(match cluster.get(id).await? {
-                Some(live) => unavailable(&id.kind, &live),
+                Some(live) => not_ready(&live),
                 None => Some("it does not exist".into()),
             })
-        },
-    )
-    .await
+        })
+        .await?;
+    }
+    Ok(())
 }
 
 /// Waits until every webhook of these configurations that calls a Service has ready endpoints
@@ -577,6 +640,7 @@ async fn wait_load_balancers<'a>(
     let services: Vec<&&Object> = objects
         .iter()
         .filter(|o| o.id.kind == "Service" && o.body["spec"]["type"] == "LoadBalancer")
+        .filter(|o| wait_timeout(&o.body, waits.timeout).is_some())
         .collect();
     for service in services {
         note.waiting(&format!(
@@ -633,7 +697,14 @@ pub fn uninstall<'a>(
         let custom = of(&|o| stage(o) == Stage::Custom);
         delete_and_wait(cluster, &custom, waits, note, true).await?;
         delete_all(cluster, &of(&|o| stage(o) == Stage::Admission)).await?;
-        delete_all(cluster, &of(&|o| stage(o) == Stage::Builtin)).await?;
+        // A load balancer's Service or Ingress is waited for: AWS must release it first.
+        let fronts = of(&|o| stage(o) == Stage::Builtin && fronts_load_balancer(o));
+        delete_and_wait(cluster, &fronts, waits, note, false).await?;
+        delete_all(
+            cluster,
+            &of(&|o| stage(o) == Stage::Builtin && !fronts_load_balancer(o)),
+        )
+        .await?;
         delete_and_wait(
             cluster,
             &of(&|o| stage(o) == Stage::Crd),
@@ -652,6 +723,14 @@ pub fn uninstall<'a>(
         .await
     }
     .boxed()
+}
+
+/// Services and Ingresses: objects that may stand for an AWS load balancer.
+fn fronts_load_balancer(id: &ObjectRef) -> bool {
+    matches!(
+        (id.group_version().0, id.kind.as_str()),
+        ("", "Service") | ("networking.k8s.io", "Ingress")
+    )
 }
 
 async fn delete_all<'a>(cluster: &'a Cluster, ids: &'a [&'a ObjectRef]) -> Result<(), KubeError> {

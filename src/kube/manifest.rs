@@ -17,6 +17,10 @@ pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "mlops");
 pub const ADDON_LABEL: &str = "mlops.dev/addon";
 /// Label naming the add-on version that applied an object.
 pub const VERSION_LABEL: &str = "mlops.dev/version";
+/// Annotation: `"false"` applies the object without waiting for it to become ready.
+pub const WAIT_ANNOTATION: &str = "mlops.dev/wait";
+/// Annotation: how long to wait for the object (`"10m"`), instead of `--wait-timeout`.
+pub const WAIT_TIMEOUT_ANNOTATION: &str = "mlops.dev/wait-timeout";
 
 /// What identifies an object: `apps/v1 Deployment cert-manager/cert-manager`, or
 /// `apiextensions.k8s.io/v1 CustomResourceDefinition certificates.cert-manager.io` when it is
@@ -168,6 +172,17 @@ fn at(line: usize) -> String {
 /// Every object of a multi-document YAML text, in order. Empty documents and comments are
 /// skipped; `List` documents are unpacked. `origin` names the text in errors.
 pub fn parse_documents(text: &str, origin: &str) -> Result<Vec<Object>, ManifestError> {
+    Ok(parse_documents_with_lines(text, origin)?
+        .into_iter()
+        .map(|(_, object)| object)
+        .collect())
+}
+
+/// Like [`parse_documents`], with the line each object's document starts on.
+pub fn parse_documents_with_lines(
+    text: &str,
+    origin: &str,
+) -> Result<Vec<(usize, Object)>, ManifestError> {
     let mut objects = Vec::new();
     // Line where each document starts, for messages about a document as a whole.
     let starts = document_starts(text);
@@ -188,26 +203,39 @@ pub fn parse_documents(text: &str, origin: &str) -> Result<Vec<Object>, Manifest
         })?;
         if json["kind"].as_str().is_some_and(|k| k.ends_with("List")) && json["items"].is_array() {
             for item in json["items"].as_array().expect("checked").clone() {
-                objects.push(object(item, origin, line)?);
+                objects.push((line, object(item, origin, line)?));
             }
         } else {
-            objects.push(object(json, origin, line)?);
+            objects.push((line, object(json, origin, line)?));
         }
     }
     Ok(objects)
 }
 
-/// The 1-based line of each `---`-separated document's first line.
+/// The 1-based line of each document's first line that is neither blank nor a comment. Every
+/// `---` starts a document; what comes before the first one is a document only when it has
+/// content, as the YAML parser sees it.
 fn document_starts(text: &str) -> Vec<usize> {
-    let mut starts = vec![1];
+    // (first content line, whether the document has content), per document.
+    let mut documents: Vec<(Option<usize>, usize)> = vec![(None, 1)];
     for (i, line) in text.lines().enumerate() {
-        if line.starts_with("---") && i > 0 {
-            starts.push(i + 2);
-        } else if line.starts_with("---") {
-            starts[0] = 2;
+        let number = i + 1;
+        if line.starts_with("---") {
+            documents.push((None, number + 1));
+            continue;
+        }
+        let trimmed = line.trim();
+        let current = documents.last_mut().expect("starts with one");
+        if current.0.is_none() && !trimmed.is_empty() && !trimmed.starts_with('#') {
+            current.0 = Some(number);
         }
     }
-    starts
+    documents
+        .iter()
+        .enumerate()
+        .filter(|(i, (content, _))| *i > 0 || content.is_some())
+        .map(|(_, (content, after_separator))| content.unwrap_or(*after_separator))
+        .collect()
 }
 
 fn object(body: Value, origin: &str, line: usize) -> Result<Object, ManifestError> {

@@ -5,7 +5,9 @@
 //! the state stores them, and each provider reads them into its own typed struct. A reference to
 //! another resource's attribute is the object `{"$ref": "<address>", "attr": "<name>"}`; it is
 //! resolved from the state once the referenced resource exists, and shows as
-//! `(known after apply)` before.
+//! `(known after apply)` before. A string with references inside it (a Kubernetes manifest's
+//! `arn:...${irsa.x.role_arn}`) is `{"$join": [part, ...]}`: its parts, strings or references,
+//! concatenated once all are known.
 
 mod address;
 mod kind;
@@ -74,26 +76,86 @@ pub fn references_in(value: &Value, out: &mut Vec<Address>) {
     }
 }
 
+/// A string made of `parts` (strings and references), concatenated once every part is known.
+pub fn join(parts: Vec<Value>) -> Value {
+    json!({ "$join": parts })
+}
+
+/// The parts of a `$join` value, if `value` is one.
+fn as_join(value: &Value) -> Option<&Vec<Value>> {
+    let object = value.as_object()?;
+    if object.len() != 1 {
+        return None;
+    }
+    object.get("$join")?.as_array()
+}
+
+/// Whether `value` as a whole waits on something unknown (a reference or a join).
+pub fn is_pending(value: &Value) -> bool {
+    as_reference(value).is_some() || as_join(value).is_some()
+}
+
 /// Replaces every reference inside `value` by what `lookup` gives for it; `None` from `lookup`
 /// (the value is not known yet) makes the whole value unknown.
 pub fn resolve(value: &Value, lookup: &dyn Fn(&Address, &str) -> Option<Value>) -> Option<Value> {
+    let partial = resolve_known(value, lookup);
+    let mut pending = Vec::new();
+    pending_paths(&partial, "", &mut pending);
+    pending.is_empty().then_some(partial)
+}
+
+/// Like [`resolve`], but what is not known yet stays in place, as the reference (or join) it is:
+/// a plan shows `(known after apply)` just there, and the rest of the value as it will be.
+pub fn resolve_known(value: &Value, lookup: &dyn Fn(&Address, &str) -> Option<Value>) -> Value {
     if let Some((address, attr)) = as_reference(value) {
-        return lookup(&address, attr);
+        return lookup(&address, attr).unwrap_or_else(|| value.clone());
     }
-    Some(match value {
-        Value::Array(items) => Value::Array(
-            items
+    if let Some(parts) = as_join(value) {
+        let parts: Vec<Value> = parts.iter().map(|p| resolve_known(p, lookup)).collect();
+        if parts.iter().any(is_pending) {
+            return join(parts);
+        }
+        return Value::String(
+            parts
                 .iter()
-                .map(|v| resolve(v, lookup))
-                .collect::<Option<_>>()?,
-        ),
+                .map(|p| match p {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect(),
+        );
+    }
+    match value {
+        Value::Array(items) => Value::Array(items.iter().map(|v| resolve_known(v, lookup)).collect()),
         Value::Object(map) => Value::Object(
             map.iter()
-                .map(|(k, v)| Some((k.clone(), resolve(v, lookup)?)))
-                .collect::<Option<_>>()?,
+                .map(|(k, v)| (k.clone(), resolve_known(v, lookup)))
+                .collect(),
         ),
         other => other.clone(),
-    })
+    }
+}
+
+/// The JSON pointers (RFC 6901, below `prefix`) of every part of `value` still pending.
+pub fn pending_paths(value: &Value, prefix: &str, out: &mut Vec<String>) {
+    if is_pending(value) {
+        out.push(prefix.to_string());
+        return;
+    }
+    match value {
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                pending_paths(item, &format!("{prefix}/{i}"), out);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map {
+                let key = key.replace('~', "~0").replace('/', "~1");
+                pending_paths(item, &format!("{prefix}/{key}"), out);
+            }
+        }
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -116,6 +178,27 @@ mod tests {
         );
         let partly_known = resolve(&value, &|a, _| (a == &vpc).then(|| json!("x")));
         assert_eq!(partly_known, None);
+    }
+
+    #[test]
+    fn joins_concatenate_once_known_and_stay_pending_where_unknown() {
+        let role = Address::new("iam_role.irsa.s3");
+        let value = json!({
+            "data": { "arn": reference(&role, "arn"), "uri": join(vec![json!("s3://"), reference(&role, "name"), json!("/m")]) },
+            "kind": "ConfigMap",
+        });
+        let known = resolve(&value, &|_, attr| Some(json!(format!("<{attr}>"))));
+        assert_eq!(
+            known,
+            Some(json!({ "data": { "arn": "<arn>", "uri": "s3://<name>/m" }, "kind": "ConfigMap" }))
+        );
+        let partial = resolve_known(&value, &|_, attr| (attr == "name").then(|| json!("b")));
+        assert_eq!(partial["data"]["uri"], json!("s3://b/m"));
+        assert_eq!(partial["data"]["arn"], reference(&role, "arn"));
+        let mut pending = Vec::new();
+        pending_paths(&partial, "/manifest", &mut pending);
+        assert_eq!(pending, vec!["/manifest/data/arn".to_string()]);
+        assert_eq!(resolve(&value, &|_, attr| (attr == "name").then(|| json!("b"))), None);
     }
 
     #[test]

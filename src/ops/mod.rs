@@ -7,19 +7,21 @@ mod import;
 mod many;
 mod saved;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use tokio::sync::OnceCell;
 
 use crate::addons::{self, ManifestSource};
 use crate::exec::{self, Env, LiveProviders, Reporter, RetryPolicy};
 use crate::graph::DesiredGraph;
+use crate::kube::manifest::{Object, ObjectRef};
 use crate::model::{Address, ResourceKind};
 use crate::plan::{self, Plan, PlanOptions};
 use crate::providers::aws::{Clients, Settings};
 use crate::providers::kube::{KubeEnv, KubeSettings};
 use crate::spec::{self, Spec, StateSpec};
 use crate::state::{LocalStore, LockGuard, S3Location, S3Store, State, StateStore};
+use crate::workloads::Workload;
 use crate::Result;
 
 pub use apply::{apply, Applied};
@@ -212,79 +214,172 @@ pub async fn plan(
         targets: request.targets.clone(),
     };
     let plan = plan::diff(&desired, &state, &gone, &options)?;
-    if request.refresh {
-        check_served(&plan, &desired, &state, stack, session).await?;
-    }
+    check_cluster_needs(&plan, &desired, &state, stack, session, request.refresh).await?;
     Ok((plan, state))
 }
 
-/// Refuses, at plan time, an add-on version that needs an API the cluster does not serve (say
-/// `policy/v1` on an old cluster), naming the API and the object: better than failing halfway
-/// through an install. Kinds of the CRDs that come with the add-ons are left out. Only when
-/// there is a cluster to ask: the stack's, once created, or the `--kubeconfig` one.
-async fn check_served(
+/// An object a plan applies, with how messages name it.
+struct Needed {
+    object: ObjectRef,
+    named: String,
+}
+
+/// Refuses, at plan time, what would fail halfway through an apply: an add-on version or a
+/// workload that needs an API the cluster does not serve (say `policy/v1` on an old cluster),
+/// and a workload in a namespace that nothing creates and the cluster does not have. Kinds of
+/// the CRDs that come with the add-ons and workloads are left out. The cluster is asked only by
+/// a refreshing plan with a cluster to ask (the stack's, once created, or the `--kubeconfig`
+/// one); without one, a namespace that nothing creates is refused outright.
+async fn check_cluster_needs(
     plan: &Plan,
     desired: &DesiredGraph,
     state: &State,
     stack: &Stack,
     session: &Session,
+    refresh: bool,
 ) -> Result<()> {
-    let installs: Vec<&plan::Change> = plan
+    let applies: Vec<&plan::Change> = plan
         .actions()
-        .filter(|c| c.kind == ResourceKind::Addon)
         .filter(|c| c.action.creates() || c.action == plan::Action::Update)
         .collect();
-    let cluster_name = state.attr(&Address::new("eks_cluster"), "name");
-    if installs.is_empty() || (session.kube.settings.kubeconfig.is_none() && cluster_name.is_none())
-    {
+    let workloads: BTreeMap<Address, &Workload> = stack
+        .spec
+        .workloads
+        .iter()
+        .map(|w| (Address::of(ResourceKind::KubeObject.name(), &w.address_parts()), w))
+        .collect();
+    let mut needed = Vec::new();
+    for change in &applies {
+        match (change.kind, &change.desired) {
+            (ResourceKind::Addon, Some(attrs)) => {
+                for object in addons::render::inventory_refs(attrs) {
+                    needed.push(Needed {
+                        named: format!("{} of `{}`", object.short(), change.address),
+                        object,
+                    });
+                }
+            }
+            (ResourceKind::KubeObject, Some(_)) => {
+                if let Some(w) = workloads.get(&change.address) {
+                    needed.push(Needed {
+                        object: w.object.id.clone(),
+                        named: format!("{} ({})", w.object.id.short(), w.location()),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    if needed.is_empty() {
         return Ok(());
     }
-    let crd_groups: BTreeSet<String> = desired
+    let addon_refs: Vec<ObjectRef> = desired
         .resources
         .values()
         .filter(|r| r.kind == ResourceKind::Addon)
         .flat_map(|r| addons::render::inventory_refs(&r.attrs))
-        .filter(|r| r.is_crd())
-        .filter_map(|r| r.name.split_once('.').map(|(_, group)| group.to_string()))
         .collect();
-    let env = session.env(&stack.spec.stack.name).await;
-    let address = Address::new("addon");
-    let mut attrs = crate::model::Attrs::new();
-    if let Some(name) = cluster_name {
-        attrs.insert("cluster".into(), name);
-    }
-    let unreachable = |e: crate::providers::ProviderError| crate::Error::Refused {
-        hint: e.hint().map(str::to_string),
-        message: format!("cannot check the APIs the add-ons need: {}", e.message),
+    let workload_refs = stack.spec.workloads.iter().map(|w| &w.object.id);
+    let crd_groups: BTreeSet<&str> = addon_refs
+        .iter()
+        .chain(workload_refs.clone())
+        .filter(|r| r.is_crd())
+        .filter_map(|r| r.name.split_once('.').map(|(_, group)| group))
+        .collect();
+    // Namespaces something makes: the add-ons also ensure those their objects live in.
+    let mut made: BTreeSet<&str> = addon_refs
+        .iter()
+        .filter_map(|r| r.namespace.as_deref())
+        .chain(
+            addon_refs
+                .iter()
+                .chain(workload_refs)
+                .filter(|r| r.is_namespace())
+                .map(|r| r.name.as_str()),
+        )
+        .collect();
+    made.extend(stack.spec.irsa.values().map(|i| i.namespace.as_str()));
+    made.extend(crate::workloads::SYSTEM_NAMESPACES);
+    let unmade: Vec<(&Workload, &str)> = applies
+        .iter()
+        .filter_map(|c| workloads.get(&c.address))
+        .filter_map(|w| Some((*w, w.object.id.namespace.as_deref()?)))
+        .filter(|(_, ns)| !made.contains(ns))
+        .collect();
+
+    let cluster_name = state.attr(&Address::new("eks_cluster"), "name");
+    let can_ask =
+        refresh && (session.kube.settings.kubeconfig.is_some() || cluster_name.is_some());
+    let cluster = if can_ask {
+        let env = session.env(&stack.spec.stack.name).await;
+        let address = Address::new("k8s");
+        let mut attrs = crate::model::Attrs::new();
+        if let Some(name) = cluster_name {
+            attrs.insert("cluster".into(), name);
+        }
+        let unreachable = |e: crate::providers::ProviderError| crate::Error::Refused {
+            hint: e.hint().map(str::to_string),
+            message: format!(
+                "cannot check what the add-ons and workloads need of the cluster: {}",
+                e.message
+            ),
+        };
+        session
+            .kube
+            .cluster(&env.ctx(&address), &attrs)
+            .await
+            .map_err(unreachable)?
+    } else {
+        None
     };
-    let Some(cluster) = session
-        .kube
-        .cluster(&env.ctx(&address), &attrs)
-        .await
-        .map_err(unreachable)?
-    else {
+
+    let mut missing = Vec::new();
+    for (workload, namespace) in unmade {
+        let exists = match &cluster {
+            Some(cluster) => cluster
+                .get(&Object::namespace(namespace).id)
+                .await?
+                .is_some(),
+            None => false,
+        };
+        if !exists {
+            missing.push(format!(
+                "{}: {} is in the namespace `{namespace}`, which no manifest of the stack creates{}",
+                workload.location(),
+                workload.object.id.short(),
+                if cluster.is_some() {
+                    " and the cluster does not have"
+                } else {
+                    ""
+                },
+            ));
+        }
+    }
+    if !missing.is_empty() {
+        return Err(crate::Error::refused(
+            missing.join("\n"),
+            "add the Namespace to the workloads (`apiVersion: v1`, `kind: Namespace`), or correct `metadata.namespace`",
+        ));
+    }
+
+    let Some(cluster) = cluster else {
         return Ok(());
     };
-    for change in installs {
-        let Some(attrs) = &change.desired else {
+    for Needed { object, named } in needed {
+        if crd_groups.contains(object.group_version().0) {
             continue;
-        };
-        for object in addons::render::inventory_refs(attrs) {
-            if crd_groups.contains(object.group_version().0) {
-                continue;
+        }
+        if cluster
+            .served(&object.api_version, &object.kind, false)
+            .await?
+            .is_none()
+        {
+            return Err(crate::kube::KubeError::NotServed {
+                object: named,
+                api_version: object.api_version.clone(),
+                kind: object.kind.clone(),
             }
-            if cluster
-                .served(&object.api_version, &object.kind, false)
-                .await?
-                .is_none()
-            {
-                return Err(crate::kube::KubeError::NotServed {
-                    object: format!("{} of `{}`", object.short(), change.address),
-                    api_version: object.api_version.clone(),
-                    kind: object.kind.clone(),
-                }
-                .into());
-            }
+            .into());
         }
     }
     Ok(())

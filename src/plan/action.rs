@@ -63,6 +63,8 @@ impl Action {
 }
 
 /// A value in a plan: known now, or only after apply (it depends on something not created yet).
+/// A known value may still hold references (or joins) deep inside, where only that part waits on
+/// a new resource: `(known after apply)` is shown there, and `json` lists its path.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PlanValue {

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::action::{Action, AttrChange, Change, Plan, PlanValue};
 use crate::graph::{Dag, DesiredGraph};
-use crate::model::{canonical, resolve, Address, Resource};
+use crate::model::{canonical, is_pending, resolve_known, Address, Resource};
 use crate::state::{ResourceState, State};
 
 /// What a plan is asked to cover.
@@ -130,7 +130,11 @@ fn diff_one(
     let attrs: Vec<AttrChange> = canonical(resource.attrs.clone())
         .iter()
         .map(|(name, value)| {
-            let after = resolve(value, &lookup).map_or(PlanValue::Unknown, PlanValue::Known);
+            // Known where it can be: only the parts that wait on a new resource are unknown.
+            let after = match resolve_known(value, &lookup) {
+                pending if is_pending(&pending) => PlanValue::Unknown,
+                partial => PlanValue::Known(partial),
+            };
             let before = prior.and_then(|p| p.attrs.get(name).cloned());
             let mut change = AttrChange {
                 name: name.clone(),
@@ -208,24 +212,5 @@ fn targeted(
 
 /// The known address closest to a mistyped one, when it is close enough to be a typo.
 pub fn closest<'a>(wrong: &Address, known: impl Iterator<Item = &'a Address>) -> Option<Address> {
-    known
-        .map(|a| (edit_distance(wrong.as_str(), a.as_str()), a))
-        .filter(|(d, _)| *d <= 3)
-        .min()
-        .map(|(_, a)| a.clone())
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut previous = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = previous + usize::from(ca != *cb);
-            previous = row[j + 1];
-            row[j + 1] = substitute.min(row[j] + 1).min(previous + 1);
-        }
-    }
-    row[b.len()]
+    crate::ui::diagnostic::closest(wrong.as_str(), known.map(Address::as_str)).map(Address::new)
 }

@@ -4,7 +4,7 @@
 use serde_json::{json, Map, Value};
 
 use super::action::{Change, Plan, PlanValue};
-use crate::model::canonical;
+use crate::model::{canonical, pending_paths};
 
 pub const JSON_FORMAT_VERSION: &str = "1.0";
 
@@ -36,7 +36,17 @@ fn change(c: &Change) -> Value {
         }
         match &attr.after {
             Some(PlanValue::Known(a)) => {
-                after.insert(attr.name.clone(), a.clone());
+                // Parts still unknown are null in `after`, their paths in `after_unknown`.
+                let mut pending = Vec::new();
+                pending_paths(a, &attr.name, &mut pending);
+                let mut known = a.clone();
+                for path in &pending {
+                    if let Some(part) = known.pointer_mut(&path[attr.name.len()..]) {
+                        *part = Value::Null;
+                    }
+                }
+                after_unknown.extend(pending.into_iter().filter(|p| p != &attr.name));
+                after.insert(attr.name.clone(), known);
             }
             Some(PlanValue::Unknown) => after_unknown.push(attr.name.clone()),
             None => {}

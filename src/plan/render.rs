@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use super::action::{Action, AttrChange, Change, Plan, PlanValue};
-use crate::model::ResourceKind;
+use crate::model::{is_pending, ResourceKind};
 use crate::ui::Style;
 
 /// The full human-readable plan.
@@ -213,7 +213,8 @@ fn render_inventory(out: &mut String, attr: &AttrChange, width: usize, style: St
     );
 }
 
-/// Key by key: added, removed and changed entries; unchanged ones are counted.
+/// Key by key: added, removed and changed entries, nested objects key by key again, so a change
+/// deep inside a manifest shows as that one field; unchanged entries are counted.
 fn map_diff(
     out: &mut String,
     before: &serde_json::Map<String, Value>,
@@ -230,6 +231,11 @@ fn map_diff(
         let k = format!("{:width$}", quote(key));
         match (before.get(key), after.get(key)) {
             (Some(b), Some(a)) if a == b => unchanged += 1,
+            (Some(Value::Object(b)), Some(Value::Object(a))) if !is_pending(&Value::Object(a.clone())) => {
+                let _ = writeln!(out, "{indent}{} {k} = {{", style.action(Action::Update, "~"));
+                map_diff(out, b, a, &format!("{indent}    "), style);
+                let _ = writeln!(out, "{indent}  }}");
+            }
             (Some(b), Some(a)) => {
                 let _ = writeln!(
                     out,
@@ -277,6 +283,7 @@ fn plan_value(v: &PlanValue, indent: &str, sign: &str, style: Style) -> String {
 /// A value as HCL-like text; objects span lines, each entry marked with `sign`.
 fn value(v: &Value, indent: &str, sign: &str, style: Style) -> String {
     match v {
+        pending if is_pending(pending) => "(known after apply)".to_string(),
         Value::Object(map) if map.is_empty() => "{}".to_string(),
         Value::Object(map) => {
             let map = crate::model::canonical(map.clone());

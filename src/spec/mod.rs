@@ -18,6 +18,7 @@ use ipnet::Ipv4Net;
 
 use crate::addons::{Addon, Release};
 use crate::ui::diagnostic::{Diagnostic, SourceFile};
+use crate::workloads::{Outputs, Workload};
 
 pub use collisions::{collisions, Collisions};
 pub use compose::{base_of, same_file};
@@ -39,6 +40,8 @@ pub struct Spec {
     pub buckets: BTreeMap<String, BucketSpec>,
     pub repositories: BTreeMap<String, RepositorySpec>,
     pub addons: AddonsSpec,
+    /// The stack's own Kubernetes objects, read from `[workloads] paths`.
+    pub workloads: Vec<Workload>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -208,6 +211,8 @@ pub enum SpecError {
     Invalid {
         file: SourceFile,
         diagnostics: Vec<Diagnostic>,
+        /// Problems in the files the stack reads (its workload manifests), each with its file.
+        elsewhere: Vec<(SourceFile, Diagnostic)>,
     },
 }
 
@@ -216,7 +221,11 @@ impl SpecError {
     pub fn count(&self) -> usize {
         match self {
             SpecError::Read { .. } | SpecError::Extends(_) => 1,
-            SpecError::Invalid { diagnostics, .. } => diagnostics.len(),
+            SpecError::Invalid {
+                diagnostics,
+                elsewhere,
+                ..
+            } => diagnostics.len() + elsewhere.len(),
         }
     }
 
@@ -226,6 +235,7 @@ impl SpecError {
         let SpecError::Invalid {
             file: source,
             diagnostics,
+            elsewhere,
         } = self
         else {
             return None;
@@ -233,13 +243,14 @@ impl SpecError {
         let mut out: String = diagnostics
             .iter()
             .map(|d| source.render(d))
+            .chain(elsewhere.iter().map(|(file, d)| file.render(d)))
             .collect::<Vec<_>>()
             .join("\n");
-        if diagnostics.len() > 1 {
+        let count = self.count();
+        if count > 1 {
             out.push_str(&format!(
-                "\nerror: `{}` has {} problems\n",
+                "\nerror: `{}` has {count} problems\n",
                 source.path.display(),
-                diagnostics.len()
             ));
         }
         Some(out)
@@ -287,23 +298,85 @@ pub fn parse(path: &Path, text: String) -> Result<Spec, SpecError> {
             .map_err(|e: toml::de::Error| toml_diagnostic(&e))
     });
     let source = composed.source;
-    let raw = match raw {
+    let mut raw = match raw {
         Ok(raw) => raw,
-        Err(diagnostic) => {
-            return Err(SpecError::Invalid {
-                file: source,
-                diagnostics: vec![diagnostic],
-            })
-        }
+        Err(diagnostic) => return Err(invalid(source, vec![diagnostic])),
     };
-    // Of every file of the chain: a saved plan is refused when any of them changed.
-    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
-        source.text.as_bytes(),
-    ));
-    validate::validate(path, digest, raw).map_err(|diagnostics| SpecError::Invalid {
-        file: source,
+    let raw_workloads = raw.workloads.take();
+    let mut spec = match validate::validate(path, raw) {
+        Ok(spec) => spec,
+        Err(diagnostics) => return Err(invalid(source, diagnostics)),
+    };
+    let mut read = source.text.clone();
+    if let Some(raw_workloads) = raw_workloads {
+        let files = match workload_files(&source, &spec, &raw_workloads) {
+            Ok(files) => files,
+            Err(diagnostics) => return Err(invalid(source, diagnostics)),
+        };
+        read.push_str(&crate::workloads::digest_input(&files));
+        spec.workloads = crate::workloads::load(&files, &Outputs::of(&spec)).map_err(|elsewhere| {
+            SpecError::Invalid {
+                file: source.clone(),
+                diagnostics: Vec::new(),
+                elsewhere,
+            }
+        })?;
+    }
+    // Of every file the stack reads: a saved plan is refused when any of them changed.
+    spec.digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(read.as_bytes()));
+    Ok(spec)
+}
+
+fn invalid(file: SourceFile, diagnostics: Vec<Diagnostic>) -> SpecError {
+    SpecError::Invalid {
+        file,
         diagnostics,
-    })
+        elsewhere: Vec::new(),
+    }
+}
+
+/// The files `[workloads] paths` names, each path relative to the stack file that wrote it.
+fn workload_files(
+    source: &SourceFile,
+    spec: &Spec,
+    raw: &raw::RawWorkloads,
+) -> Result<Vec<PathBuf>, Vec<Diagnostic>> {
+    let mut problems = Vec::new();
+    if !spec.addons.enabled {
+        problems.push(
+            Diagnostic::new(
+                "`[workloads]` go into the cluster, but `[addons] enabled` is false",
+                Some(raw.paths.span()),
+            )
+            .with_hint("set `enabled = true` under `[addons]`; list no add-on to install none"),
+        );
+    }
+    let mut files = Vec::new();
+    for pattern in raw.paths.get_ref() {
+        let base = source
+            .file_at(pattern.span().start)
+            .parent()
+            .unwrap_or(Path::new(""))
+            .to_path_buf();
+        match crate::workloads::expand(&base, pattern.get_ref()) {
+            Ok(found) => {
+                for file in found {
+                    if !files.contains(&file) {
+                        files.push(file);
+                    }
+                }
+            }
+            Err(problem) => problems.push(
+                Diagnostic::new(problem, Some(pattern.span()))
+                    .with_hint("paths are relative to the stack file that names them"),
+            ),
+        }
+    }
+    if problems.is_empty() {
+        Ok(files)
+    } else {
+        Err(problems)
+    }
 }
 
 /// Turns a TOML syntax or type error into a diagnostic with a hint where one helps.

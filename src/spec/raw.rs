@@ -23,6 +23,13 @@ pub struct RawSpec {
     #[serde(default)]
     pub repositories: BTreeMap<String, S<RawRepository>>,
     pub addons: Option<RawAddons>,
+    pub workloads: Option<RawWorkloads>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorkloads {
+    pub paths: S<Vec<S<String>>>,
 }
 
 #[derive(Debug, Deserialize)]

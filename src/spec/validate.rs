@@ -84,7 +84,6 @@ impl Problems {
 
 pub(super) fn validate(
     path: &Path,
-    digest: String,
     raw: raw::RawSpec,
 ) -> Result<Spec, Vec<Diagnostic>> {
     let mut p = Problems::default();
@@ -104,7 +103,8 @@ pub(super) fn validate(
     }
     Ok(Spec {
         path: path.to_path_buf(),
-        digest,
+        // Set by the caller, once it has read every file the stack names.
+        digest: String::new(),
         stack,
         state,
         vpc,
@@ -113,6 +113,7 @@ pub(super) fn validate(
         buckets,
         repositories,
         addons,
+        workloads: Vec::new(),
     })
 }
 

@@ -68,11 +68,17 @@ impl State {
         }
     }
 
-    /// The value of `attr` of the resource at `address`: `id` is the cloud id.
+    /// The value of `attr` of the resource at `address`: `id` is the cloud id, `account_id` the
+    /// account in its `arn`.
     pub fn attr(&self, address: &Address, attr: &str) -> Option<Value> {
         let resource = self.resources.get(address)?;
         if attr == "id" {
             return Some(Value::String(resource.id.clone()));
+        }
+        if attr == "account_id" {
+            // Derived: the account field of the resource's ARN (`arn:aws:iam::<account>:...`).
+            let arn = resource.attrs.get("arn")?.as_str()?;
+            return arn.split(':').nth(4).map(|a| Value::String(a.to_string()));
         }
         resource.attrs.get(attr).cloned()
     }

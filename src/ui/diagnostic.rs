@@ -96,6 +96,11 @@ impl SourceFile {
         (path, *start)
     }
 
+    /// The file an offset falls in.
+    pub fn file_at(&self, offset: usize) -> &Path {
+        self.segment(offset).0
+    }
+
     /// 1-based line and column (in characters) of a byte offset, in its own file.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
@@ -150,6 +155,31 @@ impl SourceFile {
         }
         out
     }
+}
+
+/// The known word closest to a mistyped one, when it is close enough to be a typo (at most
+/// three edits): what a `did you mean` hint offers.
+pub fn closest<'a>(wrong: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    known
+        .map(|k| (edit_distance(wrong, k), k))
+        .filter(|(d, _)| *d <= 3)
+        .min()
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
 }
 
 #[cfg(test)]

@@ -247,8 +247,27 @@ impl Project {
 
 /// The example stack renamed, with add-ons off (the emulator's cluster endpoint leads nowhere),
 /// and globally named things (bucket, IAM roles, cluster) made unique to the stack.
+/// The example's `[workloads]` manifests (`stacks/k8s/`), copied into `stacks`, a project's
+/// folder of stack files: the example names them relative to itself.
+pub fn copy_example_manifests(stacks: &std::path::Path) {
+    let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks/k8s");
+    std::fs::create_dir_all(stacks.join("k8s")).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, stacks.join("k8s").join(path.file_name().unwrap())).unwrap();
+    }
+}
+
+/// A stack text without its `[workloads]` table (the example's is its last).
+pub fn without_workloads(text: &str) -> String {
+    match text.find("\n[workloads]") {
+        Some(at) => format!("{}\n", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
 pub fn example_as(stack: &str) -> String {
-    EXAMPLE
+    without_workloads(EXAMPLE)
         .replace("name = \"mlops\"", &format!("name = \"{stack}\""))
         .replace(
             "path = \"state/mlops.json\"",
