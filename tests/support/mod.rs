@@ -245,8 +245,6 @@ impl Project {
     }
 }
 
-/// The example stack renamed, with add-ons off (the emulator's cluster endpoint leads nowhere),
-/// and globally named things (bucket, IAM roles, cluster) made unique to the stack.
 /// The example's `[workloads]` manifests (`stacks/k8s/`), copied into `stacks`, a project's
 /// folder of stack files: the example names them relative to itself.
 pub fn copy_example_manifests(stacks: &std::path::Path) {
@@ -266,6 +264,8 @@ pub fn without_workloads(text: &str) -> String {
     }
 }
 
+/// The example stack renamed, with add-ons off (the emulator's cluster endpoint leads nowhere),
+/// its workloads left out, and globally named things (bucket, IAM roles, cluster) made unique to the stack.
 pub fn example_as(stack: &str) -> String {
     without_workloads(EXAMPLE)
         .replace("name = \"mlops\"", &format!("name = \"{stack}\""))
