@@ -830,3 +830,35 @@ fn an_unreachable_cluster_is_named_at_plan_time() {
     .stderr(no_panic());
     assert!(!p.state_file().exists());
 }
+
+/// `mlops status` needs a cluster in the state: a stack never applied, or applied without its
+/// cluster yet, is refused with what to run, and nothing is written.
+#[test]
+fn status_without_a_cluster_in_the_state_is_refused() {
+    let p = Project::new();
+    p.mlops(&["status", "example"])
+        .code(1)
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains(
+            "error: stack `mlops` was never applied: there is no state at `",
+        ))
+        .stderr(predicate::str::contains(
+            "hint: run `mlops apply stacks/example.toml` to create it first",
+        ))
+        .stderr(no_panic());
+    assert!(!p.state_file().exists());
+
+    p.write_state(&empty_state("mlops", 1));
+    p.mlops(&["status", "example", "--json"])
+        .code(1)
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains(
+            "error: stack `mlops` has no EKS cluster in its state yet",
+        ))
+        .stderr(predicate::str::contains("hint: run `mlops apply"))
+        .stderr(no_panic());
+    assert_eq!(
+        fs::read_to_string(p.state_file()).unwrap(),
+        empty_state("mlops", 1)
+    );
+}

@@ -6,14 +6,17 @@ mod backend;
 mod import;
 mod many;
 mod saved;
+mod status;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use tokio::sync::OnceCell;
 
 use crate::addons::{self, ManifestSource};
 use crate::exec::{self, Env, LiveProviders, Reporter, RetryPolicy};
 use crate::graph::DesiredGraph;
+use crate::kube::Cluster;
 use crate::model::{Address, ResourceKind};
 use crate::plan::{self, Plan, PlanOptions};
 use crate::providers::aws::{Clients, Settings};
@@ -27,6 +30,9 @@ pub use backend::{create_backend, BackendCreated};
 pub use import::import;
 pub use many::{label, stack_files, ALL_STACKS};
 pub use saved::{load_plan, save_plan, SavedPlan};
+pub use status::{
+    status, Gateway, GatewayState, InferenceService, NodeGroup, Status, STATUS_FORMAT_VERSION,
+};
 
 /// A stack ready to work on: its validated spec, desired graph and state store.
 pub struct Stack {
@@ -247,21 +253,13 @@ async fn check_served(
         .filter(|r| r.is_crd())
         .filter_map(|r| r.name.split_once('.').map(|(_, group)| group.to_string()))
         .collect();
-    let env = session.env(&stack.spec.stack.name).await;
-    let address = Address::new("addon");
-    let mut attrs = crate::model::Attrs::new();
-    if let Some(name) = cluster_name {
-        attrs.insert("cluster".into(), name);
-    }
-    let unreachable = |e: crate::providers::ProviderError| crate::Error::Refused {
-        hint: e.hint().map(str::to_string),
-        message: format!("cannot check the APIs the add-ons need: {}", e.message),
-    };
-    let Some(cluster) = session
-        .kube
-        .cluster(&env.ctx(&address), &attrs)
-        .await
-        .map_err(unreachable)?
+    let Some(cluster) = connect(
+        stack,
+        session,
+        cluster_name,
+        "check the APIs the add-ons need",
+    )
+    .await?
     else {
         return Ok(());
     };
@@ -288,6 +286,32 @@ async fn check_served(
         }
     }
     Ok(())
+}
+
+/// The cluster, connected as the providers of `addon.*` and `k8s.*` connect: the `--kubeconfig`
+/// one, else the EKS cluster named `cluster_name` (from the state). `None` when that EKS
+/// cluster does not exist. A failure to connect is refused as `cannot <doing>: ...`, with the
+/// provider's hint.
+async fn connect(
+    stack: &Stack,
+    session: &Session,
+    cluster_name: Option<serde_json::Value>,
+    doing: &str,
+) -> Result<Option<Arc<Cluster>>> {
+    let env = session.env(&stack.spec.stack.name).await;
+    let address = Address::new("addon");
+    let mut attrs = crate::model::Attrs::new();
+    if let Some(name) = cluster_name {
+        attrs.insert("cluster".into(), name);
+    }
+    session
+        .kube
+        .cluster(&env.ctx(&address), &attrs)
+        .await
+        .map_err(|e| crate::Error::Refused {
+            hint: e.hint().map(str::to_string),
+            message: format!("cannot {doing}: {}", e.message),
+        })
 }
 
 /// The desired graph with each add-on's inventory (its objects' references and digests), read
