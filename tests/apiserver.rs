@@ -1147,3 +1147,191 @@ async fn every_fixture_of_the_second_set_installs() {
     ])
     .await;
 }
+
+// --- KServe and Knative serving readiness ---
+
+/// The CRD named `name` from one add-on version's fixture.
+fn fixture_crd(addon: &str, version: &str, name: &str) -> Value {
+    documents(addon, version)
+        .into_iter()
+        .find(|d| d["kind"] == "CustomResourceDefinition" && text(d, "/metadata/name") == name)
+        .unwrap_or_else(|| panic!("no CRD {name} in {addon} {version}"))
+}
+
+/// Applies a CRD and waits until its kind is served.
+async fn establish_crd(server: &TestApiServer, client: &Client, crd: &Value) {
+    let crds = api(
+        client,
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        None,
+    )
+    .await;
+    apply(&crds, crd).await.unwrap();
+    let name = text(crd, "/metadata/name");
+    let established = || {
+        server
+            .object(
+                "apiextensions.k8s.io/v1",
+                "CustomResourceDefinition",
+                None,
+                name,
+            )
+            .is_some_and(|c| condition_of(&c, "Established")["status"] == "True")
+    };
+    eventually(
+        &format!("{name} Established"),
+        Duration::from_secs(5),
+        established,
+    )
+    .await;
+}
+
+fn inference_service(name: &str, storage_uri: &str) -> Value {
+    json!({
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": storage_uri}}},
+    })
+}
+
+/// The `type` condition of a stored object's status, `Null` when it has none.
+fn condition_of(object: &Value, kind: &str) -> Value {
+    object["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == kind))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn an_inference_service_becomes_ready_with_its_url_unless_told_otherwise() {
+    let server = server();
+    let client = server.client().await;
+    let crd = fixture_crd("kserve", "v0.15.0", "inferenceservices.serving.kserve.io");
+    establish_crd(&server, &client, &crd).await;
+    let isvcs = api(
+        &client,
+        "serving.kserve.io/v1beta1",
+        "InferenceService",
+        Some("default"),
+    )
+    .await;
+    let stored = |name: &str| {
+        server
+            .object(
+                "serving.kserve.io/v1beta1",
+                "InferenceService",
+                Some("default"),
+                name,
+            )
+            .unwrap_or_else(|| panic!("InferenceService {name} missing"))
+    };
+    let applied = Instant::now();
+    apply(&isvcs, &inference_service("wine", "s3://models/wine"))
+        .await
+        .unwrap();
+    assert!(stored("wine").get("status").is_none(), "{}", stored("wine"));
+    let ready = |name: &str| condition_of(&stored(name), "Ready")["status"] == "True";
+    eventually("wine Ready", Duration::from_secs(5), || ready("wine")).await;
+    assert!(applied.elapsed() >= DELAY);
+    // Read back through the API, as a client sees it.
+    let wine = isvcs.get("wine").await.unwrap();
+    let status = &wine.data["status"];
+    assert_eq!(status["url"], "http://wine.default.example.com");
+    assert_eq!(status["observedGeneration"], 1);
+    assert_eq!(condition_of(&wine.data, "PredictorReady")["status"], "True");
+    assert!(condition_of(&wine.data, "Ready").get("message").is_none());
+
+    // Marked never ready: Ready False with the revision's message, also after a change.
+    server.set_never_ready("default", "wine");
+    let not_ready = |name: &str| condition_of(&stored(name), "Ready")["status"] == "False";
+    eventually("wine no longer Ready", Duration::from_secs(5), || {
+        not_ready("wine")
+    })
+    .await;
+    apply(&isvcs, &inference_service("wine", "s3://models/wine-2"))
+        .await
+        .unwrap();
+    eventually("the change observed", Duration::from_secs(5), || {
+        stored("wine")["status"]["observedGeneration"] == 2
+    })
+    .await;
+    let wine = stored("wine");
+    let condition = condition_of(&wine, "Ready");
+    assert_eq!(condition["status"], "False", "{wine}");
+    assert_eq!(condition["reason"], "RevisionMissing");
+    assert_eq!(
+        condition["message"],
+        "Revision \"wine-predictor-00001\" failed with message: 0/2 nodes are available: 2 Insufficient cpu."
+    );
+    assert!(wine["status"].get("url").is_none(), "{wine}");
+
+    // Marked before it exists, then cleared.
+    server.set_never_ready("default", "stuck");
+    apply(&isvcs, &inference_service("stuck", "s3://models/stuck"))
+        .await
+        .unwrap();
+    eventually("stuck reported", Duration::from_secs(5), || {
+        not_ready("stuck")
+    })
+    .await;
+    server.clear_never_ready("default", "stuck");
+    eventually("stuck Ready once cleared", Duration::from_secs(5), || {
+        ready("stuck")
+    })
+    .await;
+    assert_eq!(
+        stored("stuck")["status"]["url"],
+        "http://stuck.default.example.com"
+    );
+    assert!(not_ready("wine"), "clearing one leaves the other");
+}
+
+#[tokio::test]
+async fn a_knative_service_becomes_ready_with_its_url() {
+    let server = server();
+    let client = server.client().await;
+    let crd = fixture_crd("knative-serving", "1.16.2", "services.serving.knative.dev");
+    establish_crd(&server, &client, &crd).await;
+    let services = api(
+        &client,
+        "serving.knative.dev/v1",
+        "Service",
+        Some("default"),
+    )
+    .await;
+    let hello = |name: &str| {
+        json!({
+            "apiVersion": "serving.knative.dev/v1",
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"template": {"spec": {"containers": [{"image": "hello:1"}]}}},
+        })
+    };
+    let stored = |name: &str| {
+        server
+            .object("serving.knative.dev/v1", "Service", Some("default"), name)
+            .unwrap_or_else(|| panic!("Knative Service {name} missing"))
+    };
+    apply(&services, &hello("hello")).await.unwrap();
+    server.set_never_ready("default", "broken");
+    apply(&services, &hello("broken")).await.unwrap();
+    eventually("hello Ready", Duration::from_secs(5), || {
+        condition_of(&stored("hello"), "Ready")["status"] == "True"
+    })
+    .await;
+    assert_eq!(
+        stored("hello")["status"]["url"],
+        "http://hello.default.example.com"
+    );
+    eventually("broken reported", Duration::from_secs(5), || {
+        condition_of(&stored("broken"), "Ready")["status"] == "False"
+    })
+    .await;
+    assert_eq!(
+        condition_of(&stored("broken"), "Ready")["message"],
+        "Revision \"broken-00001\" failed with message: 0/2 nodes are available: 2 Insufficient cpu."
+    );
+}

@@ -836,7 +836,12 @@ fn an_unreachable_cluster_is_named_at_plan_time() {
 fn plan_lists_the_workloads_after_the_addons_with_their_values_written_in() {
     let p = Project::new();
     let out = p
-        .mlops(&["plan", "stacks/example.toml", "--refresh=false", "--no-color"])
+        .mlops(&[
+            "plan",
+            "stacks/example.toml",
+            "--refresh=false",
+            "--no-color",
+        ])
         .success()
         .get_output()
         .stdout
@@ -863,7 +868,8 @@ fn bad_workloads_are_refused_naming_the_file_and_line_and_nothing_is_written() {
     let p = Project::new();
     let manifest = p.path("stacks/k8s/team-a.yaml");
     let good = fs::read_to_string(&manifest).unwrap();
-    let line_of = |text: &str, needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let line_of =
+        |text: &str, needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
 
     let unknown = good.replace("${stack.name}", "${stack.nme}");
     fs::write(&manifest, &unknown).unwrap();
@@ -890,4 +896,36 @@ fn bad_workloads_are_refused_naming_the_file_and_line_and_nothing_is_written() {
         .code(1)
         .stderr(predicate::str::contains("no manifest of the stack creates"));
     assert!(!p.state_file().exists(), "nothing is applied");
+}
+
+/// `mlops status` needs a cluster in the state: a stack never applied, or applied without its
+/// cluster yet, is refused with what to run, and nothing is written.
+#[test]
+fn status_without_a_cluster_in_the_state_is_refused() {
+    let p = Project::new();
+    p.mlops(&["status", "example"])
+        .code(1)
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains(
+            "error: stack `mlops` was never applied: there is no state at `",
+        ))
+        .stderr(predicate::str::contains(
+            "hint: run `mlops apply stacks/example.toml` to create it first",
+        ))
+        .stderr(no_panic());
+    assert!(!p.state_file().exists());
+
+    p.write_state(&empty_state("mlops", 1));
+    p.mlops(&["status", "example", "--json"])
+        .code(1)
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains(
+            "error: stack `mlops` has no EKS cluster in its state yet",
+        ))
+        .stderr(predicate::str::contains("hint: run `mlops apply"))
+        .stderr(no_panic());
+    assert_eq!(
+        fs::read_to_string(p.state_file()).unwrap(),
+        empty_state("mlops", 1)
+    );
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::Filter;
 use support::apiserver::TestApiServer;
-use support::{example_as, leftovers, Aws, Emulator, Project};
+use support::{example_as, example_with_addons, leftovers, Aws, Emulator, Project};
 
 fn stack_filter(stack: &str) -> Filter {
     Filter::builder()
@@ -1192,12 +1192,6 @@ fn apply_all_builds_every_stack_at_once_and_destroy_all_removes_them() {
     project.mlops(&["destroy", "--all", "--auto-approve"]).ok();
     assert_eq!(inventory(&aws, "fleet-a"), nothing_left());
     assert_eq!(inventory(&aws, "fleet-b"), nothing_left());
-}
-
-/// The example with its add-ons on (the four of the newer fixture set, Knative and Istio for
-/// serverless KServe) and the IRSA service account, for a test API server to receive.
-fn example_with_addons(stack: &str) -> String {
-    example_as(stack).replace("\nenabled = false\n", "\nenabled = true\n")
 }
 
 /// The index of the first write that created or changed `namespace`'s Namespace object.

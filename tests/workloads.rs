@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use support::apiserver::TestApiServer;
 use support::kube_apiserver::audit::AuditWrite;
 use support::kube_apiserver::RealApiServer;
-use support::{copy_example_manifests, example_as, Emulator, Project};
+use support::{copy_example_manifests, example_as, example_with_addons, Emulator, Project};
 
 /// The example without add-ons but with the cluster side on (`[addons] enabled = true`, none
 /// listed): only the IRSA service account and the workloads go into the cluster.
@@ -202,25 +202,36 @@ fn workloads_go_in_in_order_show_single_field_changes_prune_and_leave_nothing() 
     server.stand_in(); // Deployments become available, LoadBalancers get an address
     let kubeconfig = server.kubeconfig.to_str().unwrap().to_string();
     let stack = "shop";
-    let project = Project::new(
-        &moto,
-        stack,
-        &stack_with_workloads(stack, r#""k8s/""#),
-    );
+    let project = Project::new(&moto, stack, &stack_with_workloads(stack, r#""k8s/""#));
     write(&project, "crd.yaml", CRD);
     write(&project, "app.yaml", APP);
     write(&project, "extra.yaml", EXTRA);
     let mlops = |args: &[&str]| {
         let mut all = args.to_vec();
-        all.extend(["--kubeconfig", &kubeconfig, "--no-color", "--wait-timeout", "60s"]);
+        all.extend([
+            "--kubeconfig",
+            &kubeconfig,
+            "--no-color",
+            "--wait-timeout",
+            "60s",
+        ]);
         project.mlops(&all)
     };
 
     let start = server.mark();
     let applied = mlops(&["apply", stack, "--auto-approve"]).ok();
-    assert!(applied.stderr.contains("Apply complete"), "{}", applied.stderr);
+    assert!(
+        applied.stderr.contains("Apply complete"),
+        "{}",
+        applied.stderr
+    );
     let writes = server.writes_since(start);
-    let crd = first(&writes, "patch", "customresourcedefinitions", "models.example.mlops.dev");
+    let crd = first(
+        &writes,
+        "patch",
+        "customresourcedefinitions",
+        "models.example.mlops.dev",
+    );
     let namespace = first(&writes, "patch", "namespaces", "shop");
     let model = first(&writes, "patch", "models", "wine");
     assert!(crd < model, "the CRD before its custom resource");
@@ -251,7 +262,11 @@ fn workloads_go_in_in_order_show_single_field_changes_prune_and_leave_nothing() 
     let settings = live(server, "/api/v1/namespaces/shop/configmaps/settings").unwrap();
     assert_eq!(settings["data"]["role"], role_arn.as_str());
     assert_eq!(settings["data"]["owner"], "shop");
-    let model = live(server, "/apis/example.mlops.dev/v1/namespaces/shop/models/wine").unwrap();
+    let model = live(
+        server,
+        "/apis/example.mlops.dev/v1/namespaces/shop/models/wine",
+    )
+    .unwrap();
     assert_eq!(model["spec"]["uri"], "s3://shop-models/wine");
     assert_eq!(
         model["metadata"]["labels"]["app.kubernetes.io/managed-by"],
@@ -271,12 +286,29 @@ fn workloads_go_in_in_order_show_single_field_changes_prune_and_leave_nothing() 
     assert!(again.is_empty(), "writes with nothing to change: {again:?}");
 
     // One field changed in a file is that one field in the plan.
-    write(&project, "app.yaml", &APP.replace("mode: fast", "mode: careful"));
+    write(
+        &project,
+        "app.yaml",
+        &APP.replace("mode: fast", "mode: careful"),
+    );
     let plan = mlops(&["plan", stack, "--detailed-exitcode"]);
     assert_eq!(plan.code, 2, "{}\n{}", plan.stdout, plan.stderr);
-    assert!(plan.stdout.contains("Plan: 0 to add, 1 to change, 0 to destroy."), "{}", plan.stdout);
-    assert!(plan.stdout.contains("~ k8s.shop.ConfigMap.settings"), "{}", plan.stdout);
-    assert!(plan.stdout.contains(r#"~ "mode"  = "fast" -> "careful""#), "{}", plan.stdout);
+    assert!(
+        plan.stdout
+            .contains("Plan: 0 to add, 1 to change, 0 to destroy."),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("~ k8s.shop.ConfigMap.settings"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains(r#"~ "mode"  = "fast" -> "careful""#),
+        "{}",
+        plan.stdout
+    );
     let changed_lines = plan.stdout.lines().filter(|l| l.contains(" -> ")).count();
     assert_eq!(changed_lines, 1, "only that field:\n{}", plan.stdout);
     mlops(&["apply", stack, "--auto-approve"]).ok();
@@ -284,10 +316,20 @@ fn workloads_go_in_in_order_show_single_field_changes_prune_and_leave_nothing() 
     assert_eq!(settings["data"]["mode"], "careful");
 
     // A field changed by hand in the cluster shows as that field, with its live value.
-    edit_live(server, "shop", "settings", json!({"data": {"mode": "reckless"}}));
+    edit_live(
+        server,
+        "shop",
+        "settings",
+        json!({"data": {"mode": "reckless"}}),
+    );
     let plan = mlops(&["plan", stack, "--detailed-exitcode"]);
     assert_eq!(plan.code, 2, "{}\n{}", plan.stdout, plan.stderr);
-    assert!(plan.stdout.contains(r#"~ "mode"  = "reckless" -> "careful""#), "{}", plan.stdout);
+    assert!(
+        plan.stdout
+            .contains(r#"~ "mode"  = "reckless" -> "careful""#),
+        "{}",
+        plan.stdout
+    );
     mlops(&["apply", stack, "--auto-approve"]).ok();
     let settings = live(server, "/api/v1/namespaces/shop/configmaps/settings").unwrap();
     assert_eq!(settings["data"]["mode"], "careful");
@@ -295,12 +337,29 @@ fn workloads_go_in_in_order_show_single_field_changes_prune_and_leave_nothing() 
     // A removed file prunes its objects.
     remove(&project, "extra.yaml");
     let plan = mlops(&["plan", stack]).ok();
-    assert!(plan.stdout.contains("Plan: 0 to add, 0 to change, 2 to destroy."), "{}", plan.stdout);
-    assert!(plan.stdout.contains("- k8s.shop.ConfigMap.extra"), "{}", plan.stdout);
-    assert!(plan.stdout.contains("- k8s.ClusterRole.shop-extra-reader"), "{}", plan.stdout);
+    assert!(
+        plan.stdout
+            .contains("Plan: 0 to add, 0 to change, 2 to destroy."),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("- k8s.shop.ConfigMap.extra"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("- k8s.ClusterRole.shop-extra-reader"),
+        "{}",
+        plan.stdout
+    );
     mlops(&["apply", stack, "--auto-approve"]).ok();
     assert!(live(server, "/api/v1/namespaces/shop/configmaps/extra").is_none());
-    assert!(live(server, "/apis/rbac.authorization.k8s.io/v1/clusterroles/shop-extra-reader").is_none());
+    assert!(live(
+        server,
+        "/apis/rbac.authorization.k8s.io/v1/clusterroles/shop-extra-reader"
+    )
+    .is_none());
     assert!(live(server, "/api/v1/namespaces/shop/configmaps/settings").is_some());
 
     // Destroy: the LoadBalancer Service first, then the rest; none of the objects is left.
@@ -309,7 +368,9 @@ fn workloads_go_in_in_order_show_single_field_changes_prune_and_leave_nothing() 
     let writes = server.writes_since(mark);
     let deletes: Vec<&AuditWrite> = writes.iter().filter(|w| w.verb == "delete").collect();
     assert_eq!(
-        deletes.first().map(|w| (w.resource.as_str(), w.name.as_deref())),
+        deletes
+            .first()
+            .map(|w| (w.resource.as_str(), w.name.as_deref())),
         Some(("services", Some("web"))),
         "{deletes:#?}"
     );
@@ -329,14 +390,13 @@ fn workloads_go_in_in_order_show_single_field_changes_prune_and_leave_nothing() 
 /// The example's own manifests against the test API server with the fixture add-ons: the
 /// InferenceService goes in once KServe is ready; one that never becomes Ready fails the apply
 /// naming it and its condition's message; once it can, a re-run serves it.
-#[cfg(any())] // TEMP until set_never_ready lands
 #[test]
 fn the_example_model_waits_for_kserve_and_a_model_never_ready_is_named() {
     let moto = Emulator::start();
     let server = TestApiServer::start();
     let kubeconfig = server.kubeconfig().to_str().unwrap().to_string();
     let stack = "wine";
-    let text = example_as(stack).replace("\nenabled = false\n", "\nenabled = true\n")
+    let text = example_with_addons(stack)
         + "\n[workloads]\npaths = [\"k8s/wine-model.yaml\", \"k8s/team-a.yaml\"]\n";
     let project = Project::new(&moto, stack, &text);
     let stacks: PathBuf = project.dir.path().join("stacks");
@@ -356,11 +416,17 @@ fn the_example_model_waits_for_kserve_and_a_model_never_ready_is_named() {
     let failed = mlops(&["apply", stack, "--auto-approve"]);
     assert_eq!(failed.code, 1, "{}\n{}", failed.stdout, failed.stderr);
     assert!(
-        failed.stderr.contains("InferenceService kserve-inference/wine-model is not Ready after 3s"),
+        failed
+            .stderr
+            .contains("InferenceService kserve-inference/wine-model is not Ready after 3s"),
         "{}",
         failed.stderr
     );
-    assert!(failed.stderr.contains("RevisionMissing") || failed.stderr.contains("failed with message"), "{}", failed.stderr);
+    assert!(
+        failed.stderr.contains("RevisionMissing") || failed.stderr.contains("failed with message"),
+        "{}",
+        failed.stderr
+    );
 
     // Applied after KServe was ready: after every write of KServe's own objects.
     let requests = server.requests();
@@ -373,9 +439,17 @@ fn the_example_model_waits_for_kserve_and_a_model_never_ready_is_named() {
         .iter()
         .rposition(|r| r.namespace.as_deref() == Some("kserve"))
         .expect("KServe was installed");
-    assert!(last_kserve < model, "KServe ({last_kserve}) before the model ({model})");
+    assert!(
+        last_kserve < model,
+        "KServe ({last_kserve}) before the model ({model})"
+    );
     let account = server
-        .object("v1", "ServiceAccount", Some("kserve-inference"), "kserve-sa")
+        .object(
+            "v1",
+            "ServiceAccount",
+            Some("kserve-inference"),
+            "kserve-sa",
+        )
         .expect("the IRSA service account");
     let model = server
         .object(
@@ -403,6 +477,11 @@ fn the_example_model_waits_for_kserve_and_a_model_never_ready_is_named() {
 
     mlops(&["destroy", stack, "--auto-approve"]).ok();
     assert!(server
-        .object("serving.kserve.io/v1beta1", "InferenceService", Some("kserve-inference"), "wine-model")
+        .object(
+            "serving.kserve.io/v1beta1",
+            "InferenceService",
+            Some("kserve-inference"),
+            "wine-model"
+        )
         .is_none());
 }

@@ -9,6 +9,7 @@ mod cluster;
 mod graph;
 mod inspect;
 mod plan;
+mod status;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -73,6 +74,9 @@ pub enum Command {
     Destroy(apply::DestroyArgs),
     /// Print the stack's outputs (ids, endpoints, ARNs)
     Output(inspect::OutputArgs),
+    /// Where to send requests and whether it works: the ingress gateway, the InferenceServices,
+    /// the node groups
+    Status(status::StatusArgs),
     /// Inspect the state
     #[command(subcommand)]
     State(inspect::StateCommand),
@@ -189,6 +193,7 @@ pub fn run() -> Result<u8> {
             Command::Apply(args) => apply::run_apply(&args, &global).await,
             Command::Destroy(args) => apply::run_destroy(&args, &global).await,
             Command::Output(args) => inspect::output(&args, &global).await,
+            Command::Status(args) => until_interrupted(status::run(&args, &global)).await,
             Command::State(command) => until_interrupted(inspect::state(&command, &global)).await,
             Command::Graph(args) => graph::run(&args),
             Command::ForceUnlock(args) => inspect::force_unlock(&args, &global).await,

@@ -25,9 +25,7 @@ use serde_json::Value;
 
 use super::cluster::Cluster;
 use super::error::KubeError;
-use super::manifest::{
-    Object, ObjectRef, MANAGED_BY, WAIT_ANNOTATION, WAIT_TIMEOUT_ANNOTATION,
-};
+use super::manifest::{Object, ObjectRef, MANAGED_BY, WAIT_ANNOTATION, WAIT_TIMEOUT_ANNOTATION};
 
 /// How long each wait may take, and how often to look.
 #[derive(Debug, Clone, Copy)]
@@ -509,7 +507,9 @@ pub fn not_ready(live: &Value) -> Option<String> {
             Some("the controller has not seen the latest change yet".into())
         }
         Some(("True", _)) => None,
-        Some((status, message)) if !message.is_empty() => Some(format!("Ready {status}: {message}")),
+        Some((status, message)) if !message.is_empty() => {
+            Some(format!("Ready {status}: {message}"))
+        }
         Some((status, _)) => Some(format!("Ready {status}")),
         None => Some("no Ready condition yet".into()),
     }

@@ -126,7 +126,9 @@ pub fn resolve_known(value: &Value, lookup: &dyn Fn(&Address, &str) -> Option<Va
         );
     }
     match value {
-        Value::Array(items) => Value::Array(items.iter().map(|v| resolve_known(v, lookup)).collect()),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| resolve_known(v, lookup)).collect())
+        }
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| (k.clone(), resolve_known(v, lookup)))
@@ -190,7 +192,9 @@ mod tests {
         let known = resolve(&value, &|_, attr| Some(json!(format!("<{attr}>"))));
         assert_eq!(
             known,
-            Some(json!({ "data": { "arn": "<arn>", "uri": "s3://<name>/m" }, "kind": "ConfigMap" }))
+            Some(
+                json!({ "data": { "arn": "<arn>", "uri": "s3://<name>/m" }, "kind": "ConfigMap" })
+            )
         );
         let partial = resolve_known(&value, &|_, attr| (attr == "name").then(|| json!("b")));
         assert_eq!(partial["data"]["uri"], json!("s3://b/m"));
@@ -198,7 +202,10 @@ mod tests {
         let mut pending = Vec::new();
         pending_paths(&partial, "/manifest", &mut pending);
         assert_eq!(pending, vec!["/manifest/data/arn".to_string()]);
-        assert_eq!(resolve(&value, &|_, attr| (attr == "name").then(|| json!("b"))), None);
+        assert_eq!(
+            resolve(&value, &|_, attr| (attr == "name").then(|| json!("b"))),
+            None
+        );
     }
 
     #[test]

@@ -6,8 +6,10 @@ mod backend;
 mod import;
 mod many;
 mod saved;
+mod status;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use tokio::sync::OnceCell;
 
@@ -15,6 +17,7 @@ use crate::addons::{self, ManifestSource};
 use crate::exec::{self, Env, LiveProviders, Reporter, RetryPolicy};
 use crate::graph::DesiredGraph;
 use crate::kube::manifest::{Object, ObjectRef};
+use crate::kube::Cluster;
 use crate::model::{Address, ResourceKind};
 use crate::plan::{self, Plan, PlanOptions};
 use crate::providers::aws::{Clients, Settings};
@@ -29,6 +32,9 @@ pub use backend::{create_backend, BackendCreated};
 pub use import::import;
 pub use many::{label, stack_files, ALL_STACKS};
 pub use saved::{load_plan, save_plan, SavedPlan};
+pub use status::{
+    status, Gateway, GatewayState, InferenceService, NodeGroup, Status, STATUS_FORMAT_VERSION,
+};
 
 /// A stack ready to work on: its validated spec, desired graph and state store.
 pub struct Stack {
@@ -246,7 +252,12 @@ async fn check_cluster_needs(
         .spec
         .workloads
         .iter()
-        .map(|w| (Address::of(ResourceKind::KubeObject.name(), &w.address_parts()), w))
+        .map(|w| {
+            (
+                Address::of(ResourceKind::KubeObject.name(), &w.address_parts()),
+                w,
+            )
+        })
         .collect();
     let mut needed = Vec::new();
     for change in &applies {
@@ -308,27 +319,15 @@ async fn check_cluster_needs(
         .collect();
 
     let cluster_name = state.attr(&Address::new("eks_cluster"), "name");
-    let can_ask =
-        refresh && (session.kube.settings.kubeconfig.is_some() || cluster_name.is_some());
+    let can_ask = refresh && (session.kube.settings.kubeconfig.is_some() || cluster_name.is_some());
     let cluster = if can_ask {
-        let env = session.env(&stack.spec.stack.name).await;
-        let address = Address::new("k8s");
-        let mut attrs = crate::model::Attrs::new();
-        if let Some(name) = cluster_name {
-            attrs.insert("cluster".into(), name);
-        }
-        let unreachable = |e: crate::providers::ProviderError| crate::Error::Refused {
-            hint: e.hint().map(str::to_string),
-            message: format!(
-                "cannot check what the add-ons and workloads need of the cluster: {}",
-                e.message
-            ),
-        };
-        session
-            .kube
-            .cluster(&env.ctx(&address), &attrs)
-            .await
-            .map_err(unreachable)?
+        connect(
+            stack,
+            session,
+            cluster_name,
+            "check what the add-ons and workloads need of the cluster",
+        )
+        .await?
     } else {
         None
     };
@@ -383,6 +382,32 @@ async fn check_cluster_needs(
         }
     }
     Ok(())
+}
+
+/// The cluster, connected as the providers of `addon.*` and `k8s.*` connect: the `--kubeconfig`
+/// one, else the EKS cluster named `cluster_name` (from the state). `None` when that EKS
+/// cluster does not exist. A failure to connect is refused as `cannot <doing>: ...`, with the
+/// provider's hint.
+async fn connect(
+    stack: &Stack,
+    session: &Session,
+    cluster_name: Option<serde_json::Value>,
+    doing: &str,
+) -> Result<Option<Arc<Cluster>>> {
+    let env = session.env(&stack.spec.stack.name).await;
+    let address = Address::new("addon");
+    let mut attrs = crate::model::Attrs::new();
+    if let Some(name) = cluster_name {
+        attrs.insert("cluster".into(), name);
+    }
+    session
+        .kube
+        .cluster(&env.ctx(&address), &attrs)
+        .await
+        .map_err(|e| crate::Error::Refused {
+            hint: e.hint().map(str::to_string),
+            message: format!("cannot {doing}: {}", e.message),
+        })
 }
 
 /// The desired graph with each add-on's inventory (its objects' references and digests), read

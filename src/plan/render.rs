@@ -231,8 +231,14 @@ fn map_diff(
         let k = format!("{:width$}", quote(key));
         match (before.get(key), after.get(key)) {
             (Some(b), Some(a)) if a == b => unchanged += 1,
-            (Some(Value::Object(b)), Some(Value::Object(a))) if !is_pending(&Value::Object(a.clone())) => {
-                let _ = writeln!(out, "{indent}{} {k} = {{", style.action(Action::Update, "~"));
+            (Some(Value::Object(b)), Some(Value::Object(a)))
+                if !is_pending(&Value::Object(a.clone())) =>
+            {
+                let _ = writeln!(
+                    out,
+                    "{indent}{} {k} = {{",
+                    style.action(Action::Update, "~")
+                );
                 map_diff(out, b, a, &format!("{indent}    "), style);
                 let _ = writeln!(out, "{indent}  }}");
             }

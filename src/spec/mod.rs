@@ -314,13 +314,14 @@ pub fn parse(path: &Path, text: String) -> Result<Spec, SpecError> {
             Err(diagnostics) => return Err(invalid(source, diagnostics)),
         };
         read.push_str(&crate::workloads::digest_input(&files));
-        spec.workloads = crate::workloads::load(&files, &Outputs::of(&spec)).map_err(|elsewhere| {
-            SpecError::Invalid {
-                file: source.clone(),
-                diagnostics: Vec::new(),
-                elsewhere,
-            }
-        })?;
+        spec.workloads =
+            crate::workloads::load(&files, &Outputs::of(&spec)).map_err(|elsewhere| {
+                SpecError::Invalid {
+                    file: source.clone(),
+                    diagnostics: Vec::new(),
+                    elsewhere,
+                }
+            })?;
     }
     // Of every file the stack reads: a saved plan is refused when any of them changed.
     spec.digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(read.as_bytes()));

@@ -82,10 +82,7 @@ impl Problems {
     }
 }
 
-pub(super) fn validate(
-    path: &Path,
-    raw: raw::RawSpec,
-) -> Result<Spec, Vec<Diagnostic>> {
+pub(super) fn validate(path: &Path, raw: raw::RawSpec) -> Result<Spec, Vec<Diagnostic>> {
     let mut p = Problems::default();
 
     let stack = stack(&mut p, &raw.stack);

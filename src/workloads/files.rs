@@ -117,7 +117,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let base = dir.path();
         std::fs::create_dir_all(base.join("k8s/teams/b")).unwrap();
-        for file in ["k8s/serving.yaml", "k8s/teams/a.yml", "k8s/teams/b/q.json", "k8s/teams/notes.md"] {
+        for file in [
+            "k8s/serving.yaml",
+            "k8s/teams/a.yml",
+            "k8s/teams/b/q.json",
+            "k8s/teams/notes.md",
+        ] {
             std::fs::write(base.join(file), "").unwrap();
         }
         let names = |found: Vec<PathBuf>| -> Vec<String> {
@@ -126,7 +131,10 @@ mod tests {
                 .map(|p| p.strip_prefix(base).unwrap().display().to_string())
                 .collect()
         };
-        assert_eq!(names(expand(base, "k8s/serving.yaml").unwrap()), ["k8s/serving.yaml"]);
+        assert_eq!(
+            names(expand(base, "k8s/serving.yaml").unwrap()),
+            ["k8s/serving.yaml"]
+        );
         assert_eq!(
             names(expand(base, "k8s/teams/").unwrap()),
             ["k8s/teams/a.yml", "k8s/teams/b/q.json"]
@@ -140,7 +148,10 @@ mod tests {
             ["k8s/teams/a.yml", "k8s/teams/b/q.json"]
         );
         let missing = expand(base, "k8s/nothing.yaml").unwrap_err();
-        assert!(missing.ends_with("k8s/nothing.yaml` does not exist"), "{missing}");
+        assert!(
+            missing.ends_with("k8s/nothing.yaml` does not exist"),
+            "{missing}"
+        );
         let none = expand(base, "k8s/*.toml").unwrap_err();
         assert!(none.starts_with("no file matches"), "{none}");
     }

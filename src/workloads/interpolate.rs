@@ -109,7 +109,9 @@ pub fn resolve(
 ) -> Value {
     match value {
         Value::String(text) if text.contains('$') => string(text, outputs, report),
-        Value::Array(items) => Value::Array(items.iter().map(|v| resolve(v, outputs, report)).collect()),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| resolve(v, outputs, report)).collect())
+        }
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| (k.clone(), resolve(v, outputs, report)))
@@ -119,7 +121,11 @@ pub fn resolve(
     }
 }
 
-fn string(text: &str, outputs: &Outputs, report: &mut dyn FnMut(&str, String, Option<String>)) -> Value {
+fn string(
+    text: &str,
+    outputs: &Outputs,
+    report: &mut dyn FnMut(&str, String, Option<String>),
+) -> Value {
     let Ok(pieces) = pieces(text) else {
         report(
             "${",
@@ -136,9 +142,16 @@ fn string(text: &str, outputs: &Outputs, report: &mut dyn FnMut(&str, String, Op
                 Some(Output::Literal(value)) => Value::String(value.clone()),
                 Some(_) => json!({ OUTPUT_KEY: name }),
                 None => {
-                    let hint = crate::ui::diagnostic::closest(name, outputs.0.keys().map(String::as_str))
-                        .map(|c| format!("did you mean `${{{c}}}`? docs/workloads.md lists every output"))
-                        .unwrap_or_else(|| "docs/workloads.md lists every output a manifest can use".into());
+                    let hint =
+                        crate::ui::diagnostic::closest(name, outputs.0.keys().map(String::as_str))
+                            .map(|c| {
+                                format!(
+                                    "did you mean `${{{c}}}`? docs/workloads.md lists every output"
+                                )
+                            })
+                            .unwrap_or_else(|| {
+                                "docs/workloads.md lists every output a manifest can use".into()
+                            });
                     report(
                         &format!("${{{name}}}"),
                         format!("`${{{name}}}` names no output of the stack"),

@@ -26,7 +26,8 @@ pub use files::expand;
 pub use interpolate::{Output, Outputs, OUTPUT_KEY};
 
 /// Namespaces every cluster has.
-pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// Kinds without a namespace: the built-in ones, and those of the add-ons' CRDs. A kind not
 /// listed here lives in a namespace, unless a CRD of the same workloads says otherwise.
@@ -104,7 +105,10 @@ pub fn load(files: &[PathBuf], outputs: &Outputs) -> Result<Vec<Workload>, Vec<P
             Ok(text) => text,
             Err(e) => {
                 let source = SourceFile::new(path, String::new());
-                problems.push((source, Diagnostic::new(format!("cannot read `{}`: {e}", path.display()), None)));
+                problems.push((
+                    source,
+                    Diagnostic::new(format!("cannot read `{}`: {e}", path.display()), None),
+                ));
                 continue;
             }
         };
@@ -165,7 +169,12 @@ fn load_file(
         };
         object.id = id;
         if let Some(problem) = check_wait_annotations(&object) {
-            problems.push(at_line(source, line, problem, Some("e.g. `mlops.dev/wait: \"false\"`, `mlops.dev/wait-timeout: \"15m\"`".into())));
+            problems.push(at_line(
+                source,
+                line,
+                problem,
+                Some("e.g. `mlops.dev/wait: \"false\"`, `mlops.dev/wait-timeout: \"15m\"`".into()),
+            ));
             continue;
         }
         workloads.push(Workload {
@@ -237,7 +246,10 @@ fn check_scopes_and_addresses(workloads: &mut [Workload], problems: &mut Vec<Pro
         }
         let key: Vec<String> = w.address_parts().iter().map(|s| s.to_string()).collect();
         if let Some((file, line)) = seen.get(&key) {
-            let source = SourceFile::new(&w.file, std::fs::read_to_string(&w.file).unwrap_or_default());
+            let source = SourceFile::new(
+                &w.file,
+                std::fs::read_to_string(&w.file).unwrap_or_default(),
+            );
             problems.push(at_line(
                 &source,
                 w.line,
@@ -247,7 +259,9 @@ fn check_scopes_and_addresses(workloads: &mut [Workload], problems: &mut Vec<Pro
                     key.join("."),
                     file.display()
                 ),
-                Some("an object is addressed by namespace, kind and name; rename one of them".into()),
+                Some(
+                    "an object is addressed by namespace, kind and name; rename one of them".into(),
+                ),
             ));
         } else {
             seen.insert(key, (w.file.clone(), w.line));
@@ -285,7 +299,9 @@ pub fn with_outputs(manifest: &Value, value_of: &dyn Fn(&str) -> Value) -> Value
                     .collect(),
             ),
         },
-        Value::Array(items) => Value::Array(items.iter().map(|v| with_outputs(v, value_of)).collect()),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| with_outputs(v, value_of)).collect())
+        }
         other => other.clone(),
     }
 }

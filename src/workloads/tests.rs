@@ -10,7 +10,10 @@ const EXAMPLE: &str = include_str!("../../stacks/example.toml");
 /// A stack (the example) whose `[workloads]` reads `files`, written next to it.
 fn stack(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let paths: Vec<String> = files.iter().map(|(name, _)| format!("\"{name}\"")).collect();
+    let paths: Vec<String> = files
+        .iter()
+        .map(|(name, _)| format!("\"{name}\""))
+        .collect();
     let text = format!(
         "{}\n[workloads]\npaths = [{}]\n",
         EXAMPLE.split("\n[workloads]").next().unwrap(),
@@ -37,13 +40,20 @@ fn outputs_known_from_the_spec_are_written_in_and_the_others_wait_for_apply() {
     let config = "# settings\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: s\n  namespace: team\ndata:\n  bucket: s3://${buckets.models.name}/wine\n  role: ${irsa.kserve-s3.role_arn}\n  image: ${repositories.wine-model.uri}:v1\n  literal: $${not.an.output}\n";
     let dir = stack(&[("ns.yaml", NAMESPACE), ("config.yaml", config)]);
     let spec = load(&dir.path().join("stack.toml")).unwrap();
-    let ids: Vec<String> = spec.workloads.iter().map(|w| w.object.id.to_string()).collect();
+    let ids: Vec<String> = spec
+        .workloads
+        .iter()
+        .map(|w| w.object.id.to_string())
+        .collect();
     assert_eq!(ids, ["v1 Namespace team", "v1 ConfigMap team/s"]);
     let config = &spec.workloads[1];
     assert_eq!(config.line, 3, "the document after the comment and `---`");
     let data = &config.object.body["data"];
     assert_eq!(data["bucket"], "s3://mlops-models-bucket/wine");
-    assert_eq!(data["role"], json!({ "$output": "irsa.kserve-s3.role_arn" }));
+    assert_eq!(
+        data["role"],
+        json!({ "$output": "irsa.kserve-s3.role_arn" })
+    );
     assert_eq!(
         data["image"],
         json!({ "$join": [{ "$output": "repositories.wine-model.uri" }, ":v1"] })
@@ -59,25 +69,38 @@ fn outputs_known_from_the_spec_are_written_in_and_the_others_wait_for_apply() {
     );
     let deps: Vec<&str> = node.deps.iter().map(|d| d.as_str()).collect();
     assert!(deps.contains(&"k8s.Namespace.team"), "{deps:?}");
-    assert!(deps.contains(&"k8s.kserve-inference.ServiceAccount.kserve-sa"), "{deps:?}");
+    assert!(
+        deps.contains(&"k8s.kserve-inference.ServiceAccount.kserve-sa"),
+        "{deps:?}"
+    );
     assert!(deps.contains(&"addon.kserve"), "{deps:?}");
     assert!(deps.contains(&"ecr_repository.wine-model"), "{deps:?}");
     let cleanup = &graph.resources[&crate::model::Address::new("cluster_cleanup")];
-    assert!(cleanup.deps.iter().any(|d| d.as_str() == "k8s.team.ConfigMap.s"));
+    assert!(cleanup
+        .deps
+        .iter()
+        .any(|d| d.as_str() == "k8s.team.ConfigMap.s"));
 }
 
 #[test]
 fn a_changed_manifest_changes_the_stack_digest() {
     let dir = stack(&[("ns.yaml", NAMESPACE)]);
     let before = load(&dir.path().join("stack.toml")).unwrap().digest;
-    fs::write(dir.path().join("ns.yaml"), NAMESPACE.replace("team", "team2")).unwrap();
+    fs::write(
+        dir.path().join("ns.yaml"),
+        NAMESPACE.replace("team", "team2"),
+    )
+    .unwrap();
     let after = load(&dir.path().join("stack.toml")).unwrap().digest;
     assert_ne!(before, after);
 }
 
 #[test]
 fn bad_manifests_are_named_by_file_and_line() {
-    let dir = stack(&[("bad.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [a\n")]);
+    let dir = stack(&[(
+        "bad.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [a\n",
+    )]);
     let text = report(&dir);
     assert!(text.contains("bad.yaml:5:"), "{text}");
     assert!(text.contains("a flow sequence at line 4"), "{text}");
@@ -88,9 +111,15 @@ fn bad_manifests_are_named_by_file_and_line() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  namespace: default\ndata:\n  # ${nothing}\n  x: ${buckets.model.name}\n",
     )]);
     let text = report(&dir);
-    assert!(text.contains("`${buckets.model.name}` names no output"), "{text}");
+    assert!(
+        text.contains("`${buckets.model.name}` names no output"),
+        "{text}"
+    );
     assert!(text.contains("ref.yaml:8:6"), "{text}");
-    assert!(text.contains("did you mean `${buckets.models.name}`?"), "{text}");
+    assert!(
+        text.contains("did you mean `${buckets.models.name}`?"),
+        "{text}"
+    );
 
     let dir = stack(&[
         ("a.yaml", NAMESPACE),
@@ -98,10 +127,16 @@ fn bad_manifests_are_named_by_file_and_line() {
     ]);
     let text = report(&dir);
     assert!(text.contains("b.yaml:3:"), "{text}");
-    assert!(text.contains("has the address `k8s.Namespace.team`"), "{text}");
+    assert!(
+        text.contains("has the address `k8s.Namespace.team`"),
+        "{text}"
+    );
     assert!(text.contains("a.yaml:1"), "{text}");
 
-    let dir = stack(&[("noname.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n")]);
+    let dir = stack(&[(
+        "noname.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n",
+    )]);
     let text = report(&dir);
     assert!(text.contains("noname.yaml:1:"), "{text}");
     assert!(text.contains("has no `metadata.name`"), "{text}");
@@ -111,7 +146,10 @@ fn bad_manifests_are_named_by_file_and_line() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${irsa.kserve-s3.role_arn}\n",
     )]);
     let text = report(&dir);
-    assert!(text.contains("may only use values known before apply"), "{text}");
+    assert!(
+        text.contains("may only use values known before apply"),
+        "{text}"
+    );
 
     let dir = stack(&[(
         "wait.yaml",
@@ -147,5 +185,8 @@ fn namespaced_objects_without_a_namespace_go_to_default_and_cluster_ones_have_no
         .map(|w| w.address_parts().join("."))
         .collect();
     assert_eq!(addresses, ["default.ConfigMap.a", "ClusterRole.reader"]);
-    assert_eq!(spec.workloads[0].object.body["metadata"]["namespace"], "default");
+    assert_eq!(
+        spec.workloads[0].object.body["metadata"]["namespace"],
+        "default"
+    );
 }

@@ -3,7 +3,8 @@
 //! Established, server-side apply with field managers, GET/LIST/DELETE with label selectors
 //! and namespaces that must exist, Deployments that become available after a delay,
 //! admission webhooks that refuse with the real error text until their Service has ready
-//! Endpoints, LoadBalancer Services, and watches. The real manifests of the add-ons
+//! Endpoints, LoadBalancer Services, InferenceServices and Knative Services that become
+//! Ready with a URL, and watches. The real manifests of the add-ons
 //! (`../shared/fixtures/addons/`) need a current server, which the real kube-apiserver the
 //! tests build (1.20) is not.
 //!
@@ -40,7 +41,8 @@ pub struct Options {
     /// From a CRD's creation to its `Established` condition (and its kinds in discovery).
     pub crd_established_after: Duration,
     /// From a Deployment, DaemonSet or StatefulSet write that changed its spec to its
-    /// available status.
+    /// available status; likewise from an InferenceService or Knative Service write to its
+    /// `Ready` condition.
     pub workload_ready_after: Duration,
     /// From a LoadBalancer Service's creation to its `status.loadBalancer.ingress` hostname.
     pub load_balancer_after: Duration,
@@ -386,6 +388,29 @@ impl TestApiServer {
                 state.never_available.remove(&key);
             }
             controllers::availability_changed(state, namespace, name);
+        });
+    }
+
+    /// Makes an InferenceService or Knative Service never become Ready (condition Ready
+    /// False, reason `RevisionMissing`, a message naming its revision), from now on and after
+    /// every later change, until [`TestApiServer::clear_never_ready`].
+    pub fn set_never_ready(&self, namespace: &str, name: &str) {
+        self.set_readiness(namespace, name, true);
+    }
+
+    pub fn clear_never_ready(&self, namespace: &str, name: &str) {
+        self.set_readiness(namespace, name, false);
+    }
+
+    fn set_readiness(&self, namespace: &str, name: &str, never: bool) {
+        self.shared.with(|state| {
+            let key = (namespace.to_string(), name.to_string());
+            if never {
+                state.never_ready.insert(key);
+            } else {
+                state.never_ready.remove(&key);
+            }
+            controllers::readiness_changed(state, namespace, name);
         });
     }
 }

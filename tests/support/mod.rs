@@ -280,3 +280,9 @@ pub fn example_as(stack: &str) -> String {
         )
         .replace("\nenabled = true\n", "\nenabled = false\n")
 }
+
+/// The example with its add-ons on (the four of the newer fixture set, Knative and Istio for
+/// serverless KServe) and the IRSA service account, for a test API server to receive.
+pub fn example_with_addons(stack: &str) -> String {
+    example_as(stack).replace("\nenabled = false\n", "\nenabled = true\n")
+}

@@ -116,7 +116,12 @@ fn scaling_config(desired: &Attrs) -> ProviderResult<NodegroupScalingConfig> {
         .build())
 }
 
-async fn describe(ctx: &Ctx<'_>, cluster: &str, name: &str) -> ProviderResult<Option<Nodegroup>> {
+/// The node group as EKS reports it now; `None` when it does not exist.
+pub async fn describe(
+    ctx: &Ctx<'_>,
+    cluster: &str,
+    name: &str,
+) -> ProviderResult<Option<Nodegroup>> {
     let out = gone_as_none(
         ctx.aws
             .eks
@@ -137,6 +142,24 @@ async fn describe(ctx: &Ctx<'_>, cluster: &str, name: &str) -> ProviderResult<Op
     .transpose()
 }
 
+/// EKS's health issues of a node group, each as `<code>: <message> (<resource ids>)`.
+pub fn health_issues(group: &Nodegroup) -> Vec<String> {
+    group
+        .health()
+        .map(|h| h.issues())
+        .unwrap_or_default()
+        .iter()
+        .map(|i| {
+            format!(
+                "{}: {} ({})",
+                i.code().map_or("unknown", |c| c.as_str()),
+                i.message().unwrap_or("no message"),
+                i.resource_ids().join(", ")
+            )
+        })
+        .collect()
+}
+
 /// Waits until the node group is ACTIVE. Any state but CREATING and UPDATING on the way (a
 /// failed create, a degraded group) is an error that carries EKS's health issues.
 async fn wait_active(ctx: &Ctx<'_>, cluster: &str, name: &str, what: &str) -> ProviderResult<()> {
@@ -150,20 +173,7 @@ async fn wait_active(ctx: &Ctx<'_>, cluster: &str, name: &str, what: &str) -> Pr
             Some(NodegroupStatus::Active) => Ok(Some(())),
             Some(NodegroupStatus::Creating | NodegroupStatus::Updating) | None => Ok(None),
             Some(status) => {
-                let issues: Vec<String> = group
-                    .health()
-                    .map(|h| h.issues())
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|i| {
-                        format!(
-                            "{}: {} ({})",
-                            i.code().map_or("unknown", |c| c.as_str()),
-                            i.message().unwrap_or("no message"),
-                            i.resource_ids().join(", ")
-                        )
-                    })
-                    .collect();
+                let issues = health_issues(&group);
                 Err(ProviderError::fatal(format!(
                     "the node group `{name}` of cluster `{cluster}` is {}: {}",
                     status.as_str(),

@@ -18,8 +18,16 @@ use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
 
 pub struct Addon;
 
-/// The Service whose load balancer receives the cluster's traffic, read into `ingress_hostname`.
-const INGRESS_GATEWAY: &str = "v1 Service istio-system/istio-ingressgateway";
+/// The Service whose load balancer receives the cluster's traffic (Istio's ingress gateway),
+/// read into `ingress_hostname` and shown by `mlops status`.
+pub fn ingress_gateway() -> ObjectRef {
+    ObjectRef {
+        api_version: "v1".into(),
+        kind: "Service".into(),
+        namespace: Some("istio-system".into()),
+        name: "istio-ingressgateway".into(),
+    }
+}
 
 fn release(attrs: &Attrs) -> ProviderResult<&'static addons::Release> {
     render::release_of(attrs).ok_or_else(|| {
@@ -98,11 +106,8 @@ impl ResourceProvider for Addon {
                 })
             });
         }
-        if render::inventory_refs(prior)
-            .iter()
-            .any(|r| r.to_string() == INGRESS_GATEWAY)
-        {
-            let gateway: ObjectRef = INGRESS_GATEWAY.parse().expect("a valid reference");
+        let gateway = ingress_gateway();
+        if render::inventory_refs(prior).contains(&gateway) {
             let address = cluster
                 .get(&gateway)
                 .await

@@ -1,8 +1,9 @@
 //! What the rest of a cluster does to the objects, modelled just enough for an installer:
-//! CRDs become Established, workloads become available, Endpoints follow Services and
-//! available workloads, load balancers get a hostname and take a moment to be released,
-//! webhook configurations and APIServices get their caBundle once their Service is ready,
-//! and a terminating namespace goes once it is empty. Each runs after a store or removal
+//! CRDs become Established, workloads become available, KServe InferenceServices and
+//! Knative Services become Ready with a URL, Endpoints follow Services and available
+//! workloads, load balancers get a hostname and take a moment to be released, webhook
+//! configurations and APIServices get their caBundle once their Service is ready, and a
+//! terminating namespace goes once it is empty. Each runs after a store or removal
 //! (`react`) or when a timer it asked for fires (`fire`).
 
 use base64::Engine as _;
@@ -10,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::resources::{crd_resource, Resource};
 use super::selector::LabelSelector;
-use super::state::{is_deleting, name_of, now, State};
+use super::state::{is_deleting, name_of, namespace_of, now, State};
 use super::writes::{create, finish_namespace, set_or_remove, update_as, Target, Writer};
 
 /// Work a controller does after a delay.
@@ -21,6 +22,13 @@ pub enum Timer {
         uid: Value,
     },
     WorkloadReady {
+        plural: String,
+        namespace: String,
+        name: String,
+        generation: i64,
+    },
+    ServingReady {
+        group: String,
         plural: String,
         namespace: String,
         name: String,
@@ -41,6 +49,11 @@ pub enum Timer {
 const CONTROLLER_MANAGER: &str = "kube-controller-manager";
 const LOAD_BALANCER_FINALIZER: &str = "service.kubernetes.io/load-balancer-cleanup";
 const WORKLOADS: [&str; 3] = ["deployments", "statefulsets", "daemonsets"];
+/// The serving kinds whose controllers report `Ready` and a URL: (group, plural).
+const SERVING: [(&str, &str); 2] = [
+    ("serving.kserve.io", "inferenceservices"),
+    ("serving.knative.dev", "services"),
+];
 
 /// A PEM that is not a certificate, base64-encoded as a caBundle: what an injector writes.
 fn fake_ca_bundle() -> String {
@@ -59,6 +72,9 @@ pub fn react(state: &mut State, resource: &Resource, namespace: &str, name: &str
         ("", "services") => {
             service_changed(state, resource, namespace, name);
             update_endpoints(state, namespace);
+        }
+        (group, plural) if SERVING.contains(&(group, plural)) => {
+            serving_changed(state, resource, namespace, name)
         }
         ("", "endpoints") => inject_ca_bundles(state),
         ("admissionregistration.k8s.io", _) | ("apiregistration.k8s.io", "apiservices") => {
@@ -81,6 +97,13 @@ pub fn fire(state: &mut State, timer: Timer) {
             name,
             generation,
         } => workload_ready(state, &plural, &namespace, &name, generation),
+        Timer::ServingReady {
+            group,
+            plural,
+            namespace,
+            name,
+            generation,
+        } => serving_ready(state, &group, &plural, &namespace, &name, generation),
         Timer::LoadBalancerReady {
             namespace,
             name,
@@ -319,6 +342,125 @@ fn workload_available(object: &Value) -> bool {
         || status["numberAvailable"].as_i64().unwrap_or(0) > 0
         || (object["kind"] == "StatefulSet"
             && status["availableReplicas"].as_i64().unwrap_or(0) > 0)
+}
+
+// --- InferenceServices and Knative Services ---
+
+fn serving_changed(state: &mut State, resource: &Resource, namespace: &str, name: &str) {
+    let Some(object) = state.get(resource, namespace, name) else {
+        return;
+    };
+    let generation = object["metadata"]["generation"].as_i64().unwrap_or(0);
+    if !is_deleting(object) && object["status"]["observedGeneration"].as_i64() != Some(generation) {
+        schedule_serving(state, resource, namespace, name, generation);
+    }
+}
+
+fn schedule_serving(
+    state: &mut State,
+    resource: &Resource,
+    namespace: &str,
+    name: &str,
+    generation: i64,
+) {
+    let timer = Timer::ServingReady {
+        group: resource.group.clone(),
+        plural: resource.plural.clone(),
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        generation,
+    };
+    state.schedule(state.options.workload_ready_after, timer);
+}
+
+/// Re-evaluates an InferenceService or Knative Service after its "never ready" mark changed.
+pub fn readiness_changed(state: &mut State, namespace: &str, name: &str) {
+    for (group, plural) in SERVING {
+        let Some(resource) = state.catalogue.defined(group, plural).cloned() else {
+            continue;
+        };
+        if let Some(object) = state.get(&resource, namespace, name) {
+            let generation = object["metadata"]["generation"].as_i64().unwrap_or(0);
+            schedule_serving(state, &resource, namespace, name, generation);
+        }
+    }
+}
+
+/// Reports the status the KServe or Knative controller would, if `generation` is still
+/// the object's latest.
+fn serving_ready(
+    state: &mut State,
+    group: &str,
+    plural: &str,
+    namespace: &str,
+    name: &str,
+    generation: i64,
+) {
+    let Some(resource) = state.catalogue.defined(group, plural).cloned() else {
+        return;
+    };
+    let Some(object) = state.get(&resource, namespace, name).cloned() else {
+        return;
+    };
+    if is_deleting(&object) || object["metadata"]["generation"].as_i64() != Some(generation) {
+        return;
+    }
+    let key = (namespace.to_string(), name.to_string());
+    let ready = !state.never_ready.contains(&key);
+    let mut updated = (*object).clone();
+    updated["status"] = serving_status(&resource, &object, ready);
+    let manager = if resource.plural == "inferenceservices" {
+        "kserve-controller-manager"
+    } else {
+        "knative-serving-controller"
+    };
+    update_as(state, &resource, updated, manager, Some("status"));
+}
+
+/// Ready with its URL, or (never ready) not Ready because its revision cannot be scheduled,
+/// in the words of KServe and Knative.
+fn serving_status(resource: &Resource, object: &Value, ready: bool) -> Value {
+    let (namespace, name) = (namespace_of(object), name_of(object));
+    let previous = &object["status"]["conditions"];
+    let inference = resource.plural == "inferenceservices";
+    let revision = if inference {
+        format!("{name}-predictor-00001")
+    } else {
+        format!("{name}-00001")
+    };
+    let component = if inference {
+        "PredictorReady"
+    } else {
+        "ConfigurationsReady"
+    };
+    // A true condition of theirs has neither reason nor message.
+    let bare = |mut condition: Value| {
+        if let Some(fields) = condition.as_object_mut() {
+            fields.retain(|field, _| field != "reason" && field != "message");
+        }
+        condition
+    };
+    let conditions = if ready {
+        vec![
+            bare(condition(previous, component, true, "", "")),
+            bare(condition(previous, "Ready", true, "", "")),
+        ]
+    } else {
+        let message =
+            format!("Revision \"{revision}\" failed with message: 0/2 nodes are available: 2 Insufficient cpu.");
+        vec![
+            condition(previous, component, false, "RevisionMissing", &message),
+            condition(previous, "Ready", false, "RevisionMissing", &message),
+        ]
+    };
+    let mut status = json!({
+        "observedGeneration": object["metadata"]["generation"],
+        "conditions": conditions,
+    });
+    if ready {
+        status["url"] = json!(format!("http://{name}.{namespace}.example.com"));
+    }
+    status
 }
 
 // --- services, endpoints, load balancers ---

@@ -24,6 +24,8 @@ pub struct State {
     pub log: Vec<RequestRecord>,
     /// Deployments (namespace, name) that must never become available.
     pub never_available: BTreeSet<ObjectKey>,
+    /// InferenceServices and Knative Services (namespace, name) that must never become Ready.
+    pub never_ready: BTreeSet<ObjectKey>,
     /// Timers the controllers asked for, to be started by whoever holds the runtime.
     pub timers: Vec<(Duration, Timer)>,
     pub events: Events,
@@ -63,6 +65,7 @@ impl State {
             revision: 0,
             log: Vec::new(),
             never_available: BTreeSet::new(),
+            never_ready: BTreeSet::new(),
             timers: Vec::new(),
             events: Events::new(),
             started: Instant::now(),
