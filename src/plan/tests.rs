@@ -79,7 +79,7 @@ fn changed_attrs(plan: &Plan, address: &str) -> Vec<String> {
 fn a_new_stack_creates_everything_in_dependency_order() {
     let graph = graph_of(EXAMPLE);
     let plan = plan_of(&graph, &State::new("mlops"));
-    assert_eq!(plan.summary().add, 37);
+    assert_eq!(plan.summary().add, 43);
     assert!(plan.changes.iter().all(|c| c.action == Action::Create));
     let before = |a: &str, b: &str| {
         assert!(
@@ -164,7 +164,7 @@ fn nothing_changes_after_an_apply() {
         "{:#?}",
         plan.actions().collect::<Vec<_>>()
     );
-    assert_eq!(plan.changes.len(), 37);
+    assert_eq!(plan.changes.len(), 43);
 }
 
 #[test]
@@ -303,6 +303,8 @@ fn removed_resources_are_deleted_dependents_first() {
         &EXAMPLE[EXAMPLE.find("[buckets.models]").unwrap()..EXAMPLE.find("[repositories").unwrap()],
         "",
     );
+    // The workloads use both: they go too.
+    let without_irsa = without_irsa.split("\n[workloads]").next().unwrap().to_string();
     let plan = plan_of(&graph_of(&without_irsa), &state);
     for address in [
         "iam_role_policy_attachment.irsa.kserve-s3.AmazonS3ReadOnlyAccess",
@@ -310,9 +312,19 @@ fn removed_resources_are_deleted_dependents_first() {
         "iam_oidc_provider",
         "s3_bucket.models",
         "k8s.kserve-inference.ServiceAccount.kserve-sa",
+        "k8s.kserve-inference.InferenceService.wine-model",
+        "k8s.Namespace.team-a",
     ] {
         assert_eq!(action_of(&plan, address), Action::Delete, "{address}");
     }
+    assert!(
+        position(&plan, "k8s.kserve-inference.InferenceService.wine-model")
+            < position(&plan, "k8s.kserve-inference.ServiceAccount.kserve-sa")
+    );
+    assert!(
+        position(&plan, "k8s.team-a.ResourceQuota.team-a-quota")
+            < position(&plan, "k8s.Namespace.team-a")
+    );
     assert!(
         position(
             &plan,
@@ -325,7 +337,7 @@ fn removed_resources_are_deleted_dependents_first() {
         Summary {
             add: 0,
             change: 0,
-            destroy: 5
+            destroy: 11
         }
     );
 }
@@ -335,7 +347,7 @@ fn destroy_deletes_everything_in_reverse_dependency_order() {
     let graph = graph_of(EXAMPLE);
     let empty = DesiredGraph::from_resources(Vec::new()).unwrap();
     let plan = plan_of(&empty, &applied(&graph));
-    assert_eq!(plan.summary().destroy, 37);
+    assert_eq!(plan.summary().destroy, 43);
     let before = |a: &str, b: &str| {
         assert!(
             position(&plan, a) < position(&plan, b),
