@@ -146,6 +146,23 @@ fn plan_json_is_machine_readable() {
     assert_eq!(json["summary"]["add"], 43);
     assert_eq!(json["resource_changes"].as_array().unwrap().len(), 43);
     assert_eq!(json["resource_changes"][0]["action"], "create");
+    // A part of a value known only after apply: null in `after`, its path in `after_unknown`.
+    let account = json["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["address"] == "k8s.kserve-inference.ServiceAccount.kserve-sa")
+        .unwrap();
+    assert_eq!(
+        account["after_unknown"],
+        serde_json::json!([
+            "cluster",
+            "manifest/metadata/annotations/eks.amazonaws.com~1role-arn"
+        ])
+    );
+    let manifest = &account["after"]["manifest"];
+    assert_eq!(manifest["metadata"]["name"], "kserve-sa");
+    assert!(manifest["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].is_null());
 }
 
 #[test]

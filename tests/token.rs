@@ -3,6 +3,8 @@
 //! `mlops token` / `mlops kubeconfig` must work from a hand-written state without touching the
 //! network: credentials come from the environment and no STS call is ever made.
 
+mod support;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -14,8 +16,6 @@ use base64::Engine;
 use mlops::kube::token::{presigned_url, token, TOKEN_PREFIX};
 use predicates::prelude::*;
 use serde_json::Value;
-
-const EXAMPLE: &str = include_str!("../stacks/example.toml");
 
 /// What awscli's `eks get-token` does (awscli/customizations/eks/get_token.py), with fixed
 /// credentials, the regional STS endpoint, and botocore's clock
@@ -188,7 +188,12 @@ impl Project {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir_all(dir.path().join("stacks")).unwrap();
-        fs::write(dir.path().join("stacks/example.toml"), EXAMPLE).unwrap();
+        // Its workloads' manifests are not in this folder, and no test here reaches a cluster.
+        fs::write(
+            dir.path().join("stacks/example.toml"),
+            support::without_workloads(support::EXAMPLE),
+        )
+        .unwrap();
         Project { dir }
     }
 

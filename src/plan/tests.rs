@@ -304,7 +304,11 @@ fn removed_resources_are_deleted_dependents_first() {
         "",
     );
     // The workloads use both: they go too.
-    let without_irsa = without_irsa.split("\n[workloads]").next().unwrap().to_string();
+    let without_irsa = without_irsa
+        .split("\n[workloads]")
+        .next()
+        .unwrap()
+        .to_string();
     let plan = plan_of(&graph_of(&without_irsa), &state);
     for address in [
         "iam_role_policy_attachment.irsa.kserve-s3.AmazonS3ReadOnlyAccess",

@@ -314,14 +314,26 @@ pub fn parse(path: &Path, text: String) -> Result<Spec, SpecError> {
             Err(diagnostics) => return Err(invalid(source, diagnostics)),
         };
         read.push_str(&crate::workloads::digest_input(&files));
-        spec.workloads =
-            crate::workloads::load(&files, &Outputs::of(&spec)).map_err(|elsewhere| {
-                SpecError::Invalid {
-                    file: source.clone(),
-                    diagnostics: Vec::new(),
-                    elsewhere,
-                }
-            })?;
+        let reserved = spec
+            .irsa
+            .iter()
+            .map(|(key, irsa)| {
+                let parts = [
+                    irsa.namespace.as_str(),
+                    "ServiceAccount",
+                    &irsa.service_account,
+                ];
+                let parts = parts.iter().map(|p| p.to_string()).collect();
+                (parts, format!("the IRSA service account of `[irsa.{key}]`"))
+            })
+            .collect();
+        spec.workloads = crate::workloads::load(&files, &Outputs::of(&spec), &reserved).map_err(
+            |elsewhere| SpecError::Invalid {
+                file: source.clone(),
+                diagnostics: Vec::new(),
+                elsewhere,
+            },
+        )?;
     }
     // Of every file the stack reads: a saved plan is refused when any of them changed.
     spec.digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(read.as_bytes()));

@@ -95,9 +95,17 @@ impl Workload {
 /// A problem in a manifest file, with the file it is located in.
 pub type Problem = (SourceFile, Diagnostic);
 
+/// Addresses (their parts after `k8s.`) the stack already gives an object of its own, with what
+/// that object is: the IRSA service accounts.
+pub type Reserved = BTreeMap<Vec<String>, String>;
+
 /// Reads every object of `files`, resolving `${...}` against `outputs`. All problems are
 /// returned together.
-pub fn load(files: &[PathBuf], outputs: &Outputs) -> Result<Vec<Workload>, Vec<Problem>> {
+pub fn load(
+    files: &[PathBuf],
+    outputs: &Outputs,
+    reserved: &Reserved,
+) -> Result<Vec<Workload>, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut workloads = Vec::new();
     for path in files {
@@ -116,7 +124,7 @@ pub fn load(files: &[PathBuf], outputs: &Outputs) -> Result<Vec<Workload>, Vec<P
         load_file(&source, outputs, &mut workloads, &mut problems);
     }
     if problems.is_empty() {
-        check_scopes_and_addresses(&mut workloads, &mut problems);
+        check_scopes_and_addresses(&mut workloads, reserved, &mut problems);
     }
     if problems.is_empty() {
         Ok(workloads)
@@ -224,7 +232,11 @@ fn check_wait_annotations(object: &Object) -> Option<String> {
 
 /// Gives a namespaced object without a namespace the `default` one (as `kubectl apply` does),
 /// and refuses two objects with one address.
-fn check_scopes_and_addresses(workloads: &mut [Workload], problems: &mut Vec<Problem>) {
+fn check_scopes_and_addresses(
+    workloads: &mut [Workload],
+    reserved: &Reserved,
+    problems: &mut Vec<Problem>,
+) {
     let cluster_scoped_crds: Vec<(String, String)> = workloads
         .iter()
         .filter(|w| w.object.body["spec"]["scope"] == "Cluster")
@@ -245,7 +257,18 @@ fn check_scopes_and_addresses(workloads: &mut [Workload], problems: &mut Vec<Pro
             w.object.set_namespace("default");
         }
         let key: Vec<String> = w.address_parts().iter().map(|s| s.to_string()).collect();
-        if let Some((file, line)) = seen.get(&key) {
+        if let Some(what) = reserved.get(&key) {
+            let source = SourceFile::new(
+                &w.file,
+                std::fs::read_to_string(&w.file).unwrap_or_default(),
+            );
+            problems.push(at_line(
+                &source,
+                w.line,
+                format!("{} has the address `k8s.{}` of {what}", w.object.id, key.join(".")),
+                Some("mlops makes that object itself; leave it out of the workloads, or give it another name".into()),
+            ));
+        } else if let Some((file, line)) = seen.get(&key) {
             let source = SourceFile::new(
                 &w.file,
                 std::fs::read_to_string(&w.file).unwrap_or_default(),

@@ -134,6 +134,17 @@ fn bad_manifests_are_named_by_file_and_line() {
     assert!(text.contains("a.yaml:1"), "{text}");
 
     let dir = stack(&[(
+        "sa.yaml",
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: kserve-sa\n  namespace: kserve-inference\n",
+    )]);
+    let text = report(&dir);
+    assert!(text.contains("sa.yaml:1:"), "{text}");
+    assert!(
+        text.contains("of the IRSA service account of `[irsa.kserve-s3]`"),
+        "{text}"
+    );
+
+    let dir = stack(&[(
         "noname.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n",
     )]);
