@@ -1275,16 +1275,7 @@ fn apply_installs_the_addons_in_order_and_destroy_leaves_nothing() {
             "mlops"
         );
     }
-    let role_arn = aws.run(async {
-        let role = aws
-            .iam
-            .get_role()
-            .role_name("boot-irsa-kserve-s3")
-            .send()
-            .await
-            .unwrap();
-        role.role.unwrap().arn
-    });
+    let role_arn = aws.role_arn("boot-irsa-kserve-s3");
     let account = server
         .object(
             "v1",

@@ -249,16 +249,7 @@ fn workloads_go_in_in_order_show_single_field_changes_prune_and_leave_nothing() 
             "namespace shop before {resource} {name}"
         );
     }
-    let role_arn = aws.run(async {
-        let role = aws
-            .iam
-            .get_role()
-            .role_name("shop-irsa-kserve-s3")
-            .send()
-            .await
-            .unwrap();
-        role.role.unwrap().arn
-    });
+    let role_arn = aws.role_arn("shop-irsa-kserve-s3");
     let settings = live(server, "/api/v1/namespaces/shop/configmaps/settings").unwrap();
     assert_eq!(settings["data"]["role"], role_arn.as_str());
     assert_eq!(settings["data"]["owner"], "shop");

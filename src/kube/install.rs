@@ -470,20 +470,28 @@ async fn wait_workloads<'a>(
     // A loop, not a closure: see `bounded`.
     let mut available = Vec::with_capacity(workloads.len());
     for (id, timeout) in workloads {
-        available.push(wait_available(cluster, id, timeout, waits.poll).boxed());
+        available.push(
+            wait_live(cluster, id, "available", timeout, waits.poll, |id, live| {
+                unavailable(&id.kind, live)
+            })
+            .boxed(),
+        );
     }
     bounded(available).await
 }
 
-async fn wait_available<'a>(
+/// Waits until `state` of the live object says it is `what` (`None`), or the time runs out.
+async fn wait_live<'a>(
     cluster: &'a Cluster,
     id: &'a ObjectRef,
+    what: &'static str,
     timeout: Duration,
     poll: Duration,
+    state: fn(&ObjectRef, &Value) -> Option<String>,
 ) -> Result<(), KubeError> {
-    wait_for(id, "available", timeout, poll, move || async move {
+    wait_for(id, what, timeout, poll, move || async move {
         Ok(match cluster.get(id).await? {
-            Some(live) => unavailable(&id.kind, &live),
+            Some(live) => state(id, &live),
             None => Some("it does not exist".into()),
         })
     })
@@ -529,11 +537,8 @@ async fn wait_ready<'a>(
         .collect();
     for (id, timeout) in serving {
         note.waiting(&format!("{} to be Ready", id.short()));
-        wait_for(id, "Ready", timeout, waits.poll, move || async move {
-            Ok(match cluster.get(id).await? {
-                Some(live) => not_ready(&live),
-                None => Some("it does not exist".into()),
-            })
+        wait_live(cluster, id, "Ready", timeout, waits.poll, |_, live| {
+            not_ready(live)
         })
         .await?;
     }

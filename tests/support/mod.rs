@@ -148,6 +148,14 @@ impl Aws {
     pub fn run<F: std::future::Future>(&self, f: F) -> F::Output {
         self.runtime.block_on(f)
     }
+
+    /// The ARN IAM reports for the role `name`.
+    pub fn role_arn(&self, name: &str) -> String {
+        self.run(async {
+            let role = self.iam.get_role().role_name(name).send().await.unwrap();
+            role.role.unwrap().arn
+        })
+    }
 }
 
 /// A scratch project with one stack file, whose commands run against an emulator.
