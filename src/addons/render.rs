@@ -10,13 +10,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{ManifestSource, Release};
 use serde_json::Value;
 
-use crate::kube::manifest::{self, Object, ObjectRef, ADDON_LABEL, MANAGED_BY, VERSION_LABEL};
+use crate::kube::manifest::{
+    self, Object, ObjectRef, ADDON_LABEL, MANAGED_BY, SYSTEM_NAMESPACES, VERSION_LABEL,
+};
 use crate::kube::KubeError;
 use crate::model::Attrs;
-
-/// Namespaces every cluster has, which no add-on owns.
-pub const SYSTEM_NAMESPACES: &[&str] =
-    &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// The labelled objects of `release`, in file order; a later document with the same reference
 /// replaces an earlier one.

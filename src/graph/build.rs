@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::kube::manifest::MANAGED_BY;
 use crate::model::{canonical, reference, references_in, Address, Attrs, Resource, ResourceKind};
 use crate::spec::{NatMode, Spec};
-use crate::workloads::{with_outputs, Output, Outputs};
+use crate::workloads::{with_outputs, Output, Outputs, Workload};
 
 /// The AWS-managed policies the EKS control plane role needs.
 pub const CLUSTER_POLICIES: &[&str] = &["arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"];
@@ -473,7 +473,7 @@ fn cluster_bootstrap(
         workloads
             .iter()
             .find(|w| w.object.id.is_namespace() && w.object.id.name == name)
-            .map(|w| Address::of(ResourceKind::KubeObject.name(), &w.address_parts()))
+            .map(Workload::address)
     };
     let mut service_accounts = Vec::new();
     for (_, irsa, role) in irsa_roles {
@@ -481,7 +481,7 @@ fn cluster_bootstrap(
         after.extend(namespace_of(&irsa.namespace));
         let address = b.add(
             ResourceKind::KubeObject,
-            &[&irsa.namespace, "ServiceAccount", &irsa.service_account],
+            &irsa.service_account_parts(),
             json!({
                 "cluster": cluster_name,
                 "manifest": {
@@ -515,10 +515,7 @@ fn cluster_bootstrap(
     };
     let crds: Vec<((&str, &str), Address)> = workloads
         .iter()
-        .filter_map(|w| {
-            let address = Address::of(ResourceKind::KubeObject.name(), &w.address_parts());
-            w.defines().map(|defines| (defines, address))
-        })
+        .filter_map(|w| w.defines().map(|defines| (defines, w.address())))
         .collect();
     let mut all = addons.clone();
     all.extend(service_accounts.iter().cloned());

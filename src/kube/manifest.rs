@@ -17,6 +17,9 @@ pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "mlops");
 pub const ADDON_LABEL: &str = "mlops.dev/addon";
 /// Label naming the add-on version that applied an object.
 pub const VERSION_LABEL: &str = "mlops.dev/version";
+/// Namespaces every cluster has: nothing of `mlops` creates or owns them.
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
 /// Annotation: `"false"` applies the object without waiting for it to become ready.
 pub const WAIT_ANNOTATION: &str = "mlops.dev/wait";
 /// Annotation: how long to wait for the object (`"10m"`), instead of `--wait-timeout`.

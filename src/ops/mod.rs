@@ -252,12 +252,7 @@ async fn check_cluster_needs(
         .spec
         .workloads
         .iter()
-        .map(|w| {
-            (
-                Address::of(ResourceKind::KubeObject.name(), &w.address_parts()),
-                w,
-            )
-        })
+        .map(|w| (w.address(), w))
         .collect();
     let mut needed = Vec::new();
     for change in &applies {
@@ -310,7 +305,7 @@ async fn check_cluster_needs(
         )
         .collect();
     made.extend(stack.spec.irsa.values().map(|i| i.namespace.as_str()));
-    made.extend(crate::workloads::SYSTEM_NAMESPACES);
+    made.extend(crate::kube::manifest::SYSTEM_NAMESPACES);
     let unmade: Vec<(&Workload, &str)> = applies
         .iter()
         .filter_map(|c| workloads.get(&c.address))

@@ -161,6 +161,13 @@ pub struct IrsaSpec {
     pub policy_arns: Vec<String>,
 }
 
+impl IrsaSpec {
+    /// The parts after `k8s.` of the service account's address, which `mlops` makes.
+    pub fn service_account_parts(&self) -> [&str; 3] {
+        [&self.namespace, "ServiceAccount", &self.service_account]
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct BucketSpec {
     pub name: String,
@@ -313,27 +320,23 @@ pub fn parse(path: &Path, text: String) -> Result<Spec, SpecError> {
             Ok(files) => files,
             Err(diagnostics) => return Err(invalid(source, diagnostics)),
         };
-        read.push_str(&crate::workloads::digest_input(&files));
+        let invalid_manifests = |elsewhere| SpecError::Invalid {
+            file: source.clone(),
+            diagnostics: Vec::new(),
+            elsewhere,
+        };
+        let sources = crate::workloads::read(&files).map_err(invalid_manifests)?;
+        read.push_str(&crate::workloads::digest_input(&sources));
         let reserved = spec
             .irsa
             .iter()
             .map(|(key, irsa)| {
-                let parts = [
-                    irsa.namespace.as_str(),
-                    "ServiceAccount",
-                    &irsa.service_account,
-                ];
-                let parts = parts.iter().map(|p| p.to_string()).collect();
+                let parts = irsa.service_account_parts().map(str::to_string).to_vec();
                 (parts, format!("the IRSA service account of `[irsa.{key}]`"))
             })
             .collect();
-        spec.workloads = crate::workloads::load(&files, &Outputs::of(&spec), &reserved).map_err(
-            |elsewhere| SpecError::Invalid {
-                file: source.clone(),
-                diagnostics: Vec::new(),
-                elsewhere,
-            },
-        )?;
+        spec.workloads = crate::workloads::load(&sources, &Outputs::of(&spec), &reserved)
+            .map_err(invalid_manifests)?;
     }
     // Of every file the stack reads: a saved plan is refused when any of them changed.
     spec.digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(read.as_bytes()));

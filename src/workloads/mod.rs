@@ -20,14 +20,11 @@ use crate::kube::manifest::{
     parse_documents_with_lines, ManifestError, Object, ObjectRef, WAIT_ANNOTATION,
     WAIT_TIMEOUT_ANNOTATION,
 };
+use crate::model::{Address, ResourceKind};
 use crate::ui::diagnostic::{Diagnostic, SourceFile};
 
 pub use files::expand;
 pub use interpolate::{Output, Outputs, OUTPUT_KEY};
-
-/// Namespaces every cluster has.
-pub const SYSTEM_NAMESPACES: &[&str] =
-    &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// Kinds without a namespace: the built-in ones, and those of the add-ons' CRDs. A kind not
 /// listed here lives in a namespace, unless a CRD of the same workloads says otherwise.
@@ -75,6 +72,11 @@ impl Workload {
         }
     }
 
+    /// The object's resource address, from [`Self::address_parts`].
+    pub fn address(&self) -> Address {
+        Address::of(ResourceKind::KubeObject.name(), &self.address_parts())
+    }
+
     /// `stacks/k8s/serving.yaml:12`: where messages point.
     pub fn location(&self) -> String {
         format!("{}:{}", self.file.display(), self.line)
@@ -99,32 +101,40 @@ pub type Problem = (SourceFile, Diagnostic);
 /// that object is: the IRSA service accounts.
 pub type Reserved = BTreeMap<Vec<String>, String>;
 
-/// Reads every object of `files`, resolving `${...}` against `outputs`. All problems are
+/// Reads the manifest files, once: their texts serve the objects, the messages and the digest.
+pub fn read(files: &[PathBuf]) -> Result<Vec<SourceFile>, Vec<Problem>> {
+    let mut sources = Vec::new();
+    let mut problems = Vec::new();
+    for path in files {
+        match std::fs::read_to_string(path) {
+            Ok(text) => sources.push(SourceFile::new(path, text)),
+            Err(e) => problems.push((
+                SourceFile::new(path, String::new()),
+                Diagnostic::new(format!("cannot read `{}`: {e}", path.display()), None),
+            )),
+        }
+    }
+    if problems.is_empty() {
+        Ok(sources)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Every object of `sources`, with `${...}` resolved against `outputs`. All problems are
 /// returned together.
 pub fn load(
-    files: &[PathBuf],
+    sources: &[SourceFile],
     outputs: &Outputs,
     reserved: &Reserved,
 ) -> Result<Vec<Workload>, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut workloads = Vec::new();
-    for path in files {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) => {
-                let source = SourceFile::new(path, String::new());
-                problems.push((
-                    source,
-                    Diagnostic::new(format!("cannot read `{}`: {e}", path.display()), None),
-                ));
-                continue;
-            }
-        };
-        let source = SourceFile::new(path, text);
-        load_file(&source, outputs, &mut workloads, &mut problems);
+    for source in sources {
+        load_file(source, outputs, &mut workloads, &mut problems);
     }
     if problems.is_empty() {
-        check_scopes_and_addresses(&mut workloads, reserved, &mut problems);
+        check_scopes_and_addresses(&mut workloads, sources, reserved, &mut problems);
     }
     if problems.is_empty() {
         Ok(workloads)
@@ -234,6 +244,7 @@ fn check_wait_annotations(object: &Object) -> Option<String> {
 /// and refuses two objects with one address.
 fn check_scopes_and_addresses(
     workloads: &mut [Workload],
+    sources: &[SourceFile],
     reserved: &Reserved,
     problems: &mut Vec<Problem>,
 ) {
@@ -257,38 +268,34 @@ fn check_scopes_and_addresses(
             w.object.set_namespace("default");
         }
         let key: Vec<String> = w.address_parts().iter().map(|s| s.to_string()).collect();
-        if let Some(what) = reserved.get(&key) {
-            let source = SourceFile::new(
-                &w.file,
-                std::fs::read_to_string(&w.file).unwrap_or_default(),
-            );
-            problems.push(at_line(
-                &source,
-                w.line,
-                format!("{} has the address `k8s.{}` of {what}", w.object.id, key.join(".")),
-                Some("mlops makes that object itself; leave it out of the workloads, or give it another name".into()),
-            ));
+        let (other, hint) = if let Some(what) = reserved.get(&key) {
+            (
+                what.clone(),
+                "mlops makes that object itself; leave it out of the workloads, or give it another name",
+            )
         } else if let Some((file, line)) = seen.get(&key) {
-            let source = SourceFile::new(
-                &w.file,
-                std::fs::read_to_string(&w.file).unwrap_or_default(),
-            );
-            problems.push(at_line(
-                &source,
-                w.line,
-                format!(
-                    "{} has the address `k8s.{}` of the object at {}:{line}",
-                    w.object.id,
-                    key.join("."),
-                    file.display()
-                ),
-                Some(
-                    "an object is addressed by namespace, kind and name; rename one of them".into(),
-                ),
-            ));
+            (
+                format!("the object at {}:{line}", file.display()),
+                "an object is addressed by namespace, kind and name; rename one of them",
+            )
         } else {
             seen.insert(key, (w.file.clone(), w.line));
-        }
+            continue;
+        };
+        let source = sources
+            .iter()
+            .find(|s| s.path == w.file)
+            .expect("every workload comes from one of the sources");
+        problems.push(at_line(
+            source,
+            w.line,
+            format!(
+                "{} has the address `k8s.{}` of {other}",
+                w.object.id,
+                key.join(".")
+            ),
+            Some(hint.into()),
+        ));
     }
 }
 
@@ -329,12 +336,12 @@ pub fn with_outputs(manifest: &Value, value_of: &dyn Fn(&str) -> Value) -> Value
     }
 }
 
-/// Files read for the workloads, for the digest a saved plan checks.
-pub fn digest_input(files: &[PathBuf]) -> String {
+/// The manifests' paths and texts, for the digest a saved plan checks.
+pub fn digest_input(sources: &[SourceFile]) -> String {
     let mut input = String::new();
-    for file in files {
-        input.push_str(&format!("\0{}\0", file.display()));
-        input.push_str(&std::fs::read_to_string(file).unwrap_or_default());
+    for source in sources {
+        input.push_str(&format!("\0{}\0", source.path.display()));
+        input.push_str(&source.text);
     }
     input
 }
