@@ -1218,11 +1218,7 @@ fn apply_installs_the_addons_in_order_and_destroy_leaves_nothing() {
     let kubeconfig = server.kubeconfig().to_str().unwrap().to_string();
     let stack = "boot";
     let project = Project::new(&moto, stack, &example_with_addons(stack));
-    let with_cluster = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend(["--kubeconfig", &kubeconfig]);
-        project.mlops(&all)
-    };
+    let with_cluster = |args: &[&str]| project.mlops_in_cluster(&kubeconfig, args);
 
     let applied = with_cluster(&["apply", stack, "--auto-approve"]).ok();
     assert!(
@@ -1385,11 +1381,7 @@ fn an_upgrade_prunes_what_the_new_versions_dropped() {
         .replace("\"v0.16.0\"", "\"v0.15.0\"");
     assert_ne!(older, newer);
     let project = Project::new(&moto, stack, &older);
-    let with_cluster = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend(["--kubeconfig", &kubeconfig]);
-        project.mlops(&all)
-    };
+    let with_cluster = |args: &[&str]| project.mlops_in_cluster(&kubeconfig, args);
     with_cluster(&["apply", stack, "--auto-approve"]).ok();
     // Dropped by cert-manager v1.19.4 and Istio 1.29.1 (read from the fixtures).
     let dropped = [

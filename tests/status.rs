@@ -78,11 +78,7 @@ fn status_shows_the_gateway_the_models_and_the_node_groups() {
     let kubeconfig = server.kubeconfig().to_str().unwrap().to_string();
     let stack = "status";
     let project = Project::new(&moto, stack, &example_with_addons(stack));
-    let with_cluster = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend(["--kubeconfig", &kubeconfig]);
-        project.mlops(&all)
-    };
+    let with_cluster = |args: &[&str]| project.mlops_in_cluster(&kubeconfig, args);
 
     with_cluster(&["apply", stack, "--auto-approve"]).ok();
 

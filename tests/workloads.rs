@@ -207,15 +207,8 @@ fn workloads_go_in_in_order_show_single_field_changes_prune_and_leave_nothing() 
     write(&project, "app.yaml", APP);
     write(&project, "extra.yaml", EXTRA);
     let mlops = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend([
-            "--kubeconfig",
-            &kubeconfig,
-            "--no-color",
-            "--wait-timeout",
-            "60s",
-        ]);
-        project.mlops(&all)
+        let flags = ["--no-color", "--wait-timeout", "60s"];
+        project.mlops_in_cluster(&kubeconfig, &[args, &flags].concat())
     };
 
     let start = server.mark();
@@ -397,11 +390,8 @@ fn the_example_model_waits_for_kserve_and_a_model_never_ready_is_named() {
     let example = fs::read_to_string(&manifest).unwrap();
     assert!(example.contains("mlops.dev/wait-timeout: \"15m\""));
     fs::write(&manifest, example.replace("\"15m\"", "\"3s\"")).unwrap();
-    let mlops = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend(["--kubeconfig", &kubeconfig, "--no-color"]);
-        project.mlops(&all)
-    };
+    let mlops =
+        |args: &[&str]| project.mlops_in_cluster(&kubeconfig, &[args, &["--no-color"]].concat());
 
     server.set_never_ready("kserve-inference", "wine-model");
     let failed = mlops(&["apply", stack, "--auto-approve"]);

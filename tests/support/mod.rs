@@ -236,6 +236,13 @@ impl Project {
         }
     }
 
+    /// Runs `mlops <args>` against the Kubernetes cluster of `kubeconfig` (`--kubeconfig`).
+    pub fn mlops_in_cluster(&self, kubeconfig: &str, args: &[&str]) -> Run {
+        let mut all = args.to_vec();
+        all.extend(["--kubeconfig", kubeconfig]);
+        self.mlops(&all)
+    }
+
     pub fn apply(&self) -> Run {
         self.mlops(&["apply", &self.stack, "--auto-approve"])
     }
