@@ -946,3 +946,40 @@ fn status_without_a_cluster_in_the_state_is_refused() {
         empty_state("mlops", 1)
     );
 }
+
+/// The README's first step on a machine with no network and no manifest cache: the plan of the
+/// example names every add-on by version, its objects not yet known, says how to get the
+/// manifests, and exits 0. Nothing answers at the mirror's address (port 9 is closed), as
+/// nothing answers offline. A saved plan must be one an apply can carry out, so `--out` still
+/// refuses to go without the manifests.
+#[test]
+fn the_example_plans_offline_with_an_empty_cache() {
+    let p = Project::new();
+    let offline = |args: &[&str]| {
+        Command::cargo_bin("mlops")
+            .unwrap()
+            .current_dir(p.dir.path())
+            .env("XDG_CACHE_HOME", p.path("empty-cache"))
+            .env("MLOPS_ADDONS_MIRROR", "http://127.0.0.1:9")
+            .env_remove("MLOPS_MANIFESTS_DIR")
+            .env_remove("KUBECONFIG")
+            .args(args)
+            .write_stdin("")
+            .assert()
+    };
+    offline(&["plan", "example"])
+        .success()
+        .stdout(predicate::str::contains("+ addon.kserve {"))
+        .stdout(predicate::str::contains("+ objects = (known after apply)"))
+        .stdout(predicate::str::contains(r#"version = "v0.16.0""#))
+        .stderr(predicate::str::contains(
+            "warning: addon.cert_manager: cannot download `http://127.0.0.1:9/",
+        ))
+        .stderr(predicate::str::contains("mlops addons fetch --out DIR"))
+        .stderr(no_panic());
+    offline(&["plan", "example", "--out", "plan.json"])
+        .code(1)
+        .stderr(predicate::str::contains("cannot download"));
+    assert!(!p.path("plan.json").exists());
+    assert!(!p.state_file().exists());
+}

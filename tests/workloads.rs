@@ -466,3 +466,92 @@ fn the_example_model_waits_for_kserve_and_a_model_never_ready_is_named() {
         )
         .is_none());
 }
+
+/// On a workstation, `KUBECONFIG` points kubectl at whatever cluster the shell used last. When
+/// mlops honoured it, a `destroy` of a stack deleted the LoadBalancer Services of that unrelated
+/// cluster. Now only `--kubeconfig`, on the command it is given to, chooses another cluster:
+/// with `KUBECONFIG` naming a second server, that server sees no request at all (its own
+/// request log is the proof) from an apply, a plan with or without the flag, and a destroy, and
+/// the commands that take the flag name the server they change.
+#[test]
+fn kubeconfig_in_the_environment_changes_nothing() {
+    let moto = Emulator::start();
+    let own = TestApiServer::start();
+    let other = TestApiServer::start();
+    let stack = "envkube";
+    let text = example_as(stack);
+    let cut = text.find("\n[addons]").expect("the example has [addons]");
+    let spec = format!("{}\n[addons]\nenabled = true\n", &text[..cut]);
+    let project = Project::new(&moto, stack, &spec);
+    let own_kubeconfig = own.kubeconfig().to_str().unwrap().to_string();
+    let with_env = |args: &[&str]| {
+        let out = project
+            .command(args)
+            .env("KUBECONFIG", other.kubeconfig())
+            .output()
+            .expect("run mlops");
+        support::Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+
+    let applied = with_env(&[
+        "apply",
+        stack,
+        "--auto-approve",
+        "--kubeconfig",
+        &own_kubeconfig,
+    ])
+    .ok();
+    assert!(
+        applied
+            .stderr
+            .contains(&format!("go to `{}` (context `test`)", own.url())),
+        "the apply names the server it changes:\n{}",
+        applied.stderr
+    );
+    assert!(
+        own.object(
+            "v1",
+            "ServiceAccount",
+            Some("kserve-inference"),
+            "kserve-sa"
+        )
+        .is_some(),
+        "the IRSA service account is in the cluster of --kubeconfig"
+    );
+
+    // Without the flag, the stack's own EKS cluster is asked (the emulator's endpoint leads
+    // nowhere, so this plan may fail), never the cluster of KUBECONFIG.
+    let plan = with_env(&["plan", stack]);
+    assert!(
+        !plan.stderr.contains(other.url()),
+        "the plan named the cluster of KUBECONFIG:\n{}",
+        plan.stderr
+    );
+    with_env(&["plan", stack, "--kubeconfig", &own_kubeconfig]).ok();
+    with_env(&[
+        "destroy",
+        stack,
+        "--auto-approve",
+        "--kubeconfig",
+        &own_kubeconfig,
+    ])
+    .ok();
+    assert!(own
+        .object(
+            "v1",
+            "ServiceAccount",
+            Some("kserve-inference"),
+            "kserve-sa"
+        )
+        .is_none());
+
+    let touched: Vec<String> = other.requests().iter().map(|r| r.to_string()).collect();
+    assert!(
+        touched.is_empty(),
+        "the cluster of KUBECONFIG got requests: {touched:?}"
+    );
+}

@@ -155,6 +155,7 @@ async fn run_stack(
         refresh: run.refresh.enabled,
         targets: targets(target_list),
         destroy: command == "destroy",
+        manifests_optional: false,
     };
     let title = match &progress {
         Progress::Stack(_) | Progress::Live(_) => {

@@ -37,10 +37,12 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR", env = "MLOPS_MANIFESTS_DIR")]
     pub manifests_dir: Option<std::path::PathBuf>,
 
-    /// Install add-ons and Kubernetes objects into the cluster of this kubeconfig (its current
-    /// context) instead of the stack's EKS cluster; the first file of a KUBECONFIG list
-    #[arg(long, global = true, value_name = "FILE", env = "KUBECONFIG")]
-    pub kubeconfig: Option<String>,
+    /// Install add-ons and Kubernetes objects into the cluster of this kubeconfig file (its
+    /// current context) instead of the stack's EKS cluster. Only this flag chooses another
+    /// cluster: KUBECONFIG, which points kubectl at whatever cluster a shell last used, is
+    /// never read
+    #[arg(long, global = true, value_name = "FILE")]
+    pub kubeconfig: Option<std::path::PathBuf>,
 
     /// How long to wait for each object in the cluster to become ready or go away
     #[arg(long, global = true, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
@@ -160,15 +162,11 @@ pub fn run() -> Result<u8> {
             return Ok(if err.use_stderr() { 1 } else { 0 });
         }
     };
-    let kubeconfig = cli
-        .kubeconfig
-        .as_deref()
-        .and_then(|list| std::env::split_paths(list).find(|p| !p.as_os_str().is_empty()));
     let global = Global {
         no_color: cli.no_color,
         endpoint_url: cli.endpoint_url,
         kube: KubeSettings {
-            kubeconfig,
+            kubeconfig: cli.kubeconfig,
             manifests: ManifestSource::new(cli.manifests_dir.clone()),
             waits: Waits {
                 timeout: cli.wait_timeout,

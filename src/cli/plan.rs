@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use super::{Global, Selection};
+use crate::kube::Cluster;
 use crate::model::Address;
 use crate::ops::{self, PlanRequest, Session, Stack};
 use crate::plan::{json, render, Plan};
@@ -160,8 +161,10 @@ pub fn session(
         cap: Some(cap),
     };
     if let (Some(path), true) = (&global.kube.kubeconfig, stack.spec.addons.enabled) {
+        // A kubeconfig that does not read is named by the first use of the cluster.
+        let target = Cluster::kubeconfig_target(path).unwrap_or_else(|_| "the cluster".into());
         eprintln!(
-            "note: stack `{}`: add-ons and Kubernetes objects go to the cluster of `{}` (--kubeconfig or KUBECONFIG), not to the stack's EKS cluster",
+            "note: stack `{}`: add-ons and Kubernetes objects go to {target} of `--kubeconfig {}`, not to the stack's EKS cluster",
             stack.spec.stack.name,
             path.display()
         );
@@ -252,6 +255,8 @@ async fn plan_stack(
         refresh: args.refresh.enabled,
         targets: targets(&args.targets),
         destroy: false,
+        // A plan to read may go without the manifests; a saved plan must be one to apply.
+        manifests_optional: args.out.is_none(),
     };
     let session = session(&stack, global, args.parallelism, cap, progress.clone());
     progress.phase("locking");

@@ -51,6 +51,34 @@ impl Cluster {
         Cluster::new(config, name)
     }
 
+    /// Where a kubeconfig file's current context points, as `plan` and `apply` name the cluster
+    /// they will change: `` `https://...` (context `ctx`) ``.
+    pub fn kubeconfig_target(path: &Path) -> Result<String, KubeError> {
+        let invalid = |message: &str| KubeError::Kubeconfig {
+            path: path.display().to_string(),
+            message: message.to_string(),
+        };
+        let kubeconfig = Kubeconfig::read_from(path).map_err(|e| invalid(&e.to_string()))?;
+        let context = kubeconfig
+            .current_context
+            .as_deref()
+            .ok_or_else(|| invalid("it has no current context"))?;
+        let cluster = kubeconfig
+            .contexts
+            .iter()
+            .find(|c| c.name == context)
+            .and_then(|c| c.context.as_ref())
+            .ok_or_else(|| invalid(&format!("it has no context `{context}`")))?;
+        let server = kubeconfig
+            .clusters
+            .iter()
+            .find(|c| c.name == cluster.cluster)
+            .and_then(|c| c.cluster.as_ref())
+            .and_then(|c| c.server.as_deref())
+            .ok_or_else(|| invalid(&format!("its cluster `{}` has no server", cluster.cluster)))?;
+        Ok(format!("`{server}` (context `{context}`)"))
+    }
+
     /// An EKS cluster: its endpoint, its CA (base64 PEM, as EKS gives it) and a bearer token.
     pub async fn from_endpoint(
         cluster: &str,

@@ -13,11 +13,11 @@ use std::sync::Arc;
 
 use tokio::sync::OnceCell;
 
-use crate::addons::{self, ManifestSource};
+use crate::addons::{self, AddonError, ManifestSource};
 use crate::exec::{self, Env, LiveProviders, Reporter, RetryPolicy};
 use crate::graph::DesiredGraph;
 use crate::kube::manifest::{Object, ObjectRef};
-use crate::kube::Cluster;
+use crate::kube::{Cluster, KubeError};
 use crate::model::{Address, ResourceKind};
 use crate::plan::{self, Plan, PlanOptions};
 use crate::providers::aws::{Clients, Settings};
@@ -197,6 +197,9 @@ pub struct PlanRequest {
     pub targets: Vec<Address>,
     /// Plan the deletion of everything in the state.
     pub destroy: bool,
+    /// Plan an add-on whose manifests cannot be downloaded by its version alone, its objects
+    /// not yet known (with a warning): for a plan to read, not one to save or apply.
+    pub manifests_optional: bool,
 }
 
 /// Refreshes (when asked) and plans a stack; returns the plan and the state it was made from.
@@ -214,7 +217,10 @@ pub async fn plan(
     let desired = if request.destroy {
         DesiredGraph::from_resources(Vec::new())?
     } else {
-        with_inventories(&stack.graph, &session.kube.settings.manifests)?
+        let optional = request
+            .manifests_optional
+            .then_some(session.reporter.as_ref());
+        with_inventories(&stack.graph, &session.kube.settings.manifests, optional)?
     };
     let options = PlanOptions {
         targets: request.targets.clone(),
@@ -407,8 +413,15 @@ async fn connect(
 
 /// The desired graph with each add-on's inventory (its objects' references and digests), read
 /// from its manifests: the plan compares them with the state's to tell what an upgrade adds,
-/// changes and removes, and an unchanged add-on makes no call to the cluster.
-fn with_inventories(graph: &DesiredGraph, source: &ManifestSource) -> Result<DesiredGraph> {
+/// changes and removes, and an unchanged add-on makes no call to the cluster. With `offline`, a
+/// release whose manifests cannot be downloaded keeps an inventory that is not known yet (a
+/// reference that nothing fills: the plan shows `(known after apply)`), and the reporter is told
+/// how to get them; a digest that does not match is refused all the same.
+fn with_inventories(
+    graph: &DesiredGraph,
+    source: &ManifestSource,
+    offline: Option<&dyn Reporter>,
+) -> Result<DesiredGraph> {
     let mut graph = graph.clone();
     for resource in graph.resources.values_mut() {
         if resource.kind != ResourceKind::Addon {
@@ -417,11 +430,18 @@ fn with_inventories(graph: &DesiredGraph, source: &ManifestSource) -> Result<Des
         let Some(release) = addons::render::release_of(&resource.attrs) else {
             continue; // validation has refused versions the catalogue does not have
         };
-        let objects = addons::render::objects(release, source)?;
-        resource.attrs.insert(
-            "objects".into(),
-            serde_json::json!(addons::render::inventory(&objects)),
-        );
+        let inventory = match (addons::render::objects(release, source), offline) {
+            (Ok(objects), _) => serde_json::json!(addons::render::inventory(&objects)),
+            (Err(KubeError::Addon(e @ AddonError::Download { .. })), Some(reporter)) => {
+                reporter.warning(&format!(
+                    "{}: {e}; its objects are not known yet: run `mlops addons fetch --out DIR` where there is network and plan with `--manifests-dir DIR` to see them (an apply needs them)",
+                    resource.address
+                ));
+                crate::model::reference(&resource.address, "objects (manifests not downloaded)")
+            }
+            (Err(e), _) => return Err(e.into()),
+        };
+        resource.attrs.insert("objects".into(), inventory);
     }
     Ok(graph)
 }
