@@ -10,9 +10,9 @@
 #   etcd:  --data-dir <tmp> --listen-client-urls/--advertise-client-urls http://127.0.0.1:<c>
 #          --listen-peer-urls/--initial-advertise-peer-urls http://127.0.0.1:<p>
 #          --initial-cluster <name>=http://127.0.0.1:<p>
-#   kube-apiserver: see APISERVER_FLAGS below. 1.20 refuses to start without
+#   kube-apiserver: see APISERVER_FLAGS below. It refuses to start without
 #          --service-account-issuer and --service-account-signing-key-file; it serves no
-#          insecure port by default (--insecure-port is deprecated, "has no effect now").
+#          insecure port.
 # TLS: one self-signed certificate (CA:FALSE, SAN IP:127.0.0.1, serverAuth) is both the serving
 # certificate and the client's trust anchor (curl --cacert; rustls accepts it, a CA:TRUE
 # certificate used as the server certificate it would reject). Auth: a static bearer token in
@@ -21,7 +21,6 @@
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-ETCD=/usr/bin/etcd
 TOKEN="mlops-test-admin-token"
 READY_TIMEOUT="${MLOPS_KUBE_READY_TIMEOUT:-120}" # seconds
 
@@ -35,7 +34,8 @@ if [ -z "$APISERVER" ]; then
     APISERVER="$("$REPO_ROOT/scripts/setup-kube-apiserver.sh" | tail -n 1)"
 fi
 [ -x "$APISERVER" ] || die "no kube-apiserver at '$APISERVER'"
-[ -x "$ETCD" ] || die "no $ETCD (apt-get install etcd-server)"
+ETCD="${MLOPS_ETCD:-$(dirname "$APISERVER")/etcd}"
+[ -x "$ETCD" ] || die "no etcd at $ETCD (scripts/setup-kube-apiserver.sh builds it)"
 for t in openssl curl jq; do command -v "$t" >/dev/null || die "$t is needed"; done
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/mlops-try-kube.XXXXXX")"
@@ -129,6 +129,7 @@ APISERVER_FLAGS=(
     --service-account-key-file "$TMP/sa.pub"
     --service-account-signing-key-file "$TMP/sa.key"
     --service-cluster-ip-range 10.96.0.0/16
+    --enable-aggregator-routing=true  # webhooks and aggregated APIs called at their endpoints
 )
 t_api="$(now)"
 "$APISERVER" "${APISERVER_FLAGS[@]}" >"$TMP/apiserver.log" 2>&1 &

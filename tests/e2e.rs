@@ -1516,12 +1516,14 @@ fn destroy_sweeps_what_kubernetes_left_in_the_vpc() {
     }
 }
 
-/// The real kube-apiserver 1.20 serves neither `policy/v1` nor `autoscaling/v2`, which today's
-/// add-ons use: the plan refuses, naming the API and the object, before anything is applied.
+/// A cluster that does not serve `autoscaling/v2` (as Kubernetes before 1.23 did not; here the
+/// real kube-apiserver started with that version switched off), which today's add-ons use: the
+/// plan refuses, naming the API and the object, before anything is applied.
 #[test]
 fn addons_that_need_apis_the_cluster_lacks_are_refused_at_plan_time() {
     let moto = Emulator::start();
-    let server = support::kube_apiserver::RealApiServer::shared();
+    let server =
+        support::kube_apiserver::RealApiServer::start_with(&["--runtime-config=autoscaling/v2=false"]);
     let stack = "old";
     let project = Project::new(&moto, stack, &example_with_addons(stack));
     let kubeconfig = server.kubeconfig.to_str().unwrap();

@@ -1,5 +1,5 @@
 //! The kube layer of `mlops` (staged server-side apply, waits, uninstall, the destroy-time
-//! removal of load balancers) against BOTH API servers: the real kube-apiserver 1.20.2 with
+//! removal of load balancers) against BOTH API servers: the real kube-apiserver 1.35.4 with
 //! etcd, and the in-process test API server that models a current one. Each behaviour is one
 //! generic function run against each; a case that passes on the test server and fails on the
 //! real one means the test server is wrong. Results are read through the servers' own records

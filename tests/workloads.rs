@@ -189,7 +189,7 @@ fn edit_live(server: &RealApiServer, namespace: &str, name: &str, patch: Value) 
     });
 }
 
-/// Issue 6 against the real kube-apiserver 1.20.2: a set with a CRD and its custom resource,
+/// Issue 6 against the real kube-apiserver: a set with a CRD and its custom resource,
 /// namespaces, a quota, RBAC, a ConfigMap naming the IRSA role, a Deployment and a LoadBalancer
 /// Service goes in in order; a second plan shows nothing and a second apply writes nothing; a
 /// field changed in a file, or by hand in the cluster, is that one field in the plan; a removed

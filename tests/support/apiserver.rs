@@ -4,9 +4,10 @@
 //! and namespaces that must exist, Deployments that become available after a delay,
 //! admission webhooks that refuse with the real error text until their Service has ready
 //! Endpoints, LoadBalancer Services, InferenceServices and Knative Services that become
-//! Ready with a URL, and watches. The real manifests of the add-ons
-//! (`../shared/fixtures/addons/`) need a current server, which the real kube-apiserver the
-//! tests build (1.20) is not.
+//! Ready with a URL, and watches. It runs the real manifests of the add-ons
+//! (`../shared/fixtures/addons/`) because it plays their controllers' parts (webhooks that
+//! answer, CA injection, InferenceServices that become Ready), which the real kube-apiserver's
+//! stand-in does not yet.
 //!
 //! It runs on its own thread and tokio runtime (tests are often sync and run `mlops` as a
 //! subprocess against it), serves plain HTTP on a free 127.0.0.1 port, and writes a

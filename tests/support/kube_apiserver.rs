@@ -1,4 +1,4 @@
-//! A real kube-apiserver 1.20.2 backed by a real etcd, both on free 127.0.0.1 ports with
+//! A real kube-apiserver 1.35.4 backed by a real etcd 3.6, both on free 127.0.0.1 ports with
 //! throw-away state: the reference for the tests of the Kubernetes layer (what a real API server
 //! accepts, refuses and records), so that the in-process test server cannot drift from it
 //! unnoticed.
@@ -43,7 +43,6 @@ const ADMIN_TOKEN: &str = "mlops-test-admin-token";
 const STAND_IN_USER: &str = "mlops-test-stand-in";
 const STAND_IN_TOKEN: &str = "mlops-test-stand-in-token";
 
-const ETCD: &str = "/usr/bin/etcd";
 const SETUP_SCRIPT: &str = "scripts/setup-kube-apiserver.sh";
 /// Generous: on the loaded 2-core machine `/readyz` answers `ok` 6 to 9 s after the start.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -109,7 +108,15 @@ fn apiserver_binary() -> PathBuf {
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_default();
-    home.join(".cache/mlops/kube-apiserver-1.20.2/kube-apiserver")
+    home.join(".cache/mlops/kube-apiserver-1.35.4/kube-apiserver")
+}
+
+/// etcd: `MLOPS_ETCD`, else the one the setup script builds beside the API server.
+fn etcd_binary(apiserver: &Path) -> PathBuf {
+    match std::env::var_os("MLOPS_ETCD") {
+        Some(path) => PathBuf::from(path),
+        None => apiserver.with_file_name("etcd"),
+    }
 }
 
 /// Writes a self-signed certificate for 127.0.0.1 and its key as `<name>.crt` / `<name>.key`
@@ -211,19 +218,27 @@ fn stop(child: &mut Child) {
 impl RealApiServer {
     /// Starts etcd and the API server and waits until `/readyz` answers `ok`. Panics (with the
     /// last lines of both logs) if that takes longer than 2 minutes, and names the setup script
-    /// when the binary is missing.
+    /// when a binary is missing.
     pub fn start() -> RealApiServer {
+        RealApiServer::start_with(&[])
+    }
+
+    /// [`Self::start`] with more flags for the API server, e.g. `--runtime-config` to leave out
+    /// an API group version as an older cluster would.
+    pub fn start_with(extra_flags: &[&str]) -> RealApiServer {
         let binary = apiserver_binary();
-        assert!(
-            binary.is_file(),
-            "no kube-apiserver at `{}`: run `{SETUP_SCRIPT}` (it builds and caches it; the \
-             README's test command does), or point MLOPS_KUBE_APISERVER at one",
-            binary.display()
-        );
-        assert!(
-            Path::new(ETCD).is_file(),
-            "no etcd at `{ETCD}`: run `{SETUP_SCRIPT}` (it installs Debian's `etcd-server`)"
-        );
+        let etcd_path = etcd_binary(&binary);
+        for (what, path, variable) in [
+            ("kube-apiserver", &binary, "MLOPS_KUBE_APISERVER"),
+            ("etcd", &etcd_path, "MLOPS_ETCD"),
+        ] {
+            assert!(
+                path.is_file(),
+                "no {what} at `{}`: run `{SETUP_SCRIPT}` (it builds and caches it; the \
+                 README's test command does), or point {variable} at one",
+                path.display()
+            );
+        }
         let dir = tempfile::Builder::new()
             .prefix("mlops-kube-apiserver.")
             .tempdir()
@@ -253,7 +268,7 @@ impl RealApiServer {
         let client_url = format!("http://127.0.0.1:{etcd_client}");
         let peer_url = format!("http://127.0.0.1:{etcd_peer}");
         let mut etcd = spawn_logged(
-            Command::new(ETCD)
+            Command::new(&etcd_path)
                 .args(["--name", "mlops-test", "--data-dir"])
                 .arg(d.join("etcd"))
                 .args(["--listen-client-urls", &client_url])
@@ -263,7 +278,7 @@ impl RealApiServer {
                 .args(["--initial-cluster", &format!("mlops-test={peer_url}")]),
             &d.join("etcd.log"),
         )
-        .unwrap_or_else(|e| panic!("start {ETCD}: {e}"));
+        .unwrap_or_else(|e| panic!("start {}: {e}", etcd_path.display()));
         // kube-apiserver checks etcd with a TCP dial once a second: start it once etcd listens.
         let etcd_deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", etcd_client)).is_err() {
@@ -311,7 +326,12 @@ impl RealApiServer {
                 .arg("--audit-log-path")
                 .arg(&audit_log)
                 // The default already; said here because `writes_since` relies on it.
-                .args(["--audit-log-mode", "blocking"]),
+                .args(["--audit-log-mode", "blocking"])
+                // Webhooks and aggregated APIs are called at their Service's endpoints, which
+                // a test points at a server of its own on loopback (as on a cluster, the
+                // Service's cluster IP is never dialled).
+                .arg("--enable-aggregator-routing=true")
+                .args(extra_flags),
             &d.join("apiserver.log"),
         )
         .unwrap_or_else(|e| {
