@@ -1522,8 +1522,9 @@ fn destroy_sweeps_what_kubernetes_left_in_the_vpc() {
 #[test]
 fn addons_that_need_apis_the_cluster_lacks_are_refused_at_plan_time() {
     let moto = Emulator::start();
-    let server =
-        support::kube_apiserver::RealApiServer::start_with(&["--runtime-config=autoscaling/v2=false"]);
+    let server = support::kube_apiserver::RealApiServer::start_with(&[
+        "--runtime-config=autoscaling/v2=false",
+    ]);
     let stack = "old";
     let project = Project::new(&moto, stack, &example_with_addons(stack));
     let kubeconfig = server.kubeconfig.to_str().unwrap();

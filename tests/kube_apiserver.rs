@@ -292,7 +292,10 @@ async fn server_side_apply_defaults_a_missing_port_protocol() {
         .patch("s", &apply("selftest"), &Patch::Apply(&without))
         .await
         .unwrap();
-    assert_eq!(again.metadata.resource_version, first.metadata.resource_version);
+    assert_eq!(
+        again.metadata.resource_version,
+        first.metadata.resource_version
+    );
 }
 
 #[tokio::test]
