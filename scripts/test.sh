@@ -3,7 +3,7 @@
 #   scripts/test.sh              # format, lints, unit, CLI, Kubernetes and end-to-end tests
 # Installs the AWS emulator (moto, pinned, in .venv) if missing, and builds the real
 # kube-apiserver 1.35.4 and etcd 3.6.5 from Go modules once (scripts/setup-kube-apiserver.sh:
-# cached outside the clone, a second run takes 0.1 s, the first about 8 min with Go's module
+# cached outside the clone, a second run takes 0.1 s, the first 4 to 7 min with Go's module
 # proxy); the tests start them on 127.0.0.1 and stop them.
 # MLOPS_KUBE_APISERVER set: that binary is used (etcd beside it, or MLOPS_ETCD), nothing built.
 # Needs the Rust toolchain with rustfmt and clippy (see README).

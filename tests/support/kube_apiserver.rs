@@ -327,9 +327,10 @@ impl RealApiServer {
                 .arg(&audit_log)
                 // The default already; said here because `writes_since` relies on it.
                 .args(["--audit-log-mode", "blocking"])
-                // Webhooks and aggregated APIs are called at their Service's endpoints, which
-                // a test points at a server of its own on loopback (as on a cluster, the
-                // Service's cluster IP is never dialled).
+                // Webhooks and aggregated APIs are called at their Service's endpoints, as on a
+                // cluster, not at a cluster IP nothing routes here. The server refuses loopback
+                // addresses in Endpoints and EndpointSlices, so a webhook served on 127.0.0.1
+                // is reached by its `url` (webhook.rs).
                 .arg("--enable-aggregator-routing=true")
                 .args(extra_flags),
             &d.join("apiserver.log"),
