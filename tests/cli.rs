@@ -983,3 +983,166 @@ fn the_example_plans_offline_with_an_empty_cache() {
     assert!(!p.path("plan.json").exists());
     assert!(!p.state_file().exists());
 }
+
+/// `state mv` and `state rm` edit the state alone, as Terraform's do: a move renames the
+/// address and every dependency on it; a removal forgets the object (it stays in AWS). Bad
+/// addresses are refused with the closest one, and a refused or dry run writes nothing.
+#[test]
+fn state_mv_and_rm_rename_and_forget_addresses() {
+    let p = Project::new();
+    let state = empty_state("mlops", 1).replace(
+        "\"resources\": {}",
+        r#""resources": {
+            "vpc": {"kind": "vpc", "id": "vpc-1", "attrs": {}, "deps": []},
+            "iam_role.irsa.x": {"kind": "iam_role", "id": "r", "attrs": {}, "deps": ["s3_bucket.models"]},
+            "s3_bucket.models": {"kind": "s3_bucket", "id": "b", "attrs": {"bucket": "mlops-models-bucket"}, "deps": []}}"#,
+    );
+    p.write_state(&state);
+    let read =
+        || -> Value { serde_json::from_str(&fs::read_to_string(p.state_file()).unwrap()).unwrap() };
+
+    p.mlops(&[
+        "state",
+        "mv",
+        "example",
+        "s3_bucket.models",
+        "s3_bucket.models-v2",
+        "--dry-run",
+    ])
+    .success()
+    .stdout("# s3_bucket.models has moved to s3_bucket.models-v2\n")
+    .stderr(predicate::str::contains(
+        "dry run: the state of stack `mlops` was not changed",
+    ));
+    assert_eq!(read()["serial"], 3);
+
+    p.mlops(&[
+        "state",
+        "mv",
+        "example",
+        "s3_bucket.models",
+        "s3_bucket.models-v2",
+    ])
+    .success()
+    .stdout("# s3_bucket.models has moved to s3_bucket.models-v2\n")
+    .stderr(predicate::str::contains(
+        "(serial 4); nothing was changed in AWS",
+    ));
+    let moved = read();
+    assert_eq!(moved["resources"]["s3_bucket.models-v2"]["id"], "b");
+    assert!(moved["resources"].get("s3_bucket.models").is_none());
+    assert_eq!(
+        moved["resources"]["iam_role.irsa.x"]["deps"],
+        serde_json::json!(["s3_bucket.models-v2"])
+    );
+    assert_eq!(
+        moved["outputs"]["bucket_names"]["models-v2"],
+        "mlops-models-bucket"
+    );
+
+    for (args, message) in [
+        (
+            vec!["s3_bucket.models", "s3_bucket.x"],
+            "the state of stack `mlops` has no resource `s3_bucket.models`",
+        ),
+        (
+            vec!["s3_bucket.models-v2", "vpc"],
+            "`s3_bucket.models-v2` is a `s3_bucket`; it cannot move to `vpc`",
+        ),
+        (
+            vec!["s3_bucket.models-v2", "iam_role.irsa.x"],
+            "cannot move",
+        ),
+        (vec!["vpc", "vpc"], "the state already has a resource `vpc`"),
+    ] {
+        let mut all = vec!["state", "mv", "example"];
+        all.extend(args);
+        p.mlops(&all)
+            .code(1)
+            .stderr(predicate::str::contains(message).and(no_panic()));
+    }
+    p.mlops(&["state", "mv", "example", "s3_bucket.model", "s3_bucket.x"])
+        .code(1)
+        .stderr(predicate::str::contains(
+            "did you mean `s3_bucket.models-v2`?",
+        ));
+    assert_eq!(read()["serial"], 4);
+
+    p.mlops(&["state", "rm", "example", "vpc"])
+        .success()
+        .stdout("# vpc will be forgotten: removed from the state, `vpc-1` stays in AWS\n");
+    let forgotten = read();
+    assert!(forgotten["resources"].get("vpc").is_none());
+    assert_eq!(forgotten["serial"], 5);
+    assert!(forgotten["outputs"].get("vpc_id").is_none());
+    p.mlops(&["state", "rm", "example", "vpc"])
+        .code(1)
+        .stderr(predicate::str::contains("has no resource `vpc`"));
+    assert!(!p.path("state/mlops.json.lock").exists());
+}
+
+/// `[[moved]]` entries are checked before anything runs: known kinds, the same kind at both
+/// ends, each address once, and a `to` that the stack has; each error names its line.
+#[test]
+fn bad_moved_entries_are_refused_with_their_line() {
+    let moved = |entries: &str| format!("{EXAMPLE}\n{entries}");
+    let line = EXAMPLE.lines().count() + 2;
+    for (entries, message, at) in [
+        (
+            "[[moved]]\nfrom = \"s3_bucket.old\"\nto = \"ecr_repository.old\"\n",
+            "a `s3_bucket` cannot move to a `ecr_repository`",
+            format!("example.toml:{}:6", line + 2),
+        ),
+        (
+            "[[moved]]\nfrom = \"bucket.old\"\nto = \"s3_bucket.models\"\n",
+            "`bucket.old` is not a resource address",
+            format!("example.toml:{}:8", line + 1),
+        ),
+        (
+            "[[moved]]\nfrom = \"s3_bucket.old\"\nto = \"s3_bucket.model\"\n",
+            "`[[moved]]` to `s3_bucket.model`, which is not a resource of the stack",
+            format!("example.toml:{line}:"),
+        ),
+        (
+            "[[moved]]\nfrom = \"s3_bucket.a\"\nto = \"s3_bucket.models\"\n[[moved]]\nfrom = \"s3_bucket.b\"\nto = \"s3_bucket.models\"\n",
+            "`s3_bucket.models` is named by more than one `[[moved]]` entry",
+            format!("example.toml:{}:6", line + 5),
+        ),
+        (
+            "[[moved]]\nfrom = \"s3_bucket.models\"\nto = \"s3_bucket.models\"\nby = 1\n",
+            "unknown field `by`",
+            format!("example.toml:{}:1", line + 3),
+        ),
+    ] {
+        let p = Project::with_stack(&moved(entries));
+        p.mlops(&["plan", "example"]).code(1).stdout("").stderr(
+            predicate::str::contains(message)
+                .and(predicate::str::contains(at.as_str()))
+                .and(no_panic()),
+        );
+    }
+}
+
+/// The gate's flags: `--allow-replace` only on `apply`, `--replace` and `--refresh-only` not
+/// together, and `--replace` of an address the state does not hold refused before any call.
+#[test]
+fn replace_and_refresh_only_flags_are_checked() {
+    let p = Project::new();
+    p.mlops(&["plan", "example", "--replace", "vpc", "--refresh-only"])
+        .code(1)
+        .stderr(predicate::str::contains("cannot be used with"));
+    p.mlops(&["plan", "example", "--replace", "vpc"])
+        .code(1)
+        .stderr(predicate::str::contains(
+            "`--replace vpc` names no resource that the stack has and the state holds",
+        ));
+    p.mlops(&["plan", "example", "--refresh-only", "--refresh=false"])
+        .code(1)
+        .stderr(predicate::str::contains(
+            "`--refresh-only` plans what a refresh finds",
+        ));
+    p.mlops(&["plan", "--all", "--replace", "vpc"])
+        .code(1)
+        .stderr(predicate::str::contains("apply to one stack"));
+    assert!(!p.state_file().exists());
+}

@@ -2,15 +2,17 @@
 //! `--auto-approve`), execute, summarise. With `--all` or `--stacks GLOB`, every stack at once,
 //! each with its own lock and progress lines, then a summary table.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::time::{Instant, SystemTime};
 
 use super::plan::{live_board, session, targets, RefreshArg};
 use super::{until_interrupted, Global, Selection};
+use crate::model::Address;
 use crate::ops::{self, Applied, PlanRequest};
 use crate::plan::json::to_json;
-use crate::plan::{render, Plan};
+use crate::plan::{gate, render, Plan};
 use crate::providers::aws::RequestCap;
 use crate::ui::progress::{duration, event, Progress, EVENTS_FORMAT_VERSION};
 use crate::ui::Style;
@@ -44,6 +46,35 @@ pub struct ApplyArgs {
     /// Apply only this resource and what it needs (repeatable)
     #[arg(long = "target", value_name = "ADDR")]
     pub targets: Vec<String>,
+    #[command(flatten)]
+    pub changes: ChangeArgs,
+    /// Let the apply delete or replace this protected resource (a cluster, node group, VPC,
+    /// NAT gateway, bucket, repository or OIDC provider), which it otherwise refuses
+    /// (repeatable)
+    #[arg(long = "allow-replace", value_name = "ADDR")]
+    pub allow_replace: Vec<String>,
+}
+
+/// What `plan` and `apply` may be asked to do besides the spec.
+#[derive(Debug, clap::Args)]
+pub struct ChangeArgs {
+    /// Replace this resource even though nothing forces it (repeatable); a protected one still
+    /// needs `--allow-replace` to be applied
+    #[arg(long = "replace", value_name = "ADDR")]
+    pub replace: Vec<String>,
+    /// Only write into the state what AWS reports (changes and deletions made outside mlops),
+    /// changing nothing in AWS
+    #[arg(long, conflicts_with = "replace")]
+    pub refresh_only: bool,
+}
+
+/// What one apply asks beyond its run options: a destroy, and every stack of `--all`, ask none.
+#[derive(Debug, Default)]
+struct Asked {
+    targets: Vec<String>,
+    replace: Vec<String>,
+    refresh_only: bool,
+    allowed: BTreeSet<Address>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -63,10 +94,16 @@ fn progress(run: &RunOptions) -> Progress {
 }
 
 pub async fn run_apply(args: &ApplyArgs, global: &Global) -> Result<u8> {
+    let asked = Asked {
+        targets: args.targets.clone(),
+        replace: args.changes.replace.clone(),
+        refresh_only: args.changes.refresh_only,
+        allowed: targets(&args.allow_replace).into_iter().collect(),
+    };
     if let Some(pattern) = args.which.pattern() {
-        if !args.targets.is_empty() {
+        if !asked.targets.is_empty() || !asked.replace.is_empty() || asked.refresh_only {
             return Err(Error::refused(
-                "`--target` applies to one stack",
+                "`--target`, `--replace` and `--refresh-only` apply to one stack",
                 "apply that stack on its own",
             ));
         }
@@ -74,13 +111,13 @@ pub async fn run_apply(args: &ApplyArgs, global: &Global) -> Result<u8> {
     }
     let file = args.which.stack.as_deref().unwrap_or_default();
     let ran = match ops::load_plan(Path::new(file))? {
-        Some(saved) => apply_saved(saved, args, global).await,
+        Some(saved) => apply_saved(saved, args, &asked, global).await,
         None => {
             run_stack(
                 file,
                 "apply",
                 &args.run,
-                &args.targets,
+                &asked,
                 single_cap(&args.run),
                 progress(&args.run),
                 global,
@@ -100,7 +137,7 @@ pub async fn run_destroy(args: &DestroyArgs, global: &Global) -> Result<u8> {
         file,
         "destroy",
         &args.run,
-        &[],
+        &Asked::default(),
         single_cap(&args.run),
         progress(&args.run),
         global,
@@ -117,11 +154,16 @@ fn single_cap(run: &RunOptions) -> RequestCap {
     RequestCap::new(usize::from(run.parallelism))
 }
 
-async fn apply_saved(saved: ops::SavedPlan, args: &ApplyArgs, global: &Global) -> Ran {
-    if !args.targets.is_empty() {
+async fn apply_saved(
+    saved: ops::SavedPlan,
+    args: &ApplyArgs,
+    asked: &Asked,
+    global: &Global,
+) -> Ran {
+    if !asked.targets.is_empty() || !asked.replace.is_empty() || asked.refresh_only {
         return Err(Error::refused(
-            "`--target` cannot narrow a saved plan",
-            "make the plan with `--target` instead",
+            "`--target`, `--replace` and `--refresh-only` cannot change a saved plan",
+            "make the plan with them instead",
         ));
     }
     let stack = global.open(&saved.stack_file)?;
@@ -135,8 +177,8 @@ async fn apply_saved(saved: ops::SavedPlan, args: &ApplyArgs, global: &Global) -
     let _lock = stack.lock("apply", session.reporter.as_ref()).await?;
     let state = stack.state().await?;
     saved.check_current(&stack, &state)?;
-    // A saved plan was reviewed already: it is its own approval.
-    execute(&stack, &saved.plan, state, &session).await
+    // A saved plan was reviewed already: it is its own approval. Not of a protected change.
+    execute(&stack, &saved.plan, state, &session, &asked.allowed).await
 }
 
 /// Plans one stack (`command` is `apply` or `destroy`), shows the plan, confirms, executes.
@@ -145,7 +187,7 @@ async fn run_stack(
     file: &str,
     command: &str,
     run: &RunOptions,
-    target_list: &[String],
+    asked: &Asked,
     cap: RequestCap,
     progress: Progress,
     global: &Global,
@@ -153,9 +195,11 @@ async fn run_stack(
     let stack = global.open(file)?;
     let request = PlanRequest {
         refresh: run.refresh.enabled,
-        targets: targets(target_list),
+        targets: targets(&asked.targets),
         destroy: command == "destroy",
         manifests_optional: false,
+        replace: targets(&asked.replace),
+        refresh_only: asked.refresh_only,
     };
     let title = match &progress {
         Progress::Stack(_) | Progress::Live(_) => {
@@ -168,7 +212,7 @@ async fn run_stack(
     let _lock = stack.lock(command, session.reporter.as_ref()).await?;
     progress.phase("refreshing");
     let (plan, state) = until_interrupted(ops::plan(&stack, &request, &session)).await?;
-    progress.print(|| show_and_confirm(&plan, command, run, title, global))?;
+    progress.print(|| show_and_confirm(&plan, command, run, title, &asked.allowed, global))?;
     let s = plan.summary();
     let doing = if command == "destroy" {
         "destroying"
@@ -176,7 +220,7 @@ async fn run_stack(
         "applying"
     };
     progress.running(doing, s.add + s.change + s.destroy);
-    execute(&stack, &plan, state, &session).await
+    execute(&stack, &plan, state, &session, &asked.allowed).await
 }
 
 /// Every stack of `pattern` at once, each with its lock and `[stack]`-prefixed progress lines;
@@ -200,7 +244,8 @@ async fn run_many(pattern: &str, command: &str, run: &RunOptions, global: &Globa
         async move {
             let file = file.display().to_string();
             let (started, clock) = (SystemTime::now(), Instant::now());
-            let ran = run_stack(&file, command, run, &[], cap, progress.clone(), global).await;
+            let asked = Asked::default();
+            let ran = run_stack(&file, command, run, &asked, cap, progress.clone(), global).await;
             match &ran {
                 Ok(Some((applied, _))) => progress.finish(&done(applied), true),
                 Ok(None) => progress.finish("no changes", true),
@@ -251,6 +296,7 @@ fn show_and_confirm(
     command: &str,
     run: &RunOptions,
     title: Option<String>,
+    allowed: &BTreeSet<Address>,
     global: &Global,
 ) -> Result<()> {
     if run.json {
@@ -262,6 +308,8 @@ fn show_and_confirm(
         let text = render::human(plan, Style::for_stdout(global.no_color));
         print!("{}{text}", title.unwrap_or_default());
     }
+    // Refused before the question: a `yes` must not be asked for what will not run.
+    gate::check(plan, allowed)?;
     if plan.has_changes() && !run.auto_approve {
         confirm(command)?;
     }
@@ -273,11 +321,12 @@ async fn execute(
     plan: &Plan,
     state: crate::state::State,
     session: &ops::Session,
+    allowed: &BTreeSet<Address>,
 ) -> Ran {
     if !plan.has_changes() {
         return Ok(None);
     }
-    let applied = ops::apply(stack, plan, state, session).await?;
+    let applied = ops::apply(stack, plan, state, session, allowed).await?;
     let next = format!(
         "Outputs: `mlops output {}`; state: `{}`",
         stack.spec.path.display(),

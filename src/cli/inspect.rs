@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use super::{Global, StackArg};
 use crate::model::Address;
+use crate::ops::StateEdit;
 use crate::state::{self, whole_seconds, LockInfo};
 use crate::ui::progress::Progress;
 use crate::{Error, Result};
@@ -45,6 +46,32 @@ pub enum StateCommand {
         /// Push even a state of another lineage or an older serial
         #[arg(long)]
         force: bool,
+    },
+    /// Give a resource of the state another address, its object untouched: for a resource
+    /// renamed in the spec (a `[[moved]]` entry does the same in the plan)
+    Mv {
+        #[command(flatten)]
+        stack: StackArg,
+        /// The address in the state, e.g. `s3_bucket.models`
+        #[arg(value_name = "FROM")]
+        from: String,
+        /// The new address, of the same kind, e.g. `s3_bucket.models-v2`
+        #[arg(value_name = "TO")]
+        to: String,
+        /// Show the move without writing the state
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Forget a resource: remove it from the state, leaving the object in AWS
+    Rm {
+        #[command(flatten)]
+        stack: StackArg,
+        /// The address in the state, e.g. `s3_bucket.models`
+        #[arg(value_name = "ADDR")]
+        address: String,
+        /// Show what would be forgotten without writing the state
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -132,6 +159,28 @@ pub async fn state(command: &StateCommand, global: &Global) -> Result<u8> {
                 opened.spec.stack.name
             );
         }
+        StateCommand::Mv {
+            stack,
+            from,
+            to,
+            dry_run,
+        } => {
+            let edit = StateEdit::Move {
+                from: Address::new(from.as_str()),
+                to: Address::new(to.as_str()),
+            };
+            edit_state(global, &stack.stack, &edit, *dry_run).await?;
+        }
+        StateCommand::Rm {
+            stack,
+            address,
+            dry_run,
+        } => {
+            let edit = StateEdit::Remove {
+                address: Address::new(address.as_str()),
+            };
+            edit_state(global, &stack.stack, &edit, *dry_run).await?;
+        }
         StateCommand::List(arg) => {
             let state = global.open(&arg.stack)?.state().await?;
             for address in state.resources.keys() {
@@ -161,6 +210,31 @@ pub async fn state(command: &StateCommand, global: &Global) -> Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// `state mv` and `state rm`: the edit as a plan line on stdout, what was written on stderr.
+async fn edit_state(global: &Global, file: &str, edit: &StateEdit, dry_run: bool) -> Result<()> {
+    let stack = global.open(file)?;
+    let reporter = super::plan::reporter(global, Progress::Auto);
+    let operation = match edit {
+        StateEdit::Move { .. } => "state mv",
+        StateEdit::Remove { .. } => "state rm",
+    };
+    let lock = stack.lock(operation, reporter.as_ref()).await?;
+    let (before, serial) = crate::ops::edit_state(&stack, &lock, edit, dry_run).await?;
+    println!("{}", edit.describe(&before));
+    if dry_run {
+        eprintln!(
+            "dry run: the state of stack `{}` was not changed",
+            stack.spec.stack.name
+        );
+    } else {
+        eprintln!(
+            "wrote the state of stack `{}` (serial {serial}); nothing was changed in AWS",
+            stack.spec.stack.name
+        );
+    }
+    Ok(())
 }
 
 pub async fn force_unlock(args: &ForceUnlockArgs, global: &Global) -> Result<u8> {

@@ -35,6 +35,8 @@ pub struct PlanArgs {
     /// Plan only this resource and what it needs (repeatable)
     #[arg(long = "target", value_name = "ADDR")]
     pub targets: Vec<String>,
+    #[command(flatten)]
+    pub changes: super::apply::ChangeArgs,
     /// How many resources may be read at once during the refresh, and how many AWS requests
     /// may be in flight at once across all stacks
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -45,9 +47,13 @@ pub struct PlanArgs {
 /// then a summary table on stderr. Exit 1 if any stack failed (the others still finish), else
 /// 2 with `--detailed-exitcode` if any has changes: the nightly drift check.
 async fn run_many(pattern: &str, args: &PlanArgs, global: &Global) -> Result<u8> {
-    if args.out.is_some() || !args.targets.is_empty() {
+    if args.out.is_some()
+        || !args.targets.is_empty()
+        || !args.changes.replace.is_empty()
+        || args.changes.refresh_only
+    {
         return Err(crate::Error::refused(
-            "`--out` and `--target` apply to one stack",
+            "`--out`, `--target`, `--replace` and `--refresh-only` apply to one stack",
             "plan that stack on its own: `mlops plan <STACK> --out FILE`",
         ));
     }
@@ -257,6 +263,8 @@ async fn plan_stack(
         destroy: false,
         // A plan to read may go without the manifests; a saved plan must be one to apply.
         manifests_optional: args.out.is_none(),
+        replace: targets(&args.changes.replace),
+        refresh_only: args.changes.refresh_only,
     };
     let session = session(&stack, global, args.parallelism, cap, progress.clone());
     progress.phase("locking");

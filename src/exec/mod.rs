@@ -333,6 +333,22 @@ async fn delete(
     env: &Env<'_>,
 ) -> Result<(), NodeError> {
     let prior = prior_of(change, shared).await?;
+    let holder = shared
+        .lock()
+        .await
+        .holder(prior.kind, &prior.id, &change.address)
+        .cloned();
+    if let Some(other) = holder {
+        // Two addresses hold one object: this one only lets go of it.
+        env.reporter.warning(&format!(
+            "`{}`: `{}` is also `{other}`, which keeps it: removed from the state, not deleted",
+            change.address, prior.id
+        ));
+        return commit(shared, store, |state| {
+            state.resources.remove(&change.address);
+        })
+        .await;
+    }
     let provider = env.providers.get(prior.kind);
     let ctx = env.ctx(&change.address);
     env.retry
@@ -363,6 +379,18 @@ async fn create(
     };
 
     if let Some(id) = provider.find(&ctx, &desired).await? {
+        let holder = shared
+            .lock()
+            .await
+            .holder(change.kind, &id, &change.address)
+            .cloned();
+        if let Some(other) = holder {
+            return Err(ProviderError::fatal(format!(
+                "found `{id}`, but the state holds it as `{other}`: one object has one address; a `[[moved]]` entry (from `{other}` to `{}`) or `mlops state mv` renames it",
+                change.address
+            ))
+            .into());
+        }
         // An earlier run created it but did not live to record it: adopt it.
         env.reporter.adopted(&change.address, &id);
         let live = provider

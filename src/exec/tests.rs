@@ -34,6 +34,8 @@ struct FakeCloud {
     fail: BTreeSet<String>,
     /// Creates of these addresses fail as "not yet" this many times first.
     not_yet: Mutex<BTreeMap<String, usize>>,
+    /// What `find` answers for an address: an object tagged as it.
+    found: BTreeMap<String, String>,
 }
 
 impl FakeCloud {
@@ -83,8 +85,8 @@ impl ResourceProvider for FakeProviders<'_> {
             }))
     }
 
-    async fn find(&self, _: &Ctx<'_>, _: &Attrs) -> ProviderResult<Option<String>> {
-        Ok(None)
+    async fn find(&self, ctx: &Ctx<'_>, _: &Attrs) -> ProviderResult<Option<String>> {
+        Ok(self.0.found.get(ctx.address.as_str()).cloned())
     }
 
     async fn create(&self, ctx: &Ctx<'_>, desired: &Attrs) -> ProviderResult<String> {
@@ -362,4 +364,85 @@ async fn a_replacement_deletes_the_old_objects_before_creating_the_new_ones() {
     );
     let group = &outcome.state.resources[&Address::new("eks_node_group.default")];
     assert_eq!(group.attrs["instance_types"], json!(["m5.large"]));
+}
+
+/// AWS names a bucket by its name alone: a second address that finds the object the state
+/// holds at another address must not adopt it (the other address's delete would remove it).
+#[tokio::test]
+async fn an_object_the_state_holds_at_another_address_is_not_adopted() {
+    let store = MemoryStore::default();
+    let built = run(
+        &FakeCloud::default(),
+        &store,
+        &graph(EXAMPLE),
+        State::new("mlops"),
+        10,
+    )
+    .await;
+    let mut state = built.state;
+    let old = Address::new("s3_bucket.old");
+    let mut bucket = state
+        .resources
+        .remove(&Address::new("s3_bucket.models"))
+        .unwrap();
+    // Not the same name as far as the state knows, so the planner sees no rename.
+    bucket
+        .attrs
+        .insert("bucket".into(), json!("recorded-otherwise"));
+    let id = bucket.id.clone();
+    state.resources.insert(old.clone(), bucket);
+    let cloud = FakeCloud {
+        found: BTreeMap::from([("s3_bucket.models".to_string(), id.clone())]),
+        ..FakeCloud::default()
+    };
+    cloud
+        .objects
+        .lock()
+        .unwrap()
+        .insert(id.clone(), Attrs::new());
+    let outcome = run(&cloud, &store, &graph(EXAMPLE), state, 1).await;
+    assert_eq!(outcome.errors.len(), 1, "{:?}", outcome.errors);
+    assert_eq!(
+        outcome.errors[0].error.message,
+        format!("found `{id}`, but the state holds it as `s3_bucket.old`: one object has one address; a `[[moved]]` entry (from `s3_bucket.old` to `s3_bucket.models`) or `mlops state mv` renames it")
+    );
+    assert!(cloud.objects.lock().unwrap().contains_key(&id));
+    assert!(!cloud
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| e.starts_with("delete")));
+}
+
+/// Two addresses of one state holding one object (a state edited by hand, an import): the
+/// delete of the one that left the spec only forgets it; the object stays for the other.
+#[tokio::test]
+async fn a_delete_of_an_object_another_address_keeps_only_forgets_it() {
+    let cloud = FakeCloud::default();
+    let store = MemoryStore::default();
+    let built = run(&cloud, &store, &graph(EXAMPLE), State::new("mlops"), 10).await;
+    cloud.log.lock().unwrap().clear();
+    let mut state = built.state;
+    let bucket = state.resources[&Address::new("s3_bucket.models")].clone();
+    let id = bucket.id.clone();
+    state
+        .resources
+        .insert(Address::new("s3_bucket.copy"), bucket);
+    let outcome = run(&cloud, &store, &graph(EXAMPLE), state, 10).await;
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    assert!(
+        cloud.log.lock().unwrap().is_empty(),
+        "{:?}",
+        cloud.log.lock().unwrap()
+    );
+    assert!(cloud.objects.lock().unwrap().contains_key(&id));
+    assert!(!outcome
+        .state
+        .resources
+        .contains_key(&Address::new("s3_bucket.copy")));
+    assert_eq!(
+        outcome.state.resources[&Address::new("s3_bucket.models")].id,
+        id
+    );
 }

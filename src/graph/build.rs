@@ -3,7 +3,7 @@
 //! the cluster and node IAM roles and their policy attachments), with typed attributes, tags,
 //! and dependency edges taken from the references between attributes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
@@ -98,6 +98,36 @@ impl Builder<'_> {
     fn name_tag(&self, suffix: &str) -> Value {
         json!({ "Name": format!("{}-{suffix}", self.spec.stack.name) })
     }
+}
+
+/// The resources of a protected kind (`ResourceKind::loses`) whose table in the spec says
+/// `protect = false`: `[vpc]` for the VPC and its NAT gateways, `[eks]` for the cluster and its
+/// OIDC provider, a node group's, a bucket's or a repository's own table for itself.
+pub fn unprotected(spec: &Spec, resources: &[Resource]) -> BTreeSet<Address> {
+    let key_is = |protects: Option<bool>| protects == Some(false);
+    resources
+        .iter()
+        .filter(|r| match r.kind {
+            ResourceKind::Vpc | ResourceKind::NatGateway => !spec.vpc.protect,
+            ResourceKind::EksCluster | ResourceKind::IamOidcProvider => !spec.eks.protect,
+            ResourceKind::EksNodeGroup => key_is(
+                spec.eks
+                    .node_groups
+                    .get(r.address.instance())
+                    .map(|g| g.protect),
+            ),
+            ResourceKind::S3Bucket => {
+                key_is(spec.buckets.get(r.address.instance()).map(|b| b.protect))
+            }
+            ResourceKind::EcrRepository => key_is(
+                spec.repositories
+                    .get(r.address.instance())
+                    .map(|e| e.protect),
+            ),
+            _ => false,
+        })
+        .map(|r| r.address.clone())
+        .collect()
 }
 
 /// Builds the desired resources of a spec, in no particular order.

@@ -5,11 +5,11 @@ mod build;
 pub mod dag;
 pub mod render;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub use build::{
-    cluster_role_name, desired_resources, irsa_role_name, node_role_name, CLUSTER_POLICIES,
-    IRSA_AUDIENCE, NODE_POLICIES,
+    cluster_role_name, desired_resources, irsa_role_name, node_role_name, unprotected,
+    CLUSTER_POLICIES, IRSA_AUDIENCE, NODE_POLICIES,
 };
 pub use dag::{Cycle, Dag};
 
@@ -21,6 +21,9 @@ use crate::spec::Spec;
 pub struct DesiredGraph {
     pub resources: BTreeMap<Address, Resource>,
     pub dag: Dag<Address>,
+    /// Resources of a protected kind whose spec says `protect = false`: an apply may delete or
+    /// replace them without `--allow-replace`.
+    pub unprotected: BTreeSet<Address>,
 }
 
 /// A dependency that names no resource, or a cycle: both are bugs in the graph builder or in
@@ -51,11 +54,20 @@ impl DesiredGraph {
             }
         }
         dag.topological_order().map_err(GraphError::Cycle)?;
-        Ok(DesiredGraph { resources, dag })
+        Ok(DesiredGraph {
+            resources,
+            dag,
+            unprotected: BTreeSet::new(),
+        })
     }
 
     pub fn from_spec(spec: &Spec) -> Result<Self, GraphError> {
-        Self::from_resources(desired_resources(spec))
+        let resources = desired_resources(spec);
+        let unprotected = unprotected(spec, &resources);
+        Ok(DesiredGraph {
+            unprotected,
+            ..Self::from_resources(resources)?
+        })
     }
 
     /// Resources in dependency order, ties broken by address.

@@ -33,6 +33,11 @@ impl Address {
         self.0.split('.').next().unwrap_or("")
     }
 
+    /// Everything after the kind, e.g. `public.us-west-2a` for `subnet.public.us-west-2a`.
+    pub fn instance(&self) -> &str {
+        self.0.split_once('.').map_or("", |(_, rest)| rest)
+    }
+
     /// The last segment, e.g. `us-west-2a` for `subnet.public.us-west-2a`.
     pub fn last(&self) -> &str {
         self.0.rsplit('.').next().unwrap_or("")

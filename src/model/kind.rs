@@ -111,6 +111,39 @@ impl ResourceKind {
         };
         attrs.contains(&attr)
     }
+
+    /// For the stateful or expensive kinds, what deleting or replacing an object loses: such a
+    /// change is protected, and `apply` makes it only when the user names it
+    /// (`--allow-replace ADDR`, or `protect = false` in the spec). `None` for the kinds that
+    /// are cheap to make again.
+    pub fn loses(self) -> Option<&'static str> {
+        match self {
+            ResourceKind::EksCluster => Some("the control plane and everything in the cluster: add-ons, workloads, and with them the node groups and the OIDC provider; 10 to 15 minutes without a cluster"),
+            ResourceKind::EksNodeGroup => Some("its nodes and every pod running on them"),
+            ResourceKind::Vpc => Some("the network and everything in it: subnets, NAT gateways and the cluster"),
+            ResourceKind::NatGateway => Some("its public IP address and the private subnets' way out to the internet until a new one is available"),
+            ResourceKind::S3Bucket => Some("every object in the bucket (or, without `force_destroy`, the apply fails on a bucket that is not empty)"),
+            ResourceKind::EcrRepository => Some("every image in the repository"),
+            ResourceKind::IamOidcProvider => Some("IRSA: the AWS access of every service account of the cluster, until the new provider and its roles are in place"),
+            _ => None,
+        }
+    }
+
+    /// The attributes that name an object in AWS, for the kinds addressed by name (a bucket's
+    /// name, a role's name): two resources of such a kind with the same values are the same
+    /// object. Empty for kinds found by their tags.
+    pub fn identity_attrs(self) -> &'static [&'static str] {
+        match self {
+            ResourceKind::S3Bucket => &["bucket"],
+            ResourceKind::EcrRepository | ResourceKind::IamRole | ResourceKind::EksCluster => {
+                &["name"]
+            }
+            ResourceKind::EksNodeGroup => &["cluster_name", "name"],
+            ResourceKind::EksAccessEntry => &["cluster_name", "principal_arn"],
+            ResourceKind::IamOidcProvider => &["url"],
+            _ => &[],
+        }
+    }
 }
 
 impl fmt::Display for ResourceKind {

@@ -25,6 +25,12 @@ pub async fn import(stack: &Stack, address: &Address, id: &str, session: &Sessio
             "`mlops state show` shows it; an address holds one object",
         ));
     }
+    if let Some(other) = state.holder(resource.kind, id, address) {
+        return Err(Error::refused(
+            format!("`{id}` is already managed, as `{other}`"),
+            format!("one object has one address: `mlops state mv {other} {address}` renames it"),
+        ));
+    }
     // Values the cloud does not report (e.g. `force_destroy`) come from the spec.
     let lookup = |a: &Address, attr: &str| state.attr(a, attr);
     let prior = match resolve(&Value::Object(resource.attrs.clone()), &lookup) {

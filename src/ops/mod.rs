@@ -6,6 +6,7 @@ mod backend;
 mod import;
 mod many;
 mod saved;
+mod state_edit;
 mod status;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,6 +33,7 @@ pub use backend::{create_backend, BackendCreated};
 pub use import::import;
 pub use many::{label, stack_files, ALL_STACKS};
 pub use saved::{load_plan, save_plan, SavedPlan};
+pub use state_edit::{edit_state, StateEdit};
 pub use status::{
     status, Gateway, GatewayState, InferenceService, NodeGroup, Status, STATUS_FORMAT_VERSION,
 };
@@ -49,6 +51,23 @@ impl Stack {
     pub fn open(arg: &str, endpoint_url: Option<&str>) -> Result<Stack> {
         let spec = spec::load(&spec::stack_path(arg))?;
         let graph = DesiredGraph::from_spec(&spec)?;
+        if let Some(entry) = spec
+            .moved
+            .iter()
+            .find(|m| !graph.resources.contains_key(&m.to))
+        {
+            let hint = match plan::closest(&entry.to, graph.resources.keys()) {
+                Some(near) => format!("did you mean `{near}`? `mlops graph` lists every address"),
+                None => "`to` is the address the stack now gives the object; `mlops graph` lists every address".into(),
+            };
+            return Err(crate::Error::refused(
+                format!(
+                    "{}: `[[moved]]` to `{}`, which is not a resource of the stack",
+                    entry.location, entry.to
+                ),
+                hint,
+            ));
+        }
         let stack_file = spec.path.display().to_string();
         let store: Box<dyn StateStore> = match &spec.state {
             StateSpec::Local { path } => {
@@ -200,6 +219,10 @@ pub struct PlanRequest {
     /// Plan an add-on whose manifests cannot be downloaded by its version alone, its objects
     /// not yet known (with a warning): for a plan to read, not one to save or apply.
     pub manifests_optional: bool,
+    /// Replace these even though nothing forces it (`--replace`).
+    pub replace: Vec<Address>,
+    /// Plan only what AWS reports that the state does not know (`--refresh-only`).
+    pub refresh_only: bool,
 }
 
 /// Refreshes (when asked) and plans a stack; returns the plan and the state it was made from.
@@ -208,11 +231,21 @@ pub async fn plan(
     request: &PlanRequest,
     session: &Session,
 ) -> Result<(Plan, State)> {
-    let mut state = stack.state().await?;
+    let stored = stack.state().await?;
+    if request.refresh_only && !request.refresh {
+        return Err(crate::Error::refused(
+            "`--refresh-only` plans what a refresh finds, and `--refresh=false` turns the refresh off",
+            "leave out `--refresh=false`",
+        ));
+    }
+    let mut state = stored.clone();
     let mut gone = BTreeSet::new();
     if request.refresh && !state.resources.is_empty() {
         let env = session.env(&stack.spec.stack.name).await;
         (state, gone) = exec::refresh(state, &env).await?;
+    }
+    if request.refresh_only {
+        return Ok((plan::drift(&stored, &state, &gone), stored));
     }
     let desired = if request.destroy {
         DesiredGraph::from_resources(Vec::new())?
@@ -224,6 +257,9 @@ pub async fn plan(
     };
     let options = PlanOptions {
         targets: request.targets.clone(),
+        replace: request.replace.iter().cloned().collect(),
+        moved: stack.spec.moved.clone(),
+        whole_destroy: request.destroy,
     };
     let plan = plan::diff(&desired, &state, &gone, &options)?;
     check_cluster_needs(&plan, &desired, &state, stack, session, request.refresh).await?;

@@ -11,7 +11,9 @@ use crate::plan::Plan;
 use crate::state::State;
 use crate::{Error, Result};
 
-const SAVED_PLAN_FORMAT: u32 = 2;
+/// 3: plans carry moves, protected changes and refresh-only plans, which an older mlops would
+/// apply without knowing them.
+const SAVED_PLAN_FORMAT: u32 = 3;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SavedPlan {

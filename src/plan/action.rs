@@ -115,6 +115,20 @@ pub struct Change {
     pub deps: Vec<Address>,
     /// Why, when the attributes alone do not say it (e.g. deleted outside mlops).
     pub reason: Option<String>,
+    /// A delete or replace of a kind that loses something (`ResourceKind::loses`) that the spec
+    /// does not unprotect: `apply` refuses it unless `--allow-replace` names the address.
+    #[serde(default)]
+    pub protected: bool,
+}
+
+/// An address renamed, its object kept: by a `[[moved]]` entry of the spec, or found to be the
+/// same AWS object (the same bucket name) under a new address.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Move {
+    pub from: Address,
+    pub to: Address,
+    /// `` `[[moved]]` at stacks/x.toml:12:1 ``, or `` the same `bucket` `models-1` ``.
+    pub why: String,
 }
 
 /// An ordered list of changes for one stack.
@@ -127,6 +141,13 @@ pub struct Plan {
     /// Every resource of the spec and the state, in execution order: desired resources in
     /// dependency order, then deletions in reverse dependency order.
     pub changes: Vec<Change>,
+    /// Addresses renamed in the state before the changes, in order; the changes use the new ones.
+    #[serde(default)]
+    pub moves: Vec<Move>,
+    /// A plan of `--refresh-only`: its changes are what AWS reports that the state does not
+    /// know yet; applying it writes them into the state and calls nothing in AWS.
+    #[serde(default)]
+    pub refresh_only: bool,
 }
 
 /// `Plan: 3 to add, 1 to change, 0 to destroy.`
@@ -135,17 +156,23 @@ pub struct Summary {
     pub add: usize,
     pub change: usize,
     pub destroy: usize,
+    /// Addresses renamed, their objects kept.
+    #[serde(default)]
+    pub moved: usize,
 }
 
 impl Summary {
     pub fn is_empty(self) -> bool {
-        self.add + self.change + self.destroy == 0
+        self.add + self.change + self.destroy + self.moved == 0
     }
 }
 
 impl Plan {
     pub fn summary(&self) -> Summary {
-        let mut s = Summary::default();
+        let mut s = Summary {
+            moved: self.moves.len(),
+            ..Summary::default()
+        };
         for change in &self.changes {
             s.add += usize::from(change.action.creates());
             s.change += usize::from(change.action == Action::Update);
@@ -161,5 +188,20 @@ impl Plan {
     /// The changes that do something.
     pub fn actions(&self) -> impl Iterator<Item = &Change> {
         self.changes.iter().filter(|c| c.action != Action::NoOp)
+    }
+
+    /// The changes to show: those that do something, and those of moved addresses.
+    pub fn shown(&self) -> impl Iterator<Item = &Change> {
+        self.changes
+            .iter()
+            .filter(|c| c.action != Action::NoOp || self.moved_from(&c.address).is_some())
+    }
+
+    /// The address `address` had before this plan's moves, if it moved.
+    pub fn moved_from(&self, address: &Address) -> Option<&Address> {
+        self.moves
+            .iter()
+            .find(|m| &m.to == address)
+            .map(|m| &m.from)
     }
 }

@@ -6,8 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::action::{Action, AttrChange, Change, Plan, PlanValue};
+use super::gate::Refusal;
+use super::moves::resolve_moves;
 use crate::graph::{Dag, DesiredGraph};
 use crate::model::{canonical, is_pending, resolve_known, Address, Resource};
+use crate::spec::MovedSpec;
 use crate::state::{ResourceState, State};
 
 /// What a plan is asked to cover.
@@ -15,6 +18,13 @@ use crate::state::{ResourceState, State};
 pub struct PlanOptions {
     /// Only these resources, plus what they need (or, for deletions, what needs them).
     pub targets: Vec<Address>,
+    /// Replace these even though no attribute forces it (`--replace`).
+    pub replace: BTreeSet<Address>,
+    /// The spec's `[[moved]]` entries.
+    pub moved: Vec<MovedSpec>,
+    /// The deletion of the whole stack (`destroy`): the user's explicit word, so no change of
+    /// it is protected.
+    pub whole_destroy: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -26,6 +36,20 @@ pub enum PlanError {
     },
     #[error("the state's recorded dependencies form a cycle: {0}")]
     StateCycle(String),
+    #[error("`--replace {address}` names no resource that the stack has and the state holds")]
+    UnknownReplace {
+        address: Address,
+        suggestion: Option<Address>,
+    },
+    #[error("{location}: `[[moved]]` from `{from}` to `{to}`, but the state holds both")]
+    MoveTargetTaken {
+        from: Address,
+        to: Address,
+        location: String,
+    },
+    #[error("the plan deletes or replaces protected resources; nothing was changed:\n{}",
+        .0.iter().map(|r| format!("  {}", r.describe())).collect::<Vec<_>>().join("\n"))]
+    Protected(Vec<Refusal>),
 }
 
 impl PlanError {
@@ -40,6 +64,24 @@ impl PlanError {
             PlanError::UnknownTarget { .. } => {
                 Some("`mlops graph` and `mlops state list` list every address".into())
             }
+            PlanError::UnknownReplace {
+                suggestion: Some(s),
+                ..
+            } => Some(format!("did you mean `{s}`?")),
+            PlanError::UnknownReplace { .. } => {
+                Some("`mlops state list` lists the addresses in the state".into())
+            }
+            PlanError::MoveTargetTaken { from, to, .. } => Some(format!(
+                "if the move was made already, remove the entry; otherwise `mlops state rm {to}` forgets the object at `{to}` (it stays in AWS), or `mlops state rm {from}` the one at `{from}`"
+            )),
+            PlanError::Protected(refused) => Some(format!(
+                "if you mean it, name each one: {}; or set `protect = false` in its table of the spec. To give an object a new address without touching it, add a `[[moved]]` entry or run `mlops state mv`",
+                refused
+                    .iter()
+                    .map(|r| format!("`--allow-replace {}`", r.address))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )),
             PlanError::StateCycle(_) => None,
         }
     }
@@ -53,20 +95,34 @@ pub fn diff(
     gone: &BTreeSet<Address>,
     options: &PlanOptions,
 ) -> Result<Plan, PlanError> {
+    let (moved_state, moves) = resolve_moves(desired, state, &options.moved)?;
+    let state = &moved_state;
+    for address in &options.replace {
+        if !desired.resources.contains_key(address) || !state.resources.contains_key(address) {
+            return Err(PlanError::UnknownReplace {
+                address: address.clone(),
+                suggestion: closest(
+                    address,
+                    state
+                        .resources
+                        .keys()
+                        .filter(|a| desired.resources.contains_key(*a)),
+                ),
+            });
+        }
+    }
     let mut planned: BTreeMap<Address, Action> = BTreeMap::new();
     let mut changes = Vec::new();
     for resource in desired.ordered() {
-        let change = diff_one(
-            resource,
-            state.resources.get(&resource.address),
-            state,
-            &planned,
-        );
-        let change = Change {
-            reason: (change.action == Action::Create && gone.contains(&resource.address))
-                .then(|| "deleted outside mlops".to_string()),
-            ..change
-        };
+        let prior = state.resources.get(&resource.address);
+        let mut change = diff_one(resource, prior, state, &planned);
+        if change.action == Action::Create && gone.contains(&resource.address) {
+            change.reason = Some("deleted outside mlops".into());
+        }
+        if options.replace.contains(&resource.address) && change.action != Action::Replace {
+            change.action = Action::Replace;
+            change.reason = Some("replacement asked for with `--replace`".into());
+        }
         planned.insert(resource.address.clone(), change.action);
         changes.push(change);
     }
@@ -97,8 +153,20 @@ pub fn diff(
                 .collect(),
             desired: None,
             deps: prior.deps.clone(),
-            reason: None,
+            // Another address keeps the object: the delete only forgets this one.
+            reason: state.same_object(&address).map(|other| {
+                format!("the same object is `{other}`, which keeps it: only forgotten")
+            }),
+            protected: false,
         });
+    }
+    if !options.whole_destroy {
+        for change in &mut changes {
+            change.protected = change.action.deletes()
+                && change.kind.loses().is_some()
+                && !desired.unprotected.contains(&change.address)
+                && state.same_object(&change.address).is_none();
+        }
     }
 
     if !options.targets.is_empty() {
@@ -111,6 +179,8 @@ pub fn diff(
         state_lineage: (state.serial > 0).then(|| state.lineage.clone()),
         state_serial: state.serial,
         changes,
+        moves,
+        refresh_only: false,
     })
 }
 
@@ -161,6 +231,7 @@ fn diff_one(
         desired: Some(resource.attrs.clone()),
         deps: resource.deps.clone(),
         reason: None,
+        protected: false,
     }
 }
 

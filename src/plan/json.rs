@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 use super::action::{Change, Plan, PlanValue};
 use crate::model::{canonical, pending_paths};
 
-pub const JSON_FORMAT_VERSION: &str = "1.0";
+pub const JSON_FORMAT_VERSION: &str = "1.1";
 
 pub fn to_json(plan: &Plan) -> Value {
     let summary = plan.summary();
@@ -14,9 +14,18 @@ pub fn to_json(plan: &Plan) -> Value {
         "format_version": JSON_FORMAT_VERSION,
         "stack": plan.stack,
         "state": { "lineage": plan.state_lineage, "serial": plan.state_serial },
-        "resource_changes": plan.changes.iter().map(change).collect::<Vec<_>>(),
-        "summary": { "add": summary.add, "change": summary.change, "destroy": summary.destroy },
+        "resource_changes": plan.changes.iter().map(|c| change(plan, c)).collect::<Vec<_>>(),
+        "summary": {
+            "add": summary.add,
+            "change": summary.change,
+            "destroy": summary.destroy,
+            "move": summary.moved,
+        },
         "changes_present": !summary.is_empty(),
+        "refresh_only": plan.refresh_only,
+        "moves": plan.moves.iter().map(|m| json!({
+            "from": m.from, "to": m.to, "why": m.why,
+        })).collect::<Vec<_>>(),
     });
     // Keys in order, whatever serde_json's build features: the output is a stable contract.
     match document {
@@ -25,7 +34,7 @@ pub fn to_json(plan: &Plan) -> Value {
     }
 }
 
-fn change(c: &Change) -> Value {
+fn change(plan: &Plan, c: &Change) -> Value {
     let mut before = Map::new();
     let mut after = Map::new();
     let mut after_unknown = Vec::new();
@@ -61,6 +70,8 @@ fn change(c: &Change) -> Value {
         "kind": c.kind,
         "action": c.action.name(),
         "reason": c.reason,
+        "protected": c.protected,
+        "previous_address": plan.moved_from(&c.address),
         "depends_on": c.deps,
         "before": (!before.is_empty() || !c.action.creates()).then_some(before),
         "after": creates_or_keeps.then_some(after),

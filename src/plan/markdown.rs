@@ -17,15 +17,25 @@ pub fn markdown(plan: &Plan) -> String {
     }
     let _ = writeln!(out, "**{}**\n", render::summary_line(plan));
     out.push_str("| | resource | action |\n|---|---|---|\n");
-    for change in plan.actions() {
-        let reason = change
-            .reason
-            .as_ref()
-            .map(|r| format!(" ({r})"))
-            .unwrap_or_default();
+    for change in plan.shown() {
+        let mut notes: Vec<String> = change.reason.iter().cloned().collect();
+        if let Some(from) = plan.moved_from(&change.address) {
+            notes.push(format!("moved from `{from}`"));
+        }
+        if change.protected {
+            notes.push(format!(
+                "**protected**: needs `--allow-replace {}`",
+                change.address
+            ));
+        }
+        let notes = if notes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", notes.join("; "))
+        };
         let _ = writeln!(
             out,
-            "| `{}` | `{}` | {}{reason} |",
+            "| `{}` | `{}` | {}{notes} |",
             change.action.symbol(),
             change.address,
             change.action.name()

@@ -24,36 +24,88 @@ pub fn human(plan: &Plan, style: Style) -> String {
         );
         return out;
     }
-    out.push_str("mlops will perform the following actions:\n");
-    for change in plan.actions() {
+    out.push_str(if plan.refresh_only {
+        "Objects have changed outside mlops. This is a refresh-only plan: applying it writes them into the state and changes nothing in AWS.\n"
+    } else {
+        "mlops will perform the following actions:\n"
+    });
+    for change in plan.shown() {
         out.push('\n');
-        render_change(&mut out, change, style);
+        render_change(&mut out, plan, change, style);
     }
     let _ = writeln!(out, "\n{}", style.bold(&summary_line(plan)));
     out
 }
 
-/// `Plan: 3 to add, 1 to change, 0 to destroy.`
+/// `Plan: 3 to add, 1 to change, 0 to destroy.`, with `, 1 to move` when addresses move; for
+/// a refresh-only plan, what it writes into the state.
 pub fn summary_line(plan: &Plan) -> String {
     let s = plan.summary();
+    if plan.refresh_only {
+        return format!(
+            "Refresh-only plan: {} changed and {} deleted outside mlops, to write into the state.",
+            s.change, s.destroy
+        );
+    }
+    let moved = if s.moved > 0 {
+        format!(", {} to move", s.moved)
+    } else {
+        String::new()
+    };
     format!(
-        "Plan: {} to add, {} to change, {} to destroy.",
+        "Plan: {} to add, {} to change, {} to destroy{moved}.",
         s.add, s.change, s.destroy
     )
 }
 
-fn render_change(out: &mut String, change: &Change, style: Style) {
+/// The `# ...` lines above a change: what happens to it, and why.
+fn header(out: &mut String, plan: &Plan, change: &Change, style: Style) {
     let action = change.action;
     let reason = change
         .reason
         .as_ref()
         .map(|r| format!(" ({r})"))
         .unwrap_or_default();
+    let phrase = match (plan.refresh_only, action) {
+        (true, Action::Delete) => "has been deleted outside mlops".into(),
+        (true, _) => "has changed outside mlops".into(),
+        (false, Action::NoOp) => match plan.moved_from(&change.address) {
+            Some(from) => {
+                let _ = writeln!(
+                    out,
+                    "  {}",
+                    style.bold(&format!("# {from} has moved to {}", change.address))
+                );
+                return;
+            }
+            None => action.phrase().to_string(),
+        },
+        (false, _) => format!("{}{reason}", action.phrase()),
+    };
     let _ = writeln!(
         out,
         "  {}",
-        style.bold(&format!("# {} {}{reason}", change.address, action.phrase()))
+        style.bold(&format!("# {} {phrase}", change.address))
     );
+    if let Some(from) = plan.moved_from(&change.address) {
+        let _ = writeln!(out, "  # (moved from {from})");
+    }
+    if change.protected {
+        let _ = writeln!(
+            out,
+            "  {}",
+            style.red(&format!(
+                "# protected: this loses {}; apply refuses it without `--allow-replace {}`",
+                change.kind.loses().unwrap_or("the object"),
+                change.address
+            ))
+        );
+    }
+}
+
+fn render_change(out: &mut String, plan: &Plan, change: &Change, style: Style) {
+    let action = change.action;
+    header(out, plan, change, style);
     let _ = writeln!(
         out,
         "{} {} {{",
@@ -61,7 +113,9 @@ fn render_change(out: &mut String, change: &Change, style: Style) {
         change.address
     );
     let shown: Vec<&AttrChange> = match action {
-        Action::Update | Action::Replace => change.attrs.iter().filter(|a| a.is_change()).collect(),
+        Action::Update | Action::Replace | Action::NoOp => {
+            change.attrs.iter().filter(|a| a.is_change()).collect()
+        }
         // Unset attributes say nothing about a new or a deleted object.
         _ => change.attrs.iter().filter(|a| !a.is_null()).collect(),
     };
@@ -74,7 +128,7 @@ fn render_change(out: &mut String, change: &Change, style: Style) {
         }
     }
     let hidden = change.attrs.len() - shown.len();
-    if hidden > 0 && matches!(action, Action::Update | Action::Replace) {
+    if hidden > 0 && matches!(action, Action::Update | Action::Replace | Action::NoOp) {
         let _ = writeln!(
             out,
             "        # ({hidden} unchanged attribute{} hidden)",

@@ -14,19 +14,19 @@ use crate::spec;
 use crate::state::{ResourceState, State};
 use crate::ui::Style;
 
-const EXAMPLE: &str = include_str!("../../stacks/example.toml");
+pub(super) const EXAMPLE: &str = include_str!("../../stacks/example.toml");
 
-fn graph_of(text: &str) -> DesiredGraph {
+pub(super) fn graph_of(text: &str) -> DesiredGraph {
     let spec = spec::parse(Path::new("stacks/example.toml"), text.to_string()).unwrap();
     DesiredGraph::from_spec(&spec).unwrap()
 }
 
-fn plan_of(graph: &DesiredGraph, state: &State) -> Plan {
+pub(super) fn plan_of(graph: &DesiredGraph, state: &State) -> Plan {
     diff(graph, state, &BTreeSet::new(), &PlanOptions::default()).unwrap()
 }
 
 /// What an apply of `graph` would leave in the state, with made-up ids and computed values.
-fn applied(graph: &DesiredGraph) -> State {
+pub(super) fn applied(graph: &DesiredGraph) -> State {
     let mut state = State::new("mlops");
     state.lineage = "lineage-for-tests".into();
     for resource in graph.ordered() {
@@ -55,18 +55,18 @@ fn applied(graph: &DesiredGraph) -> State {
     state
 }
 
-fn position(plan: &Plan, address: &str) -> usize {
+pub(super) fn position(plan: &Plan, address: &str) -> usize {
     plan.changes
         .iter()
         .position(|c| c.address.as_str() == address)
         .unwrap_or_else(|| panic!("`{address}` is not in the plan"))
 }
 
-fn action_of(plan: &Plan, address: &str) -> Action {
+pub(super) fn action_of(plan: &Plan, address: &str) -> Action {
     plan.changes[position(plan, address)].action
 }
 
-fn changed_attrs(plan: &Plan, address: &str) -> Vec<String> {
+pub(super) fn changed_attrs(plan: &Plan, address: &str) -> Vec<String> {
     plan.changes[position(plan, address)]
         .attrs
         .iter()
@@ -185,7 +185,8 @@ fn a_scaled_node_group_is_updated_in_place() {
         Summary {
             add: 0,
             change: 1,
-            destroy: 0
+            destroy: 0,
+            moved: 0
         }
     );
 }
@@ -271,7 +272,8 @@ fn replacement_triggers_of_a_node_group() {
             Summary {
                 add: 1,
                 change: 0,
-                destroy: 1
+                destroy: 1,
+                moved: 0
             },
             "{attr}"
         );
@@ -341,7 +343,8 @@ fn removed_resources_are_deleted_dependents_first() {
         Summary {
             add: 0,
             change: 0,
-            destroy: 11
+            destroy: 11,
+            moved: 0
         }
     );
 }
@@ -389,6 +392,7 @@ fn targets_keep_their_prerequisites_only() {
     let graph = graph_of(EXAMPLE);
     let options = PlanOptions {
         targets: vec![Address::new("eks_node_group.default")],
+        ..PlanOptions::default()
     };
     let plan = diff(&graph, &State::new("mlops"), &BTreeSet::new(), &options).unwrap();
     let addresses: Vec<&str> = plan.changes.iter().map(|c| c.address.as_str()).collect();
@@ -399,6 +403,7 @@ fn targets_keep_their_prerequisites_only() {
 
     let options = PlanOptions {
         targets: vec![Address::new("eks_node_group.defualt")],
+        ..PlanOptions::default()
     };
     let err = diff(&graph, &State::new("mlops"), &BTreeSet::new(), &options).unwrap_err();
     assert_eq!(

@@ -42,6 +42,17 @@ pub struct Spec {
     pub addons: AddonsSpec,
     /// The stack's own Kubernetes objects, read from `[workloads] paths`.
     pub workloads: Vec<Workload>,
+    /// `[[moved]]`: addresses renamed in the spec, in the order written.
+    pub moved: Vec<MovedSpec>,
+}
+
+/// One `[[moved]]` entry: the object at `from` in the state is the resource `to` of the spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MovedSpec {
+    pub from: crate::model::Address,
+    pub to: crate::model::Address,
+    /// `file:line:col` of the entry, for messages about it.
+    pub location: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -87,6 +98,9 @@ pub struct VpcSpec {
     /// One entry per availability zone, in the order written.
     pub zones: Vec<ZoneSpec>,
     pub nat: NatMode,
+    /// `false` lets an apply delete or replace the VPC and its NAT gateways without
+    /// `--allow-replace`.
+    pub protect: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -114,6 +128,9 @@ pub struct EksSpec {
     /// (the last part of the ARN).
     pub admin_arns: BTreeMap<String, String>,
     pub node_groups: BTreeMap<String, NodeGroupSpec>,
+    /// `false` lets an apply delete or replace the cluster and its OIDC provider without
+    /// `--allow-replace`.
+    pub protect: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -128,6 +145,8 @@ pub struct NodeGroupSpec {
     pub desired: i64,
     pub labels: BTreeMap<String, String>,
     pub taints: Vec<Taint>,
+    /// `false` lets an apply replace the group without `--allow-replace`.
+    pub protect: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,6 +194,8 @@ pub struct BucketSpec {
     /// `AES256` or `aws:kms`.
     pub encryption: String,
     pub force_destroy: bool,
+    /// `false` lets an apply replace the bucket without `--allow-replace`.
+    pub protect: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -183,6 +204,8 @@ pub struct RepositorySpec {
     pub scan_on_push: bool,
     pub keep_last_images: Option<i64>,
     pub force_delete: bool,
+    /// `false` lets an apply replace the repository without `--allow-replace`.
+    pub protect: bool,
 }
 
 /// The cluster add-ons: which catalogue release of each (an add-on left out is not
@@ -310,7 +333,7 @@ pub fn parse(path: &Path, text: String) -> Result<Spec, SpecError> {
         Err(diagnostic) => return Err(invalid(source, vec![diagnostic])),
     };
     let raw_workloads = raw.workloads.take();
-    let mut spec = match validate::validate(path, raw) {
+    let mut spec = match validate::validate(path, raw, &source) {
         Ok(spec) => spec,
         Err(diagnostics) => return Err(invalid(source, diagnostics)),
     };

@@ -24,6 +24,16 @@ pub struct RawSpec {
     pub repositories: BTreeMap<String, S<RawRepository>>,
     pub addons: Option<RawAddons>,
     pub workloads: Option<RawWorkloads>,
+    /// `[[moved]]`: addresses renamed in the spec, whose objects keep their state.
+    #[serde(default)]
+    pub moved: Vec<S<RawMoved>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMoved {
+    pub from: S<String>,
+    pub to: S<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -60,6 +70,7 @@ pub struct RawVpc {
     pub public_subnets: Option<S<Vec<S<String>>>>,
     pub private_subnets: S<Vec<S<String>>>,
     pub nat: Option<S<String>>,
+    pub protect: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -74,6 +85,7 @@ pub struct RawEks {
     #[serde(default)]
     pub admin_arns: Vec<S<String>>,
     pub node_groups: Option<S<BTreeMap<String, S<RawNodeGroup>>>>,
+    pub protect: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,6 +103,7 @@ pub struct RawNodeGroup {
     pub labels: BTreeMap<String, S<String>>,
     #[serde(default)]
     pub taints: Vec<S<RawTaint>>,
+    pub protect: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,6 +131,7 @@ pub struct RawBucket {
     pub versioning: Option<bool>,
     pub encryption: Option<S<String>>,
     pub force_destroy: Option<bool>,
+    pub protect: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,6 +141,7 @@ pub struct RawRepository {
     pub scan_on_push: Option<bool>,
     pub keep_last_images: Option<S<i64>>,
     pub force_delete: Option<bool>,
+    pub protect: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

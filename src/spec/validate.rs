@@ -10,7 +10,8 @@ use ipnet::Ipv4Net;
 use super::names;
 use super::raw::{self, S};
 use super::*;
-use crate::ui::diagnostic::Diagnostic;
+use crate::model::{Address, ResourceKind};
+use crate::ui::diagnostic::{Diagnostic, SourceFile};
 
 /// Tags mlops adds to a resource at most, counted against AWS's limit of 50 tags per resource
 /// (`mlops:stack`, `mlops:address`, `Name`, and the two Kubernetes tags on subnets).
@@ -82,7 +83,11 @@ impl Problems {
     }
 }
 
-pub(super) fn validate(path: &Path, raw: raw::RawSpec) -> Result<Spec, Vec<Diagnostic>> {
+pub(super) fn validate(
+    path: &Path,
+    raw: raw::RawSpec,
+    source: &SourceFile,
+) -> Result<Spec, Vec<Diagnostic>> {
     let mut p = Problems::default();
 
     let stack = stack(&mut p, &raw.stack);
@@ -93,6 +98,7 @@ pub(super) fn validate(path: &Path, raw: raw::RawSpec) -> Result<Spec, Vec<Diagn
     let buckets = buckets(&mut p, &raw.buckets);
     let repositories = repositories(&mut p, &raw.repositories);
     let addons = addons(&mut p, raw.addons.as_ref());
+    let moved = moved(&mut p, &raw.moved, source);
 
     if !p.0.is_empty() {
         p.0.sort_by_key(|d| d.span.as_ref().map_or(0, |s| s.start));
@@ -111,6 +117,7 @@ pub(super) fn validate(path: &Path, raw: raw::RawSpec) -> Result<Spec, Vec<Diagn
         repositories,
         addons,
         workloads: Vec::new(),
+        moved,
     })
 }
 
@@ -426,6 +433,7 @@ fn vpc(p: &mut Problems, raw: &S<raw::RawVpc>, region: &str) -> VpcSpec {
         cidr: cidr.unwrap_or_default(),
         zones,
         nat,
+        protect: v.protect.unwrap_or(true),
     }
 }
 
@@ -551,6 +559,7 @@ fn eks(p: &mut Problems, raw: &S<raw::RawEks>) -> EksSpec {
         public_access_cidrs,
         admin_arns,
         node_groups,
+        protect: e.protect.unwrap_or(true),
     }
 }
 
@@ -645,6 +654,7 @@ fn node_group(p: &mut Problems, key: &str, g: &raw::RawNodeGroup, name: String) 
         desired,
         labels,
         taints,
+        protect: g.protect.unwrap_or(true),
     }
 }
 
@@ -757,6 +767,7 @@ fn buckets(
                 versioning: b.versioning.unwrap_or(true),
                 encryption: encryption.to_string(),
                 force_destroy: b.force_destroy.unwrap_or(false),
+                protect: b.protect.unwrap_or(true),
             };
             (key.clone(), spec)
         })
@@ -803,10 +814,61 @@ fn repositories(
                 scan_on_push: r.scan_on_push.unwrap_or(true),
                 keep_last_images: r.keep_last_images.as_ref().map(|k| *k.get_ref()),
                 force_delete: r.force_delete.unwrap_or(false),
+                protect: r.protect.unwrap_or(true),
             };
             (name.clone(), spec)
         })
         .collect()
+}
+
+/// `[[moved]]`: each `from` and `to` an address of a known kind, both of the same kind, each
+/// address moved from or to once. Whether `to` is a resource of the stack is checked with the
+/// graph (`ops::Stack::open`).
+fn moved(p: &mut Problems, raw: &[S<raw::RawMoved>], source: &SourceFile) -> Vec<MovedSpec> {
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    let mut out = Vec::new();
+    for entry in raw {
+        let m = entry.get_ref();
+        let mut kinds = Vec::new();
+        for end in [&m.from, &m.to] {
+            let address = Address::new(end.get_ref().as_str());
+            match address.kind_name().parse::<ResourceKind>() {
+                Ok(kind) => kinds.push(kind),
+                Err(reason) => p.hint(
+                    end.span(),
+                    format!("`{}` is not a resource address: {reason}", end.get_ref()),
+                    "addresses are as `mlops state list` prints them, e.g. `s3_bucket.models`",
+                ),
+            }
+            if !seen.insert(end.get_ref().as_str()) {
+                p.at(
+                    end.span(),
+                    format!(
+                        "`{}` is named by more than one `[[moved]]` entry",
+                        end.get_ref()
+                    ),
+                );
+            }
+        }
+        if m.from.get_ref() == m.to.get_ref() {
+            p.at(m.to.span(), "`from` and `to` are the same address");
+        }
+        if let [from, to] = kinds[..] {
+            if from != to {
+                p.hint(
+                    m.to.span(),
+                    format!("a `{from}` cannot move to a `{to}`"),
+                    "a move renames an address; the kind of the object stays",
+                );
+            }
+        }
+        out.push(MovedSpec {
+            from: Address::new(m.from.get_ref().as_str()),
+            to: Address::new(m.to.get_ref().as_str()),
+            location: source.location(entry.span().start),
+        });
+    }
+    out
 }
 
 fn addons(p: &mut Problems, raw: Option<&raw::RawAddons>) -> AddonsSpec {

@@ -68,6 +68,39 @@ impl State {
         }
     }
 
+    /// Gives the resource at `from` the address `to`, and every dependency on it the new name.
+    /// `false`, changing nothing, when there is no `from` or `to` is taken.
+    pub fn rename(&mut self, from: &Address, to: &Address) -> bool {
+        if self.resources.contains_key(to) {
+            return false;
+        }
+        let Some(resource) = self.resources.remove(from) else {
+            return false;
+        };
+        self.resources.insert(to.clone(), resource);
+        for other in self.resources.values_mut() {
+            for dep in other.deps.iter_mut().filter(|d| *d == from) {
+                *dep = to.clone();
+            }
+            other.deps.sort();
+        }
+        true
+    }
+
+    /// Another address that holds the same object (same kind and cloud id) as `address`.
+    pub fn same_object(&self, address: &Address) -> Option<&Address> {
+        let resource = self.resources.get(address)?;
+        self.holder(resource.kind, &resource.id, address)
+    }
+
+    /// The address other than `except` that holds the object `id` of `kind`, if any.
+    pub fn holder(&self, kind: ResourceKind, id: &str, except: &Address) -> Option<&Address> {
+        self.resources
+            .iter()
+            .find(|(a, r)| *a != except && r.kind == kind && r.id == id)
+            .map(|(a, _)| a)
+    }
+
     /// The value of `attr` of the resource at `address`: `id` is the cloud id, `account_id` the
     /// account in its `arn`.
     pub fn attr(&self, address: &Address, attr: &str) -> Option<Value> {
