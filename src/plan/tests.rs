@@ -482,7 +482,7 @@ fn snapshot_of_the_markdown_plan() {
         .replace("[\"t3.medium\"]", "[\"m5.large\"]");
     let plan = plan_of(&graph_of(&text), &state);
     let out = markdown::markdown(&plan);
-    assert!(out.contains("| `-/+` | `eks_node_group.default` | replace |"));
+    assert!(out.contains("| `-/+` | `eks_node_group.default` | replace (**protected**: needs `--allow-replace eks_node_group.default`) |"));
     insta::assert_snapshot!("markdown_plan", out);
     let nothing = plan_of(&graph, &state);
     assert!(markdown::markdown(&nothing).contains("No changes."));
