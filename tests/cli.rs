@@ -142,7 +142,7 @@ fn plan_json_is_machine_readable() {
     let p = Project::new();
     let out = p.mlops(&["plan", "example", "--json"]).success();
     let json: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
-    assert_eq!(json["format_version"], "1.0");
+    assert_eq!(json["format_version"], "1.1");
     assert_eq!(json["summary"]["add"], 43);
     assert_eq!(json["resource_changes"].as_array().unwrap().len(), 43);
     assert_eq!(json["resource_changes"][0]["action"], "create");
@@ -725,7 +725,7 @@ fn plan_all_plans_every_stack_and_sums_them_up() {
     p.mlops(&["plan", "--all", "--out", "x.json"])
         .code(1)
         .stderr(predicate::str::contains(
-            "`--out` and `--target` apply to one stack",
+            "`--out`, `--target`, `--replace` and `--refresh-only` apply to one stack",
         ));
 }
 
@@ -1061,7 +1061,7 @@ fn state_mv_and_rm_rename_and_forget_addresses() {
             .code(1)
             .stderr(predicate::str::contains(message).and(no_panic()));
     }
-    p.mlops(&["state", "mv", "example", "s3_bucket.model", "s3_bucket.x"])
+    p.mlops(&["state", "mv", "example", "s3_bucket.models-v3", "s3_bucket.x"])
         .code(1)
         .stderr(predicate::str::contains(
             "did you mean `s3_bucket.models-v2`?",
