@@ -1061,11 +1061,17 @@ fn state_mv_and_rm_rename_and_forget_addresses() {
             .code(1)
             .stderr(predicate::str::contains(message).and(no_panic()));
     }
-    p.mlops(&["state", "mv", "example", "s3_bucket.models-v3", "s3_bucket.x"])
-        .code(1)
-        .stderr(predicate::str::contains(
-            "did you mean `s3_bucket.models-v2`?",
-        ));
+    p.mlops(&[
+        "state",
+        "mv",
+        "example",
+        "s3_bucket.models-v3",
+        "s3_bucket.x",
+    ])
+    .code(1)
+    .stderr(predicate::str::contains(
+        "did you mean `s3_bucket.models-v2`?",
+    ));
     assert_eq!(read()["serial"], 4);
 
     p.mlops(&["state", "rm", "example", "vpc"])

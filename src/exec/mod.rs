@@ -123,15 +123,18 @@ fn operations(plan: &Plan, state: &State) -> Dag<Node> {
         if change.action.deletes() {
             let delete = (address.clone(), Op::Delete);
             dag.add_node(delete.clone());
-            // Whatever needed the old object goes first, or moves on first.
+            // Whatever needed the old object goes first, or moves on first. An update that
+            // moves on to a replacement needs the new object: it follows the create instead.
             for (other, resource) in &state.resources {
                 if !resource.deps.contains(address) {
                     continue;
                 }
                 if changes.get(other).is_some_and(|c| c.action.deletes()) {
                     dag.add_edge((other.clone(), Op::Delete), delete.clone());
-                } else if let Some(moved) = create_op(other) {
-                    dag.add_edge(moved, delete.clone());
+                } else if change.action == Action::Delete {
+                    if let Some(moved) = create_op(other) {
+                        dag.add_edge(moved, delete.clone());
+                    }
                 }
             }
         }

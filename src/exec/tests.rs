@@ -446,3 +446,26 @@ async fn a_delete_of_an_object_another_address_keeps_only_forgets_it() {
         id
     );
 }
+
+/// A new cluster name replaces the cluster and, through its issuer, the OIDC provider, while the
+/// IRSA role's trust policy is updated in place to the new provider: the old objects go
+/// (dependents first), the new ones come, and only then is the role updated. Before, the role's
+/// update was made to wait for the old provider's delete too, which made a cycle.
+#[tokio::test]
+async fn a_replaced_cluster_is_followed_by_the_updates_that_refer_to_it() {
+    let cloud = FakeCloud::default();
+    let store = MemoryStore::default();
+    let built = run(&cloud, &store, &graph(EXAMPLE), State::new("mlops"), 10).await;
+    cloud.log.lock().unwrap().clear();
+    let renamed = graph(&EXAMPLE.replace("name = \"mlops-cluster\"", "name = \"mlops-cluster-2\""));
+    let outcome = run(&cloud, &store, &renamed, built.state, 10).await;
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    let before = |a: &str, b: &str| {
+        assert!(cloud.position(a) < cloud.position(b), "{a} before {b}");
+    };
+    before("delete eks_node_group.default", "delete eks_cluster");
+    before("delete iam_oidc_provider", "delete eks_cluster");
+    before("delete eks_cluster", "create eks_cluster");
+    before("create eks_cluster", "create iam_oidc_provider");
+    before("create iam_oidc_provider", "update iam_role.irsa.kserve-s3");
+}
