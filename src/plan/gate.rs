@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use super::action::{Action, Change, Plan};
 use super::diff::PlanError;
-use crate::model::Address;
+use crate::model::{pending_paths, Address};
 
 /// One protected change the user did not allow.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,7 +57,7 @@ fn refusal(change: &Change) -> Refusal {
         .map(|a| {
             let before = a.before.as_ref().map_or("null".into(), |v| v.to_string());
             let after = match &a.after {
-                Some(super::PlanValue::Known(v)) => v.to_string(),
+                Some(super::PlanValue::Known(v)) if !has_pending(v) => v.to_string(),
                 _ => "(known after apply)".into(),
             };
             format!("`{}` changes ({before} -> {after})", a.name)
@@ -74,4 +74,11 @@ fn refusal(change: &Change) -> Refusal {
         cause,
         loses: change.kind.loses().unwrap_or("the object"),
     }
+}
+
+/// Whether a part of `value` is only known after apply.
+fn has_pending(value: &serde_json::Value) -> bool {
+    let mut pending = Vec::new();
+    pending_paths(value, "", &mut pending);
+    !pending.is_empty()
 }
