@@ -1,11 +1,13 @@
 //! The closed set of resource kinds and what the planner must know of each: its name in
-//! addresses and state, and which attributes force a replacement. A replacement always deletes
-//! the old object first: every kind here is named or addressed in a way two objects cannot share.
+//! addresses and state, and which attributes force a replacement. A replacement deletes
+//! the old object first, as every kind here is named or addressed in a way two objects cannot
+//! share, unless the replacement has a new name and the kind allows two at once (node groups).
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -93,7 +95,8 @@ impl ResourceKind {
             ResourceKind::RouteTableAssociation => &["route_table_id", "subnet_id"],
             ResourceKind::IamRole => &["name", "path"],
             ResourceKind::IamRolePolicyAttachment => &["role_name", "policy_arn"],
-            ResourceKind::EksCluster => &["name", "role_arn", "subnet_ids"],
+            // Subnets change in place within the zones the cluster was made with (`replaces_for`).
+            ResourceKind::EksCluster => &["name", "role_arn", "availability_zones"],
             ResourceKind::EksNodeGroup => &[
                 "cluster_name",
                 "name",
@@ -110,6 +113,33 @@ impl ResourceKind {
             ResourceKind::Addon | ResourceKind::KubeObject | ResourceKind::ClusterCleanup => &[],
         };
         attrs.contains(&attr)
+    }
+}
+
+impl ResourceKind {
+    /// Whether a change of `attr` from `before` to `after` (`None`: not known yet) needs a new
+    /// object: an attribute that forces replacement, except a cluster's zones when they only
+    /// shrink, as EKS moves a cluster to subnets within the zones it was made with in place.
+    pub fn replaces_for(self, attr: &str, before: Option<&Value>, after: Option<&Value>) -> bool {
+        if !self.forces_replacement(attr) {
+            return false;
+        }
+        match (self, attr, before, after) {
+            (ResourceKind::EksCluster, "availability_zones", Some(before), Some(after)) => {
+                let had = before.as_array().cloned().unwrap_or_default();
+                !after
+                    .as_array()
+                    .is_some_and(|now| now.iter().all(|z| had.contains(z)))
+            }
+            _ => true,
+        }
+    }
+
+    /// Whether a replacement under a new name may be made before the old object is deleted: the
+    /// two coexist for a while, and nothing goes down in between. A node group's name carries a
+    /// digest of what forces its replacement, so a new one has a new name (graph/build.rs).
+    pub fn coexists_under_new_name(self) -> bool {
+        self == ResourceKind::EksNodeGroup
     }
 }
 

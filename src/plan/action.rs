@@ -117,6 +117,16 @@ pub struct Change {
     pub reason: Option<String>,
 }
 
+impl Change {
+    /// Whether this replacement makes its successor before deleting the object: the kind allows
+    /// two at once and the successor has a new name (create-before-destroy, `+/-`).
+    pub fn creates_first(&self) -> bool {
+        self.action == Action::Replace
+            && self.kind.coexists_under_new_name()
+            && self.attrs.iter().any(|a| a.name == "name" && a.is_change())
+    }
+}
+
 /// An ordered list of changes for one stack.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {

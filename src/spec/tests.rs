@@ -67,7 +67,8 @@ fn the_reference_stack_is_valid() {
     assert_eq!(
         spec.state,
         StateSpec::Local {
-            path: "state/mlops.json".into()
+            path: "stacks/state/mlops.json".into(),
+            legacy: "state/mlops.json".into(),
         }
     );
 }
@@ -86,7 +87,8 @@ fn safe_defaults_apply_when_keys_are_left_out() {
     assert_eq!(
         spec.state,
         StateSpec::Local {
-            path: "state/mlops.json".into()
+            path: "stacks/state/mlops.json".into(),
+            legacy: "state/mlops.json".into(),
         }
     );
 }
