@@ -319,6 +319,7 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
             "name": eks.name,
             "version": eks.version,
             "role_arn": reference(&cluster_role, "arn"),
+            "vpc_id": reference(&vpc, "id"),
             "subnet_ids": control_plane_ids,
             "availability_zones": control_plane_zones,
             "endpoint_public_access": eks.public_endpoint,

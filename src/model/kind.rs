@@ -96,7 +96,7 @@ impl ResourceKind {
             ResourceKind::IamRole => &["name", "path"],
             ResourceKind::IamRolePolicyAttachment => &["role_name", "policy_arn"],
             // Subnets change in place within the zones the cluster was made with (`replaces_for`).
-            ResourceKind::EksCluster => &["name", "role_arn", "availability_zones"],
+            ResourceKind::EksCluster => &["name", "role_arn", "vpc_id", "availability_zones"],
             ResourceKind::EksNodeGroup => &[
                 "cluster_name",
                 "name",
@@ -118,20 +118,30 @@ impl ResourceKind {
 
 impl ResourceKind {
     /// Whether a change of `attr` from `before` to `after` (`None`: not known yet) needs a new
-    /// object: an attribute that forces replacement, except a cluster's zones when they only
-    /// shrink, as EKS moves a cluster to subnets within the zones it was made with in place.
+    /// object: an attribute that forces replacement, with the cluster's exceptions. EKS moves
+    /// a cluster to other subnets of its VPC in place (UpdateClusterConfig), within the zones
+    /// it was made with: its zones may shrink in place, not grow. A subnet of its own that is
+    /// replaced still replaces it: the old subnet must be deleted before its successor exists
+    /// (the same block), and the cluster cannot leave it before.
     pub fn replaces_for(self, attr: &str, before: Option<&Value>, after: Option<&Value>) -> bool {
-        if !self.forces_replacement(attr) {
-            return false;
-        }
-        match (self, attr, before, after) {
-            (ResourceKind::EksCluster, "availability_zones", Some(before), Some(after)) => {
-                let had = before.as_array().cloned().unwrap_or_default();
+        match (self, attr) {
+            (ResourceKind::EksCluster, "availability_zones") => {
+                let had = before
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
                 !after
-                    .as_array()
+                    .and_then(Value::as_array)
                     .is_some_and(|now| now.iter().all(|z| had.contains(z)))
             }
-            _ => true,
+            (ResourceKind::EksCluster, "subnet_ids") => {
+                let mut pending = Vec::new();
+                if let Some(after) = after {
+                    crate::model::pending_paths(after, "", &mut pending);
+                }
+                after.is_none() || !pending.is_empty()
+            }
+            _ => self.forces_replacement(attr),
         }
     }
 

@@ -26,7 +26,7 @@ pub fn markdown(plan: &Plan) -> String {
         let _ = writeln!(
             out,
             "| `{}` | `{}` | {}{reason} |",
-            change.action.symbol(),
+            change.symbol(),
             change.address,
             change.action.name()
         );

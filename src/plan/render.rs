@@ -49,24 +49,15 @@ fn render_change(out: &mut String, change: &Change, style: Style) {
         .as_ref()
         .map(|r| format!(" ({r})"))
         .unwrap_or_default();
-    // Create-before-destroy, as Terraform shows it: `+/-`.
-    let (symbol, phrase) = if change.creates_first() {
-        (
-            "+/-",
-            "must be replaced: the new one first, then the old one is deleted",
-        )
-    } else {
-        (action.symbol(), action.phrase())
-    };
     let _ = writeln!(
         out,
         "  {}",
-        style.bold(&format!("# {} {phrase}{reason}", change.address))
+        style.bold(&format!("# {} {}{reason}", change.address, change.phrase()))
     );
     let _ = writeln!(
         out,
         "{} {} {{",
-        style.action(action, &format!("{symbol:>3}")),
+        style.action(action, &format!("{:>3}", change.symbol())),
         change.address
     );
     let shown: Vec<&AttrChange> = match action {

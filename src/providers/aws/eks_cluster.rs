@@ -248,6 +248,11 @@ impl ResourceProvider for EksCluster {
             "name": id,
             "version": cluster.version(),
             "role_arn": cluster.role_arn(),
+            "vpc_id": vpc.and_then(|v| v.vpc_id()).map_or_else(
+                // moto does not report the VPC of a cluster; AWS always does.
+                || prior.get("vpc_id").cloned().unwrap_or(Value::Null),
+                |id| json!(id),
+            ),
             "subnet_ids": subnet_ids,
             "availability_zones": availability_zones,
             "endpoint_public_access": vpc.is_some_and(|v| v.endpoint_public_access()),
