@@ -121,7 +121,7 @@ fn plan_prints_the_full_create_plan_and_writes_no_state() {
         ));
     assert!(!p.state_file().exists(), "plan must not write a state");
     assert!(
-        !p.path("state/mlops.json.lock").exists(),
+        !p.path("stacks/state/mlops.json.lock").exists(),
         "the lock is released"
     );
 }
@@ -217,7 +217,7 @@ fn a_corrupt_state_is_refused_and_left_alone() {
     p.mlops(&["plan", "example"])
         .code(1)
         .stderr(predicate::str::contains(
-            "the state file `state/mlops.json` is not valid",
+            "the state file `stacks/state/mlops.json` is not valid",
         ))
         .stderr(predicate::str::contains("line 1"))
         .stderr(no_panic());
@@ -245,9 +245,9 @@ fn a_state_of_a_newer_format_or_another_stack_is_refused() {
 #[test]
 fn a_held_lock_blocks_with_the_holder_and_force_unlock_clears_it() {
     let p = Project::new();
-    fs::create_dir_all(p.path("state")).unwrap();
+    fs::create_dir_all(p.path("stacks/state")).unwrap();
     let lock = r#"{"id": "abc-123", "stack": "mlops", "operation": "apply", "user": "ci", "host": "runner-7", "pid": 4242, "created": 0}"#;
-    fs::write(p.path("state/mlops.json.lock"), lock).unwrap();
+    fs::write(p.path("stacks/state/mlops.json.lock"), lock).unwrap();
     p.mlops(&["plan", "example"])
         .code(1)
         .stderr(predicate::str::contains(
@@ -256,7 +256,7 @@ fn a_held_lock_blocks_with_the_holder_and_force_unlock_clears_it() {
         .stderr(predicate::str::contains("mlops force-unlock mlops abc-123"));
     // A lock that names its stack file points the hint at that file.
     fs::write(
-        p.path("state/mlops.json.lock"),
+        p.path("stacks/state/mlops.json.lock"),
         lock.replace(
             "\"stack\": \"mlops\",",
             "\"stack\": \"mlops\", \"stack_file\": \"stacks/example.toml\",",
@@ -271,19 +271,19 @@ fn a_held_lock_blocks_with_the_holder_and_force_unlock_clears_it() {
     p.mlops(&["lock", "status", "example"])
         .success()
         .stdout(predicate::str::starts_with(
-            "lock on `state/mlops.json`\n  locked by  ci@runner-7 (pid 4242)\n  operation  apply\n  lock id    abc-123\n",
+            "lock on `stacks/state/mlops.json`\n  locked by  ci@runner-7 (pid 4242)\n  operation  apply\n  lock id    abc-123\n",
         ))
         .stdout(predicate::str::contains("heartbeat").not());
     p.mlops(&["force-unlock", "example", "wrong"])
         .code(1)
         .stderr(predicate::str::contains("has another id than `wrong`"));
-    assert!(p.path("state/mlops.json.lock").exists());
+    assert!(p.path("stacks/state/mlops.json.lock").exists());
     p.mlops(&["force-unlock", "example", "abc-123"])
         .success()
         .stderr(predicate::str::contains("removed the lock"));
     p.mlops(&["lock", "status", "example"])
         .success()
-        .stdout("no lock on `state/mlops.json`\n");
+        .stdout("no lock on `stacks/state/mlops.json`\n");
     p.mlops(&["plan", "example"]).success();
 }
 
@@ -293,7 +293,7 @@ fn backend_create_refuses_a_local_state() {
     p.mlops(&["backend", "create", "example"])
         .code(1)
         .stderr(predicate::str::contains(
-            "stack `mlops` keeps its state in a local file, `state/mlops.json`",
+            "stack `mlops` keeps its state in a local file, `stacks/state/mlops.json`",
         ))
         .stderr(predicate::str::contains("[state] backend = \"s3\""));
 }
@@ -428,9 +428,9 @@ fn values_beyond_aws_limits_are_refused_before_any_aws_call() {
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let too_big = EXAMPLE
         .replace("max = 3", "max = 4294967296")
-        .replace("region = \"us-west-2\"", "region = \"us-west-9\"")
-        .replace("us-west-2a", "us-west-9a")
-        .replace("us-west-2b", "us-west-9b");
+        .replace("region = \"us-west-2\"", "region = \"us-wset-2\"")
+        .replace("us-west-2a", "us-wset-2a")
+        .replace("us-west-2b", "us-wset-2b");
     let p = Project::with_stack(&too_big);
     p.mlops(&["apply", "example", "--auto-approve", "--endpoint-url", &endpoint])
         .code(1)
@@ -443,7 +443,7 @@ fn values_beyond_aws_limits_are_refused_before_any_aws_call() {
         ))
         .stderr(predicate::str::contains("--> stacks/example.toml:7:10"))
         .stderr(predicate::str::contains(
-            "region `us-west-9` is not valid: no AWS partition has this region",
+            "region `us-wset-2` is not valid: no AWS partition has this region",
         ))
         .stderr(predicate::str::contains("did you mean `us-west-2`?"))
         .stderr(no_panic());
@@ -501,7 +501,7 @@ fn plans_of_one_stack_file_from_two_working_folders_agree() {
     let from_root = plan_from("", "stacks/example.toml");
     let from_stacks = plan_from("stacks", "example.toml");
     assert_eq!(from_root, from_stacks);
-    assert_eq!(from_root["state"]["serial"], 1, "{from_root}");
+    assert_eq!(from_root["state"]["serial"], 3, "{from_root}");
     let text = from_root.to_string();
     assert!(text.contains("\"s3_bucket.models\""), "{text}");
     // Nothing was written where the old rule looked, in either folder.
@@ -1012,7 +1012,7 @@ fn state_pull_and_push_guard_the_history() {
         .stderr(predicate::str::contains(
             "belongs to stack `team-b`, not `mlops`",
         ));
-    assert!(!p.path("state/mlops.json.lock").exists());
+    assert!(!p.path("stacks/state/mlops.json.lock").exists());
 }
 
 /// A cluster that cannot be reached is a clear error at plan time, before anything changes.
