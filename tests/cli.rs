@@ -47,12 +47,13 @@ impl Project {
             .assert()
     }
 
+    /// The example's `[state] path`, relative to the stack file.
     fn state_file(&self) -> PathBuf {
-        self.path("state/mlops.json")
+        self.path("stacks/state/mlops.json")
     }
 
     fn write_state(&self, text: &str) {
-        fs::create_dir_all(self.path("state")).unwrap();
+        fs::create_dir_all(self.path("stacks/state")).unwrap();
         fs::write(self.state_file(), text).unwrap();
     }
 }
@@ -120,7 +121,7 @@ fn plan_prints_the_full_create_plan_and_writes_no_state() {
         ));
     assert!(!p.state_file().exists(), "plan must not write a state");
     assert!(
-        !p.path("state/mlops.json.lock").exists(),
+        !p.path("stacks/state/mlops.json.lock").exists(),
         "the lock is released"
     );
 }
@@ -216,7 +217,7 @@ fn a_corrupt_state_is_refused_and_left_alone() {
     p.mlops(&["plan", "example"])
         .code(1)
         .stderr(predicate::str::contains(
-            "the state file `state/mlops.json` is not valid",
+            "the state file `stacks/state/mlops.json` is not valid",
         ))
         .stderr(predicate::str::contains("line 1"))
         .stderr(no_panic());
@@ -244,9 +245,9 @@ fn a_state_of_a_newer_format_or_another_stack_is_refused() {
 #[test]
 fn a_held_lock_blocks_with_the_holder_and_force_unlock_clears_it() {
     let p = Project::new();
-    fs::create_dir_all(p.path("state")).unwrap();
+    fs::create_dir_all(p.path("stacks/state")).unwrap();
     let lock = r#"{"id": "abc-123", "stack": "mlops", "operation": "apply", "user": "ci", "host": "runner-7", "pid": 4242, "created": 0}"#;
-    fs::write(p.path("state/mlops.json.lock"), lock).unwrap();
+    fs::write(p.path("stacks/state/mlops.json.lock"), lock).unwrap();
     p.mlops(&["plan", "example"])
         .code(1)
         .stderr(predicate::str::contains(
@@ -255,7 +256,7 @@ fn a_held_lock_blocks_with_the_holder_and_force_unlock_clears_it() {
         .stderr(predicate::str::contains("mlops force-unlock mlops abc-123"));
     // A lock that names its stack file points the hint at that file.
     fs::write(
-        p.path("state/mlops.json.lock"),
+        p.path("stacks/state/mlops.json.lock"),
         lock.replace(
             "\"stack\": \"mlops\",",
             "\"stack\": \"mlops\", \"stack_file\": \"stacks/example.toml\",",
@@ -270,19 +271,19 @@ fn a_held_lock_blocks_with_the_holder_and_force_unlock_clears_it() {
     p.mlops(&["lock", "status", "example"])
         .success()
         .stdout(predicate::str::starts_with(
-            "lock on `state/mlops.json`\n  locked by  ci@runner-7 (pid 4242)\n  operation  apply\n  lock id    abc-123\n",
+            "lock on `stacks/state/mlops.json`\n  locked by  ci@runner-7 (pid 4242)\n  operation  apply\n  lock id    abc-123\n",
         ))
         .stdout(predicate::str::contains("heartbeat").not());
     p.mlops(&["force-unlock", "example", "wrong"])
         .code(1)
         .stderr(predicate::str::contains("has another id than `wrong`"));
-    assert!(p.path("state/mlops.json.lock").exists());
+    assert!(p.path("stacks/state/mlops.json.lock").exists());
     p.mlops(&["force-unlock", "example", "abc-123"])
         .success()
         .stderr(predicate::str::contains("removed the lock"));
     p.mlops(&["lock", "status", "example"])
         .success()
-        .stdout("no lock on `state/mlops.json`\n");
+        .stdout("no lock on `stacks/state/mlops.json`\n");
     p.mlops(&["plan", "example"]).success();
 }
 
@@ -292,7 +293,7 @@ fn backend_create_refuses_a_local_state() {
     p.mlops(&["backend", "create", "example"])
         .code(1)
         .stderr(predicate::str::contains(
-            "stack `mlops` keeps its state in a local file, `state/mlops.json`",
+            "stack `mlops` keeps its state in a local file, `stacks/state/mlops.json`",
         ))
         .stderr(predicate::str::contains("[state] backend = \"s3\""));
 }
@@ -337,6 +338,199 @@ fn output_and_state_commands_read_the_state() {
     let json: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(json["vpc_id"], "vpc-1");
     assert_eq!(json["bucket_names"]["models"], "mlops-models-bucket");
+}
+
+/// A pipeline takes one value: `output STACK NAME` prints it as JSON, `--raw` a string as it is;
+/// an unknown name is an error that lists the names there are.
+#[test]
+fn output_prints_one_value_raw_or_as_json() {
+    let p = Project::new();
+    let state = empty_state("mlops", 1).replace(
+        "\"resources\": {}",
+        r#""resources": {
+            "vpc": {"kind": "vpc", "id": "vpc-1", "attrs": {}, "deps": []},
+            "s3_bucket.models": {"kind": "s3_bucket", "id": "b", "attrs": {"bucket": "mlops-models-bucket"}, "deps": []}}"#,
+    );
+    p.write_state(&state);
+    p.mlops(&["output", "example", "vpc_id", "--raw"])
+        .success()
+        .stdout("vpc-1\n");
+    p.mlops(&["output", "example", "vpc_id"])
+        .success()
+        .stdout("\"vpc-1\"\n");
+    p.mlops(&["output", "example", "bucket_names", "--raw"])
+        .success()
+        .stdout("{\"models\":\"mlops-models-bucket\"}\n");
+    let out = p
+        .mlops(&["output", "example", "bucket_names", "--json"])
+        .success();
+    let json: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(json["models"], "mlops-models-bucket");
+    p.mlops(&["output", "example", "vpc_idd"])
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains(
+            "stack `mlops` has no output `vpc_idd`",
+        ))
+        .stderr(predicate::str::contains(
+            "did you mean `vpc_id`? the outputs are `bucket_names`, `vpc_id`",
+        ))
+        .stderr(no_panic());
+    p.mlops(&["output", "example", "--raw"]).code(1);
+}
+
+/// `mlops plan --json | head -c1`: the reader of stdout goes away before the plan is written.
+/// The OS then fails every write with EPIPE (Rust ignores SIGPIPE); mlops must end quietly,
+/// as ripgrep does, with the exit code of the plan and no panic.
+#[test]
+fn a_closed_stdout_pipe_ends_the_output_quietly() {
+    let p = Project::new();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mlops"))
+        .current_dir(p.path(""))
+        .env("MLOPS_MANIFESTS_DIR", FIXTURE_ADDONS)
+        .env_remove("KUBECONFIG")
+        .args(["plan", "example", "--json"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+    // The shell's own pipe, as a user types it: `head` reads one byte and exits.
+    let shell = std::process::Command::new("sh")
+        .current_dir(p.path(""))
+        .env("MLOPS_MANIFESTS_DIR", FIXTURE_ADDONS)
+        .arg("-c")
+        .arg(format!(
+            "{} plan example --json | head -c1",
+            env!("CARGO_BIN_EXE_mlops")
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(shell.stdout, b"{");
+    let stderr = String::from_utf8_lossy(&shell.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// Values AWS would refuse (EKS's 450 nodes per managed node group, a region of no partition,
+/// a NUL byte): `apply --auto-approve` stops at the file and line with exit 1 before any AWS
+/// call. The endpoint is a listener that records connections: it must see none, and no state
+/// is written.
+#[test]
+fn values_beyond_aws_limits_are_refused_before_any_aws_call() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let too_big = EXAMPLE
+        .replace("max = 3", "max = 4294967296")
+        .replace("region = \"us-west-2\"", "region = \"us-wset-2\"")
+        .replace("us-west-2a", "us-wset-2a")
+        .replace("us-west-2b", "us-wset-2b");
+    let p = Project::with_stack(&too_big);
+    p.mlops(&["apply", "example", "--auto-approve", "--endpoint-url", &endpoint])
+        .code(1)
+        .stderr(predicate::str::contains("--> stacks/example.toml:33:7"))
+        .stderr(predicate::str::contains(
+            "node group `default`: `max` 4294967296 is more nodes than EKS allows in one managed node group",
+        ))
+        .stderr(predicate::str::contains(
+            "`Nodes per managed node group` is 450",
+        ))
+        .stderr(predicate::str::contains("--> stacks/example.toml:7:10"))
+        .stderr(predicate::str::contains(
+            "region `us-wset-2` is not valid: no AWS partition has this region",
+        ))
+        .stderr(predicate::str::contains("did you mean `us-west-2`?"))
+        .stderr(no_panic());
+
+    let with_nul = EXAMPLE.replace("name = \"mlops-cluster\"", "name = \"mlops\0cluster\"");
+    let q = Project::with_stack(&with_nul);
+    q.mlops(&[
+        "apply",
+        "example",
+        "--auto-approve",
+        "--endpoint-url",
+        &endpoint,
+    ])
+    .code(1)
+    .stderr(predicate::str::contains(
+        "the file has a NUL byte (U+0000) here",
+    ))
+    .stderr(predicate::str::contains("--> stacks/example.toml:22:14"))
+    .stderr(predicate::str::contains("key with no value").not())
+    .stderr(no_panic());
+
+    assert!(
+        listener.accept().is_err(),
+        "an AWS call reached the endpoint"
+    );
+    for project in [&p, &q] {
+        assert!(!project.state_file().exists());
+        assert!(!project.path("state").exists());
+    }
+}
+
+/// The local state is found from the stack file, not from the working folder: the same file
+/// planned from the project's folder and from `stacks/` gives the same plan, against the state
+/// beside it (one resource already there, so neither plan is an all-create).
+#[test]
+fn plans_of_one_stack_file_from_two_working_folders_agree() {
+    let p = Project::new();
+    let state = empty_state("mlops", 1).replace(
+        "\"resources\": {}",
+        r#""resources": {"s3_bucket.models": {"kind": "s3_bucket", "id": "mlops-models-bucket", "attrs": {"bucket": "mlops-models-bucket", "versioning": true, "encryption": "AES256", "force_destroy": false, "tags": {}}, "deps": []}}"#,
+    );
+    p.write_state(&state);
+    let plan_from = |dir: &str, stack: &str| {
+        let out = Command::cargo_bin("mlops")
+            .unwrap()
+            .current_dir(p.path(dir))
+            .env("MLOPS_MANIFESTS_DIR", FIXTURE_ADDONS)
+            .env_remove("KUBECONFIG")
+            .args(["plan", stack, "--refresh=false", "--json"])
+            .write_stdin("")
+            .assert()
+            .success();
+        serde_json::from_slice::<Value>(&out.get_output().stdout).unwrap()
+    };
+    let from_root = plan_from("", "stacks/example.toml");
+    let from_stacks = plan_from("stacks", "example.toml");
+    assert_eq!(from_root, from_stacks);
+    assert_eq!(from_root["state"]["serial"], 3, "{from_root}");
+    let text = from_root.to_string();
+    assert!(text.contains("\"s3_bucket.models\""), "{text}");
+    // Nothing was written where the old rule looked, in either folder.
+    assert!(!p.path("state").exists());
+    assert!(!p.path("stacks/stacks").exists());
+}
+
+/// A state where mlops looked before (relative to the working folder) is moved beside the
+/// stack file by the first run that takes the lock, with a message; its content is unchanged.
+#[test]
+fn a_state_where_the_old_rule_put_it_is_moved_with_a_message() {
+    let p = Project::new();
+    let state = empty_state("mlops", 1);
+    fs::create_dir_all(p.path("state")).unwrap();
+    fs::write(p.path("state/mlops.json"), &state).unwrap();
+    p.mlops(&["output", "example"])
+        .success()
+        .stderr(predicate::str::contains("has no outputs yet"));
+    assert!(p.path("state/mlops.json").exists(), "reading moves nothing");
+    p.mlops(&["plan", "example", "--refresh=false"])
+        .success()
+        .stderr(predicate::str::contains(
+            "moved the state of stack `mlops` from `state/mlops.json` to `stacks/state/mlops.json`",
+        ));
+    assert!(!p.path("state/mlops.json").exists());
+    assert_eq!(fs::read_to_string(p.state_file()).unwrap(), state);
+    p.mlops(&["plan", "example", "--refresh=false"])
+        .success()
+        .stderr(predicate::str::contains("moved the state").not());
 }
 
 #[test]
@@ -818,7 +1012,7 @@ fn state_pull_and_push_guard_the_history() {
         .stderr(predicate::str::contains(
             "belongs to stack `team-b`, not `mlops`",
         ));
-    assert!(!p.path("state/mlops.json.lock").exists());
+    assert!(!p.path("stacks/state/mlops.json.lock").exists());
 }
 
 /// A cluster that cannot be reached is a clear error at plan time, before anything changes.

@@ -24,10 +24,10 @@ pub enum AddonsCommand {
 pub fn run(command: &AddonsCommand, manifests_dir: Option<PathBuf>) -> Result<u8> {
     match command {
         AddonsCommand::List => {
-            println!("{:<16} {:<9} files", "add-on", "version");
+            crate::outln!("{:<16} {:<9} files", "add-on", "version");
             for release in CATALOGUE {
                 let files: Vec<&str> = release.files.iter().map(|f| f.name).collect();
-                println!(
+                crate::outln!(
                     "{:<16} {:<9} {}",
                     release.addon.name(),
                     release.version,
@@ -49,7 +49,7 @@ pub fn run(command: &AddonsCommand, manifests_dir: Option<PathBuf>) -> Result<u8
             };
             let source = ManifestSource::new(manifests_dir);
             let count = source.fetch_into(&releases, out).map_err(Error::Addon)?;
-            eprintln!(
+            crate::errln!(
                 "wrote {count} verified manifest file(s) of {} release(s) to `{}`; use it with `--manifests-dir {}`",
                 releases.len(),
                 out.display(),

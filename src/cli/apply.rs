@@ -273,7 +273,7 @@ async fn run_many(pattern: &str, command: &str, run: &RunOptions, global: &Globa
             Ok(None) => ("no changes", ["0", "0", "0"].map(String::from)),
             Err(err) => {
                 failed += 1;
-                eprint!("[{name}] {}", err.report());
+                crate::err!("[{name}] {}", err.report());
                 ("failed", ["-", "-", "-"].map(String::from))
             }
         };
@@ -287,7 +287,7 @@ async fn run_many(pattern: &str, command: &str, run: &RunOptions, global: &Globa
             clock(*started + *elapsed),
         ]);
     }
-    eprintln!("\n{}", crate::ui::table(&rows, &[2, 3, 4]));
+    crate::errln!("\n{}", crate::ui::table(&rows, &[2, 3, 4]));
     Ok(if failed > 0 { 1 } else { 0 })
 }
 
@@ -306,7 +306,7 @@ fn show_and_confirm(
         );
     } else {
         let text = render::human(plan, Style::for_stdout(global.no_color));
-        print!("{}{text}", title.unwrap_or_default());
+        crate::out!("{}{text}", title.unwrap_or_default());
     }
     // Refused before the question: a `yes` must not be asked for what will not run.
     gate::check(plan, allowed)?;
@@ -395,12 +395,12 @@ fn finish(json: bool, command: &str, ran: Ran, global: &Global) -> Result<u8> {
     } else {
         "Apply"
     };
-    eprintln!(
+    crate::errln!(
         "\n{}",
         Style::for_stderr(global.no_color).green(&format!("{verb} complete: {}.", done(&applied)))
     );
     if command != "destroy" {
-        eprintln!("{next}");
+        crate::errln!("{next}");
     }
     Ok(0)
 }
@@ -416,7 +416,7 @@ fn confirm(command: &str) -> Result<()> {
             format!("review the plan, then run `mlops {command}` with `--auto-approve`"),
         ));
     }
-    eprint!("\nDo you want to perform these actions? Only `yes` will be accepted: ");
+    crate::err!("\nDo you want to perform these actions? Only `yes` will be accepted: ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     stdin

@@ -24,21 +24,22 @@ pub async fn run(command: &BackendCommand, global: &Global) -> Result<u8> {
         s3.encryption
     );
     match created {
-        BackendCreated::Created => eprintln!(
+        BackendCreated::Created => crate::errln!(
             "created the state bucket `{}` in {}: {settings}",
-            s3.bucket, s3.region
+            s3.bucket,
+            s3.region
         ),
-        BackendCreated::Fixed(changed) => eprintln!(
+        BackendCreated::Fixed(changed) => crate::errln!(
             "the state bucket `{}` exists; set {}: {settings}",
             s3.bucket,
             changed.join(", ")
         ),
-        BackendCreated::Unchanged => eprintln!(
+        BackendCreated::Unchanged => crate::errln!(
             "the state bucket `{}` exists with {settings}; nothing to change",
             s3.bucket
         ),
     }
-    eprintln!(
+    crate::errln!(
         "the state of stack `{}` goes to `{}`",
         stack.spec.stack.name,
         stack.store.describe()

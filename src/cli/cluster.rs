@@ -52,7 +52,7 @@ pub async fn token(args: &TokenArgs, global: &Global) -> Result<u8> {
     let credentials = token::load_credentials(region).await?;
     let signed_at = SystemTime::now();
     let url = token::presigned_url(&credentials, region, &cluster, signed_at)?;
-    println!(
+    crate::outln!(
         "{}",
         ExecCredential::new(token::token(&url), signed_at).to_json()
     );
@@ -101,10 +101,10 @@ pub async fn kubeconfig(args: &KubeconfigArgs, global: &Global) -> Result<u8> {
     };
     let yaml = config.to_yaml();
     match &args.out {
-        None => print!("{yaml}"),
+        None => crate::out!("{yaml}"),
         Some(out) => {
             write_atomically(out, yaml.as_bytes()).map_err(io("write the kubeconfig to", out))?;
-            eprintln!(
+            crate::errln!(
                 "wrote the kubeconfig of stack `{}` to `{}`; try `KUBECONFIG={} kubectl get nodes`",
                 stack.spec.stack.name,
                 out.display(),

@@ -28,6 +28,6 @@ pub fn run(args: &GraphArgs) -> Result<u8> {
         GraphFormat::Dot => render::dot(&stack.graph.dag),
         GraphFormat::Mermaid => render::mermaid(&stack.graph.dag),
     };
-    print!("{text}");
+    crate::out!("{text}");
     Ok(0)
 }

@@ -16,9 +16,16 @@ use crate::{Error, Result};
 pub struct OutputArgs {
     #[command(flatten)]
     pub stack: StackArg,
-    /// Print the outputs as one JSON object
-    #[arg(long)]
+    /// Print only this output (`mlops output <STACK>` lists the names)
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+    /// Print the outputs as one JSON object; with NAME, the value as JSON
+    #[arg(long, conflicts_with = "raw")]
     pub json: bool,
+    /// With NAME: a string as it is, without quotes, for `$(mlops output <STACK> NAME --raw)`;
+    /// other values as compact JSON
+    #[arg(long, requires = "name")]
+    pub raw: bool,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -109,9 +116,10 @@ pub async fn import(args: &ImportArgs, global: &Global) -> Result<u8> {
     let _lock = stack.lock("import", session.reporter.as_ref()).await?;
     let address = Address::new(args.address.as_str());
     crate::ops::import(&stack, &address, &args.id, &session).await?;
-    eprintln!(
+    crate::errln!(
         "imported `{}` as `{address}`; `mlops plan {}` shows how it differs from the spec",
-        args.id, args.stack.stack
+        args.id,
+        args.stack.stack
     );
     Ok(0)
 }
@@ -119,19 +127,31 @@ pub async fn import(args: &ImportArgs, global: &Global) -> Result<u8> {
 pub async fn output(args: &OutputArgs, global: &Global) -> Result<u8> {
     let stack = global.open(&args.stack.stack)?;
     let outputs: BTreeMap<String, Value> = state::outputs(&stack.state().await?);
+    if let Some(name) = &args.name {
+        let value = one_output(&outputs, name, &stack.spec.stack.name, &args.stack.stack)?;
+        if args.json {
+            crate::outln!("{}", serde_json::to_string_pretty(value).expect("json"));
+        } else if args.raw {
+            crate::outln!("{}", pretty(value));
+        } else {
+            crate::outln!("{value}");
+        }
+        return Ok(0);
+    }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&outputs).expect("json"));
+        crate::outln!("{}", serde_json::to_string_pretty(&outputs).expect("json"));
         return Ok(0);
     }
     if outputs.is_empty() {
-        eprintln!(
+        crate::errln!(
             "stack `{}` has no outputs yet; run `mlops apply {}` first",
-            stack.spec.stack.name, args.stack.stack
+            stack.spec.stack.name,
+            args.stack.stack
         );
     }
     let width = outputs.keys().map(String::len).max().unwrap_or(0);
     for (key, value) in &outputs {
-        println!("{key:width$} = {}", pretty(value));
+        crate::outln!("{key:width$} = {}", pretty(value));
     }
     Ok(0)
 }
@@ -146,14 +166,14 @@ pub async fn state(command: &StateCommand, global: &Global) -> Result<u8> {
                     format!("`mlops apply {}` creates it", arg.stack),
                 ));
             };
-            println!("{}", serde_json::to_string_pretty(&state).expect("json"));
+            crate::outln!("{}", serde_json::to_string_pretty(&state).expect("json"));
         }
         StateCommand::Push { stack, file, force } => {
             let opened = global.open(&stack.stack)?;
             let reporter = super::plan::reporter(global, Progress::Auto);
             let lock = opened.lock("state push", reporter.as_ref()).await?;
             let serial = crate::ops::push_state(&opened, &lock, file, *force).await?;
-            eprintln!(
+            crate::errln!(
                 "pushed `{}` as the state of stack `{}` (serial {serial})",
                 file.display(),
                 opened.spec.stack.name
@@ -184,7 +204,7 @@ pub async fn state(command: &StateCommand, global: &Global) -> Result<u8> {
         StateCommand::List(arg) => {
             let state = global.open(&arg.stack)?.state().await?;
             for address in state.resources.keys() {
-                println!("{address}");
+                crate::outln!("{address}");
             }
         }
         StateCommand::Show { stack, address } => {
@@ -206,7 +226,7 @@ pub async fn state(command: &StateCommand, global: &Global) -> Result<u8> {
                 "attributes": resource.attrs,
                 "depends_on": resource.deps,
             });
-            println!("{}", serde_json::to_string_pretty(&shown).expect("json"));
+            crate::outln!("{}", serde_json::to_string_pretty(&shown).expect("json"));
         }
     }
     Ok(0)
@@ -240,7 +260,7 @@ async fn edit_state(global: &Global, file: &str, edit: &StateEdit, dry_run: bool
 pub async fn force_unlock(args: &ForceUnlockArgs, global: &Global) -> Result<u8> {
     let stack = global.open(&args.stack.stack)?;
     let holder = stack.store.force_unlock(&args.lock_id).await?;
-    eprintln!(
+    crate::errln!(
         "removed the lock on `{}` held by {}",
         stack.store.describe(),
         holder.describe()
@@ -253,7 +273,7 @@ pub async fn lock(command: &LockCommand, global: &Global) -> Result<u8> {
     let LockCommand::Status(arg) = command;
     let stack = global.open(&arg.stack)?;
     let status = stack.store.lock_status().await?;
-    print!("{}", lock_status(&stack.store.describe(), status.as_ref()));
+    crate::out!("{}", lock_status(&stack.store.describe(), status.as_ref()));
     Ok(0)
 }
 
@@ -299,6 +319,28 @@ fn lock_status(location: &str, holder: Option<&LockInfo>) -> String {
         text.push_str(&format!("  {key:width$}  {value}\n"));
     }
     text
+}
+
+/// The output `name`, or a refusal that lists the names there are.
+fn one_output<'a>(
+    outputs: &'a BTreeMap<String, Value>,
+    name: &str,
+    stack: &str,
+    arg: &str,
+) -> Result<&'a Value> {
+    outputs.get(name).ok_or_else(|| {
+        let hint = if outputs.is_empty() {
+            format!("the stack has no outputs yet; `mlops apply {arg}` makes them")
+        } else {
+            let names: Vec<String> = outputs.keys().map(|k| format!("`{k}`")).collect();
+            let names = format!("the outputs are {}", names.join(", "));
+            match crate::ui::diagnostic::closest(name, outputs.keys().map(String::as_str)) {
+                Some(near) => format!("did you mean `{near}`? {names}"),
+                None => names,
+            }
+        };
+        Error::refused(format!("stack `{stack}` has no output `{name}`"), hint)
+    })
 }
 
 /// A string without quotes, anything else as compact JSON.

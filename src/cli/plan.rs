@@ -84,7 +84,7 @@ async fn run_many(pattern: &str, args: &PlanArgs, global: &Global) -> Result<u8>
         match result {
             Ok((stack, plan)) => {
                 if args.format == PlanFormat::Text && !args.json {
-                    println!("== stack `{}` ({file})\n", stack.spec.stack.name);
+                    crate::outln!("== stack `{}` ({file})\n", stack.spec.stack.name);
                 }
                 print_plan(plan, args.format, args.json, global);
                 let s = plan.summary();
@@ -105,7 +105,7 @@ async fn run_many(pattern: &str, args: &PlanArgs, global: &Global) -> Result<u8>
             }
             Err(err) => {
                 failed += 1;
-                eprint!("== {file}\n{}", err.report());
+                crate::err!("== {file}\n{}", err.report());
                 let dash = || "-".to_string();
                 rows.push([
                     file.clone(),
@@ -120,7 +120,7 @@ async fn run_many(pattern: &str, args: &PlanArgs, global: &Global) -> Result<u8>
     }
     let header = ["stack", "result", "add", "change", "destroy", "time"].map(String::from);
     rows.insert(0, header);
-    eprintln!("\n{}", crate::ui::table(&rows, &[2, 3, 4, 5]));
+    crate::errln!("\n{}", crate::ui::table(&rows, &[2, 3, 4, 5]));
     Ok(if failed > 0 {
         1
     } else if args.detailed_exitcode && changed > 0 {
@@ -169,7 +169,7 @@ pub fn session(
     if let (Some(path), true) = (&global.kube.kubeconfig, stack.spec.addons.enabled) {
         // A kubeconfig that does not read is named by the first use of the cluster.
         let target = Cluster::kubeconfig_target(path).unwrap_or_else(|_| "the cluster".into());
-        eprintln!(
+        crate::errln!(
             "note: stack `{}`: add-ons and Kubernetes objects go to {target} of `--kubeconfig {}`, not to the stack's EKS cluster",
             stack.spec.stack.name,
             path.display()
@@ -206,9 +206,9 @@ pub enum PlanFormat {
 /// A plan as `format` asks; `--json` is `--format json`.
 fn print_plan(plan: &Plan, format: PlanFormat, json_flag: bool, global: &Global) {
     match (format, json_flag) {
-        (_, true) | (PlanFormat::Json, _) => println!("{}", json::to_json(plan)),
-        (PlanFormat::Markdown, _) => print!("{}", crate::plan::markdown::markdown(plan)),
-        (PlanFormat::Text, _) => print!(
+        (_, true) | (PlanFormat::Json, _) => crate::outln!("{}", json::to_json(plan)),
+        (PlanFormat::Markdown, _) => crate::out!("{}", crate::plan::markdown::markdown(plan)),
+        (PlanFormat::Text, _) => crate::out!(
             "{}",
             render::human(plan, Style::for_stdout(global.no_color))
         ),
@@ -236,9 +236,10 @@ pub fn show(args: &ShowArgs, global: &Global) -> Result<u8> {
             "save one with `mlops plan <STACK> --out FILE`",
         ));
     };
-    eprintln!(
+    crate::errln!(
         "plan of `{}` against state serial {}",
-        saved.stack_file, saved.plan.state_serial
+        saved.stack_file,
+        saved.plan.state_serial
     );
     print_plan(&saved.plan, PlanFormat::Text, args.json, global);
     Ok(0)
@@ -283,7 +284,7 @@ pub async fn run(args: &PlanArgs, global: &Global) -> Result<u8> {
     let (stack, plan) = plan_stack(file, args, global, cap, Progress::Auto).await?;
     if let Some(out) = &args.out {
         ops::save_plan(&stack, &plan, out)?;
-        eprintln!(
+        crate::errln!(
             "saved the plan to `{}`; apply exactly this plan with `mlops apply {}`",
             out.display(),
             out.display()

@@ -22,15 +22,15 @@ pub async fn run(args: &StatusArgs, global: &Global) -> Result<u8> {
     let session = super::plan::session(&stack, global, 10, RequestCap::new(10), Progress::Auto);
     let status = crate::ops::status(&stack, &session).await?;
     if args.json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&status).expect("the status is plain data")
         );
         return Ok(0);
     }
-    print!("{}", render(&status, Style::for_stdout(global.no_color)));
+    crate::out!("{}", render(&status, Style::for_stdout(global.no_color)));
     if let Some(example) = request_example(&status) {
-        eprintln!("{example}");
+        crate::errln!("{example}");
     }
     Ok(0)
 }

@@ -16,7 +16,7 @@ pub struct ValidateArgs {
 pub fn run(args: &ValidateArgs) -> Result<u8> {
     let Some(pattern) = args.which.pattern() else {
         let stack = Stack::open(args.which.stack.as_deref().unwrap_or_default(), None)?;
-        eprintln!("{}", valid_line(&stack));
+        crate::errln!("{}", valid_line(&stack));
         return Ok(0);
     };
     let mut specs = Vec::new();
@@ -24,21 +24,21 @@ pub fn run(args: &ValidateArgs) -> Result<u8> {
     for file in ops::stack_files(pattern)? {
         match Stack::open(&file.display().to_string(), None) {
             Ok(stack) => {
-                eprintln!("{}", valid_line(&stack));
+                crate::errln!("{}", valid_line(&stack));
                 specs.push(stack.spec);
             }
             Err(err) => {
                 invalid += 1;
-                eprint!("{}", err.report());
+                crate::err!("{}", err.report());
             }
         }
     }
     let found = collisions(&specs);
     for warning in &found.warnings {
-        eprintln!("warning: {warning}");
+        crate::errln!("warning: {warning}");
     }
     for error in &found.errors {
-        eprintln!("error: {error}");
+        crate::errln!("error: {error}");
     }
     if invalid + found.errors.len() > 0 {
         return Err(Error::Refused {

@@ -4,8 +4,11 @@
 //! finishes, nothing new starts, and every error comes back with the partly-updated state.
 //!
 //! Operations: a create, update or delete per resource; a replacement is a delete followed by a
-//! create. A create waits for the creates of the resources it needs; a delete waits until
-//! everything that needed the object is deleted or has moved on (updated or replaced).
+//! create, or, when its successor has a new name and the kind allows two at once (node groups),
+//! a create followed by the delete: the old object is kept under its deposed address in the
+//! state until the new one is ready, and then deleted. A create waits for the creates of the
+//! resources it needs; a delete waits until everything that needed the object is deleted or has
+//! moved on (updated or replaced).
 
 mod refresh;
 mod reporter;
@@ -140,8 +143,22 @@ fn operations(plan: &Plan, state: &State) -> Dag<Node> {
         }
         if let Some(node) = create_op(address) {
             dag.add_node(node.clone());
-            if change.action == Action::Replace {
-                dag.add_edge((address.clone(), Op::Delete), node.clone());
+            // An object deposed by an earlier run that stopped half-way: deleted before this
+            // replacement deposes another, or once its successor is made.
+            let earlier = address.deposed();
+            let earlier_deleted = changes.get(&earlier).is_some_and(|c| c.action.deletes());
+            if change.creates_first() {
+                dag.add_edge(node.clone(), (address.clone(), Op::Delete));
+                if earlier_deleted {
+                    dag.add_edge((earlier, Op::Delete), node.clone());
+                }
+            } else {
+                if change.action == Action::Replace {
+                    dag.add_edge((address.clone(), Op::Delete), node.clone());
+                }
+                if earlier_deleted && change.action == Action::Create {
+                    dag.add_edge(node.clone(), (earlier, Op::Delete));
+                }
             }
             for dep in &change.deps {
                 if let Some(before) = create_op(dep) {
@@ -319,12 +336,15 @@ async fn resolved(change: &Change, shared: &Mutex<State>) -> Result<Attrs, Provi
     }
 }
 
-async fn prior_of(change: &Change, shared: &Mutex<State>) -> Result<ResourceState, ProviderError> {
+async fn prior_at(
+    address: &Address,
+    shared: &Mutex<State>,
+) -> Result<ResourceState, ProviderError> {
     shared
         .lock()
         .await
         .resources
-        .get(&change.address)
+        .get(address)
         .cloned()
         .ok_or_else(|| ProviderError::fatal("the resource is not in the state"))
 }
@@ -335,11 +355,17 @@ async fn delete(
     store: &dyn StateStore,
     env: &Env<'_>,
 ) -> Result<(), NodeError> {
-    let prior = prior_of(change, shared).await?;
+    // The object a successor made first replaces waits at its deposed address.
+    let at = if change.creates_first() {
+        change.address.deposed()
+    } else {
+        change.address.clone()
+    };
+    let prior = prior_at(&at, shared).await?;
     let holder = shared
         .lock()
         .await
-        .holder(prior.kind, &prior.id, &change.address)
+        .holder(prior.kind, &prior.id, &at)
         .cloned();
     if let Some(other) = holder {
         // Two addresses hold one object: this one only lets go of it.
@@ -348,7 +374,7 @@ async fn delete(
             change.address, prior.id
         ));
         return commit(shared, store, |state| {
-            state.resources.remove(&change.address);
+            state.resources.remove(&at);
         })
         .await;
     }
@@ -360,7 +386,22 @@ async fn delete(
         })
         .await?;
     commit(shared, store, |state| {
-        state.resources.remove(&change.address);
+        state.resources.remove(&at);
+    })
+    .await
+}
+
+/// Before a successor is made first: the object it replaces moves to its deposed address, so
+/// that the state knows both until the delete.
+async fn depose(
+    change: &Change,
+    shared: &Mutex<State>,
+    store: &dyn StateStore,
+) -> Result<(), NodeError> {
+    commit(shared, store, |state| {
+        if let Some(old) = state.resources.remove(&change.address) {
+            state.resources.insert(change.address.deposed(), old);
+        }
     })
     .await
 }
@@ -372,6 +413,9 @@ async fn create(
     env: &Env<'_>,
 ) -> Result<(), NodeError> {
     let desired = resolved(change, shared).await?;
+    if change.creates_first() {
+        depose(change, shared, store).await?;
+    }
     let provider = env.providers.get(change.kind);
     let ctx = env.ctx(&change.address);
     let record = |id: &str, attrs: Attrs| ResourceState {
@@ -449,7 +493,7 @@ async fn update(
     env: &Env<'_>,
 ) -> Result<(), NodeError> {
     let desired = resolved(change, shared).await?;
-    let prior = prior_of(change, shared).await?;
+    let prior = prior_at(&change.address, shared).await?;
     let provider = env.providers.get(change.kind);
     let ctx = env.ctx(&change.address);
     env.retry

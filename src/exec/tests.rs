@@ -346,11 +346,16 @@ async fn destroy_deletes_dependents_first_and_empties_the_state() {
     before("subnet.public.us-west-2b", "vpc");
 }
 
+/// A node group's successor has a new name (a digest of what forced it), so it is made, and
+/// ready, before the old group is deleted: the pods always have nodes. Meanwhile the state
+/// keeps the old group at its deposed address; nothing is left there at the end.
 #[tokio::test]
-async fn a_replacement_deletes_the_old_objects_before_creating_the_new_ones() {
+async fn a_node_group_replacement_creates_the_successor_before_deleting_the_old_group() {
     let cloud = FakeCloud::default();
     let store = MemoryStore::default();
     let built = run(&cloud, &store, &graph(EXAMPLE), State::new("mlops"), 10).await;
+    let address = Address::new("eks_node_group.default");
+    let old_id = built.state.resources[&address].id.clone();
     cloud.log.lock().unwrap().clear();
     let changed = graph(&EXAMPLE.replace("[\"t3.medium\"]", "[\"m5.large\"]"));
     let outcome = run(&cloud, &store, &changed, built.state, 10).await;
@@ -358,12 +363,74 @@ async fn a_replacement_deletes_the_old_objects_before_creating_the_new_ones() {
     assert_eq!(
         *cloud.log.lock().unwrap(),
         vec![
-            "delete eks_node_group.default",
-            "create eks_node_group.default"
+            "create eks_node_group.default",
+            "delete eks_node_group.default"
         ]
     );
-    let group = &outcome.state.resources[&Address::new("eks_node_group.default")];
+    let group = &outcome.state.resources[&address];
     assert_eq!(group.attrs["instance_types"], json!(["m5.large"]));
+    assert_ne!(group.id, old_id);
+    assert!(!outcome.state.resources.contains_key(&address.deposed()));
+    let objects = cloud.objects.lock().unwrap();
+    assert!(!objects.contains_key(&old_id) && objects.contains_key(&group.id));
+}
+
+/// Kinds that two objects cannot share, like a bucket under its name, are replaced delete
+/// first.
+#[tokio::test]
+async fn a_replacement_under_a_taken_name_deletes_the_old_object_first() {
+    let cloud = FakeCloud::default();
+    let store = MemoryStore::default();
+    let built = run(&cloud, &store, &graph(EXAMPLE), State::new("mlops"), 10).await;
+    cloud.log.lock().unwrap().clear();
+    let changed = graph(
+        &EXAMPLE
+            .replace("force_destroy = false", "force_destroy = true")
+            .replace(
+                "name = \"mlops-models-bucket\"",
+                "name = \"mlops-models-bucket-2\"",
+            ),
+    );
+    let outcome = run(&cloud, &store, &changed, built.state, 10).await;
+    assert!(outcome.errors.is_empty());
+    assert!(cloud.position("delete s3_bucket.models") < cloud.position("create s3_bucket.models"));
+}
+
+/// A run that stops once the old group is deposed (its successor's create failed) keeps both
+/// in view: the old group stays in the state at its deposed address, and the next run makes
+/// the successor first, then deletes the old group.
+#[tokio::test]
+async fn a_deposed_node_group_left_by_a_failed_run_goes_after_its_successor() {
+    let cloud = FakeCloud::default();
+    let store = MemoryStore::default();
+    let built = run(&cloud, &store, &graph(EXAMPLE), State::new("mlops"), 10).await;
+    let address = Address::new("eks_node_group.default");
+    let old_id = built.state.resources[&address].id.clone();
+    let changed = graph(&EXAMPLE.replace("[\"t3.medium\"]", "[\"m5.large\"]"));
+    let failing = FakeCloud {
+        objects: Mutex::new(cloud.objects.lock().unwrap().clone()),
+        next_id: AtomicUsize::new(1000),
+        fail: BTreeSet::from([address.to_string()]),
+        ..FakeCloud::default()
+    };
+    let stopped = run(&failing, &store, &changed, built.state, 10).await;
+    assert_eq!(stopped.errors.len(), 1);
+    assert!(!stopped.state.resources.contains_key(&address));
+    assert_eq!(stopped.state.resources[&address.deposed()].id, old_id);
+
+    let again = FakeCloud {
+        objects: Mutex::new(failing.objects.lock().unwrap().clone()),
+        next_id: AtomicUsize::new(2000),
+        ..FakeCloud::default()
+    };
+    let outcome = run(&again, &store, &changed, stopped.state, 10).await;
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    assert!(
+        again.position("create eks_node_group.default")
+            < again.position("delete eks_node_group.default.deposed")
+    );
+    assert!(!outcome.state.resources.contains_key(&address.deposed()));
+    assert!(!again.objects.lock().unwrap().contains_key(&old_id));
 }
 
 /// AWS names a bucket by its name alone: a second address that finds the object the state

@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{json, Value};
 
 use crate::kube::manifest::MANAGED_BY;
-use crate::model::{canonical, reference, references_in, Address, Attrs, Resource, ResourceKind};
+use crate::model::{
+    canonical, initial, reference, references_in, Address, Attrs, Resource, ResourceKind,
+};
 use crate::spec::{NatMode, Spec};
 use crate::workloads::{with_outputs, Output, Outputs, Workload};
 
@@ -327,6 +329,12 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
         .values()
         .map(|s| reference(s, "id"))
         .collect();
+    // The control plane's subnets: those of `eks.zones` (by default every zone), by zone name.
+    let (control_plane_zones, control_plane_ids): (Vec<&str>, Vec<Value>) = private_subnets
+        .iter()
+        .filter(|(zone, _)| eks.zones.iter().any(|z| z == *zone))
+        .map(|(zone, s)| (*zone, reference(s, "id")))
+        .unzip();
     let mut after: Vec<&Address> = cluster_attachments.iter().collect();
     after.extend(private_routes.iter());
     // Load balancers that Kubernetes makes sit in the public subnets and hold public addresses
@@ -341,7 +349,9 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
             "name": eks.name,
             "version": eks.version,
             "role_arn": reference(&cluster_role, "arn"),
-            "subnet_ids": private_ids,
+            "vpc_id": reference(&vpc, "id"),
+            "subnet_ids": control_plane_ids,
+            "availability_zones": control_plane_zones,
             "endpoint_public_access": eks.public_endpoint,
             "endpoint_private_access": eks.private_endpoint,
             "public_access_cidrs": eks.public_access_cidrs.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
@@ -375,7 +385,7 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
             &[key],
             json!({
                 "cluster_name": reference(&cluster, "name"),
-                "name": group.name,
+                "name": group.eks_name(&spec.vpc),
                 "node_role_arn": reference(&node_role, "arn"),
                 "subnet_ids": private_ids,
                 "instance_types": group.instance_types,
@@ -383,7 +393,12 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
                 "disk_size": group.disk_size,
                 "min_size": group.min,
                 "max_size": group.max,
-                "desired_size": group.desired,
+                // Unless the spec manages it, the size at creation: an autoscaler moves it.
+                "desired_size": if group.manage_desired {
+                    json!(group.desired)
+                } else {
+                    initial(json!(group.desired))
+                },
                 "labels": group.labels,
                 "taints": group.taints.iter().map(|t| json!({
                     "key": t.key, "value": t.value, "effect": t.effect,

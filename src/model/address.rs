@@ -38,6 +38,13 @@ impl Address {
         self.0.split_once('.').map_or("", |(_, rest)| rest)
     }
 
+    /// Where the state keeps an object replaced by a successor made before its delete, until
+    /// that delete is done: `eks_node_group.gpu.deposed`. A run that stops in between leaves it
+    /// in the state, with no counterpart in the spec: the next plan deletes it.
+    pub fn deposed(&self) -> Address {
+        Address(format!("{}.deposed", self.0))
+    }
+
     /// The last segment, e.g. `us-west-2a` for `subnet.public.us-west-2a`.
     pub fn last(&self) -> &str {
         self.0.rsplit('.').next().unwrap_or("")

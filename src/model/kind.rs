@@ -1,11 +1,13 @@
 //! The closed set of resource kinds and what the planner must know of each: its name in
-//! addresses and state, and which attributes force a replacement. A replacement always deletes
-//! the old object first: every kind here is named or addressed in a way two objects cannot share.
+//! addresses and state, and which attributes force a replacement. A replacement deletes
+//! the old object first, as every kind here is named or addressed in a way two objects cannot
+//! share, unless the replacement has a new name and the kind allows two at once (node groups).
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -93,7 +95,8 @@ impl ResourceKind {
             ResourceKind::RouteTableAssociation => &["route_table_id", "subnet_id"],
             ResourceKind::IamRole => &["name", "path"],
             ResourceKind::IamRolePolicyAttachment => &["role_name", "policy_arn"],
-            ResourceKind::EksCluster => &["name", "role_arn", "subnet_ids"],
+            // Subnets change in place within the zones the cluster was made with (`replaces_for`).
+            ResourceKind::EksCluster => &["name", "role_arn", "vpc_id", "availability_zones"],
             ResourceKind::EksNodeGroup => &[
                 "cluster_name",
                 "name",
@@ -143,6 +146,43 @@ impl ResourceKind {
             ResourceKind::IamOidcProvider => &["url"],
             _ => &[],
         }
+    }
+}
+
+impl ResourceKind {
+    /// Whether a change of `attr` from `before` to `after` (`None`: not known yet) needs a new
+    /// object: an attribute that forces replacement, with the cluster's exceptions. EKS moves
+    /// a cluster to other subnets of its VPC in place (UpdateClusterConfig), within the zones
+    /// it was made with: its zones may shrink in place, not grow. A subnet of its own that is
+    /// replaced still replaces it: the old subnet must be deleted before its successor exists
+    /// (the same block), and the cluster cannot leave it before.
+    pub fn replaces_for(self, attr: &str, before: Option<&Value>, after: Option<&Value>) -> bool {
+        match (self, attr) {
+            (ResourceKind::EksCluster, "availability_zones") => {
+                let had = before
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                !after
+                    .and_then(Value::as_array)
+                    .is_some_and(|now| now.iter().all(|z| had.contains(z)))
+            }
+            (ResourceKind::EksCluster, "subnet_ids") => {
+                let mut pending = Vec::new();
+                if let Some(after) = after {
+                    crate::model::pending_paths(after, "", &mut pending);
+                }
+                after.is_none() || !pending.is_empty()
+            }
+            _ => self.forces_replacement(attr),
+        }
+    }
+
+    /// Whether a replacement under a new name may be made before the old object is deleted: the
+    /// two coexist for a while, and nothing goes down in between. A node group's name carries a
+    /// digest of what forces its replacement, so a new one has a new name (graph/build.rs).
+    pub fn coexists_under_new_name(self) -> bool {
+        self == ResourceKind::EksNodeGroup
     }
 }
 

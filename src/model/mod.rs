@@ -90,6 +90,37 @@ fn as_join(value: &Value) -> Option<&Vec<Value>> {
     object.get("$join")?.as_array()
 }
 
+/// A value set when the resource is created and left alone afterwards (a node group's desired
+/// size, which an autoscaler moves): `{"$initial": value}`.
+pub fn initial(value: Value) -> Value {
+    json!({ "$initial": value })
+}
+
+fn as_initial(value: &Value) -> Option<&Value> {
+    let object = value.as_object()?;
+    if object.len() != 1 {
+        return None;
+    }
+    object.get("$initial")
+}
+
+/// The desired attributes of a resource that exists (`existing`: what it has now): each value
+/// set only at creation is what the resource has, so that it is neither compared nor changed.
+/// Of a resource to create, or with no such value recorded, the values stay as they are.
+pub fn settled(desired: &Attrs, existing: Option<&Attrs>) -> Attrs {
+    desired
+        .iter()
+        .map(|(name, value)| {
+            let now = existing.and_then(|e| e.get(name));
+            let value = match (as_initial(value), now) {
+                (Some(_), Some(now)) => now.clone(),
+                _ => value.clone(),
+            };
+            (name.clone(), value)
+        })
+        .collect()
+}
+
 /// Whether `value` as a whole waits on something unknown (a reference or a join).
 pub fn is_pending(value: &Value) -> bool {
     as_reference(value).is_some() || as_join(value).is_some()
@@ -109,6 +140,9 @@ pub fn resolve(value: &Value, lookup: &dyn Fn(&Address, &str) -> Option<Value>) 
 pub fn resolve_known(value: &Value, lookup: &dyn Fn(&Address, &str) -> Option<Value>) -> Value {
     if let Some((address, attr)) = as_reference(value) {
         return lookup(&address, attr).unwrap_or_else(|| value.clone());
+    }
+    if let Some(first) = as_initial(value) {
+        return resolve_known(first, lookup);
     }
     if let Some(parts) = as_join(value) {
         let parts: Vec<Value> = parts.iter().map(|p| resolve_known(p, lookup)).collect();
@@ -205,6 +239,24 @@ mod tests {
         assert_eq!(
             resolve(&value, &|_, attr| (attr == "name").then(|| json!("b"))),
             None
+        );
+    }
+
+    #[test]
+    fn initial_values_are_set_at_creation_then_left_as_they_are() {
+        let desired: Attrs = json!({ "desired_size": initial(json!(2)), "max_size": 5 })
+            .as_object()
+            .cloned()
+            .unwrap();
+        let created = resolve(&Value::Object(settled(&desired, None)), &|_, _| None);
+        assert_eq!(created, Some(json!({ "desired_size": 2, "max_size": 5 })));
+        let live: Attrs = json!({ "desired_size": 4, "max_size": 3 })
+            .as_object()
+            .cloned()
+            .unwrap();
+        assert_eq!(
+            Value::Object(settled(&desired, Some(&live))),
+            json!({ "desired_size": 4, "max_size": 5 })
         );
     }
 

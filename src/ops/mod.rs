@@ -70,8 +70,8 @@ impl Stack {
         }
         let stack_file = spec.path.display().to_string();
         let store: Box<dyn StateStore> = match &spec.state {
-            StateSpec::Local { path } => {
-                Box::new(LocalStore::new(path, &spec.stack.name, &stack_file))
+            StateSpec::Local { path, legacy } => {
+                Box::new(LocalStore::new(path, &spec.stack.name, &stack_file).with_legacy(legacy))
             }
             StateSpec::S3(s3) => Box::new(S3Store::new(
                 S3Location {
@@ -92,6 +92,9 @@ impl Stack {
     /// reported to `reporter`, naming whose it was.
     pub async fn lock(&self, operation: &str, reporter: &dyn Reporter) -> Result<LockGuard> {
         let guard = self.store.lock(operation).await?;
+        if let Some(moved) = self.store.relocate(&guard).await? {
+            reporter.warning(&moved);
+        }
         if let Some(previous) = guard.taken_over() {
             reporter.warning(&format!(
                 "took over the lock on `{}` from {}: it was not renewed within its lease of {}, so that run is gone; what it left half-done is adopted or redone by this run",

@@ -131,6 +131,34 @@ pub struct Move {
     pub why: String,
 }
 
+impl Change {
+    /// Whether this replacement makes its successor before deleting the object: the kind allows
+    /// two at once and the successor has a new name (create-before-destroy, `+/-`).
+    pub fn creates_first(&self) -> bool {
+        self.action == Action::Replace
+            && self.kind.coexists_under_new_name()
+            && self.attrs.iter().any(|a| a.name == "name" && a.is_change())
+    }
+
+    /// The symbol of this change: its action's, or `+/-` for a successor made first.
+    pub fn symbol(&self) -> &'static str {
+        if self.creates_first() {
+            "+/-"
+        } else {
+            self.action.symbol()
+        }
+    }
+
+    /// `will be created`, `must be replaced`...; a successor made first says so.
+    pub fn phrase(&self) -> &'static str {
+        if self.creates_first() {
+            "must be replaced: the new one first, then the old one is deleted"
+        } else {
+            self.action.phrase()
+        }
+    }
+}
+
 /// An ordered list of changes for one stack.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {

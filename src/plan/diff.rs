@@ -9,7 +9,7 @@ use super::action::{Action, AttrChange, Change, Plan, PlanValue};
 use super::gate::Refusal;
 use super::moves::resolve_moves;
 use crate::graph::{Dag, DesiredGraph};
-use crate::model::{canonical, is_pending, resolve_known, Address, Resource};
+use crate::model::{canonical, is_pending, resolve_known, settled, Address, Resource};
 use crate::spec::MovedSpec;
 use crate::state::{ResourceState, State};
 
@@ -197,7 +197,9 @@ fn diff_one(
             _ => state.attr(address, attr),
         }
     };
-    let attrs: Vec<AttrChange> = canonical(resource.attrs.clone())
+    // Values set only at creation are, for an object that exists, what it has.
+    let desired = settled(&resource.attrs, prior.map(|p| &p.attrs));
+    let attrs: Vec<AttrChange> = canonical(desired.clone())
         .iter()
         .map(|(name, value)| {
             // Known where it can be: only the parts that wait on a new resource are unknown.
@@ -212,8 +214,15 @@ fn diff_one(
                 after: Some(after),
                 forces_replacement: false,
             };
-            change.forces_replacement =
-                prior.is_some() && change.is_change() && resource.kind.forces_replacement(name);
+            let after = match &change.after {
+                Some(PlanValue::Known(v)) => Some(v),
+                _ => None,
+            };
+            change.forces_replacement = prior.is_some()
+                && change.is_change()
+                && resource
+                    .kind
+                    .replaces_for(name, change.before.as_ref(), after);
             change
         })
         .collect();
@@ -228,7 +237,7 @@ fn diff_one(
         kind: resource.kind,
         action,
         attrs,
-        desired: Some(resource.attrs.clone()),
+        desired: Some(desired),
         deps: resource.deps.clone(),
         reason: None,
         protected: false,

@@ -36,7 +36,7 @@ pub fn markdown(plan: &Plan) -> String {
         let _ = writeln!(
             out,
             "| `{}` | `{}` | {}{notes} |",
-            change.action.symbol(),
+            change.symbol(),
             change.address,
             change.action.name()
         );

@@ -78,9 +78,9 @@ fn header(out: &mut String, plan: &Plan, change: &Change, style: Style) {
                 );
                 return;
             }
-            None => action.phrase().to_string(),
+            None => change.phrase().to_string(),
         },
-        (false, _) => format!("{}{reason}", action.phrase()),
+        (false, _) => format!("{}{reason}", change.phrase()),
     };
     let _ = writeln!(
         out,
@@ -109,7 +109,7 @@ fn render_change(out: &mut String, plan: &Plan, change: &Change, style: Style) {
     let _ = writeln!(
         out,
         "{} {} {{",
-        style.action(action, &format!("{:>3}", action.symbol())),
+        style.action(action, &format!("{:>3}", change.symbol())),
         change.address
     );
     let shown: Vec<&AttrChange> = match action {

@@ -167,12 +167,41 @@ fn nothing_changes_after_an_apply() {
     assert_eq!(plan.changes.len(), 43);
 }
 
+/// `desired` is the size at creation: an autoscaler owns it afterwards, so neither a new value
+/// in the spec nor a size moved outside mlops is a change, unless `manage_desired = true`.
+#[test]
+fn a_node_group_size_is_managed_only_when_asked() {
+    let graph = graph_of(EXAMPLE);
+    let mut state = applied(&graph);
+    let group = Address::new("eks_node_group.default");
+    assert_eq!(state.resources[&group].attrs["desired_size"], json!(2));
+    state
+        .resources
+        .get_mut(&group)
+        .unwrap()
+        .attrs
+        .insert("desired_size".into(), json!(3));
+    let plan = plan_of(
+        &graph_of(&EXAMPLE.replace("desired = 2", "desired = 1")),
+        &state,
+    );
+    assert_eq!(action_of(&plan, "eks_node_group.default"), Action::NoOp);
+    let managed = EXAMPLE.replace("desired = 2", "desired = 2\nmanage_desired = true");
+    let plan = plan_of(&graph_of(&managed), &state);
+    assert_eq!(action_of(&plan, "eks_node_group.default"), Action::Update);
+    assert_eq!(
+        changed_attrs(&plan, "eks_node_group.default"),
+        vec!["desired_size"]
+    );
+}
+
 #[test]
 fn a_scaled_node_group_is_updated_in_place() {
-    let graph = graph_of(EXAMPLE);
+    let managed = EXAMPLE.replace("desired = 2", "desired = 2\nmanage_desired = true");
+    let graph = graph_of(&managed);
     let state = applied(&graph);
     let plan = plan_of(
-        &graph_of(&EXAMPLE.replace("desired = 2", "desired = 3")),
+        &graph_of(&managed.replace("desired = 2", "desired = 3")),
         &state,
     );
     assert_eq!(action_of(&plan, "eks_node_group.default"), Action::Update);
@@ -482,8 +511,109 @@ fn snapshot_of_the_markdown_plan() {
         .replace("[\"t3.medium\"]", "[\"m5.large\"]");
     let plan = plan_of(&graph_of(&text), &state);
     let out = markdown::markdown(&plan);
-    assert!(out.contains("| `-/+` | `eks_node_group.default` | replace (**protected**: needs `--allow-replace eks_node_group.default`) |"));
+    assert!(out.contains("| `+/-` | `eks_node_group.default` | replace (**protected**: needs `--allow-replace eks_node_group.default`) |"));
     insta::assert_snapshot!("markdown_plan", out);
     let nothing = plan_of(&graph, &state);
     assert!(markdown::markdown(&nothing).contains("No changes."));
+}
+
+/// The example over three zones, `us-west-2a` to `us-west-2c`.
+fn over_three_zones(text: &str) -> String {
+    text.replace(
+        "azs = [\"us-west-2a\", \"us-west-2b\"]",
+        "azs = [\"us-west-2a\", \"us-west-2b\", \"us-west-2c\"]",
+    )
+    .replace(
+        "public_subnets = [\"10.0.101.0/24\", \"10.0.102.0/24\"]",
+        "public_subnets = [\"10.0.101.0/24\", \"10.0.102.0/24\", \"10.0.103.0/24\"]",
+    )
+    .replace(
+        "private_subnets = [\"10.0.1.0/24\", \"10.0.2.0/24\"]",
+        "private_subnets = [\"10.0.1.0/24\", \"10.0.2.0/24\", \"10.0.3.0/24\"]",
+    )
+}
+
+fn change_of<'a>(plan: &'a Plan, address: &str) -> &'a Change {
+    &plan.changes[position(plan, address)]
+}
+
+/// EKS moves a cluster to other subnets in place within the zones it was made with: the
+/// control plane leaving a zone (`eks.zones`) is an update, a zone added to it a replacement,
+/// and a zone added to the VPC alone leaves the cluster as it is while the node group, in
+/// every zone, is replaced by a successor under a new name, made first.
+#[test]
+fn cluster_zones_shrink_in_place_and_grow_by_replacement() {
+    let three = over_three_zones(EXAMPLE);
+    let state = applied(&graph_of(&three));
+    let pinned = three.replace(
+        "public_access_cidrs = [\"0.0.0.0/0\"]",
+        "public_access_cidrs = [\"0.0.0.0/0\"]\nzones = [\"us-west-2a\", \"us-west-2b\"]",
+    );
+    let plan = plan_of(&graph_of(&pinned), &state);
+    assert_eq!(action_of(&plan, "eks_cluster"), Action::Update);
+    assert_eq!(
+        changed_attrs(&plan, "eks_cluster"),
+        vec!["availability_zones", "subnet_ids"]
+    );
+    assert_eq!(action_of(&plan, "eks_node_group.default"), Action::NoOp);
+
+    let state = applied(&graph_of(&pinned));
+    let plan = plan_of(&graph_of(&three), &state);
+    assert_eq!(action_of(&plan, "eks_cluster"), Action::Replace);
+    let forcing: Vec<&str> = change_of(&plan, "eks_cluster")
+        .attrs
+        .iter()
+        .filter(|a| a.forces_replacement)
+        .map(|a| a.name.as_str())
+        .collect();
+    assert_eq!(forcing, vec!["availability_zones"]);
+
+    let two = EXAMPLE.replace(
+        "public_access_cidrs = [\"0.0.0.0/0\"]",
+        "public_access_cidrs = [\"0.0.0.0/0\"]\nzones = [\"us-west-2a\", \"us-west-2b\"]",
+    );
+    let plan = plan_of(
+        &graph_of(&over_three_zones(&two)),
+        &applied(&graph_of(&two)),
+    );
+    assert_eq!(action_of(&plan, "eks_cluster"), Action::NoOp);
+    assert_eq!(
+        action_of(&plan, "subnet.private.us-west-2c"),
+        Action::Create
+    );
+    let group = change_of(&plan, "eks_node_group.default");
+    assert_eq!(group.action, Action::Replace);
+    assert!(group.creates_first());
+}
+
+/// A subnet replaced in its zone (a new block) must be deleted before its successor, which has
+/// the same place in the VPC: the cluster and the node group in it cannot move first, so both
+/// are replaced, the node group delete first (its name, from the zones, stays the same).
+#[test]
+fn a_subnet_replaced_in_its_zone_replaces_what_runs_in_it() {
+    let state = applied(&graph_of(EXAMPLE));
+    let plan = plan_of(
+        &graph_of(&EXAMPLE.replace(
+            "\"10.0.1.0/24\", \"10.0.2.0/24\"",
+            "\"10.0.1.0/25\", \"10.0.2.0/24\"",
+        )),
+        &state,
+    );
+    assert_eq!(
+        action_of(&plan, "subnet.private.us-west-2a"),
+        Action::Replace
+    );
+    assert_eq!(action_of(&plan, "eks_cluster"), Action::Replace);
+    let group = change_of(&plan, "eks_node_group.default");
+    assert_eq!(group.action, Action::Replace);
+    assert!(!group.creates_first());
+    // An instance type change gives the successor a new name: made first.
+    let plan = plan_of(
+        &graph_of(&EXAMPLE.replace("[\"t3.medium\"]", "[\"m5.large\"]")),
+        &state,
+    );
+    let group = change_of(&plan, "eks_node_group.default");
+    assert_eq!(group.action, Action::Replace);
+    assert!(group.creates_first());
+    assert_eq!(action_of(&plan, "eks_cluster"), Action::NoOp);
 }

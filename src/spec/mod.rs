@@ -64,8 +64,11 @@ pub struct StackSpec {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum StateSpec {
-    /// A JSON file on the local disk; a relative path is relative to the working directory.
-    Local { path: PathBuf },
+    /// A JSON file on the local disk: `path` is resolved against the folder of the stack file
+    /// that wrote it (or, by default, that of the stack file), so any working folder finds it.
+    /// `legacy` is where mlops looked before, relative to the working folder: a state found
+    /// only there is moved to `path` by the next run that takes the lock (docs/state.md).
+    Local { path: PathBuf, legacy: PathBuf },
     /// An object in an S3 bucket, locked by a leased lock object next to it.
     S3(S3StateSpec),
 }
@@ -86,7 +89,7 @@ impl StateSpec {
     /// `the state object `s3://bucket/key``.
     pub fn describe(&self) -> String {
         match self {
-            StateSpec::Local { path } => format!("the state file `{}`", path.display()),
+            StateSpec::Local { path, .. } => format!("the state file `{}`", path.display()),
             StateSpec::S3(s3) => format!("the state object `s3://{}/{}`", s3.bucket, s3.key),
         }
     }
@@ -131,6 +134,10 @@ pub struct EksSpec {
     /// `false` lets an apply delete or replace the cluster and its OIDC provider without
     /// `--allow-replace`.
     pub protect: bool,
+    /// The zones of the control plane's subnets, in the order of `vpc.azs`. EKS keeps a cluster
+    /// in the zones it was made with: adding one here replaces the cluster, while a zone added
+    /// to the VPC only does so when this follows the VPC (the default).
+    pub zones: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -143,10 +150,32 @@ pub struct NodeGroupSpec {
     pub min: i64,
     pub max: i64,
     pub desired: i64,
+    /// `desired` holds on every apply; otherwise only at creation (an autoscaler moves it).
+    pub manage_desired: bool,
     pub labels: BTreeMap<String, String>,
     pub taints: Vec<Taint>,
     /// `false` lets an apply replace the group without `--allow-replace`.
     pub protect: bool,
+}
+
+impl NodeGroupSpec {
+    /// The group's name in EKS: `name`, `-`, and 8 hex digits of a SHA-256 of what forces its
+    /// replacement and the spec knows (instance types, capacity, disk size, the zones of its
+    /// subnets). A change of those gives the successor a new name, so that it is made, and
+    /// ACTIVE, before the group it replaces is deleted; the same spec always gives the same
+    /// name. A subnet replaced in the same zone keeps the name: the group then goes before
+    /// its old subnet, as that subnet must, and its successor comes after the new one.
+    pub fn eks_name(&self, vpc: &VpcSpec) -> String {
+        let zones: Vec<&str> = vpc.zones.iter().map(|z| z.name.as_str()).collect();
+        let forcing = serde_json::json!([
+            self.instance_types,
+            self.capacity.as_aws(),
+            self.disk_size,
+            zones,
+        ]);
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(forcing.to_string().as_bytes());
+        format!("{}-{}", self.name, &hex::encode(digest)[..8])
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -323,6 +352,10 @@ pub fn load(path: &Path) -> Result<Spec, SpecError> {
 /// Validates stack text that claims to come from `path`, with the bases it `extends`.
 pub fn parse(path: &Path, text: String) -> Result<Spec, SpecError> {
     let composed = compose::read_chain(path, text).map_err(|e| SpecError::Extends(e.message()))?;
+    let control = control_characters(&composed.source.text);
+    if !control.is_empty() {
+        return Err(invalid(composed.source, control));
+    }
     let raw: Result<raw::RawSpec, Diagnostic> = composed.merged().and_then(|merged| {
         serde::Deserialize::deserialize(toml::de::Deserializer::from(merged))
             .map_err(|e: toml::de::Error| toml_diagnostic(&e))
@@ -333,10 +366,15 @@ pub fn parse(path: &Path, text: String) -> Result<Spec, SpecError> {
         Err(diagnostic) => return Err(invalid(source, vec![diagnostic])),
     };
     let raw_workloads = raw.workloads.take();
+    let state_folder = state_folder(&source, &raw);
     let mut spec = match validate::validate(path, raw, &source) {
         Ok(spec) => spec,
         Err(diagnostics) => return Err(invalid(source, diagnostics)),
     };
+    if let StateSpec::Local { path, legacy } = &mut spec.state {
+        *legacy = path.clone();
+        *path = state_folder.join(&*path);
+    }
     let mut read = source.text.clone();
     if let Some(raw_workloads) = raw_workloads {
         let files = match workload_files(&source, &spec, &raw_workloads) {
@@ -364,6 +402,16 @@ pub fn parse(path: &Path, text: String) -> Result<Spec, SpecError> {
     // Of every file the stack reads: a saved plan is refused when any of them changed.
     spec.digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(read.as_bytes()));
     Ok(spec)
+}
+
+/// The folder a local state path is relative to: that of the file that wrote `[state] path`,
+/// or that of the stack file for the default `state/<stack>.json`.
+fn state_folder(source: &SourceFile, raw: &raw::RawSpec) -> PathBuf {
+    let file = match raw.state.as_ref().and_then(|s| s.path.as_ref()) {
+        Some(path) => source.file_at(path.span().start),
+        None => &source.path,
+    };
+    file.parent().unwrap_or(Path::new("")).to_path_buf()
 }
 
 fn invalid(file: SourceFile, diagnostics: Vec<Diagnostic>) -> SpecError {
@@ -416,6 +464,25 @@ fn workload_files(
     } else {
         Err(problems)
     }
+}
+
+/// Every control character of the text but tab and line ends, each named: TOML refuses them, and
+/// its parser would report the first one as something else (a NUL as "key with no value").
+fn control_characters(text: &str) -> Vec<Diagnostic> {
+    text.char_indices()
+        .filter(|(_, c)| c.is_ascii_control() && !matches!(c, '\t' | '\n' | '\r'))
+        .map(|(at, c)| {
+            let name = match c {
+                '\0' => "a NUL byte (U+0000)".to_string(),
+                c => format!("the control character U+{:04X}", u32::from(c)),
+            };
+            Diagnostic::new(
+                format!("the file has {name} here"),
+                Some(at..at + c.len_utf8()),
+            )
+            .with_hint("stack files are text: remove it (editors show a NUL as `^@` or `<0x00>`)")
+        })
+        .collect()
 }
 
 /// Turns a TOML syntax or type error into a diagnostic with a hint where one helps.

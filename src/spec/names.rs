@@ -29,20 +29,76 @@ pub fn stack_name(name: &str) -> Check {
     Ok(())
 }
 
-/// An AWS region code such as `us-west-2` or `us-gov-west-1`.
+/// The regions of each AWS partition, as the endpoint rules of the AWS SDK that `mlops` is built
+/// with list them (`aws-sdk-eks`'s partitions, without the `*-global` pseudo-regions). A region
+/// outside these has no endpoints: the first call would fail after others succeeded.
+pub const PARTITION_REGIONS: &[(&str, &[&str])] = &[
+    (
+        "aws",
+        &[
+            "af-south-1",
+            "ap-east-1",
+            "ap-east-2",
+            "ap-northeast-1",
+            "ap-northeast-2",
+            "ap-northeast-3",
+            "ap-south-1",
+            "ap-south-2",
+            "ap-southeast-1",
+            "ap-southeast-2",
+            "ap-southeast-3",
+            "ap-southeast-4",
+            "ap-southeast-5",
+            "ap-southeast-6",
+            "ap-southeast-7",
+            "ca-central-1",
+            "ca-west-1",
+            "eu-central-1",
+            "eu-central-2",
+            "eu-north-1",
+            "eu-south-1",
+            "eu-south-2",
+            "eu-west-1",
+            "eu-west-2",
+            "eu-west-3",
+            "il-central-1",
+            "me-central-1",
+            "me-south-1",
+            "mx-central-1",
+            "sa-east-1",
+            "us-east-1",
+            "us-east-2",
+            "us-west-1",
+            "us-west-2",
+        ],
+    ),
+    ("aws-cn", &["cn-north-1", "cn-northwest-1"]),
+    ("aws-eusc", &["eusc-de-east-1"]),
+    ("aws-iso", &["us-iso-east-1", "us-iso-west-1"]),
+    ("aws-iso-b", &["us-isob-east-1", "us-isob-west-1"]),
+    ("aws-iso-e", &["eu-isoe-west-1"]),
+    ("aws-iso-f", &["us-isof-east-1", "us-isof-south-1"]),
+    ("aws-us-gov", &["us-gov-east-1", "us-gov-west-1"]),
+];
+
+/// An AWS region code of one of the partitions, such as `us-west-2` or `us-gov-west-1`.
 pub fn region(name: &str) -> Check {
-    let parts: Vec<&str> = name.split('-').collect();
-    let shape_ok = (3..=4).contains(&parts.len())
-        && parts[..parts.len() - 1]
-            .iter()
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
-        && parts[parts.len() - 1].parse::<u8>().is_ok()
-        && parts[0].len() == 2;
-    if shape_ok {
+    let known = PARTITION_REGIONS
+        .iter()
+        .any(|(_, regions)| regions.contains(&name));
+    if known {
         Ok(())
     } else {
-        fail("a region looks like `us-west-2`")
+        fail("no AWS partition has this region")
     }
+}
+
+/// The region closest to a mistyped one, for a `did you mean` hint.
+pub fn closest_region(wrong: &str) -> Option<&'static str> {
+    let all = PARTITION_REGIONS
+        .iter()
+        .flat_map(|(_, regions)| regions.iter().copied());
+    crate::ui::diagnostic::closest(wrong, all)
 }
 
 /// An availability zone of `region`: the region code followed by one letter (`us-west-2a`).
@@ -97,8 +153,9 @@ pub fn eks_cluster_name(name: &str) -> Check {
 
 /// EKS node group names: 1-63 characters, alphanumerics, `-` and `_`, starting alphanumeric.
 pub fn node_group_name(name: &str) -> Check {
-    if name.len() > 63 {
-        return fail("it must be at most 63 characters long");
+    // EKS allows 63; mlops appends `-` and 8 hex digits (NodeGroupSpec::eks_name).
+    if name.len() > 54 {
+        return fail("it must be at most 54 characters long (mlops appends `-` and 8 hex digits, and EKS allows 63)");
     }
     eks_cluster_name(name)
 }

@@ -86,6 +86,8 @@ pub struct RawEks {
     pub admin_arns: Vec<S<String>>,
     pub node_groups: Option<S<BTreeMap<String, S<RawNodeGroup>>>>,
     pub protect: Option<bool>,
+    /// The zones of the control plane's network interfaces; by default every zone of the VPC.
+    pub zones: Option<S<Vec<S<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,6 +101,9 @@ pub struct RawNodeGroup {
     pub min: S<i64>,
     pub max: S<i64>,
     pub desired: S<i64>,
+    /// Keep the group at `desired` on every apply; by default it is only the size at creation,
+    /// and an autoscaler moves it.
+    pub manage_desired: Option<bool>,
     #[serde(default)]
     pub labels: BTreeMap<String, S<String>>,
     #[serde(default)]

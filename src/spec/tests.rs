@@ -67,7 +67,8 @@ fn the_reference_stack_is_valid() {
     assert_eq!(
         spec.state,
         StateSpec::Local {
-            path: "state/mlops.json".into()
+            path: "stacks/state/mlops.json".into(),
+            legacy: "state/mlops.json".into(),
         }
     );
 }
@@ -86,7 +87,8 @@ fn safe_defaults_apply_when_keys_are_left_out() {
     assert_eq!(
         spec.state,
         StateSpec::Local {
-            path: "state/mlops.json".into()
+            path: "stacks/state/mlops.json".into(),
+            legacy: "state/mlops.json".into(),
         }
     );
 }
@@ -543,4 +545,143 @@ fn s3_keys_are_refused_for_a_local_state() {
     assert!(found[1]
         .2
         .contains("`lock_lease` applies to the S3 state backend only"));
+}
+
+/// EKS's quota of 450 nodes per managed node group, at the value's line and column: a `max` of
+/// 2^32 must never reach CreateNodegroup.
+#[test]
+fn node_group_sizes_stop_at_what_eks_allows() {
+    let text = example_with("max = 3", "max = 4294967296");
+    let found = problems(&text);
+    assert_eq!(
+        found,
+        vec![(
+            line_of(&text, "max = 4294967296"),
+            7,
+            "node group `default`: `max` 4294967296 is more nodes than EKS allows in one managed node group".to_string()
+        )]
+    );
+    assert!(problems(&example_with("max = 3", "max = 450")).is_empty());
+    let found = problems(&example_with("min = 1", "min = 451"));
+    assert!(
+        found
+            .iter()
+            .any(|p| p.2.contains("`min` 451 is more nodes")),
+        "{found:?}"
+    );
+}
+
+/// A region no partition has is refused with the closest one; the zones then follow it.
+#[test]
+fn regions_come_from_the_partitions_with_a_suggestion() {
+    let text = EXAMPLE
+        .replace("region = \"us-west-2\"", "region = \"us-wset-2\"")
+        .replace("us-west-2a", "us-wset-2a")
+        .replace("us-west-2b", "us-wset-2b");
+    let Err(SpecError::Invalid { diagnostics, .. }) = parse_text(&text) else {
+        panic!("an unknown region must be refused");
+    };
+    assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+    assert_eq!(
+        diagnostics[0].message,
+        "region `us-wset-2` is not valid: no AWS partition has this region"
+    );
+    assert_eq!(
+        diagnostics[0].hint.as_deref(),
+        Some("did you mean `us-west-2`?")
+    );
+    for region in [
+        "us-gov-west-1",
+        "cn-north-1",
+        "eu-central-2",
+        "ap-southeast-7",
+    ] {
+        assert!(names::region(region).is_ok(), "{region}");
+    }
+}
+
+/// A NUL or another control character is named at its place, before the TOML parser reports
+/// it as something else.
+#[test]
+fn control_characters_are_named_where_they_are() {
+    let text = example_with("name = \"mlops-cluster\"", "name = \"mlops\u{0}cluster\"")
+        .replace("env = \"dev\"", "env = \"d\u{1b}v\"");
+    assert_eq!(
+        problems(&text),
+        vec![
+            (
+                line_of(&text, "env = "),
+                18,
+                "the file has the control character U+001B here".to_string()
+            ),
+            (
+                line_of(&text, "mlops\u{0}cluster"),
+                14,
+                "the file has a NUL byte (U+0000) here".to_string()
+            ),
+        ]
+    );
+}
+
+/// At most 40 public access CIDRs per cluster; the control plane's zones are zones of the
+/// VPC, at least two.
+#[test]
+fn cluster_limits_and_zones() {
+    let many: Vec<String> = (0..41).map(|i| format!("\"10.{i}.0.0/16\"")).collect();
+    let text = example_with(
+        "public_access_cidrs = [\"0.0.0.0/0\"]",
+        &format!("public_access_cidrs = [{}]", many.join(", ")),
+    );
+    assert_eq!(
+        problems(&text)[0].2,
+        "`public_access_cidrs` lists 41 blocks"
+    );
+    let text = example_with(
+        "public_access_cidrs = [\"0.0.0.0/0\"]",
+        "public_access_cidrs = [\"0.0.0.0/0\"]\nzones = [\"us-west-2c\"]",
+    );
+    let found: Vec<String> = problems(&text).into_iter().map(|p| p.2).collect();
+    assert_eq!(
+        found,
+        vec![
+            "the control plane needs subnets in at least two zones",
+            "`us-west-2c` is not a zone of the VPC",
+        ]
+    );
+    let text = example_with(
+        "public_access_cidrs = [\"0.0.0.0/0\"]",
+        "public_access_cidrs = [\"0.0.0.0/0\"]\nzones = [\"us-west-2b\", \"us-west-2a\"]",
+    );
+    assert_eq!(
+        parse_text(&text).unwrap().eks.zones,
+        vec!["us-west-2a", "us-west-2b"]
+    );
+}
+
+/// A local state path is relative to the stack file that writes it; the old rule's place is
+/// kept as `legacy`, relative to the working folder.
+#[test]
+fn a_local_state_path_is_relative_to_the_stack_file() {
+    // Without `[workloads]`, whose files are not under `/p`.
+    let text = EXAMPLE.split("[workloads]").next().unwrap();
+    let spec = parse(Path::new("/p/stacks/t.toml"), text.to_string()).unwrap();
+    assert_eq!(
+        spec.state,
+        StateSpec::Local {
+            path: "/p/stacks/state/mlops.json".into(),
+            legacy: "state/mlops.json".into(),
+        }
+    );
+    let absolute = example_with(
+        "path = \"state/mlops.json\"",
+        "path = \"/var/mlops/s.json\"",
+    );
+    let spec = parse(Path::new("stacks/t.toml"), absolute).unwrap();
+    assert_eq!(
+        spec.state,
+        StateSpec::Local {
+            path: "/var/mlops/s.json".into(),
+            legacy: "/var/mlops/s.json".into(),
+        }
+    );
 }

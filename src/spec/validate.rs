@@ -41,6 +41,21 @@ impl Problems {
         }
     }
 
+    /// A region of one of AWS's partitions, with the closest one as a hint when it is not.
+    fn region(&mut self, value: &S<String>) {
+        if let Err(reason) = names::region(value.get_ref()) {
+            let hint = match names::closest_region(value.get_ref()) {
+                Some(near) => format!("did you mean `{near}`?"),
+                None => "regions are named like `us-west-2`, `eu-central-1`, `us-gov-west-1`; docs/spec.md lists them".to_string(),
+            };
+            self.hint(
+                value.span(),
+                format!("region `{}` is not valid: {reason}", value.get_ref()),
+                hint,
+            );
+        }
+    }
+
     /// One of a closed set of words; returns the index of the match.
     fn choice(&mut self, value: &S<String>, what: &str, allowed: &[&str]) -> Option<usize> {
         let found = allowed.iter().position(|a| a == value.get_ref());
@@ -93,7 +108,7 @@ pub(super) fn validate(
     let stack = stack(&mut p, &raw.stack);
     let state = state(&mut p, raw.state.as_ref(), &stack);
     let vpc = vpc(&mut p, &raw.vpc, &stack.region);
-    let eks = eks(&mut p, &raw.eks);
+    let eks = eks(&mut p, &raw.eks, &vpc);
     let irsa = irsa(&mut p, &raw.irsa, &stack.name);
     let buckets = buckets(&mut p, &raw.buckets);
     let repositories = repositories(&mut p, &raw.repositories);
@@ -127,7 +142,7 @@ fn stack(p: &mut Problems, raw: &raw::RawStack) -> StackSpec {
         "stack name",
         &raw.name,
     );
-    p.name(names::region(raw.region.get_ref()), "region", &raw.region);
+    p.region(&raw.region);
     let mut tags = BTreeMap::new();
     let empty = BTreeMap::new();
     let raw_tags = raw.tags.as_ref().map_or(&empty, |t| t.get_ref());
@@ -159,10 +174,13 @@ fn stack(p: &mut Problems, raw: &raw::RawStack) -> StackSpec {
 
 fn state(p: &mut Problems, raw: Option<&raw::RawState>, stack: &StackSpec) -> StateSpec {
     let default_path = || PathBuf::from(format!("state/{}.json", stack.name));
+    // `path` is resolved against the stack file's folder by the caller, which knows the files.
+    let local = |path: PathBuf| StateSpec::Local {
+        legacy: path.clone(),
+        path,
+    };
     let Some(raw) = raw else {
-        return StateSpec::Local {
-            path: default_path(),
-        };
+        return local(default_path());
     };
     if let Some(backend) = &raw.backend {
         if p.choice(backend, "state backend", &["local", "s3"]) == Some(1) {
@@ -193,7 +211,7 @@ fn state(p: &mut Problems, raw: Option<&raw::RawState>, stack: &StackSpec) -> St
         Some(path) => PathBuf::from(path.get_ref()),
         None => default_path(),
     };
-    StateSpec::Local { path }
+    local(path)
 }
 
 /// The smallest lease a lock may have: a holder renews it three times per lease.
@@ -247,7 +265,7 @@ fn s3_state(
     };
     let region = match &raw.region {
         Some(region) => {
-            p.name(names::region(region.get_ref()), "region", region);
+            p.region(region);
             region.get_ref().clone()
         }
         None => stack.region.clone(),
@@ -437,8 +455,9 @@ fn vpc(p: &mut Problems, raw: &S<raw::RawVpc>, region: &str) -> VpcSpec {
     }
 }
 
-fn eks(p: &mut Problems, raw: &S<raw::RawEks>) -> EksSpec {
+fn eks(p: &mut Problems, raw: &S<raw::RawEks>, vpc: &VpcSpec) -> EksSpec {
     let e = raw.get_ref();
+    let zones = control_plane_zones(p, e.zones.as_ref(), vpc);
     p.name(
         names::eks_cluster_name(e.name.get_ref()),
         "EKS cluster name",
@@ -471,6 +490,16 @@ fn eks(p: &mut Problems, raw: &S<raw::RawEks>) -> EksSpec {
                     } else {
                         "remove `public_access_cidrs`: the public endpoint is off"
                     },
+                );
+            }
+            if list.get_ref().len() > MAX_PUBLIC_ACCESS_CIDRS {
+                p.hint(
+                    list.span(),
+                    format!(
+                        "`public_access_cidrs` lists {} blocks",
+                        list.get_ref().len()
+                    ),
+                    format!("EKS allows at most {MAX_PUBLIC_ACCESS_CIDRS} public access CIDR blocks per cluster"),
                 );
             }
             if !public_endpoint && !list.get_ref().is_empty() {
@@ -560,7 +589,44 @@ fn eks(p: &mut Problems, raw: &S<raw::RawEks>) -> EksSpec {
         admin_arns,
         node_groups,
         protect: e.protect.unwrap_or(true),
+        zones,
     }
+}
+
+/// `[eks] zones`: zones of the VPC, at least two (EKS's minimum), in the order of `vpc.azs`.
+fn control_plane_zones(
+    p: &mut Problems,
+    raw: Option<&S<Vec<S<String>>>>,
+    vpc: &VpcSpec,
+) -> Vec<String> {
+    let all: Vec<String> = vpc.zones.iter().map(|z| z.name.clone()).collect();
+    let Some(raw) = raw else {
+        return all;
+    };
+    for zone in raw.get_ref() {
+        if !all.contains(zone.get_ref()) {
+            p.hint(
+                zone.span(),
+                format!("`{}` is not a zone of the VPC", zone.get_ref()),
+                format!(
+                    "the control plane's zones are among `vpc.azs`: {}",
+                    all.join(", ")
+                ),
+            );
+        }
+    }
+    let chosen: Vec<String> = all
+        .into_iter()
+        .filter(|z| raw.get_ref().iter().any(|r| r.get_ref() == z))
+        .collect();
+    if chosen.len() < 2 {
+        p.hint(
+            raw.span(),
+            "the control plane needs subnets in at least two zones",
+            "list two or more zones of `vpc.azs` in `eks.zones`, or leave it out for all of them",
+        );
+    }
+    chosen
 }
 
 fn node_group(p: &mut Problems, key: &str, g: &raw::RawNodeGroup, name: String) -> NodeGroupSpec {
@@ -604,6 +670,20 @@ fn node_group(p: &mut Problems, key: &str, g: &raw::RawNodeGroup, name: String) 
             g.max.span(),
             format!("node group `{key}`: `max` must be at least 1"),
         );
+    }
+    for (name, value) in [("min", &g.min), ("max", &g.max), ("desired", &g.desired)] {
+        if *value.get_ref() > MAX_NODES_PER_GROUP {
+            p.hint(
+                value.span(),
+                format!(
+                    "node group `{key}`: `{name}` {} is more nodes than EKS allows in one managed node group",
+                    value.get_ref()
+                ),
+                format!(
+                    "EKS's quota `Nodes per managed node group` is {MAX_NODES_PER_GROUP}; spread the nodes over several node groups"
+                ),
+            );
+        }
     }
     if min > desired || desired > max {
         p.hint(
@@ -652,11 +732,19 @@ fn node_group(p: &mut Problems, key: &str, g: &raw::RawNodeGroup, name: String) 
         min,
         max,
         desired,
+        manage_desired: g.manage_desired.unwrap_or(false),
         labels,
         taints,
         protect: g.protect.unwrap_or(true),
     }
 }
+
+/// EKS's quota `Public endpoint access CIDR ranges per cluster`, which cannot be raised.
+const MAX_PUBLIC_ACCESS_CIDRS: usize = 40;
+
+/// EKS's quota `Nodes per managed node group` (docs: Amazon EKS service quotas): a larger
+/// `max` is refused by CreateNodegroup, after everything the apply made before it.
+const MAX_NODES_PER_GROUP: i64 = 450;
 
 /// The IAM role name of an IRSA entry; IAM role names are at most 64 characters.
 pub fn irsa_role_name(stack: &str, key: &str) -> String {

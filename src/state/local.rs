@@ -15,6 +15,9 @@ use super::{State, StateError, StateStore};
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     path: PathBuf,
+    /// Where an older rule put the state (relative to the working folder): read while the state
+    /// is not at `path` yet, and moved to `path` under the lock.
+    legacy: Option<PathBuf>,
     stack: String,
     stack_file: String,
 }
@@ -24,9 +27,84 @@ impl LocalStore {
     pub fn new(path: impl Into<PathBuf>, stack: &str, stack_file: &str) -> Self {
         LocalStore {
             path: path.into(),
+            legacy: None,
             stack: stack.to_string(),
             stack_file: stack_file.to_string(),
         }
+    }
+
+    /// The same store, also looking for the state at `legacy` (docs/state.md).
+    pub fn with_legacy(mut self, legacy: impl Into<PathBuf>) -> Self {
+        self.legacy = Some(legacy.into());
+        self
+    }
+
+    /// Writes `bytes` as the state file: a temporary file in the same folder, fsync, rename,
+    /// fsync of the folder.
+    fn write(&self, bytes: &[u8]) -> Result<(), StateError> {
+        let dir = match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        fs::create_dir_all(&dir).map_err(self.io("create the folder of", &self.path))?;
+        let file_name = self.path.file_name().unwrap_or_default().to_string_lossy();
+        let tmp = dir.join(format!(".{file_name}.tmp.{}", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            let mut file = File::create(&tmp)?;
+            file.write_all(bytes)?;
+            file.sync_all()?;
+            fs::rename(&tmp, &self.path)?;
+            // The rename is durable once the folder is synced.
+            File::open(&dir)?.sync_all()
+        };
+        if let Err(e) = write() {
+            let _ = fs::remove_file(&tmp);
+            return Err(self.io("write", &self.path)(e));
+        }
+        Ok(())
+    }
+
+    /// The state at the legacy place, when there is one of this stack and none at `path`; a
+    /// state there of another stack is not this one's, and is left alone.
+    fn legacy_state(&self) -> Result<Option<(&Path, State)>, StateError> {
+        let Some(legacy) = self.legacy.as_deref() else {
+            return Ok(None);
+        };
+        if self.path.exists() {
+            return Ok(None);
+        }
+        match fs::read_to_string(legacy) {
+            Ok(text) => Ok(parse(legacy, &text, &self.stack)
+                .ok()
+                .map(|state| (legacy, state))),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io("read", legacy)(e)),
+        }
+    }
+
+    /// Moves the legacy state to `path`, unless a run of an older mlops holds it locked.
+    fn move_legacy(&self, legacy: &Path) -> Result<String, StateError> {
+        if let Some(holder) = self.read_lock_of(legacy)? {
+            return Err(StateError::Locked {
+                path: legacy.to_path_buf(),
+                holder: Box::new(holder),
+            });
+        }
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(self.io("create the folder of", &self.path))?;
+        }
+        // A rename is atomic; across file systems, a copy that lands whole, then the removal.
+        if fs::rename(legacy, &self.path).is_err() {
+            let bytes = fs::read(legacy).map_err(self.io("read", legacy))?;
+            self.write(&bytes)?;
+            fs::remove_file(legacy).map_err(self.io("remove", legacy))?;
+        }
+        Ok(format!(
+            "moved the state of stack `{}` from `{}` to `{}`: a local state is now found from the stack file's folder, whatever the working folder (docs/state.md)",
+            self.stack,
+            legacy.display(),
+            self.path.display()
+        ))
     }
 
     pub fn path(&self) -> &Path {
@@ -34,9 +112,7 @@ impl LocalStore {
     }
 
     fn lock_path(&self) -> PathBuf {
-        let mut name = self.path.as_os_str().to_owned();
-        name.push(".lock");
-        PathBuf::from(name)
+        lock_path_of(&self.path)
     }
 
     fn io(&self, action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StateError {
@@ -49,7 +125,12 @@ impl LocalStore {
     }
 
     fn read_lock(&self) -> Result<Option<LockInfo>, StateError> {
-        let path = self.lock_path();
+        self.read_lock_of(&self.path)
+    }
+
+    /// The lock of the state file `state`, if one is held.
+    fn read_lock_of(&self, state: &Path) -> Result<Option<LockInfo>, StateError> {
+        let path = lock_path_of(state);
         match fs::read(&path) {
             Ok(bytes) => Ok(Some(LockInfo::parse_or_unreadable(
                 &bytes,
@@ -62,6 +143,13 @@ impl LocalStore {
     }
 }
 
+/// The lock file of the state file `path`: next to it, with `.lock` appended.
+fn lock_path_of(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
 #[async_trait]
 impl StateStore for LocalStore {
     fn describe(&self) -> String {
@@ -71,34 +159,24 @@ impl StateStore for LocalStore {
     async fn load(&self) -> Result<Option<State>, StateError> {
         match fs::read_to_string(&self.path) {
             Ok(text) => parse(&self.path, &text, &self.stack).map(Some),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                Ok(self.legacy_state()?.map(|(_, state)| state))
+            }
             Err(e) => Err(self.io("read", &self.path)(e)),
         }
     }
 
+    async fn relocate(&self, _lock: &LockGuard) -> Result<Option<String>, StateError> {
+        match self.legacy_state()? {
+            Some((legacy, _)) => self.move_legacy(legacy).map(Some),
+            None => Ok(None),
+        }
+    }
+
     async fn save(&self, state: &mut State) -> Result<(), StateError> {
-        let dir = match self.path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        fs::create_dir_all(&dir).map_err(self.io("create the folder of", &self.path))?;
         let mut next = state.clone();
         next.serial += 1;
-        let bytes = to_bytes(&next);
-        let file_name = self.path.file_name().unwrap_or_default().to_string_lossy();
-        let tmp = dir.join(format!(".{file_name}.tmp.{}", std::process::id()));
-        let write = || -> std::io::Result<()> {
-            let mut file = File::create(&tmp)?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
-            fs::rename(&tmp, &self.path)?;
-            // The rename is durable once the folder is synced.
-            File::open(&dir)?.sync_all()
-        };
-        if let Err(e) = write() {
-            let _ = fs::remove_file(&tmp);
-            return Err(self.io("write", &self.path)(e));
-        }
+        self.write(&to_bytes(&next))?;
         *state = next;
         Ok(())
     }

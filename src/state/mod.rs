@@ -252,4 +252,9 @@ pub trait StateStore: Send + Sync {
     async fn lock_status(&self) -> Result<Option<LockInfo>, StateError>;
     /// Removes a lock left by a run that is gone, if `id` matches it.
     async fn force_unlock(&self, id: &str) -> Result<LockInfo, StateError>;
+    /// Called under the lock `_lock`: moves a state found only where an older rule put it to
+    /// where it belongs now, and says what it did or what the user should know, if anything.
+    async fn relocate(&self, _lock: &LockGuard) -> Result<Option<String>, StateError> {
+        Ok(None)
+    }
 }

@@ -2,6 +2,7 @@
 //! the executor's events. The core never prints; it reports to traits implemented here.
 
 pub mod diagnostic;
+pub mod out;
 pub mod progress;
 
 use std::io::IsTerminal;

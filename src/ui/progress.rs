@@ -97,7 +97,7 @@ pub fn event(kind: &str, fields: serde_json::Value) {
     if let (Some(line), serde_json::Value::Object(fields)) = (line.as_object_mut(), fields) {
         line.extend(fields);
     }
-    println!("{line}");
+    crate::outln!("{line}");
 }
 
 impl Reporter for JsonEvents {
@@ -169,7 +169,7 @@ pub struct Lines {
 impl Lines {
     fn line(&self, text: &str) {
         let now = humantime::format_rfc3339_seconds(SystemTime::now());
-        eprintln!("{now} {}{text}", self.prefix);
+        crate::errln!("{now} {}{text}", self.prefix);
     }
 }
 

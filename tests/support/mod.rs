@@ -27,6 +27,9 @@ pub const FIXTURE_ADDONS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared
 pub struct Emulator {
     child: Child,
     pub url: String,
+    port: u16,
+    /// moto's recorder writes every request it receives here, once `start_recording` is called.
+    recording: PathBuf,
 }
 
 /// Where `scripts/setup-emulator.sh` installs moto.
@@ -47,11 +50,16 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// `GET path` on the emulator; the status code, or `None` when nothing answers.
-fn http_get(port: u16, path: &str) -> Option<u16> {
+/// `<method> path` on the emulator, without a body; the status code, or `None` when nothing
+/// answers.
+fn http(method: &str, port: u16, path: &str) -> Option<u16> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"
+    )
+    .ok()?;
     let mut head = [0u8; 12];
     stream.read_exact(&mut head).ok()?;
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
@@ -67,9 +75,12 @@ impl Emulator {
         );
         let port = free_port();
         let log = std::env::temp_dir().join(format!("mlops-moto-{port}.log"));
+        let recording = std::env::temp_dir().join(format!("mlops-moto-{port}.recording"));
+        let _ = fs::remove_file(&recording);
         let child = Command::new(&server)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+            .env("MOTO_RECORDER_FILEPATH", &recording)
             .stdout(Stdio::null())
             .stderr(fs::File::create(&log).expect("log file"))
             .spawn()
@@ -77,9 +88,11 @@ impl Emulator {
         let emulator = Emulator {
             child,
             url: format!("http://127.0.0.1:{port}"),
+            port,
+            recording,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
-        while http_get(port, "/moto-api/data.json") != Some(200) {
+        while http("GET", port, "/moto-api/data.json") != Some(200) {
             assert!(
                 Instant::now() < deadline,
                 "moto did not start; see {}",
@@ -88,6 +101,28 @@ impl Emulator {
             std::thread::sleep(Duration::from_millis(100));
         }
         emulator
+    }
+
+    /// From now on, moto records every request it receives (its `/moto-api/recorder`).
+    pub fn start_recording(&self) {
+        assert_eq!(
+            http("POST", self.port, "/moto-api/recorder/start-recording"),
+            Some(200)
+        );
+    }
+
+    /// The requests moto received since `start_recording`, in order, as `METHOD /path`: what
+    /// AWS would have been asked, read from the emulator's own record.
+    pub fn recorded_requests(&self) -> Vec<String> {
+        let text = fs::read_to_string(&self.recording).unwrap_or_default();
+        text.lines()
+            .map(|line| {
+                let entry: serde_json::Value = serde_json::from_str(line).unwrap();
+                let url = entry["url"].as_str().unwrap_or_default();
+                let path = url.splitn(4, '/').nth(3).unwrap_or_default();
+                format!("{} /{path}", entry["method"].as_str().unwrap_or_default())
+            })
+            .collect()
     }
 
     /// SDK clients for checking what exists, independently of mlops.
@@ -147,6 +182,40 @@ pub struct Aws {
 impl Aws {
     pub fn run<F: std::future::Future>(&self, f: F) -> F::Output {
         self.runtime.block_on(f)
+    }
+
+    /// The node group of `cluster` for the spec's `[eks.node_groups.<key>]`, as EKS describes
+    /// it: the one group named `<key>-` and 8 hex digits (mlops appends a digest of what forces
+    /// a replacement). Panics unless there is exactly one.
+    pub async fn node_group(
+        &self,
+        cluster: &str,
+        key: &str,
+    ) -> aws_sdk_eks::operation::describe_nodegroup::DescribeNodegroupOutput {
+        let listed = self
+            .eks
+            .list_nodegroups()
+            .cluster_name(cluster)
+            .send()
+            .await
+            .unwrap();
+        let named: Vec<&String> = listed
+            .nodegroups()
+            .iter()
+            .filter(|n| {
+                n.strip_prefix(key)
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .is_some_and(|d| d.len() == 8 && d.chars().all(|c| c.is_ascii_hexdigit()))
+            })
+            .collect();
+        assert_eq!(named.len(), 1, "node groups of `{cluster}`: {listed:?}");
+        self.eks
+            .describe_nodegroup()
+            .cluster_name(cluster)
+            .nodegroup_name(named[0])
+            .send()
+            .await
+            .unwrap()
     }
 
     /// The ARN IAM reports for the role `name`.

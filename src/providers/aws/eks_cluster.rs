@@ -137,6 +137,45 @@ async fn wait_update(ctx: &Ctx<'_>, name: &str, update: Option<&Update>) -> Prov
     .await
 }
 
+/// The zones of the cluster's subnets, sorted: EKS keeps a cluster in the zones it was made
+/// with, so a change of them replaces it. Subnets that are gone count for the zone `prior`
+/// recorded for them (none when there is no record): the cluster still has them.
+async fn zones_of(ctx: &Ctx<'_>, subnet_ids: &Value, prior: &Attrs) -> ProviderResult<Value> {
+    let recorded = || {
+        prior
+            .get("availability_zones")
+            .cloned()
+            .unwrap_or_else(|| json!([]))
+    };
+    let ids: Vec<String> = subnet_ids
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    if ids.is_empty() {
+        return Ok(recorded());
+    }
+    let out = ctx
+        .aws
+        .ec2
+        .describe_subnets()
+        .set_subnet_ids(Some(ids))
+        .send()
+        .await
+        .map_err(classify);
+    // A subnet deleted outside mlops fails the whole call: keep what was recorded.
+    let Some(out) = gone_as_none(out)? else {
+        return Ok(recorded());
+    };
+    let zones: std::collections::BTreeSet<&str> = out
+        .subnets()
+        .iter()
+        .filter_map(|s| s.availability_zone())
+        .collect();
+    Ok(json!(zones))
+}
+
 /// Waits until the cluster is ACTIVE; a FAILED cluster, or one that vanishes, is an error.
 async fn wait_active(ctx: &Ctx<'_>, name: &str, what: &str) -> ProviderResult<()> {
     wait_for(ctx, what, ACTIVE_LIMIT, || async move {
@@ -204,11 +243,18 @@ impl ResourceProvider for EksCluster {
                 .cloned()
                 .unwrap_or(Value::Null),
         };
+        let availability_zones = zones_of(ctx, &subnet_ids, prior).await?;
         let attrs = json!({
             "name": id,
             "version": cluster.version(),
             "role_arn": cluster.role_arn(),
+            "vpc_id": vpc.and_then(|v| v.vpc_id()).map_or_else(
+                // moto does not report the VPC of a cluster; AWS always does.
+                || prior.get("vpc_id").cloned().unwrap_or(Value::Null),
+                |id| json!(id),
+            ),
             "subnet_ids": subnet_ids,
+            "availability_zones": availability_zones,
             "endpoint_public_access": vpc.is_some_and(|v| v.endpoint_public_access()),
             "endpoint_private_access": vpc.is_some_and(|v| v.endpoint_private_access()),
             "public_access_cidrs": in_prior_order(
@@ -299,6 +345,22 @@ impl ResourceProvider for EksCluster {
                 .update_cluster_version()
                 .name(id)
                 .version(str_attr(desired, "version")?)
+                .send()
+                .await
+                .map_err(classify)?;
+            wait_update(ctx, id, out.update()).await?;
+        }
+        // Subnets within the zones the cluster was made with: EKS moves its network interfaces.
+        // EKS takes one kind of update per call ("Only one type of update - VpcConfigUpdate,
+        // LoggingUpdate or EndpointAccessUpdate can be allowed"): the subnets go alone.
+        if live.get("subnet_ids") != desired.get("subnet_ids") {
+            let vpc = VpcConfigRequest::builder()
+                .set_subnet_ids(Some(strings_attr(desired, "subnet_ids")))
+                .build();
+            let out = eks
+                .update_cluster_config()
+                .name(id)
+                .resources_vpc_config(vpc)
                 .send()
                 .await
                 .map_err(classify)?;

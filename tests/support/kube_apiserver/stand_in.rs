@@ -107,6 +107,8 @@ async fn run(kubeconfig: PathBuf, held: Arc<Mutex<BTreeSet<Key>>>, stop: Arc<Ato
         for e in round(&client, &held).await {
             // An object changed or deleted meanwhile: the next round sees it as it is now.
             let transient = matches!(&e, kube::Error::Api(s) if s.code == 404 || s.code == 409);
+            // The test harness captures stderr: no pipe to lose.
+            #[allow(clippy::disallowed_macros)]
             if !transient && reported.insert(e.to_string()) {
                 eprintln!("kube stand-in: {e}");
             }
