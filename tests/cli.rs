@@ -64,6 +64,16 @@ fn no_panic() -> impl Predicate<str> {
         .and(predicate::str::contains("RUST_BACKTRACE").not())
 }
 
+/// A state of the example with `vpc` (`vpc-1`) and `s3_bucket.models`.
+fn state_with_a_vpc_and_a_bucket() -> String {
+    empty_state("mlops", 1).replace(
+        "\"resources\": {}",
+        r#""resources": {
+            "vpc": {"kind": "vpc", "id": "vpc-1", "attrs": {}, "deps": []},
+            "s3_bucket.models": {"kind": "s3_bucket", "id": "b", "attrs": {"bucket": "mlops-models-bucket"}, "deps": []}}"#,
+    )
+}
+
 fn empty_state(stack: &str, version: u64) -> String {
     format!(
         r#"{{"format_version": {version}, "serial": 3, "lineage": "l-1", "stack": "{stack}", "resources": {{}}, "outputs": {{}}}}"#
@@ -318,12 +328,7 @@ fn output_and_state_commands_read_the_state() {
     p.mlops(&["output", "example"])
         .success()
         .stderr(predicate::str::contains("has no outputs yet"));
-    let state = empty_state("mlops", 1).replace(
-        "\"resources\": {}",
-        r#""resources": {
-            "vpc": {"kind": "vpc", "id": "vpc-1", "attrs": {}, "deps": []},
-            "s3_bucket.models": {"kind": "s3_bucket", "id": "b", "attrs": {"bucket": "mlops-models-bucket"}, "deps": []}}"#,
-    );
+    let state = state_with_a_vpc_and_a_bucket();
     p.write_state(&state);
     p.mlops(&["state", "list", "example"])
         .success()
@@ -345,12 +350,7 @@ fn output_and_state_commands_read_the_state() {
 #[test]
 fn output_prints_one_value_raw_or_as_json() {
     let p = Project::new();
-    let state = empty_state("mlops", 1).replace(
-        "\"resources\": {}",
-        r#""resources": {
-            "vpc": {"kind": "vpc", "id": "vpc-1", "attrs": {}, "deps": []},
-            "s3_bucket.models": {"kind": "s3_bucket", "id": "b", "attrs": {"bucket": "mlops-models-bucket"}, "deps": []}}"#,
-    );
+    let state = state_with_a_vpc_and_a_bucket();
     p.write_state(&state);
     p.mlops(&["output", "example", "vpc_id", "--raw"])
         .success()

@@ -560,29 +560,19 @@ fn drift_made_outside_mlops_is_shown_and_repaired() {
 /// with its EKS status.
 fn groups_of(aws: &Aws, cluster: &str, key: &str) -> BTreeMap<String, String> {
     aws.run(async {
-        let listed = aws
-            .eks
-            .list_nodegroups()
-            .cluster_name(cluster)
-            .send()
-            .await
-            .unwrap();
         let mut groups = BTreeMap::new();
-        for name in listed.nodegroups() {
-            if !name.starts_with(&format!("{key}-")) {
-                continue;
-            }
+        for name in aws.node_group_names(cluster, key).await {
             // Deleted between the list and the describe: not there any more.
             if let Ok(got) = aws
                 .eks
                 .describe_nodegroup()
                 .cluster_name(cluster)
-                .nodegroup_name(name)
+                .nodegroup_name(&name)
                 .send()
                 .await
             {
                 let status = got.nodegroup().and_then(|g| g.status());
-                groups.insert(name.clone(), status.map_or("", |s| s.as_str()).to_string());
+                groups.insert(name, status.map_or("", |s| s.as_str()).to_string());
             }
         }
         groups

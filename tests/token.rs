@@ -207,8 +207,8 @@ impl Project {
             r#"{{"format_version": 1, "serial": 7, "lineage": "l-1", "stack": "mlops", "outputs": {{}},
                 "resources": {{"eks_cluster": {{"kind": "eks_cluster", "id": "mlops-cluster", "attrs": {cluster_attrs}, "deps": []}}}}}}"#
         );
-        fs::create_dir_all(self.path("state")).unwrap();
-        fs::write(self.path("state/mlops.json"), state).unwrap();
+        fs::create_dir_all(self.path("stacks/state")).unwrap();
+        fs::write(self.path("stacks/state/mlops.json"), state).unwrap();
     }
 
     fn write_applied_state(&self) {
@@ -323,7 +323,7 @@ fn token_and_kubeconfig_refuse_a_stack_never_applied() {
             .code(1)
             .stdout("")
             .stderr(predicate::str::contains(
-                "error: stack `mlops` was never applied: there is no state at `state/mlops.json`",
+                "error: stack `mlops` was never applied: there is no state at `stacks/state/mlops.json`",
             ))
             .stderr(predicate::str::contains(
                 "hint: run `mlops apply example` to create the cluster first",

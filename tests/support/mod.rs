@@ -192,6 +192,24 @@ impl Aws {
         cluster: &str,
         key: &str,
     ) -> aws_sdk_eks::operation::describe_nodegroup::DescribeNodegroupOutput {
+        let named = self.node_group_names(cluster, key).await;
+        assert_eq!(
+            named.len(),
+            1,
+            "node groups of `{cluster}` for `{key}`: {named:?}"
+        );
+        self.eks
+            .describe_nodegroup()
+            .cluster_name(cluster)
+            .nodegroup_name(&named[0])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The names of the node groups of `cluster` for the spec's `key`: `<key>-` and 8 hex
+    /// digits.
+    pub async fn node_group_names(&self, cluster: &str, key: &str) -> Vec<String> {
         let listed = self
             .eks
             .list_nodegroups()
@@ -199,7 +217,7 @@ impl Aws {
             .send()
             .await
             .unwrap();
-        let named: Vec<&String> = listed
+        listed
             .nodegroups()
             .iter()
             .filter(|n| {
@@ -207,15 +225,8 @@ impl Aws {
                     .and_then(|rest| rest.strip_prefix('-'))
                     .is_some_and(|d| d.len() == 8 && d.chars().all(|c| c.is_ascii_hexdigit()))
             })
-            .collect();
-        assert_eq!(named.len(), 1, "node groups of `{cluster}`: {listed:?}");
-        self.eks
-            .describe_nodegroup()
-            .cluster_name(cluster)
-            .nodegroup_name(named[0])
-            .send()
-            .await
-            .unwrap()
+            .cloned()
+            .collect()
     }
 
     /// The ARN IAM reports for the role `name`.

@@ -138,8 +138,8 @@ async fn wait_update(ctx: &Ctx<'_>, name: &str, update: Option<&Update>) -> Prov
 }
 
 /// The zones of the cluster's subnets, sorted: EKS keeps a cluster in the zones it was made
-/// with, so a change of them replaces it. Subnets that are gone count for the zone `prior`
-/// recorded for them (none when there is no record): the cluster still has them.
+/// with (`ResourceKind::replaces_for`). When the subnets cannot be read (one was deleted
+/// outside mlops), the zones recorded before.
 async fn zones_of(ctx: &Ctx<'_>, subnet_ids: &Value, prior: &Attrs) -> ProviderResult<Value> {
     let recorded = || {
         prior
@@ -174,6 +174,20 @@ async fn zones_of(ctx: &Ctx<'_>, subnet_ids: &Value, prior: &Attrs) -> ProviderR
         .filter_map(|s| s.availability_zone())
         .collect();
     Ok(json!(zones))
+}
+
+/// One UpdateClusterConfig of the cluster's VPC configuration, waited for.
+async fn update_vpc_config(ctx: &Ctx<'_>, name: &str, vpc: VpcConfigRequest) -> ProviderResult<()> {
+    let out = ctx
+        .aws
+        .eks
+        .update_cluster_config()
+        .name(name)
+        .resources_vpc_config(vpc)
+        .send()
+        .await
+        .map_err(classify)?;
+    wait_update(ctx, name, out.update()).await
 }
 
 /// Waits until the cluster is ACTIVE; a FAILED cluster, or one that vanishes, is an error.
@@ -357,14 +371,7 @@ impl ResourceProvider for EksCluster {
             let vpc = VpcConfigRequest::builder()
                 .set_subnet_ids(Some(strings_attr(desired, "subnet_ids")))
                 .build();
-            let out = eks
-                .update_cluster_config()
-                .name(id)
-                .resources_vpc_config(vpc)
-                .send()
-                .await
-                .map_err(classify)?;
-            wait_update(ctx, id, out.update()).await?;
+            update_vpc_config(ctx, id, vpc).await?;
         }
         if ENDPOINT_ATTRS
             .iter()
@@ -375,14 +382,7 @@ impl ResourceProvider for EksCluster {
                 .endpoint_private_access(bool_attr(desired, "endpoint_private_access"))
                 .set_public_access_cidrs(Some(strings_attr(desired, "public_access_cidrs")))
                 .build();
-            let out = eks
-                .update_cluster_config()
-                .name(id)
-                .resources_vpc_config(vpc)
-                .send()
-                .await
-                .map_err(classify)?;
-            wait_update(ctx, id, out.update()).await?;
+            update_vpc_config(ctx, id, vpc).await?;
         }
         if live.get("authentication_mode") != desired.get("authentication_mode") {
             let access = UpdateAccessConfigRequest::builder()
