@@ -581,7 +581,16 @@ fn a_replace_forcing_change_replaces_the_node_group() {
         plan.stdout
     );
     assert!(plan.stdout.contains("# forces replacement"));
-    let applied = project.apply().ok();
+    // A node group is protected: its replacement needs the user's word.
+    let applied = project
+        .mlops(&[
+            "apply",
+            stack,
+            "--auto-approve",
+            "--allow-replace",
+            "eks_node_group.default",
+        ])
+        .ok();
     assert!(
         applied.stderr.contains("1 added, 0 changed, 1 destroyed"),
         "{}",
