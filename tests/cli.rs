@@ -1147,6 +1147,9 @@ fn replace_and_refresh_only_flags_are_checked() {
         .stderr(predicate::str::contains(
             "`--refresh-only` plans what a refresh finds",
         ));
+    p.mlops(&["plan", "example", "--refresh-only", "--target", "vpc"])
+        .code(1)
+        .stderr(predicate::str::contains("`--target` cannot narrow it"));
     p.mlops(&["plan", "--all", "--replace", "vpc"])
         .code(1)
         .stderr(predicate::str::contains("apply to one stack"));
