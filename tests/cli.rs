@@ -1150,6 +1150,9 @@ fn replace_and_refresh_only_flags_are_checked() {
     p.mlops(&["plan", "example", "--refresh-only", "--target", "vpc"])
         .code(1)
         .stderr(predicate::str::contains("`--target` cannot narrow it"));
+    p.mlops(&["apply", "--all", "--auto-approve", "--allow-replace", "vpc"])
+        .code(1)
+        .stderr(predicate::str::contains("apply to one stack"));
     p.mlops(&["plan", "--all", "--replace", "vpc"])
         .code(1)
         .stderr(predicate::str::contains("apply to one stack"));
