@@ -1341,8 +1341,42 @@ fn replace_and_refresh_only_flags_are_checked() {
         .stderr(predicate::str::contains(
             "`--refresh-only` plans what a refresh finds",
         ));
+    p.mlops(&["plan", "example", "--refresh-only", "--target", "vpc"])
+        .code(1)
+        .stderr(predicate::str::contains("`--target` cannot narrow it"));
+    p.mlops(&["apply", "--all", "--auto-approve", "--allow-replace", "vpc"])
+        .code(1)
+        .stderr(predicate::str::contains("apply to one stack"));
     p.mlops(&["plan", "--all", "--replace", "vpc"])
         .code(1)
         .stderr(predicate::str::contains("apply to one stack"));
     assert!(!p.state_file().exists());
+}
+
+/// One object has one address: `import` of an object the state holds at another address is
+/// refused before any AWS call, naming that address and `state mv`.
+#[test]
+fn import_refuses_an_object_the_state_holds_at_another_address() {
+    let p = Project::new();
+    let state = empty_state("mlops", 1).replace(
+        "\"resources\": {}",
+        r#""resources": {
+            "s3_bucket.old": {"kind": "s3_bucket", "id": "mlops-models-bucket", "attrs": {"bucket": "mlops-models-bucket"}, "deps": []}}"#,
+    );
+    p.write_state(&state);
+    p.mlops(&[
+        "import",
+        "example",
+        "s3_bucket.models",
+        "mlops-models-bucket",
+    ])
+    .code(1)
+    .stderr(
+        predicate::str::contains("`mlops-models-bucket` is already managed, as `s3_bucket.old`")
+            .and(predicate::str::contains(
+                "`mlops state mv stacks/example.toml s3_bucket.old s3_bucket.models`",
+            ))
+            .and(no_panic()),
+    );
+    assert_eq!(fs::read_to_string(p.state_file()).unwrap(), state);
 }

@@ -610,10 +610,17 @@ fn an_instance_type_change_makes_the_new_node_group_before_deleting_the_old() {
     );
     assert!(plan.stdout.contains("+/- eks_node_group.default {"));
     assert!(plan.stdout.contains("# forces replacement"));
+    // A node group is protected: its replacement needs the user's word.
 
     moto.start_recording();
     let mut child = project
-        .command(&["apply", stack, "--auto-approve"])
+        .command(&[
+            "apply",
+            stack,
+            "--auto-approve",
+            "--allow-replace",
+            "eks_node_group.default",
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

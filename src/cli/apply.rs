@@ -101,9 +101,13 @@ pub async fn run_apply(args: &ApplyArgs, global: &Global) -> Result<u8> {
         allowed: targets(&args.allow_replace).into_iter().collect(),
     };
     if let Some(pattern) = args.which.pattern() {
-        if !asked.targets.is_empty() || !asked.replace.is_empty() || asked.refresh_only {
+        if !asked.targets.is_empty()
+            || !asked.replace.is_empty()
+            || asked.refresh_only
+            || !asked.allowed.is_empty()
+        {
             return Err(Error::refused(
-                "`--target`, `--replace` and `--refresh-only` apply to one stack",
+                "`--target`, `--replace`, `--refresh-only` and `--allow-replace` apply to one stack",
                 "apply that stack on its own",
             ));
         }

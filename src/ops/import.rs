@@ -28,7 +28,10 @@ pub async fn import(stack: &Stack, address: &Address, id: &str, session: &Sessio
     if let Some(other) = state.holder(resource.kind, id, address) {
         return Err(Error::refused(
             format!("`{id}` is already managed, as `{other}`"),
-            format!("one object has one address: `mlops state mv {other} {address}` renames it"),
+            format!(
+                "one object has one address: `mlops state mv {} {other} {address}` renames it",
+                stack.spec.path.display()
+            ),
         ));
     }
     // Values the cloud does not report (e.g. `force_destroy`) come from the spec.

@@ -241,6 +241,12 @@ pub async fn plan(
             "leave out `--refresh=false`",
         ));
     }
+    if request.refresh_only && !request.targets.is_empty() {
+        return Err(crate::Error::refused(
+            "`--refresh-only` reads every resource of the state; `--target` cannot narrow it",
+            "leave out `--target`",
+        ));
+    }
     let mut state = stored.clone();
     let mut gone = BTreeSet::new();
     if request.refresh && !state.resources.is_empty() {

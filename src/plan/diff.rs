@@ -72,7 +72,7 @@ impl PlanError {
                 Some("`mlops state list` lists the addresses in the state".into())
             }
             PlanError::MoveTargetTaken { from, to, .. } => Some(format!(
-                "if the move was made already, remove the entry; otherwise `mlops state rm {to}` forgets the object at `{to}` (it stays in AWS), or `mlops state rm {from}` the one at `{from}`"
+                "if the move was made already, remove the entry; otherwise `mlops state rm <STACK> {to}` forgets the object at `{to}` (it stays in AWS), or `mlops state rm <STACK> {from}` the one at `{from}`"
             )),
             PlanError::Protected(refused) => Some(format!(
                 "if you mean it, name each one: {}; or set `protect = false` in its table of the spec. To give an object a new address without touching it, add a `[[moved]]` entry or run `mlops state mv`",
