@@ -1,12 +1,15 @@
 //! Test support: the AWS emulator (moto in server mode, one per test, on a free loopback port),
-//! scratch projects that run the real `mlops` binary against it, SDK clients that check
-//! results independently of mlops' own state, (`leftovers`) objects that look like what
+//! the AWS-behaviour layer in front of it (`aws_layer`: faults and AWS's clock), scratch
+//! projects that run the real `mlops` binary against either, SDK clients that check results
+//! independently of mlops' own state (`inventory`), (`leftovers`) objects that look like what
 //! Kubernetes leaves in a VPC; for the Kubernetes side, a real kube-apiserver
 //! (`kube_apiserver`) and an in-process test API server (`apiserver`).
 
 #![allow(dead_code)] // each test binary uses a different part
 
 pub mod apiserver;
+pub mod aws_layer;
+pub mod inventory;
 pub mod leftovers;
 
 use std::fs;
@@ -92,34 +95,40 @@ impl Emulator {
 
     /// SDK clients for checking what exists, independently of mlops.
     pub fn clients(&self) -> Aws {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let creds =
-            aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "tests");
-        let config = runtime.block_on(
-            aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .region(aws_config::Region::new("us-west-2"))
-                .endpoint_url(&self.url)
-                .credentials_provider(creds)
-                .load(),
-        );
-        Aws {
-            ec2: aws_sdk_ec2::Client::new(&config),
-            eks: aws_sdk_eks::Client::new(&config),
-            elb: aws_sdk_elasticloadbalancing::Client::new(&config),
-            elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&config),
-            iam: aws_sdk_iam::Client::new(&config),
-            s3: aws_sdk_s3::Client::from_conf(
-                aws_sdk_s3::config::Builder::from(&config)
-                    .force_path_style(true)
-                    .build(),
-            ),
-            ecr: aws_sdk_ecr::Client::new(&config),
-            config,
-            runtime,
-        }
+        clients_for(&self.url, aws_config::retry::RetryConfig::standard())
+    }
+}
+
+/// SDK clients with their own runtime, talking to `url` with the given retries.
+pub fn clients_for(url: &str, retry: aws_config::retry::RetryConfig) -> Aws {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let creds = aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "tests");
+    let config = runtime.block_on(
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-west-2"))
+            .endpoint_url(url)
+            .credentials_provider(creds)
+            .retry_config(retry)
+            .load(),
+    );
+    Aws {
+        ec2: aws_sdk_ec2::Client::new(&config),
+        eks: aws_sdk_eks::Client::new(&config),
+        elb: aws_sdk_elasticloadbalancing::Client::new(&config),
+        elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&config),
+        iam: aws_sdk_iam::Client::new(&config),
+        s3: aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&config)
+                .force_path_style(true)
+                .build(),
+        ),
+        ecr: aws_sdk_ecr::Client::new(&config),
+        sts: aws_sdk_sts::Client::new(&config),
+        config,
+        runtime,
     }
 }
 
@@ -139,6 +148,7 @@ pub struct Aws {
     pub iam: aws_sdk_iam::Client,
     pub s3: aws_sdk_s3::Client,
     pub ecr: aws_sdk_ecr::Client,
+    pub sts: aws_sdk_sts::Client,
     /// What the clients were built from, for building mlops' own.
     pub config: aws_config::SdkConfig,
     pub runtime: tokio::runtime::Runtime,
@@ -186,12 +196,17 @@ impl Run {
 impl Project {
     /// `text` is written as `stacks/<stack>.toml`.
     pub fn new(emulator: &Emulator, stack: &str, text: &str) -> Project {
+        Project::at(&emulator.url, stack, text)
+    }
+
+    /// A project whose commands reach AWS at `endpoint` (the AWS-behaviour layer's URL).
+    pub fn at(endpoint: &str, stack: &str, text: &str) -> Project {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir_all(dir.path().join("stacks")).unwrap();
         let project = Project {
             dir,
             stack: stack.to_string(),
-            endpoint: emulator.url.clone(),
+            endpoint: endpoint.to_string(),
         };
         project.write_stack(text);
         project
