@@ -7,10 +7,9 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use aws_sdk_ec2::types::Filter;
 use support::apiserver::TestApiServer;
 use support::inventory::*;
-use support::{example_as, example_with_addons, leftovers, Aws, Emulator, Project};
+use support::{example_as, example_with_addons, leftovers, Emulator, Project};
 
 #[test]
 fn the_reference_stack_is_built_checked_replanned_and_destroyed() {
