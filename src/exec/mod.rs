@@ -24,12 +24,12 @@ use crate::model::{canonical, resolve, Address, Attrs};
 use crate::plan::{Action, Change, Plan};
 use crate::providers::aws::Clients;
 use crate::providers::kube::KubeEnv;
-use crate::providers::{Ctx, ProviderError, ResourceProvider};
+use crate::providers::{Ctx, ErrorClass, ProviderError, ResourceProvider};
 use crate::state::{self, ResourceState, State, StateError, StateStore};
 
 pub use refresh::refresh;
 pub use reporter::{Op, Reporter};
-pub use retry::RetryPolicy;
+pub use retry::{RetryPolicy, NEW_OBJECT_BUDGET};
 
 /// Finds the provider of a resource kind; the AWS one in production, an in-memory one in tests.
 pub trait Providers: Send + Sync {
@@ -446,9 +446,20 @@ async fn read_back(
 ) -> Result<(), NodeError> {
     let provider = env.providers.get(change.kind);
     let ctx = env.ctx(&change.address);
-    let live = provider.read(&ctx, id, desired).await?.ok_or_else(|| {
-        ProviderError::fatal(format!("`{id}` is gone right after it was written"))
-    })?;
+    // Right after a create, AWS may not find the object for a while: not found is retried.
+    let live = env
+        .retry
+        .run_on_new(env.reporter, &change.address, || async {
+            provider
+                .read(&ctx, id, desired)
+                .await?
+                .ok_or_else(|| ProviderError {
+                    class: ErrorClass::NotFound,
+                    code: None,
+                    message: format!("`{id}` is gone right after it was written"),
+                })
+        })
+        .await?;
     commit(shared, store, |s| {
         s.resources.insert(
             change.address.clone(),

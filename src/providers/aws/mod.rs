@@ -27,15 +27,16 @@ mod subnet;
 mod vpc;
 
 use std::collections::BTreeMap;
-use std::fmt::Debug;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde_json::{json, Value};
 
 use super::{ErrorClass, ProviderError, ResourceProvider};
+use crate::exec::{RetryPolicy, NEW_OBJECT_BUDGET};
 use crate::model::{Attrs, ResourceKind};
 
 pub use cap::RequestCap;
@@ -204,36 +205,71 @@ const PROPAGATING: &[&str] = &[
     "ThrottlingException",
     "RequestLimitExceeded",
     "TooManyRequestsException",
+    // S3's throttling.
+    "SlowDown",
+    // An Elastic IP still held by a NAT gateway being deleted.
+    "InvalidIPAddress.InUse",
 ];
 
 /// The one place where SDK errors become `ProviderError`s.
-pub fn classify<E, R>(err: aws_sdk_ec2::error::SdkError<E, R>) -> ProviderError
+pub fn classify<E>(err: aws_sdk_ec2::error::SdkError<E, HttpResponse>) -> ProviderError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: Debug + 'static,
 {
     let code = err.code().map(str::to_string);
     let message = err
         .message()
         .map(str::to_string)
         .unwrap_or_else(|| error_chain(&err));
-    let class = match code.as_deref() {
-        Some(c) if NOT_FOUND.contains(&c) => ErrorClass::NotFound,
-        Some(c) if PROPAGATING.contains(&c) => ErrorClass::Propagating,
-        // IAM has not yet propagated a role or an OIDC provider that was just created.
-        Some("InvalidParameterException" | "MalformedPolicyDocument" | "InvalidParameterValue")
-            if message.contains("assume")
-                || message.contains("Invalid principal")
-                || message.contains("does not exist") =>
-        {
-            ErrorClass::Propagating
-        }
-        _ => ErrorClass::Fatal,
-    };
+    let class =
+        match code.as_deref() {
+            Some(c) if NOT_FOUND.contains(&c) => ErrorClass::NotFound,
+            Some(c) if PROPAGATING.contains(&c) => ErrorClass::Propagating,
+            Some(
+                "InvalidParameterException" | "MalformedPolicyDocument" | "InvalidParameterValue",
+            ) if IAM_NOT_YET.iter().any(|m| message.contains(m)) => ErrorClass::Propagating,
+            _ if outcome_unknown(&err, &message) => ErrorClass::Transient,
+            _ => ErrorClass::Fatal,
+        };
     ProviderError {
         class,
         code,
         message,
+    }
+}
+
+/// What EKS and IAM say about a role or an OIDC provider that IAM has not propagated yet (the
+/// messages terraform-provider-aws retries in `internal/service/eks` and `iam`): the role
+/// "could not be assumed", "doesn't have the Amazon EKS Managed Policies associated with it"
+/// (its policy attachments not visible to EKS yet), or its trust relationships not seen yet.
+const IAM_NOT_YET: &[&str] = &[
+    "assume",
+    "Invalid principal",
+    "does not exist",
+    "Amazon EKS Managed Policies",
+    "were not found in the trust relationships",
+];
+
+/// Whether the call may have taken effect without its caller hearing: no answer (the
+/// connection died, a time-out) or a server error, after the SDK's own retries. A refused
+/// connection or missing credentials are not: nothing was sent.
+fn outcome_unknown<E>(err: &aws_sdk_ec2::error::SdkError<E, HttpResponse>, message: &str) -> bool {
+    use aws_sdk_ec2::error::SdkError;
+    match err {
+        SdkError::ResponseError(_) | SdkError::TimeoutError(_) => true,
+        SdkError::ServiceError(service) => service.raw().status().is_server_error(),
+        SdkError::DispatchFailure(_) => {
+            let message = message.to_ascii_lowercase();
+            [
+                "connection closed",
+                "connection reset",
+                "broken pipe",
+                "incomplete",
+            ]
+            .iter()
+            .any(|m| message.contains(m))
+        }
+        _ => false,
     }
 }
 
@@ -389,6 +425,9 @@ pub fn string_values(items: &[String]) -> Vec<Value> {
 }
 
 /// Polls `check` until it returns `Some`, reporting `what` while waiting; fails after `limit`.
+/// A describe that fails with a "not yet" error or without an answer (throttling or a 5xx
+/// after the SDK's own retries) is only a missed poll: the wait goes on; so is NotFound during
+/// the first `NEW_OBJECT_BUDGET` (AWS may not know an object it has just created).
 pub async fn wait_for<T, F, Fut>(
     ctx: &super::Ctx<'_>,
     what: &str,
@@ -403,8 +442,16 @@ where
     let mut delay = Duration::from_millis(250);
     let mut reported = false;
     loop {
-        if let Some(v) = check().await? {
-            return Ok(v);
+        match check().await {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(e)
+                if matches!(e.class, ErrorClass::Propagating | ErrorClass::Transient)
+                    || (e.is_not_found() && started.elapsed() < NEW_OBJECT_BUDGET) =>
+            {
+                ctx.reporter.retrying(ctx.address, &e.to_string(), delay);
+            }
+            Err(e) => return Err(e),
         }
         if !reported {
             ctx.waiting(what);
@@ -418,5 +465,92 @@ where
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(15));
+    }
+}
+
+/// A call on the object `id` that this create has just made: retried on its own (not-yet
+/// errors, and NotFound while AWS has not caught up with the new object). An error that
+/// remains is final: the executor must not repeat the create's first call, which succeeded.
+pub async fn on_new<T, F, Fut>(ctx: &super::Ctx<'_>, id: &str, call: F) -> Result<T, ProviderError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ProviderError>>,
+{
+    RetryPolicy::default()
+        .run_on_new(ctx.reporter, ctx.address, call)
+        .await
+        .map_err(|e| ProviderError {
+            class: ErrorClass::Fatal,
+            code: e.code,
+            message: format!(
+                "`{id}` was created, then: {}; the next apply adopts it by its tags",
+                e.message
+            ),
+        })
+}
+
+/// A create that AWS does not make idempotent (no client token, no unique name: `CreateVpc`,
+/// `CreateInternetGateway`, `AllocateAddress`). `create` must send its call without the SDK's
+/// retries (`no_sdk_retries`): a retry after a lost answer would make a second object. Here,
+/// after an answer that never came, the object is first looked up by its tags (`find`, which
+/// the create set atomically), and only if it is not there is the call sent again.
+pub async fn create_once<C, CF, L, LF>(
+    ctx: &super::Ctx<'_>,
+    create: C,
+    find: L,
+) -> Result<String, ProviderError>
+where
+    C: Fn() -> CF,
+    CF: std::future::Future<Output = Result<String, ProviderError>>,
+    L: Fn() -> LF,
+    LF: std::future::Future<Output = Result<Option<String>, ProviderError>>,
+{
+    let unanswered = std::sync::atomic::AtomicBool::new(false);
+    let result = RetryPolicy::default()
+        .run(ctx.reporter, ctx.address, || async {
+            if unanswered.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(id) = find().await? {
+                    return Ok(id);
+                }
+            }
+            let result = create().await;
+            let lost = matches!(&result, Err(e) if e.class == ErrorClass::Transient);
+            unanswered.store(lost, std::sync::atomic::Ordering::Relaxed);
+            result
+        })
+        .await;
+    result.map_err(|e| match e.class {
+        // Never repeated by the executor: it would not look first.
+        ErrorClass::Transient => ProviderError {
+            class: ErrorClass::Fatal,
+            ..e
+        },
+        _ => e,
+    })
+}
+
+/// The configuration override that turns the SDK's retries off for one EC2 call.
+pub fn no_sdk_retries() -> aws_sdk_ec2::config::Builder {
+    aws_sdk_ec2::config::Builder::default().retry_config(RetryConfig::disabled())
+}
+
+/// The result of a create whose repeat after a lost answer meets the object it made: AWS
+/// answers one of `conflicts` (`InvalidSubnet.Conflict`, `EntityAlreadyExists`,
+/// `BucketAlreadyOwnedByYou`...). The object is adopted when `find` says it is this
+/// resource's own (its tags or name), and only then; otherwise the conflict stands.
+pub async fn adopt_on_conflict<L, LF>(
+    result: Result<String, ProviderError>,
+    conflicts: &[&str],
+    find: L,
+) -> Result<String, ProviderError>
+where
+    L: FnOnce() -> LF,
+    LF: std::future::Future<Output = Result<Option<String>, ProviderError>>,
+{
+    match result {
+        Err(e) if e.code.as_deref().is_some_and(|c| conflicts.contains(&c)) => {
+            find().await?.ok_or(e)
+        }
+        other => other,
     }
 }
