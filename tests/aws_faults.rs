@@ -76,3 +76,65 @@ fn apply_plan_and_destroy_survive_throttling_errors_lost_answers_and_aws_clock()
         "the faults must really have happened: {counts:?}"
     );
 }
+
+/// Models the answer to every create (and delete) lost once, after AWS did the work: the
+/// SDK's repeat meets what the first call made (`InvalidSubnet.Conflict`,
+/// `Resource.AlreadyAssociated`, `RouteAlreadyExists`, `EntityAlreadyExists`,
+/// `BucketAlreadyOwnedByYou`, `RepositoryAlreadyExistsException`; a client token answered
+/// with the first answer), or, for the creates AWS cannot recognise (`CreateVpc`,
+/// `CreateInternetGateway`, `AllocateAddress`), mlops looks the object up by its tags before
+/// sending the call again. Exactly one of each object, then nothing left.
+#[test]
+fn every_answer_lost_once_still_makes_exactly_one_of_each_object() {
+    let moto = Emulator::start();
+    let faults = Faults {
+        lose_first: vec![
+            "CreateVpc",
+            "CreateSubnet",
+            "CreateInternetGateway",
+            "AttachInternetGateway",
+            "AllocateAddress",
+            "CreateRouteTable",
+            "CreateRoute",
+            "AssociateRouteTable",
+            "CreateNatGateway",
+            "CreateRole",
+            "AttachRolePolicy",
+            "CreateOpenIDConnectProvider",
+            "CreateCluster",
+            "CreateNodegroup",
+            "CreateBucket",
+            "CreateRepository",
+            "DeleteNodegroup",
+            "DeleteCluster",
+            "DeleteNatGateway",
+            "ReleaseAddress",
+            "DetachInternetGateway",
+            "DeleteSubnet",
+            "DeleteRouteTable",
+            "DeleteRole",
+            "DeleteRepository",
+            "DeleteVpc",
+        ],
+        ..Faults::default()
+    };
+    let layer = AwsLayer::start(&moto, faults, Clock::default());
+    let aws = moto.clients();
+    let stack = "lost";
+    let project = Project::at(&layer.url, stack, &example_as(stack));
+
+    let applied = project.apply();
+    assert_eq!(applied.code, 0, "apply failed:\n{}", applied.stderr);
+    assert_eq!(
+        inventory(&aws, stack),
+        reference_inventory(),
+        "{}",
+        applied.stderr
+    );
+    let plan = project.plan_exit_code();
+    assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
+    let destroyed = project.destroy();
+    assert_eq!(destroyed.code, 0, "destroy failed:\n{}", destroyed.stderr);
+    assert_eq!(inventory(&aws, stack), nothing_left());
+    assert!(layer.counts().lost >= 20, "{:?}", layer.counts());
+}

@@ -217,10 +217,7 @@ pub async fn answer(shared: &Arc<Shared>, call: &Call) -> Result<Answer, Dropped
 /// AWS tags a bucket with the tags of its `CreateBucket` (`CreateBucketConfiguration.Tags`);
 /// moto ignores them: the `PutBucketTagging` that gives them to moto.
 fn create_bucket_tags(call: &Call) -> Option<Call> {
-    if call.service != Service::S3 || call.method != Method::PUT || call.segments.len() != 1 {
-        return None;
-    }
-    if call.uri.query().is_some() {
+    if !call.is_create_bucket() {
         return None;
     }
     let body = String::from_utf8_lossy(&call.body);

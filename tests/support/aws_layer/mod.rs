@@ -48,6 +48,9 @@ pub struct Faults {
     pub server_error: f64,
     /// Forwarded to moto, which acts on it; then the connection is dropped without an answer.
     pub lost: f64,
+    /// Operations (`CreateVpc`, `CreateBucket`...) whose first call's answer is lost, whatever
+    /// the draw.
+    pub lose_first: Vec<&'static str>,
 }
 
 /// What the layer did, for tests to check that the faults really happened.
@@ -226,7 +229,9 @@ impl Shared {
         (self.faults.seed, operation, n).hash(&mut hasher);
         let draw = fastrand::Rng::with_seed(hasher.finish()).f64();
         let f = &self.faults;
-        if draw < f.throttle {
+        if n == 1 && f.lose_first.contains(&operation) {
+            Fate::Lost
+        } else if draw < f.throttle {
             Fate::Throttled
         } else if draw < f.throttle + f.server_error {
             Fate::ServerError

@@ -107,8 +107,17 @@ impl Call {
                 .unwrap_or("Unknown")
                 .to_string(),
             Service::Eks => self.eks_operation().to_string(),
+            Service::S3 if self.is_create_bucket() => "CreateBucket".to_string(),
             Service::S3 | Service::Other => format!("{} {}", self.method, self.uri),
         }
+    }
+
+    /// S3's `CreateBucket`: a PUT on the bucket itself, without a sub-resource.
+    pub fn is_create_bucket(&self) -> bool {
+        self.service == Service::S3
+            && self.method == Method::PUT
+            && self.segments.len() == 1
+            && self.uri.query().is_none_or(|q| q == "x-id=CreateBucket")
     }
 
     fn eks_operation(&self) -> &'static str {
