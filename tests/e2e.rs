@@ -796,11 +796,24 @@ fn plan_all_refreshes_every_stack_for_the_nightly_drift_check() {
     built.destroy().ok();
 }
 
+/// Ctrl-C in the middle of an apply: what is in flight finishes, the state is saved, the lock
+/// released, exit 130; the next apply completes the stack without duplicates.
 #[test]
 fn ctrl_c_finishes_what_is_in_flight_saves_and_exits_130() {
+    interrupted_by("-INT", "sigint");
+}
+
+/// SIGTERM, what a CI service sends when it cancels a job, is handled like Ctrl-C.
+#[test]
+fn sigterm_is_handled_like_ctrl_c() {
+    interrupted_by("-TERM", "sigterm");
+}
+
+/// Interrupts an apply with `signal` once it has saved a few operations, then checks what
+/// Ctrl-C promises: exit 130, the lock released, the finished work kept.
+fn interrupted_by(signal: &str, stack: &str) {
     let moto = Emulator::start();
     let aws = moto.clients();
-    let stack = "sigint";
     let project = Project::new(&moto, stack, &example_as(stack));
     let child = project
         .command(&["apply", stack, "--auto-approve", "--parallelism", "1"])
@@ -823,7 +836,7 @@ fn ctrl_c_finishes_what_is_in_flight_saves_and_exits_130() {
         std::thread::sleep(Duration::from_millis(10));
     }
     std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     let out = child.wait_with_output().unwrap();

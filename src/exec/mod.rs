@@ -10,6 +10,7 @@
 mod refresh;
 mod reporter;
 mod retry;
+mod signal;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -28,8 +29,9 @@ use crate::providers::{Ctx, ErrorClass, ProviderError, ResourceProvider};
 use crate::state::{self, ResourceState, State, StateError, StateStore};
 
 pub use refresh::refresh;
-pub use reporter::{Op, Reporter};
+pub use reporter::{Op, Reporter, STILL_WAITING_EVERY};
 pub use retry::{RetryPolicy, NEW_OBJECT_BUDGET};
+pub use signal::interrupt;
 
 /// Finds the provider of a resource kind; the AWS one in production, an in-memory one in tests.
 pub trait Providers: Send + Sync {
@@ -199,7 +201,7 @@ pub async fn apply(plan: &Plan, state: State, store: &dyn StateStore, env: &Env<
     let mut stop = false;
     let mut interrupted = false;
     let mut done = 0;
-    let ctrl_c = tokio::signal::ctrl_c();
+    let ctrl_c = interrupt();
     tokio::pin!(ctrl_c);
 
     loop {

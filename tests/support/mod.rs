@@ -316,3 +316,36 @@ pub fn example_as(stack: &str) -> String {
 pub fn example_with_addons(stack: &str) -> String {
     example_as(stack).replace("\nenabled = false\n", "\nenabled = true\n")
 }
+
+/// Serves HTTP/1 on `listener` with `handle` until `stopped` fires: the accept loop of the test
+/// servers (the test API server, the AWS-behaviour layer). A connection that ends with an
+/// error (a client hanging up, a handler dropping it on purpose) is its own business.
+pub async fn serve_http<H, Fut, B, E>(
+    listener: tokio::net::TcpListener,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+    handle: H,
+) where
+    H: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<hyper::Response<B>, E>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(_) => continue,
+            },
+            _ = &mut stopped => return,
+        };
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, hyper::service::service_fn(handle))
+                .await;
+        });
+    }
+}

@@ -36,7 +36,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde_json::{json, Value};
 
 use super::{ErrorClass, ProviderError, ResourceProvider};
-use crate::exec::{RetryPolicy, NEW_OBJECT_BUDGET};
+use crate::exec::{RetryPolicy, NEW_OBJECT_BUDGET, STILL_WAITING_EVERY};
 use crate::model::{Attrs, ResourceKind};
 
 pub use cap::RequestCap;
@@ -432,6 +432,21 @@ pub async fn wait_for<T, F, Fut>(
     ctx: &super::Ctx<'_>,
     what: &str,
     limit: Duration,
+    check: F,
+) -> Result<T, ProviderError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, ProviderError>>,
+{
+    poll(ctx, what, limit, STILL_WAITING_EVERY, check).await
+}
+
+/// `wait_for`, saying every `every` that the wait goes on.
+async fn poll<T, F, Fut>(
+    ctx: &super::Ctx<'_>,
+    what: &str,
+    limit: Duration,
+    every: Duration,
     mut check: F,
 ) -> Result<T, ProviderError>
 where
@@ -441,6 +456,7 @@ where
     let started = tokio::time::Instant::now();
     let mut delay = Duration::from_millis(250);
     let mut reported = false;
+    let mut next_line = started + every;
     loop {
         match check().await {
             Ok(Some(v)) => return Ok(v),
@@ -463,7 +479,12 @@ where
                 humantime::format_duration(limit)
             )));
         }
-        tokio::time::sleep(delay).await;
+        let now = tokio::time::Instant::now();
+        if now >= next_line {
+            ctx.reporter.still_waiting(ctx.address);
+            next_line = now + every;
+        }
+        tokio::time::sleep(delay.min(next_line.saturating_duration_since(now))).await;
         delay = (delay * 2).min(Duration::from_secs(15));
     }
 }
@@ -552,5 +573,86 @@ where
             find().await?.ok_or(e)
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::exec::{Op, Reporter};
+    use crate::model::Address;
+    use crate::providers::Ctx;
+
+    /// Counts the lines a wait would print.
+    #[derive(Default)]
+    struct Lines {
+        still: AtomicUsize,
+        retried: AtomicUsize,
+    }
+
+    impl Reporter for Lines {
+        fn started(&self, _: &Address, _: Op) {}
+        fn waiting(&self, _: &Address, _: &str) {}
+        fn still_waiting(&self, _: &Address) {
+            self.still.fetch_add(1, Ordering::SeqCst);
+        }
+        fn retrying(&self, _: &Address, _: &str, _: Duration) {
+            self.retried.fetch_add(1, Ordering::SeqCst);
+        }
+        fn adopted(&self, _: &Address, _: &str) {}
+        fn finished(&self, _: &Address, _: Op, _: Duration) {}
+        fn failed(&self, _: &Address, _: Op, _: &str) {}
+        fn interrupted(&self, _: usize) {}
+        fn warning(&self, _: &str) {}
+    }
+
+    /// A wait says every so often that it goes on (a line every 30 s without a terminal), and a
+    /// describe throttled after the SDK's own retries is a missed poll, not the end of the wait.
+    #[tokio::test]
+    async fn a_wait_reports_that_it_goes_on_and_survives_a_throttled_describe() {
+        let config = aws_config::SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-west-2"))
+            .build();
+        let clients = Clients::from_config(&config, "us-west-2", false);
+        let kube = crate::providers::kube::KubeEnv::unused();
+        let address = Address::new("eks_cluster");
+        let lines = Lines::default();
+        let ctx = Ctx {
+            aws: &clients,
+            kube: &kube,
+            stack: "mlops",
+            address: &address,
+            reporter: &lines,
+        };
+        let started = tokio::time::Instant::now();
+        let polls = AtomicUsize::new(0);
+        let every = Duration::from_millis(100);
+        let result = poll(
+            &ctx,
+            "for ACTIVE",
+            Duration::from_secs(10),
+            every,
+            || async {
+                if polls.fetch_add(1, Ordering::SeqCst) == 0 {
+                    return Err(ProviderError {
+                        class: ErrorClass::Propagating,
+                        code: Some("ThrottlingException".into()),
+                        message: "Rate exceeded".into(),
+                    });
+                }
+                Ok((started.elapsed() >= Duration::from_millis(450)).then_some("ACTIVE"))
+            },
+        )
+        .await;
+        assert_eq!(result.unwrap(), "ACTIVE");
+        assert_eq!(lines.retried.load(Ordering::SeqCst), 1);
+        let still = lines.still.load(Ordering::SeqCst);
+        assert!(
+            (3..=5).contains(&still),
+            "{still} lines in 450 ms, one per 100 ms"
+        );
     }
 }

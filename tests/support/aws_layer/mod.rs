@@ -34,7 +34,7 @@ pub use clock::Clock;
 use clock::World;
 use wire::{Answer, Call};
 
-use super::Emulator;
+use super::{serve_http, Emulator};
 
 /// The faults of a test: each a fraction of all requests, drawn from `seed`.
 #[derive(Clone, Debug, Default)]
@@ -121,7 +121,10 @@ impl AwsLayer {
                 .unwrap();
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                serve(listener, serving, stopped).await;
+                serve_http(listener, stopped, move |request| {
+                    handle(serving.clone(), request)
+                })
+                .await;
             });
             runtime.shutdown_background();
         });
@@ -165,33 +168,6 @@ impl Drop for AwsLayer {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-    }
-}
-
-/// Accepts connections until `stopped` fires.
-async fn serve(
-    listener: tokio::net::TcpListener,
-    shared: Arc<Shared>,
-    mut stopped: oneshot::Receiver<()>,
-) {
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(_) => continue,
-            },
-            _ = &mut stopped => return,
-        };
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let service =
-                hyper::service::service_fn(move |request| handle(shared.clone(), request));
-            let io = hyper_util::rt::TokioIo::new(stream);
-            // A lost answer ends the connection with an error: that is the point.
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .await;
-        });
     }
 }
 
