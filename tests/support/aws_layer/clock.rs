@@ -296,24 +296,19 @@ fn refusal(shared: &Shared, call: &Call) -> Option<Answer> {
                 );
             }
         }
-        (Service::Ec2, "DeleteSubnet") => {
-            let id = call.param("SubnetId").unwrap_or_default();
-            if world.in_use(clock, id) {
-                return bad(
-                    StatusCode::BAD_REQUEST,
-                    "DependencyViolation",
+        (Service::Ec2, op @ ("DeleteSubnet" | "DeleteSecurityGroup")) => {
+            let (id, message) = if op == "DeleteSubnet" {
+                let id = call.param("SubnetId").unwrap_or_default();
+                (
+                    id,
                     format!("The subnet '{id}' has dependencies and cannot be deleted."),
-                );
-            }
-        }
-        (Service::Ec2, "DeleteSecurityGroup") => {
-            let id = call.param("GroupId").unwrap_or_default();
+                )
+            } else {
+                let id = call.param("GroupId").unwrap_or_default();
+                (id, format!("resource {id} has a dependent object"))
+            };
             if world.in_use(clock, id) {
-                return bad(
-                    StatusCode::BAD_REQUEST,
-                    "DependencyViolation",
-                    format!("resource {id} has a dependent object"),
-                );
+                return bad(StatusCode::BAD_REQUEST, "DependencyViolation", message);
             }
         }
         (Service::Ec2, "ReleaseAddress") => {
