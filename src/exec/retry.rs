@@ -8,8 +8,9 @@
 //! - calls whose outcome is unknown (no answer, a 5xx, after the SDK's own retries): a few more
 //!   times, `TRANSIENT_ATTEMPTS` (a create that a repeat could double looks its object up
 //!   first: `providers::aws::create_once`);
-//! - with `run_on_new`, NotFound too, for `NEW_OBJECT_BUDGET`: EC2, IAM and EKS answer NotFound
-//!   for a while to calls that name an object they have just created.
+//! - with `run_on_new`, NotFound too, for `NEW_OBJECT_BUDGET` (or the policy's budget if
+//!   shorter): EC2, IAM and EKS answer NotFound for a while to calls that name an object they
+//!   have just created.
 //!
 //! Errors that cannot succeed are never retried.
 
@@ -94,7 +95,9 @@ impl RetryPolicy {
             let worth_it = |e: &ProviderError| match e.class {
                 ErrorClass::Propagating => started.elapsed() < self.budget,
                 ErrorClass::Transient => attempts < TRANSIENT_ATTEMPTS,
-                ErrorClass::NotFound => new_object && started.elapsed() < NEW_OBJECT_BUDGET,
+                ErrorClass::NotFound => {
+                    new_object && started.elapsed() < self.budget.min(NEW_OBJECT_BUDGET)
+                }
                 ErrorClass::Fatal => false,
             };
             match call().await {

@@ -173,7 +173,7 @@ impl ResourceProvider for EcrRepository {
             .map_err(classify);
         // A repeat after a lost answer meets the repository it made: adopted when tagged as
         // this stack's (`find`), and only then.
-        adopt_on_conflict(created, &["RepositoryAlreadyExistsException"], || {
+        adopt_on_conflict(ctx, created, &["RepositoryAlreadyExistsException"], || {
             self.find(ctx, desired)
         })
         .await?;

@@ -142,7 +142,7 @@ impl ResourceProvider for EksAccessEntry {
             .map_err(classify);
         // A repeat after a lost answer meets the entry it made: adopted when tagged as this
         // stack's (`find`), and only then.
-        adopt_on_conflict(created, &["ResourceInUseException"], || {
+        adopt_on_conflict(ctx, created, &["ResourceInUseException"], || {
             self.find(ctx, desired)
         })
         .await?;

@@ -274,7 +274,7 @@ impl ResourceProvider for EksCluster {
             .map_err(classify);
         // A repeat after a lost answer that EKS did not recognise by its client token meets
         // the cluster it made: adopted when tagged as this stack's (`find`), and only then.
-        adopt_on_conflict(created, &["ResourceInUseException"], || {
+        adopt_on_conflict(ctx, created, &["ResourceInUseException"], || {
             self.find(ctx, desired)
         })
         .await

@@ -277,7 +277,7 @@ impl ResourceProvider for EksNodeGroup {
             .map_err(classify);
         // A repeat after a lost answer that EKS did not recognise by its client token meets
         // the node group it made: adopted when tagged as this stack's (`find`), and only then.
-        adopt_on_conflict(created, &["ResourceInUseException"], || {
+        adopt_on_conflict(ctx, created, &["ResourceInUseException"], || {
             self.find(ctx, desired)
         })
         .await

@@ -126,7 +126,7 @@ impl ResourceProvider for IamOidcProvider {
             });
         // A repeat after a lost answer meets the provider it made: adopted when tagged as
         // this stack's (`find`), and only then.
-        adopt_on_conflict(created, &["EntityAlreadyExists"], || {
+        adopt_on_conflict(ctx, created, &["EntityAlreadyExists"], || {
             self.find(ctx, desired)
         })
         .await

@@ -206,7 +206,7 @@ impl ResourceProvider for IamRole {
             .map_err(classify);
         // A repeat after a lost answer meets the role it made: adopted when tagged as this
         // stack's (`find`), and only then.
-        adopt_on_conflict(created, &["EntityAlreadyExists"], || {
+        adopt_on_conflict(ctx, created, &["EntityAlreadyExists"], || {
             self.find(ctx, desired)
         })
         .await

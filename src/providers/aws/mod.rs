@@ -558,23 +558,43 @@ pub fn no_sdk_retries() -> aws_sdk_ec2::config::Builder {
 /// The result of a create whose repeat after a lost answer meets the object it made: AWS
 /// answers one of `conflicts` (`InvalidSubnet.Conflict`, `EntityAlreadyExists`,
 /// `BucketAlreadyOwnedByYou`...). The object is adopted when `find` says it is this
-/// resource's own (its tags or name), and only then; otherwise the conflict stands.
+/// resource's own (its tags or name), and only then; otherwise the conflict stands. As the
+/// object was made a moment ago, a look-up that does not see it yet is repeated for up to
+/// `CONFLICT_LOOKUP_BUDGET`.
 pub async fn adopt_on_conflict<L, LF>(
+    ctx: &super::Ctx<'_>,
     result: Result<String, ProviderError>,
     conflicts: &[&str],
     find: L,
 ) -> Result<String, ProviderError>
 where
-    L: FnOnce() -> LF,
+    L: Fn() -> LF,
     LF: std::future::Future<Output = Result<Option<String>, ProviderError>>,
 {
-    match result {
-        Err(e) if e.code.as_deref().is_some_and(|c| conflicts.contains(&c)) => {
-            find().await?.ok_or(e)
-        }
+    let conflict = match result {
+        Err(e) if e.code.as_deref().is_some_and(|c| conflicts.contains(&c)) => e,
+        other => return other,
+    };
+    let lookup = RetryPolicy {
+        budget: CONFLICT_LOOKUP_BUDGET,
+        ..RetryPolicy::default()
+    };
+    let found = lookup
+        .run_on_new(ctx.reporter, ctx.address, || async {
+            find().await?.ok_or_else(|| ProviderError {
+                class: ErrorClass::NotFound,
+                ..conflict.clone()
+            })
+        })
+        .await;
+    match found {
+        Err(e) if e.is_not_found() => Err(conflict),
         other => other,
     }
 }
+
+/// How long a create that met a conflict looks for its own object before the conflict stands.
+const CONFLICT_LOOKUP_BUDGET: Duration = Duration::from_secs(30);
 
 #[cfg(test)]
 mod tests {
@@ -606,6 +626,61 @@ mod tests {
         fn failed(&self, _: &Address, _: Op, _: &str) {}
         fn interrupted(&self, _: usize) {}
         fn warning(&self, _: &str) {}
+    }
+
+    /// AWS's answers as `classify` reads them: IAM propagation as EKS words it is "not yet";
+    /// a 5xx, a time-out or a connection that died under the answer may have taken effect
+    /// (`Transient`); a refused connection did nothing and is fatal at once.
+    #[test]
+    fn errors_are_classified_by_what_they_mean_for_a_retry() {
+        use aws_sdk_eks::operation::create_cluster::CreateClusterError;
+        use aws_smithy_runtime_api::client::result::{ConnectorError, SdkError};
+        use aws_smithy_types::body::SdkBody;
+        use aws_smithy_types::error::ErrorMetadata;
+
+        let raw = |status: u16| HttpResponse::new(status.try_into().unwrap(), SdkBody::empty());
+        let answered = |status, code: &str, message: &str| {
+            let meta = ErrorMetadata::builder().code(code).message(message).build();
+            classify(SdkError::service_error(
+                CreateClusterError::generic(meta),
+                raw(status),
+            ))
+            .class
+        };
+        let role = "The provided role doesn't have the Amazon EKS Managed Policies associated with it. Please ensure the following policy is attached: arn:aws:iam::aws:policy/AmazonEKSClusterPolicy";
+        assert_eq!(
+            answered(400, "InvalidParameterException", role),
+            ErrorClass::Propagating
+        );
+        let trust = "Following required service principals [ec2.amazonaws.com] were not found in the trust relationships of nodeRole arn:aws:iam::1:role/n";
+        assert_eq!(
+            answered(400, "InvalidParameterException", trust),
+            ErrorClass::Propagating
+        );
+        assert_eq!(
+            answered(400, "InvalidParameterException", "bad version"),
+            ErrorClass::Fatal
+        );
+        assert_eq!(
+            answered(500, "ServerException", "oops"),
+            ErrorClass::Transient
+        );
+        assert_eq!(answered(400, "SlowDown", "reduce"), ErrorClass::Propagating);
+
+        let unanswered: SdkError<CreateClusterError, HttpResponse> =
+            SdkError::response_error(std::io::Error::other("connection closed"), raw(200));
+        assert_eq!(classify(unanswered).class, ErrorClass::Transient);
+        let timed_out: SdkError<CreateClusterError, HttpResponse> =
+            SdkError::timeout_error("operation timed out");
+        assert_eq!(classify(timed_out).class, ErrorClass::Transient);
+        let dropped: SdkError<CreateClusterError, HttpResponse> = SdkError::dispatch_failure(
+            ConnectorError::io("connection closed before message completed".into()),
+        );
+        assert_eq!(classify(dropped).class, ErrorClass::Transient);
+        let refused: SdkError<CreateClusterError, HttpResponse> = SdkError::dispatch_failure(
+            ConnectorError::io("tcp connect error: Connection refused (os error 111)".into()),
+        );
+        assert_eq!(classify(refused).class, ErrorClass::Fatal);
     }
 
     /// A wait says every so often that it goes on (a line every 30 s without a terminal), and a

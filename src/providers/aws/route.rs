@@ -99,7 +99,7 @@ impl ResourceProvider for Route {
             .map_err(classify);
         // A repeat after a lost answer meets the route it made: adopted when it leads where
         // this one would, and only then.
-        adopt_on_conflict(created, &["RouteAlreadyExists"], || async {
+        adopt_on_conflict(ctx, created, &["RouteAlreadyExists"], || async {
             let route = lookup(ctx, table_id, destination).await?;
             let ours = route.is_some_and(|r| {
                 r.gateway_id().map(str::to_string) == gateway

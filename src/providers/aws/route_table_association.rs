@@ -77,7 +77,7 @@ impl ResourceProvider for RouteTableAssociation {
             });
         // A repeat after a lost answer meets the association it made: the subnet is already
         // associated with this very table (`find`), or the conflict stands.
-        adopt_on_conflict(created, &["Resource.AlreadyAssociated"], || {
+        adopt_on_conflict(ctx, created, &["Resource.AlreadyAssociated"], || {
             self.find(ctx, desired)
         })
         .await

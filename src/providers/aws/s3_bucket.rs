@@ -321,7 +321,7 @@ impl ResourceProvider for S3Bucket {
             .map_err(classify);
         // A repeat after a lost answer meets the bucket it made: adopted when tagged as this
         // stack's (`find`), and only then.
-        adopt_on_conflict(created, &["BucketAlreadyOwnedByYou"], || {
+        adopt_on_conflict(ctx, created, &["BucketAlreadyOwnedByYou"], || {
             self.find(ctx, desired)
         })
         .await?;

@@ -89,7 +89,7 @@ impl ResourceProvider for Subnet {
                     .ok_or_else(|| ProviderError::fatal("CreateSubnet returned no subnet id"))
             });
         // The SDK's repeat of a create whose answer was lost meets the subnet it made.
-        let id = adopt_on_conflict(created, &["InvalidSubnet.Conflict"], || {
+        let id = adopt_on_conflict(ctx, created, &["InvalidSubnet.Conflict"], || {
             self.find(ctx, desired)
         })
         .await?;
