@@ -364,11 +364,20 @@ async fn create(
         deps: change.deps.clone(),
     };
 
-    if let Some(id) = provider.find(&ctx, &desired).await? {
+    let found = env
+        .retry
+        .run(env.reporter, &change.address, || {
+            provider.find(&ctx, &desired)
+        })
+        .await?;
+    if let Some(id) = found {
         // An earlier run created it but did not live to record it: adopt it.
         env.reporter.adopted(&change.address, &id);
-        let live = provider
-            .read(&ctx, &id, &desired)
+        let live = env
+            .retry
+            .run(env.reporter, &change.address, || {
+                provider.read(&ctx, &id, &desired)
+            })
             .await?
             .map(canonical)
             .ok_or_else(|| ProviderError::fatal(format!("`{id}` vanished while being adopted")))?;
