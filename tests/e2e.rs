@@ -7,230 +7,9 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use aws_sdk_ec2::types::Filter;
 use support::apiserver::TestApiServer;
-use support::{example_as, example_with_addons, leftovers, Aws, Emulator, Project};
-
-fn stack_filter(stack: &str) -> Filter {
-    Filter::builder()
-        .name("tag:mlops:stack")
-        .values(stack)
-        .build()
-}
-
-type Tags = BTreeMap<String, String>;
-
-fn owned(tags: &Tags, stack: &str) -> bool {
-    tags.get("mlops:stack").map(String::as_str) == Some(stack)
-}
-
-async fn role_tags(aws: &Aws, name: &str) -> Tags {
-    let out = aws
-        .iam
-        .list_role_tags()
-        .role_name(name)
-        .send()
-        .await
-        .unwrap();
-    out.tags()
-        .iter()
-        .map(|t| (t.key().to_string(), t.value().to_string()))
-        .collect()
-}
-
-async fn oidc_provider_tags(aws: &Aws, arn: &str) -> Tags {
-    let out = aws
-        .iam
-        .get_open_id_connect_provider()
-        .open_id_connect_provider_arn(arn)
-        .send()
-        .await
-        .unwrap();
-    out.tags()
-        .iter()
-        .map(|t| (t.key().to_string(), t.value().to_string()))
-        .collect()
-}
-
-/// Empty for a bucket without tags (S3 answers `NoSuchTagSet`).
-async fn bucket_tags(aws: &Aws, name: &str) -> Tags {
-    match aws.s3.get_bucket_tagging().bucket(name).send().await {
-        Ok(out) => out
-            .tag_set()
-            .iter()
-            .map(|t| (t.key().to_string(), t.value().to_string()))
-            .collect(),
-        Err(_) => Tags::new(),
-    }
-}
-
-async fn repository_tags(aws: &Aws, arn: &str) -> Tags {
-    let out = aws
-        .ecr
-        .list_tags_for_resource()
-        .resource_arn(arn)
-        .send()
-        .await
-        .unwrap();
-    out.tags()
-        .iter()
-        .map(|t| (t.key().to_string(), t.value().to_string()))
-        .collect()
-}
-
-/// Every object tagged `mlops:stack = <stack>`, by kind, found through the SDK.
-fn inventory(aws: &Aws, stack: &str) -> BTreeMap<&'static str, usize> {
-    aws.run(async {
-        let mut count = BTreeMap::new();
-        let ec2 = &aws.ec2;
-        let f = || Some(vec![stack_filter(stack)]);
-        count.insert(
-            "vpc",
-            ec2.describe_vpcs()
-                .set_filters(f())
-                .send()
-                .await
-                .unwrap()
-                .vpcs()
-                .len(),
-        );
-        count.insert(
-            "subnet",
-            ec2.describe_subnets()
-                .set_filters(f())
-                .send()
-                .await
-                .unwrap()
-                .subnets()
-                .len(),
-        );
-        count.insert(
-            "internet_gateway",
-            ec2.describe_internet_gateways()
-                .set_filters(f())
-                .send()
-                .await
-                .unwrap()
-                .internet_gateways()
-                .len(),
-        );
-        count.insert(
-            "nat_gateway",
-            ec2.describe_nat_gateways()
-                .set_filter(f())
-                .send()
-                .await
-                .unwrap()
-                .nat_gateways()
-                .iter()
-                .filter(|n| n.state().is_some_and(|s| s.as_str() != "deleted"))
-                // The emulator ignores tag filters on NAT gateways: check the tags here.
-                .filter(|n| {
-                    n.tags()
-                        .iter()
-                        .any(|t| t.key() == Some("mlops:stack") && t.value() == Some(stack))
-                })
-                .count(),
-        );
-        count.insert(
-            "eip",
-            ec2.describe_addresses()
-                .set_filters(f())
-                .send()
-                .await
-                .unwrap()
-                .addresses()
-                .len(),
-        );
-        count.insert(
-            "route_table",
-            ec2.describe_route_tables()
-                .set_filters(f())
-                .send()
-                .await
-                .unwrap()
-                .route_tables()
-                .len(),
-        );
-
-        let mut clusters = 0;
-        for name in aws.eks.list_clusters().send().await.unwrap().clusters() {
-            let c = aws.eks.describe_cluster().name(name).send().await.unwrap();
-            if c.cluster()
-                .and_then(|c| c.tags())
-                .and_then(|t| t.get("mlops:stack"))
-                .map(String::as_str)
-                == Some(stack)
-            {
-                clusters += 1;
-            }
-        }
-        count.insert("eks_cluster", clusters);
-
-        let mut roles = 0;
-        for role in aws.iam.list_roles().send().await.unwrap().roles() {
-            roles += usize::from(owned(&role_tags(aws, role.role_name()).await, stack));
-        }
-        count.insert("iam_role", roles);
-
-        let mut providers = 0;
-        let list = aws
-            .iam
-            .list_open_id_connect_providers()
-            .send()
-            .await
-            .unwrap();
-        for p in list.open_id_connect_provider_list() {
-            providers += usize::from(owned(
-                &oidc_provider_tags(aws, p.arn().unwrap()).await,
-                stack,
-            ));
-        }
-        count.insert("iam_oidc_provider", providers);
-
-        let mut buckets = 0;
-        for b in aws.s3.list_buckets().send().await.unwrap().buckets() {
-            buckets += usize::from(owned(&bucket_tags(aws, b.name().unwrap()).await, stack));
-        }
-        count.insert("s3_bucket", buckets);
-
-        let mut repos = 0;
-        let list = aws.ecr.describe_repositories().send().await.unwrap();
-        for r in list.repositories() {
-            repos += usize::from(owned(
-                &repository_tags(aws, r.repository_arn().unwrap()).await,
-                stack,
-            ));
-        }
-        count.insert("ecr_repository", repos);
-        count
-    })
-}
-
-fn expected(pairs: &[(&'static str, usize)]) -> BTreeMap<&'static str, usize> {
-    pairs.iter().copied().collect()
-}
-
-/// What the reference stack builds: one VPC, 4 subnets, 1 NAT and its EIP, 3 route tables...
-fn reference_inventory() -> BTreeMap<&'static str, usize> {
-    expected(&[
-        ("vpc", 1),
-        ("subnet", 4),
-        ("internet_gateway", 1),
-        ("nat_gateway", 1),
-        ("eip", 1),
-        ("route_table", 3),
-        ("eks_cluster", 1),
-        ("iam_role", 3),
-        ("iam_oidc_provider", 1),
-        ("s3_bucket", 1),
-        ("ecr_repository", 1),
-    ])
-}
-
-fn nothing_left() -> BTreeMap<&'static str, usize> {
-    reference_inventory().into_keys().map(|k| (k, 0)).collect()
-}
+use support::inventory::*;
+use support::{example_as, example_with_addons, leftovers, Emulator, Project};
 
 #[test]
 fn the_reference_stack_is_built_checked_replanned_and_destroyed() {
@@ -1217,11 +996,24 @@ fn plan_all_refreshes_every_stack_for_the_nightly_drift_check() {
     built.destroy().ok();
 }
 
+/// Ctrl-C in the middle of an apply: what is in flight finishes, the state is saved, the lock
+/// released, exit 130; the next apply completes the stack without duplicates.
 #[test]
 fn ctrl_c_finishes_what_is_in_flight_saves_and_exits_130() {
+    interrupted_by("-INT", "sigint");
+}
+
+/// SIGTERM, what a CI service sends when it cancels a job, is handled like Ctrl-C.
+#[test]
+fn sigterm_is_handled_like_ctrl_c() {
+    interrupted_by("-TERM", "sigterm");
+}
+
+/// Interrupts an apply with `signal` once it has saved a few operations, then checks what
+/// Ctrl-C promises: exit 130, the lock released, the finished work kept.
+fn interrupted_by(signal: &str, stack: &str) {
     let moto = Emulator::start();
     let aws = moto.clients();
-    let stack = "sigint";
     let project = Project::new(&moto, stack, &example_as(stack));
     let child = project
         .command(&["apply", stack, "--auto-approve", "--parallelism", "1"])
@@ -1244,7 +1036,7 @@ fn ctrl_c_finishes_what_is_in_flight_saves_and_exits_130() {
         std::thread::sleep(Duration::from_millis(10));
     }
     std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     let out = child.wait_with_output().unwrap();

@@ -205,11 +205,11 @@ pub fn run() -> Result<u8> {
     })
 }
 
-/// Runs `work` until it ends or Ctrl-C arrives; on Ctrl-C, `work` is dropped (releasing any
+/// Runs `work` until it ends or Ctrl-C (or SIGTERM) arrives; then `work` is dropped (releasing any
 /// lock it holds) and the command ends with exit code 130. For work that changes nothing.
 pub async fn until_interrupted<T>(work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     tokio::select! {
         result = work => result,
-        _ = tokio::signal::ctrl_c() => Err(crate::Error::Interrupted { done: 0, skipped: 0 }),
+        _ = crate::exec::interrupt() => Err(crate::Error::Interrupted { done: 0, skipped: 0 }),
     }
 }

@@ -13,6 +13,7 @@
 mod refresh;
 mod reporter;
 mod retry;
+mod signal;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -27,12 +28,13 @@ use crate::model::{canonical, resolve, Address, Attrs};
 use crate::plan::{Action, Change, Plan};
 use crate::providers::aws::Clients;
 use crate::providers::kube::KubeEnv;
-use crate::providers::{Ctx, ProviderError, ResourceProvider};
+use crate::providers::{Ctx, ErrorClass, ProviderError, ResourceProvider};
 use crate::state::{self, ResourceState, State, StateError, StateStore};
 
 pub use refresh::refresh;
-pub use reporter::{Op, Reporter};
-pub use retry::RetryPolicy;
+pub use reporter::{Op, Reporter, STILL_WAITING_EVERY};
+pub use retry::{RetryPolicy, NEW_OBJECT_BUDGET};
+pub use signal::interrupt;
 
 /// Finds the provider of a resource kind; the AWS one in production, an in-memory one in tests.
 pub trait Providers: Send + Sync {
@@ -219,7 +221,7 @@ pub async fn apply(plan: &Plan, state: State, store: &dyn StateStore, env: &Env<
     let mut stop = false;
     let mut interrupted = false;
     let mut done = 0;
-    let ctrl_c = tokio::signal::ctrl_c();
+    let ctrl_c = interrupt();
     tokio::pin!(ctrl_c);
 
     loop {
@@ -425,7 +427,13 @@ async fn create(
         deps: change.deps.clone(),
     };
 
-    if let Some(id) = provider.find(&ctx, &desired).await? {
+    let found = env
+        .retry
+        .run(env.reporter, &change.address, || {
+            provider.find(&ctx, &desired)
+        })
+        .await?;
+    if let Some(id) = found {
         let holder = shared
             .lock()
             .await
@@ -440,8 +448,11 @@ async fn create(
         }
         // An earlier run created it but did not live to record it: adopt it.
         env.reporter.adopted(&change.address, &id);
-        let live = provider
-            .read(&ctx, &id, &desired)
+        let live = env
+            .retry
+            .run(env.reporter, &change.address, || {
+                provider.read(&ctx, &id, &desired)
+            })
             .await?
             .map(canonical)
             .ok_or_else(|| ProviderError::fatal(format!("`{id}` vanished while being adopted")))?;
@@ -521,9 +532,20 @@ async fn read_back(
 ) -> Result<(), NodeError> {
     let provider = env.providers.get(change.kind);
     let ctx = env.ctx(&change.address);
-    let live = provider.read(&ctx, id, desired).await?.ok_or_else(|| {
-        ProviderError::fatal(format!("`{id}` is gone right after it was written"))
-    })?;
+    // Right after a create, AWS may not find the object for a while: not found is retried.
+    let live = env
+        .retry
+        .run_on_new(env.reporter, &change.address, || async {
+            provider
+                .read(&ctx, id, desired)
+                .await?
+                .ok_or_else(|| ProviderError {
+                    class: ErrorClass::NotFound,
+                    code: None,
+                    message: format!("`{id}` is gone right after it was written"),
+                })
+        })
+        .await?;
     commit(shared, store, |s| {
         s.resources.insert(
             change.address.clone(),

@@ -47,10 +47,16 @@ impl Op {
     }
 }
 
+/// How often a long wait says it is still going on.
+pub const STILL_WAITING_EVERY: Duration = Duration::from_secs(30);
+
 pub trait Reporter: Send + Sync {
     fn started(&self, address: &Address, op: Op);
     /// A long wait began: `what` says for what (`for the cluster to become ACTIVE`).
     fn waiting(&self, address: &Address, what: &str);
+    /// A long wait is still going on; said every `STILL_WAITING_EVERY`, so that a log without
+    /// a terminal shows that the run is alive (CI services kill jobs silent for 10 minutes).
+    fn still_waiting(&self, _address: &Address) {}
     /// A "not yet" error is being retried after `delay`.
     fn retrying(&self, address: &Address, error: &str, delay: Duration);
     /// An object an earlier run created without recording it was taken over.

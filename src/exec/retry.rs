@@ -1,7 +1,18 @@
-//! Retries for errors that mean "not yet" (IAM eventual consistency, a dependency still being
-//! deleted): exponential backoff with full jitter, within a time budget. Throttling and
-//! transient network errors are already retried inside the SDK; errors that cannot succeed are
-//! never retried.
+//! The one retry loop: exponential backoff with full jitter, around ONE API call (or one
+//! read), never around a sequence of calls, so that a retry never repeats a call that
+//! succeeded (a second `CreateVpc` would leave an orphan VPC).
+//!
+//! What is retried, and for how long (`docs/architecture.md`, "Retries"):
+//! - "not yet" errors (IAM eventual consistency, a dependency still being deleted, throttling
+//!   that outlived the SDK's own retries): for the policy's `budget`;
+//! - calls whose outcome is unknown (no answer, a 5xx, after the SDK's own retries): a few more
+//!   times, `TRANSIENT_ATTEMPTS` (a create that a repeat could double looks its object up
+//!   first: `providers::aws::create_once`);
+//! - with `run_on_new`, NotFound too, for `NEW_OBJECT_BUDGET` (or the policy's budget if
+//!   shorter): EC2, IAM and EKS answer NotFound for a while to calls that name an object they
+//!   have just created.
+//!
+//! Errors that cannot succeed are never retried.
 
 use std::future::Future;
 use std::time::Duration;
@@ -9,6 +20,13 @@ use std::time::Duration;
 use super::Reporter;
 use crate::model::Address;
 use crate::providers::{ErrorClass, ProviderError};
+
+/// How many times in all a call whose outcome is unknown is sent.
+const TRANSIENT_ATTEMPTS: u32 = 5;
+
+/// How long NotFound is retried on an object just created: terraform-provider-aws's
+/// `PropagationTimeout` (2 min) for the same calls.
+pub const NEW_OBJECT_BUDGET: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -29,10 +47,40 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// Runs `call` until it succeeds or fails with an error not worth retrying.
     pub async fn run<T, F, Fut>(
         &self,
         reporter: &dyn Reporter,
         address: &Address,
+        call: F,
+    ) -> Result<T, ProviderError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        self.retry(reporter, address, false, call).await
+    }
+
+    /// `run` for a call on an object that was just created: NotFound is retried too, for
+    /// `NEW_OBJECT_BUDGET`.
+    pub async fn run_on_new<T, F, Fut>(
+        &self,
+        reporter: &dyn Reporter,
+        address: &Address,
+        call: F,
+    ) -> Result<T, ProviderError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        self.retry(reporter, address, true, call).await
+    }
+
+    async fn retry<T, F, Fut>(
+        &self,
+        reporter: &dyn Reporter,
+        address: &Address,
+        new_object: bool,
         mut call: F,
     ) -> Result<T, ProviderError>
     where
@@ -41,9 +89,19 @@ impl RetryPolicy {
     {
         let started = tokio::time::Instant::now();
         let mut ceiling = self.first_delay;
+        let mut attempts = 0;
         loop {
+            attempts += 1;
+            let worth_it = |e: &ProviderError| match e.class {
+                ErrorClass::Propagating => started.elapsed() < self.budget,
+                ErrorClass::Transient => attempts < TRANSIENT_ATTEMPTS,
+                ErrorClass::NotFound => {
+                    new_object && started.elapsed() < self.budget.min(NEW_OBJECT_BUDGET)
+                }
+                ErrorClass::Fatal => false,
+            };
             match call().await {
-                Err(e) if e.class == ErrorClass::Propagating && started.elapsed() < self.budget => {
+                Err(e) if worth_it(&e) => {
                     // Full jitter: anywhere between zero and the current ceiling.
                     let delay = ceiling
                         .mul_f64(fastrand::f64())

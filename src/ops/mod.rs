@@ -88,19 +88,22 @@ impl Stack {
         Ok(Stack { spec, graph, store })
     }
 
-    /// Takes the stack's lock for `operation`. A lock taken over because its lease ran out is
-    /// reported to `reporter`, naming whose it was.
+    /// Takes the stack's lock for `operation`. A lock taken over (its lease ran out, or its
+    /// holder is no longer running on this host) is reported to `reporter`, naming whose it was.
     pub async fn lock(&self, operation: &str, reporter: &dyn Reporter) -> Result<LockGuard> {
         let guard = self.store.lock(operation).await?;
         if let Some(moved) = self.store.relocate(&guard).await? {
             reporter.warning(&moved);
         }
         if let Some(previous) = guard.taken_over() {
+            let why = match previous.lease.as_deref() {
+                Some(lease) => format!("it was not renewed within its lease of {lease}"),
+                None => format!("process {} is no longer running on this host", previous.pid),
+            };
             reporter.warning(&format!(
-                "took over the lock on `{}` from {}: it was not renewed within its lease of {}, so that run is gone; what it left half-done is adopted or redone by this run",
+                "took over the lock on `{}` from {}: {why}, so that run is gone; what it left half-done is adopted or redone by this run",
                 self.store.describe(),
                 previous.describe(),
-                previous.lease.as_deref().unwrap_or("unknown"),
             ));
         }
         Ok(guard)

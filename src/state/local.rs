@@ -215,6 +215,11 @@ impl StateStore for LocalStore {
                     path: self.path.clone(),
                     source: std::io::Error::other("the lock vanished while being read; try again"),
                 })?;
+                if holder.is_stale_here() && self.set_aside(&holder) {
+                    // Its holder is verifiably dead: take the lock over, once.
+                    let guard = Box::pin(self.lock(operation)).await?;
+                    return Ok(LockGuard::new(guard.info().clone(), Some(holder), guard));
+                }
                 Err(StateError::Locked {
                     path: self.path.clone(),
                     holder: Box::new(holder),
@@ -244,6 +249,32 @@ impl StateStore for LocalStore {
         let lock_path = self.lock_path();
         fs::remove_file(&lock_path).map_err(self.io("unlock", &self.path))?;
         Ok(holder)
+    }
+}
+
+impl LocalStore {
+    /// Removes the lock of `stale`, a holder that is dead, when the lock is still its own: the
+    /// lock is first moved aside (atomic), so that of two runs doing this at once only one
+    /// removes it, and a fresh lock moved aside by mistake is put back.
+    fn set_aside(&self, stale: &LockInfo) -> bool {
+        let path = self.lock_path();
+        let mut aside = path.as_os_str().to_owned();
+        aside.push(format!(".{}.stale", std::process::id()));
+        let aside = PathBuf::from(aside);
+        if fs::rename(&path, &aside).is_err() {
+            return false;
+        }
+        let moved = fs::read(&aside)
+            .ok()
+            .map(|b| LockInfo::parse_or_unreadable(&b, &self.stack, &self.stack_file));
+        if moved.is_some_and(|m| m.id == stale.id) {
+            let _ = fs::remove_file(&aside);
+            true
+        } else {
+            let _ = fs::hard_link(&aside, &path);
+            let _ = fs::remove_file(&aside);
+            false
+        }
     }
 }
 
@@ -284,6 +315,37 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(leftovers, vec!["t.json"]);
+    }
+
+    /// A lock left by a run killed on this host (its pid gone, or reused by a process that
+    /// started later) is taken over, naming whose it was; a live holder's is not.
+    #[tokio::test]
+    async fn a_lock_whose_holder_is_dead_on_this_host_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path().join("t.json"), "t", "t.toml");
+        let mut dead = std::process::Command::new("true").spawn().unwrap();
+        dead.wait().unwrap();
+        let mut gone = LockInfo::for_this_process("t", "t.toml", "apply");
+        gone.pid = dead.id();
+        let mut reused = LockInfo::for_this_process("t", "t.toml", "apply");
+        reused.pid_started = reused.pid_started.map(|s| s + 1);
+        for holder in [gone, reused] {
+            fs::write(store.lock_path(), serde_json::to_vec(&holder).unwrap()).unwrap();
+            let guard = store.lock("plan").await.unwrap();
+            assert_eq!(guard.taken_over().map(|h| &h.id), Some(&holder.id));
+            assert_eq!(
+                store.lock_status().await.unwrap().unwrap().id,
+                guard.info().id
+            );
+            drop(guard);
+            assert_eq!(store.lock_status().await.unwrap(), None);
+        }
+        let live = LockInfo::for_this_process("t", "t.toml", "apply");
+        fs::write(store.lock_path(), serde_json::to_vec(&live).unwrap()).unwrap();
+        assert!(matches!(
+            store.lock("plan").await,
+            Err(StateError::Locked { .. })
+        ));
     }
 
     #[tokio::test]

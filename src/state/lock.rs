@@ -20,6 +20,10 @@ pub struct LockInfo {
     pub user: String,
     pub host: String,
     pub pid: u32,
+    /// When the holder process started (clock ticks after boot, from `/proc/<pid>/stat`), so
+    /// that a pid the system gave to another process since is not taken for the holder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_started: Option<u64>,
     /// Seconds since the Unix epoch.
     pub created: u64,
     /// The CI job that holds it, when the environment names one.
@@ -46,6 +50,7 @@ impl LockInfo {
                 .unwrap_or_else(|_| "unknown".into()),
             host: hostname(),
             pid: std::process::id(),
+            pid_started: process_started(std::process::id()),
             created: now_secs(),
             ci_job: ci_job_url(),
             heartbeat: None,
@@ -64,6 +69,7 @@ impl LockInfo {
             user: "unknown".into(),
             host: "unknown".into(),
             pid: 0,
+            pid_started: None,
             created: 0,
             ci_job: None,
             heartbeat: None,
@@ -140,12 +146,17 @@ impl LockInfo {
         )
     }
 
-    /// True when the holder ran on this host and its process is gone (known only where
-    /// `/proc` lists processes).
+    /// True when the holder ran on this host and its process is gone: no process has its
+    /// pid, or the one that has it started at another time (known only where `/proc` lists
+    /// processes).
     pub fn is_stale_here(&self) -> bool {
-        Path::new("/proc/self").exists()
-            && self.host == hostname()
-            && !Path::new(&format!("/proc/{}", self.pid)).exists()
+        if !Path::new("/proc/self").exists() || self.host != hostname() {
+            return false;
+        }
+        match process_started(self.pid) {
+            None => true,
+            Some(started) => self.pid_started.is_some_and(|s| s != started),
+        }
     }
 }
 
@@ -158,6 +169,15 @@ fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// When process `pid` started, in clock ticks after boot (field 22 of `/proc/<pid>/stat`);
+/// `None` when no such process runs.
+fn process_started(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count from its end.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
 }
 
 fn hostname() -> String {

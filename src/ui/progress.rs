@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
@@ -72,12 +72,8 @@ pub fn reporter(style: Style, terminal: bool, progress: Progress) -> Box<dyn Rep
     match progress {
         Progress::Json => Box::new(JsonEvents),
         Progress::Auto if terminal => Box::new(Spinners::new(style)),
-        Progress::Auto => Box::new(Lines {
-            prefix: String::new(),
-        }),
-        Progress::Stack(name) => Box::new(Lines {
-            prefix: format!("[{name}] "),
-        }),
+        Progress::Auto => Box::new(Lines::new(String::new())),
+        Progress::Stack(name) => Box::new(Lines::new(format!("[{name}] "))),
         Progress::Live(line) => Box::new(line),
     }
 }
@@ -164,9 +160,31 @@ pub fn duration(d: Duration) -> String {
 /// One line per event, each with a UTC timestamp.
 pub struct Lines {
     prefix: String,
+    /// What is in flight, since when: for the lines of long waits.
+    in_flight: Mutex<BTreeMap<Address, (Op, Instant)>>,
+}
+
+/// `eks_cluster: still creating (4m 30s elapsed)`.
+fn still_line(address: &Address, op: Op, elapsed: Duration) -> String {
+    format!(
+        "{address}: still {} ({} elapsed)",
+        op.doing(),
+        duration(elapsed)
+    )
 }
 
 impl Lines {
+    fn new(prefix: String) -> Lines {
+        Lines {
+            prefix,
+            in_flight: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn done(&self, address: &Address) {
+        self.in_flight.lock().expect("not poisoned").remove(address);
+    }
+
     fn line(&self, text: &str) {
         let now = humantime::format_rfc3339_seconds(SystemTime::now());
         crate::errln!("{now} {}{text}", self.prefix);
@@ -175,11 +193,27 @@ impl Lines {
 
 impl Reporter for Lines {
     fn started(&self, address: &Address, op: Op) {
+        self.in_flight
+            .lock()
+            .expect("not poisoned")
+            .insert(address.clone(), (op, Instant::now()));
         self.line(&format!("{address}: {}", op.doing()));
     }
 
     fn waiting(&self, address: &Address, what: &str) {
         self.line(&format!("{address}: waiting {what}"));
+    }
+
+    fn still_waiting(&self, address: &Address) {
+        let since = self
+            .in_flight
+            .lock()
+            .expect("not poisoned")
+            .get(address)
+            .copied();
+        if let Some((op, started)) = since {
+            self.line(&still_line(address, op, started.elapsed()));
+        }
     }
 
     fn retrying(&self, address: &Address, error: &str, delay: Duration) {
@@ -196,6 +230,7 @@ impl Reporter for Lines {
     }
 
     fn finished(&self, address: &Address, op: Op, elapsed: Duration) {
+        self.done(address);
         self.line(&format!(
             "{address}: {} in {}",
             op.done(),
@@ -204,6 +239,7 @@ impl Reporter for Lines {
     }
 
     fn failed(&self, address: &Address, op: Op, error: &str) {
+        self.done(address);
         self.line(&format!("{address}: {} failed: {error}", op.verb()));
     }
 
@@ -502,6 +538,16 @@ impl Reporter for StackLine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_wait_without_a_terminal_says_what_is_still_going_on() {
+        let line = still_line(
+            &Address::new("eks_cluster"),
+            Op::Create,
+            Duration::from_secs(270),
+        );
+        assert_eq!(line, "eks_cluster: still creating (4m 30s elapsed)");
+    }
 
     #[test]
     fn a_stack_line_shows_its_phase_counts_and_what_is_in_flight() {

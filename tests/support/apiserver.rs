@@ -247,7 +247,10 @@ impl TestApiServer {
                 runtime.block_on(async move {
                     let listener =
                         tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
-                    serve(listener, shared, stopped).await;
+                    super::serve_http(listener, stopped, move |request| {
+                        http::handle(shared.clone(), request)
+                    })
+                    .await;
                 });
             })
             .expect("start the test API server thread");
@@ -448,31 +451,4 @@ contexts:
 current-context: test
 "
     )
-}
-
-/// Accepts connections until `stopped` fires.
-async fn serve(
-    listener: tokio::net::TcpListener,
-    shared: Arc<Shared>,
-    mut stopped: oneshot::Receiver<()>,
-) {
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(_) => continue,
-            },
-            _ = &mut stopped => return,
-        };
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let service =
-                hyper::service::service_fn(move |request| http::handle(shared.clone(), request));
-            let io = hyper_util::rt::TokioIo::new(stream);
-            // A client that hangs up mid-request is its own business.
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .await;
-        });
-    }
 }

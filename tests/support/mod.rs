@@ -1,12 +1,15 @@
 //! Test support: the AWS emulator (moto in server mode, one per test, on a free loopback port),
-//! scratch projects that run the real `mlops` binary against it, SDK clients that check
-//! results independently of mlops' own state, (`leftovers`) objects that look like what
+//! the AWS-behaviour layer in front of it (`aws_layer`: faults and AWS's clock), scratch
+//! projects that run the real `mlops` binary against either, SDK clients that check results
+//! independently of mlops' own state (`inventory`), (`leftovers`) objects that look like what
 //! Kubernetes leaves in a VPC; for the Kubernetes side, a real kube-apiserver
 //! (`kube_apiserver`) and an in-process test API server (`apiserver`).
 
 #![allow(dead_code)] // each test binary uses a different part
 
 pub mod apiserver;
+pub mod aws_layer;
+pub mod inventory;
 pub mod leftovers;
 
 use std::fs;
@@ -127,34 +130,40 @@ impl Emulator {
 
     /// SDK clients for checking what exists, independently of mlops.
     pub fn clients(&self) -> Aws {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let creds =
-            aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "tests");
-        let config = runtime.block_on(
-            aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .region(aws_config::Region::new("us-west-2"))
-                .endpoint_url(&self.url)
-                .credentials_provider(creds)
-                .load(),
-        );
-        Aws {
-            ec2: aws_sdk_ec2::Client::new(&config),
-            eks: aws_sdk_eks::Client::new(&config),
-            elb: aws_sdk_elasticloadbalancing::Client::new(&config),
-            elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&config),
-            iam: aws_sdk_iam::Client::new(&config),
-            s3: aws_sdk_s3::Client::from_conf(
-                aws_sdk_s3::config::Builder::from(&config)
-                    .force_path_style(true)
-                    .build(),
-            ),
-            ecr: aws_sdk_ecr::Client::new(&config),
-            config,
-            runtime,
-        }
+        clients_for(&self.url, aws_config::retry::RetryConfig::standard())
+    }
+}
+
+/// SDK clients with their own runtime, talking to `url` with the given retries.
+pub fn clients_for(url: &str, retry: aws_config::retry::RetryConfig) -> Aws {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let creds = aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "tests");
+    let config = runtime.block_on(
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-west-2"))
+            .endpoint_url(url)
+            .credentials_provider(creds)
+            .retry_config(retry)
+            .load(),
+    );
+    Aws {
+        ec2: aws_sdk_ec2::Client::new(&config),
+        eks: aws_sdk_eks::Client::new(&config),
+        elb: aws_sdk_elasticloadbalancing::Client::new(&config),
+        elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&config),
+        iam: aws_sdk_iam::Client::new(&config),
+        s3: aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&config)
+                .force_path_style(true)
+                .build(),
+        ),
+        ecr: aws_sdk_ecr::Client::new(&config),
+        sts: aws_sdk_sts::Client::new(&config),
+        config,
+        runtime,
     }
 }
 
@@ -174,6 +183,7 @@ pub struct Aws {
     pub iam: aws_sdk_iam::Client,
     pub s3: aws_sdk_s3::Client,
     pub ecr: aws_sdk_ecr::Client,
+    pub sts: aws_sdk_sts::Client,
     /// What the clients were built from, for building mlops' own.
     pub config: aws_config::SdkConfig,
     pub runtime: tokio::runtime::Runtime,
@@ -266,12 +276,17 @@ impl Run {
 impl Project {
     /// `text` is written as `stacks/<stack>.toml`.
     pub fn new(emulator: &Emulator, stack: &str, text: &str) -> Project {
+        Project::at(&emulator.url, stack, text)
+    }
+
+    /// A project whose commands reach AWS at `endpoint` (the AWS-behaviour layer's URL).
+    pub fn at(endpoint: &str, stack: &str, text: &str) -> Project {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir_all(dir.path().join("stacks")).unwrap();
         let project = Project {
             dir,
             stack: stack.to_string(),
-            endpoint: emulator.url.clone(),
+            endpoint: endpoint.to_string(),
         };
         project.write_stack(text);
         project
@@ -380,4 +395,37 @@ pub fn example_as(stack: &str) -> String {
 /// serverless KServe) and the IRSA service account, for a test API server to receive.
 pub fn example_with_addons(stack: &str) -> String {
     example_as(stack).replace("\nenabled = false\n", "\nenabled = true\n")
+}
+
+/// Serves HTTP/1 on `listener` with `handle` until `stopped` fires: the accept loop of the test
+/// servers (the test API server, the AWS-behaviour layer). A connection that ends with an
+/// error (a client hanging up, a handler dropping it on purpose) is its own business.
+pub async fn serve_http<H, Fut, B, E>(
+    listener: tokio::net::TcpListener,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+    handle: H,
+) where
+    H: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<hyper::Response<B>, E>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(_) => continue,
+            },
+            _ = &mut stopped => return,
+        };
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, hyper::service::service_fn(handle))
+                .await;
+        });
+    }
 }

@@ -6,8 +6,8 @@ use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability, Tag};
 use serde_json::{json, Value};
 
 use super::{
-    bool_attr, classify, gone_as_none, gone_is_fine, str_attr, sync_tags_with, tagged_by_stack,
-    tags_of, tags_value,
+    adopt_on_conflict, bool_attr, classify, gone_as_none, gone_is_fine, on_new, str_attr,
+    sync_tags_with, tagged_by_stack, tags_of, tags_value,
 };
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
@@ -152,7 +152,8 @@ impl ResourceProvider for EcrRepository {
 
     async fn create(&self, ctx: &Ctx<'_>, desired: &Attrs) -> ProviderResult<String> {
         let name = str_attr(desired, "name")?;
-        ctx.aws
+        let created = ctx
+            .aws
             .ecr
             .create_repository()
             .repository_name(name)
@@ -168,10 +169,17 @@ impl ResourceProvider for EcrRepository {
             .set_tags(Some(to_ecr_tags(tags_of(desired))?))
             .send()
             .await
-            .map_err(classify)?;
+            .map(|_| name.to_string())
+            .map_err(classify);
+        // A repeat after a lost answer meets the repository it made: adopted when tagged as
+        // this stack's (`find`), and only then.
+        adopt_on_conflict(ctx, created, &["RepositoryAlreadyExistsException"], || {
+            self.find(ctx, desired)
+        })
+        .await?;
         let keep = desired.get("keep_last_images").and_then(Value::as_i64);
         if keep.is_some() {
-            put_lifecycle(ctx, name, keep).await?;
+            on_new(ctx, name, || put_lifecycle(ctx, name, keep)).await?;
         }
         Ok(name.to_string())
     }

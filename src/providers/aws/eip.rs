@@ -6,7 +6,7 @@ use aws_sdk_ec2::types::{DomainType, ResourceType};
 use serde_json::json;
 
 use super::ec2::{owned_by, sync_tags, tag_spec, tags_attr};
-use super::{classify, gone_as_none, gone_is_fine, str_attr};
+use super::{classify, create_once, gone_as_none, gone_is_fine, no_sdk_retries, str_attr};
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
 
@@ -56,17 +56,29 @@ impl ResourceProvider for Eip {
     }
 
     async fn create(&self, ctx: &Ctx<'_>, desired: &Attrs) -> ProviderResult<String> {
-        let out = ctx
-            .aws
-            .ec2
-            .allocate_address()
-            .domain(DomainType::from(str_attr(desired, "domain")?))
-            .tag_specifications(tag_spec(ResourceType::ElasticIp, desired))
-            .send()
-            .await
-            .map_err(classify)?;
-        out.allocation_id
-            .ok_or_else(|| ProviderError::fatal("AllocateAddress returned no allocation id"))
+        let domain = DomainType::from(str_attr(desired, "domain")?);
+        // No client token: a repeat after a lost answer would allocate a second address.
+        create_once(
+            ctx,
+            || async {
+                let out = ctx
+                    .aws
+                    .ec2
+                    .allocate_address()
+                    .domain(domain.clone())
+                    .tag_specifications(tag_spec(ResourceType::ElasticIp, desired))
+                    .customize()
+                    .config_override(no_sdk_retries())
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                out.allocation_id.ok_or_else(|| {
+                    ProviderError::fatal("AllocateAddress returned no allocation id")
+                })
+            },
+            || self.find(ctx, desired),
+        )
+        .await
     }
 
     async fn update(

@@ -10,7 +10,7 @@ use aws_sdk_eks::types::{AccessScope, AccessScopeType};
 use serde_json::{json, Value};
 
 use super::eks_cluster::{managed_by, sync_tags, tags_attr};
-use super::{classify, gone_as_none, gone_is_fine, str_attr, tags_of};
+use super::{adopt_on_conflict, classify, gone_as_none, gone_is_fine, on_new, str_attr, tags_of};
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
 
@@ -129,7 +129,8 @@ impl ResourceProvider for EksAccessEntry {
     async fn create(&self, ctx: &Ctx<'_>, desired: &Attrs) -> ProviderResult<String> {
         let cluster = str_attr(desired, "cluster_name")?;
         let principal = str_attr(desired, "principal_arn")?;
-        ctx.aws
+        let created = ctx
+            .aws
             .eks
             .create_access_entry()
             .cluster_name(cluster)
@@ -137,8 +138,20 @@ impl ResourceProvider for EksAccessEntry {
             .set_tags(Some(tags_of(desired).into_iter().collect()))
             .send()
             .await
-            .map_err(classify)?;
-        associate(ctx, cluster, principal, str_attr(desired, "policy_arn")?).await?;
+            .map(|_| principal.to_string())
+            .map_err(classify);
+        // A repeat after a lost answer meets the entry it made: adopted when tagged as this
+        // stack's (`find`), and only then.
+        adopt_on_conflict(ctx, created, &["ResourceInUseException"], || {
+            self.find(ctx, desired)
+        })
+        .await?;
+        let policy = str_attr(desired, "policy_arn")?;
+        // EKS may not know the new entry yet: `AssociateAccessPolicy` retries NotFound.
+        on_new(ctx, principal, || {
+            associate(ctx, cluster, principal, policy)
+        })
+        .await?;
         Ok(principal.to_string())
     }
 

@@ -12,8 +12,9 @@ use aws_sdk_eks::types::{
 use serde_json::{json, Value};
 
 use super::{
-    bool_attr, classify, cluster_sweep, gone_as_none, gone_is_fine, in_prior_order, str_attr,
-    string_values, strings_attr, sync_tags_with, tags_of, tags_value, wait_for,
+    adopt_on_conflict, bool_attr, classify, cluster_sweep, gone_as_none, gone_is_fine,
+    in_prior_order, str_attr, string_values, strings_attr, sync_tags_with, tags_of, tags_value,
+    wait_for,
 };
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
@@ -317,7 +318,8 @@ impl ResourceProvider for EksCluster {
             )?))
             .bootstrap_cluster_creator_admin_permissions(true)
             .build();
-        ctx.aws
+        let created = ctx
+            .aws
             .eks
             .create_cluster()
             .name(name)
@@ -328,8 +330,14 @@ impl ResourceProvider for EksCluster {
             .set_tags(Some(tags_of(desired).into_iter().collect()))
             .send()
             .await
-            .map_err(classify)?;
-        Ok(name.to_string())
+            .map(|_| name.to_string())
+            .map_err(classify);
+        // A repeat after a lost answer that EKS did not recognise by its client token meets
+        // the cluster it made: adopted when tagged as this stack's (`find`), and only then.
+        adopt_on_conflict(ctx, created, &["ResourceInUseException"], || {
+            self.find(ctx, desired)
+        })
+        .await
     }
 
     async fn wait_ready(&self, ctx: &Ctx<'_>, id: &str) -> ProviderResult<()> {

@@ -12,10 +12,10 @@ use aws_sdk_eks::types::{
 use serde_json::{json, Value};
 
 use super::eks_cluster::{managed_by, sync_tags, tags_attr};
+use super::{adopt_on_conflict, in_prior_order, string_values};
 use super::{
     classify, gone_as_none, gone_is_fine, str_attr, strings_attr, tag_changes, tags_of, wait_for,
 };
-use super::{in_prior_order, string_values};
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
 
@@ -256,7 +256,8 @@ impl ResourceProvider for EksNodeGroup {
             .iter()
             .map(to_taint)
             .collect::<ProviderResult<Vec<_>>>()?;
-        ctx.aws
+        let created = ctx
+            .aws
             .eks
             .create_nodegroup()
             .cluster_name(cluster)
@@ -272,8 +273,14 @@ impl ResourceProvider for EksNodeGroup {
             .set_tags(Some(tags_of(desired).into_iter().collect()))
             .send()
             .await
-            .map_err(classify)?;
-        Ok(node_group_id(cluster, name))
+            .map(|_| node_group_id(cluster, name))
+            .map_err(classify);
+        // A repeat after a lost answer that EKS did not recognise by its client token meets
+        // the node group it made: adopted when tagged as this stack's (`find`), and only then.
+        adopt_on_conflict(ctx, created, &["ResourceInUseException"], || {
+            self.find(ctx, desired)
+        })
+        .await
     }
 
     async fn wait_ready(&self, ctx: &Ctx<'_>, id: &str) -> ProviderResult<()> {

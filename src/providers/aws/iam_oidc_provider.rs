@@ -6,10 +6,10 @@ use aws_sdk_iam::operation::get_open_id_connect_provider::GetOpenIdConnectProvid
 use serde_json::json;
 
 use super::iam::{managed_by, tags_attr, to_iam_tags};
+use super::{adopt_on_conflict, in_prior_order, string_values};
 use super::{
     classify, gone_as_none, gone_is_fine, str_attr, strings_attr, sync_tags_with, tags_of,
 };
-use super::{in_prior_order, string_values};
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
 
@@ -106,7 +106,7 @@ impl ResourceProvider for IamOidcProvider {
     }
 
     async fn create(&self, ctx: &Ctx<'_>, desired: &Attrs) -> ProviderResult<String> {
-        let out = ctx
+        let created = ctx
             .aws
             .iam
             .create_open_id_connect_provider()
@@ -116,10 +116,20 @@ impl ResourceProvider for IamOidcProvider {
             .set_tags(Some(to_iam_tags(tags_of(desired))?))
             .send()
             .await
-            .map_err(classify)?;
-        out.open_id_connect_provider_arn()
-            .map(str::to_string)
-            .ok_or_else(|| ProviderError::fatal("CreateOpenIDConnectProvider returned no ARN"))
+            .map_err(classify)
+            .and_then(|out| {
+                out.open_id_connect_provider_arn()
+                    .map(str::to_string)
+                    .ok_or_else(|| {
+                        ProviderError::fatal("CreateOpenIDConnectProvider returned no ARN")
+                    })
+            });
+        // A repeat after a lost answer meets the provider it made: adopted when tagged as
+        // this stack's (`find`), and only then.
+        adopt_on_conflict(ctx, created, &["EntityAlreadyExists"], || {
+            self.find(ctx, desired)
+        })
+        .await
     }
 
     async fn update(

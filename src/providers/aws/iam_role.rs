@@ -7,7 +7,9 @@ use aws_sdk_iam::types::Role;
 use serde_json::{json, Value};
 
 use super::iam::{attached_policy_arns, managed_by, tags_attr, to_iam_tags};
-use super::{classify, gone_as_none, gone_is_fine, str_attr, sync_tags_with, tags_of};
+use super::{
+    adopt_on_conflict, classify, gone_as_none, gone_is_fine, str_attr, sync_tags_with, tags_of,
+};
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
 
@@ -190,7 +192,8 @@ impl ResourceProvider for IamRole {
 
     async fn create(&self, ctx: &Ctx<'_>, desired: &Attrs) -> ProviderResult<String> {
         let name = str_attr(desired, "name")?;
-        ctx.aws
+        let created = ctx
+            .aws
             .iam
             .create_role()
             .role_name(name)
@@ -199,8 +202,14 @@ impl ResourceProvider for IamRole {
             .set_tags(Some(to_iam_tags(tags_of(desired))?))
             .send()
             .await
-            .map_err(classify)?;
-        Ok(name.to_string())
+            .map(|_| name.to_string())
+            .map_err(classify);
+        // A repeat after a lost answer meets the role it made: adopted when tagged as this
+        // stack's (`find`), and only then.
+        adopt_on_conflict(ctx, created, &["EntityAlreadyExists"], || {
+            self.find(ctx, desired)
+        })
+        .await
     }
 
     async fn update(

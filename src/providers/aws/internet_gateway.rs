@@ -6,7 +6,7 @@ use aws_sdk_ec2::types::{InternetGateway as Gateway, ResourceType};
 use serde_json::json;
 
 use super::ec2::{owned_by, sync_tags, tag_spec, tags_attr};
-use super::{classify, gone_as_none, gone_is_fine, str_attr};
+use super::{classify, create_once, gone_as_none, gone_is_fine, no_sdk_retries, on_new, str_attr};
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
 
@@ -37,6 +37,34 @@ async fn delete_gateway(ctx: &Ctx<'_>, id: &str) -> ProviderResult<()> {
             .map(|_| ())
             .map_err(classify),
     )
+}
+
+/// Attaches the gateway `id` to `vpc_id`. `Resource.AlreadyAssociated` (the answer to a repeat
+/// after a lost answer) is success when the gateway is attached to that VPC, and only then.
+async fn attach(ctx: &Ctx<'_>, id: &str, vpc_id: &str) -> ProviderResult<()> {
+    let attached = ctx
+        .aws
+        .ec2
+        .attach_internet_gateway()
+        .internet_gateway_id(id)
+        .vpc_id(vpc_id)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(classify);
+    match attached {
+        Err(e) if e.code.as_deref() == Some("Resource.AlreadyAssociated") => {
+            let gateway = describe(ctx, id).await?;
+            let ours =
+                gateway.is_some_and(|g| g.attachments().iter().any(|a| a.vpc_id() == Some(vpc_id)));
+            if ours {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        }
+        other => other,
+    }
 }
 
 #[async_trait]
@@ -74,30 +102,33 @@ impl ResourceProvider for InternetGateway {
 
     async fn create(&self, ctx: &Ctx<'_>, desired: &Attrs) -> ProviderResult<String> {
         let vpc_id = str_attr(desired, "vpc_id")?;
-        let out = ctx
-            .aws
-            .ec2
-            .create_internet_gateway()
-            .tag_specifications(tag_spec(ResourceType::InternetGateway, desired))
-            .send()
-            .await
-            .map_err(classify)?;
-        let id = out
-            .internet_gateway()
-            .and_then(|g| g.internet_gateway_id())
-            .ok_or_else(|| {
-                ProviderError::fatal("CreateInternetGateway returned no internet gateway id")
-            })?
-            .to_string();
-        let attached = ctx
-            .aws
-            .ec2
-            .attach_internet_gateway()
-            .internet_gateway_id(&id)
-            .vpc_id(vpc_id)
-            .send()
-            .await
-            .map_err(classify);
+        // No client token: a repeat after a lost answer would make a second gateway.
+        let id = create_once(
+            ctx,
+            || async {
+                let out = ctx
+                    .aws
+                    .ec2
+                    .create_internet_gateway()
+                    .tag_specifications(tag_spec(ResourceType::InternetGateway, desired))
+                    .customize()
+                    .config_override(no_sdk_retries())
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                out.internet_gateway()
+                    .and_then(|g| g.internet_gateway_id())
+                    .map(str::to_string)
+                    .ok_or_else(|| {
+                        ProviderError::fatal(
+                            "CreateInternetGateway returned no internet gateway id",
+                        )
+                    })
+            },
+            || self.find(ctx, desired),
+        )
+        .await?;
+        let attached = on_new(ctx, &id, || attach(ctx, &id, vpc_id)).await;
         if let Err(err) = attached {
             // A detached gateway is of no use, would be created again if the executor retries
             // this create, and could not be adopted later (its `vpc_id` would differ): remove it.

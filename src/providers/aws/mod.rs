@@ -27,15 +27,16 @@ mod subnet;
 mod vpc;
 
 use std::collections::BTreeMap;
-use std::fmt::Debug;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde_json::{json, Value};
 
 use super::{ErrorClass, ProviderError, ResourceProvider};
+use crate::exec::{RetryPolicy, NEW_OBJECT_BUDGET, STILL_WAITING_EVERY};
 use crate::model::{Attrs, ResourceKind};
 
 pub use cap::RequestCap;
@@ -204,36 +205,71 @@ const PROPAGATING: &[&str] = &[
     "ThrottlingException",
     "RequestLimitExceeded",
     "TooManyRequestsException",
+    // S3's throttling.
+    "SlowDown",
+    // An Elastic IP still held by a NAT gateway being deleted.
+    "InvalidIPAddress.InUse",
 ];
 
 /// The one place where SDK errors become `ProviderError`s.
-pub fn classify<E, R>(err: aws_sdk_ec2::error::SdkError<E, R>) -> ProviderError
+pub fn classify<E>(err: aws_sdk_ec2::error::SdkError<E, HttpResponse>) -> ProviderError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: Debug + 'static,
 {
     let code = err.code().map(str::to_string);
     let message = err
         .message()
         .map(str::to_string)
         .unwrap_or_else(|| error_chain(&err));
-    let class = match code.as_deref() {
-        Some(c) if NOT_FOUND.contains(&c) => ErrorClass::NotFound,
-        Some(c) if PROPAGATING.contains(&c) => ErrorClass::Propagating,
-        // IAM has not yet propagated a role or an OIDC provider that was just created.
-        Some("InvalidParameterException" | "MalformedPolicyDocument" | "InvalidParameterValue")
-            if message.contains("assume")
-                || message.contains("Invalid principal")
-                || message.contains("does not exist") =>
-        {
-            ErrorClass::Propagating
-        }
-        _ => ErrorClass::Fatal,
-    };
+    let class =
+        match code.as_deref() {
+            Some(c) if NOT_FOUND.contains(&c) => ErrorClass::NotFound,
+            Some(c) if PROPAGATING.contains(&c) => ErrorClass::Propagating,
+            Some(
+                "InvalidParameterException" | "MalformedPolicyDocument" | "InvalidParameterValue",
+            ) if IAM_NOT_YET.iter().any(|m| message.contains(m)) => ErrorClass::Propagating,
+            _ if outcome_unknown(&err, &message) => ErrorClass::Transient,
+            _ => ErrorClass::Fatal,
+        };
     ProviderError {
         class,
         code,
         message,
+    }
+}
+
+/// What EKS and IAM say about a role or an OIDC provider that IAM has not propagated yet (the
+/// messages terraform-provider-aws retries in `internal/service/eks` and `iam`): the role
+/// "could not be assumed", "doesn't have the Amazon EKS Managed Policies associated with it"
+/// (its policy attachments not visible to EKS yet), or its trust relationships not seen yet.
+const IAM_NOT_YET: &[&str] = &[
+    "assume",
+    "Invalid principal",
+    "does not exist",
+    "Amazon EKS Managed Policies",
+    "were not found in the trust relationships",
+];
+
+/// Whether the call may have taken effect without its caller hearing: no answer (the
+/// connection died, a time-out) or a server error, after the SDK's own retries. A refused
+/// connection or missing credentials are not: nothing was sent.
+fn outcome_unknown<E>(err: &aws_sdk_ec2::error::SdkError<E, HttpResponse>, message: &str) -> bool {
+    use aws_sdk_ec2::error::SdkError;
+    match err {
+        SdkError::ResponseError(_) | SdkError::TimeoutError(_) => true,
+        SdkError::ServiceError(service) => service.raw().status().is_server_error(),
+        SdkError::DispatchFailure(_) => {
+            let message = message.to_ascii_lowercase();
+            [
+                "connection closed",
+                "connection reset",
+                "broken pipe",
+                "incomplete",
+            ]
+            .iter()
+            .any(|m| message.contains(m))
+        }
+        _ => false,
     }
 }
 
@@ -389,10 +425,28 @@ pub fn string_values(items: &[String]) -> Vec<Value> {
 }
 
 /// Polls `check` until it returns `Some`, reporting `what` while waiting; fails after `limit`.
+/// A describe that fails with a "not yet" error or without an answer (throttling or a 5xx
+/// after the SDK's own retries) is only a missed poll: the wait goes on; so is NotFound during
+/// the first `NEW_OBJECT_BUDGET` (AWS may not know an object it has just created).
 pub async fn wait_for<T, F, Fut>(
     ctx: &super::Ctx<'_>,
     what: &str,
     limit: Duration,
+    check: F,
+) -> Result<T, ProviderError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, ProviderError>>,
+{
+    poll(ctx, what, limit, STILL_WAITING_EVERY, check).await
+}
+
+/// `wait_for`, saying every `every` that the wait goes on.
+async fn poll<T, F, Fut>(
+    ctx: &super::Ctx<'_>,
+    what: &str,
+    limit: Duration,
+    every: Duration,
     mut check: F,
 ) -> Result<T, ProviderError>
 where
@@ -402,9 +456,18 @@ where
     let started = tokio::time::Instant::now();
     let mut delay = Duration::from_millis(250);
     let mut reported = false;
+    let mut next_line = started + every;
     loop {
-        if let Some(v) = check().await? {
-            return Ok(v);
+        match check().await {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(e)
+                if matches!(e.class, ErrorClass::Propagating | ErrorClass::Transient)
+                    || (e.is_not_found() && started.elapsed() < NEW_OBJECT_BUDGET) =>
+            {
+                ctx.reporter.retrying(ctx.address, &e.to_string(), delay);
+            }
+            Err(e) => return Err(e),
         }
         if !reported {
             ctx.waiting(what);
@@ -416,7 +479,255 @@ where
                 humantime::format_duration(limit)
             )));
         }
-        tokio::time::sleep(delay).await;
+        let now = tokio::time::Instant::now();
+        if now >= next_line {
+            ctx.reporter.still_waiting(ctx.address);
+            next_line = now + every;
+        }
+        tokio::time::sleep(delay.min(next_line.saturating_duration_since(now))).await;
         delay = (delay * 2).min(Duration::from_secs(15));
+    }
+}
+
+/// A call on the object `id` that this create has just made: retried on its own (not-yet
+/// errors, and NotFound while AWS has not caught up with the new object). An error that
+/// remains is final: the executor must not repeat the create's first call, which succeeded.
+pub async fn on_new<T, F, Fut>(ctx: &super::Ctx<'_>, id: &str, call: F) -> Result<T, ProviderError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ProviderError>>,
+{
+    RetryPolicy::default()
+        .run_on_new(ctx.reporter, ctx.address, call)
+        .await
+        .map_err(|e| ProviderError {
+            class: ErrorClass::Fatal,
+            code: e.code,
+            message: format!(
+                "`{id}` was created, then: {}; the next apply adopts it by its tags",
+                e.message
+            ),
+        })
+}
+
+/// A create that AWS does not make idempotent (no client token, no unique name: `CreateVpc`,
+/// `CreateInternetGateway`, `AllocateAddress`). `create` must send its call without the SDK's
+/// retries (`no_sdk_retries`): a retry after a lost answer would make a second object. Here,
+/// after an answer that never came, the object is first looked up by its tags (`find`, which
+/// the create set atomically), and only if it is not there is the call sent again.
+pub async fn create_once<C, CF, L, LF>(
+    ctx: &super::Ctx<'_>,
+    create: C,
+    find: L,
+) -> Result<String, ProviderError>
+where
+    C: Fn() -> CF,
+    CF: std::future::Future<Output = Result<String, ProviderError>>,
+    L: Fn() -> LF,
+    LF: std::future::Future<Output = Result<Option<String>, ProviderError>>,
+{
+    let unanswered = std::sync::atomic::AtomicBool::new(false);
+    let result = RetryPolicy::default()
+        .run(ctx.reporter, ctx.address, || async {
+            if unanswered.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(id) = find().await? {
+                    return Ok(id);
+                }
+            }
+            let result = create().await;
+            let lost = matches!(&result, Err(e) if e.class == ErrorClass::Transient);
+            unanswered.store(lost, std::sync::atomic::Ordering::Relaxed);
+            result
+        })
+        .await;
+    result.map_err(|e| match e.class {
+        // Never repeated by the executor: it would not look first.
+        ErrorClass::Transient => ProviderError {
+            class: ErrorClass::Fatal,
+            ..e
+        },
+        _ => e,
+    })
+}
+
+/// The configuration override that turns the SDK's retries off for one EC2 call.
+pub fn no_sdk_retries() -> aws_sdk_ec2::config::Builder {
+    aws_sdk_ec2::config::Builder::default().retry_config(RetryConfig::disabled())
+}
+
+/// The result of a create whose repeat after a lost answer meets the object it made: AWS
+/// answers one of `conflicts` (`InvalidSubnet.Conflict`, `EntityAlreadyExists`,
+/// `BucketAlreadyOwnedByYou`...). The object is adopted when `find` says it is this
+/// resource's own (its tags or name), and only then; otherwise the conflict stands. As the
+/// object was made a moment ago, a look-up that does not see it yet is repeated for up to
+/// `CONFLICT_LOOKUP_BUDGET`.
+pub async fn adopt_on_conflict<L, LF>(
+    ctx: &super::Ctx<'_>,
+    result: Result<String, ProviderError>,
+    conflicts: &[&str],
+    find: L,
+) -> Result<String, ProviderError>
+where
+    L: Fn() -> LF,
+    LF: std::future::Future<Output = Result<Option<String>, ProviderError>>,
+{
+    let conflict = match result {
+        Err(e) if e.code.as_deref().is_some_and(|c| conflicts.contains(&c)) => e,
+        other => return other,
+    };
+    let lookup = RetryPolicy {
+        budget: CONFLICT_LOOKUP_BUDGET,
+        ..RetryPolicy::default()
+    };
+    let found = lookup
+        .run_on_new(ctx.reporter, ctx.address, || async {
+            find().await?.ok_or_else(|| ProviderError {
+                class: ErrorClass::NotFound,
+                ..conflict.clone()
+            })
+        })
+        .await;
+    match found {
+        Err(e) if e.is_not_found() => Err(conflict),
+        other => other,
+    }
+}
+
+/// How long a create that met a conflict looks for its own object before the conflict stands.
+const CONFLICT_LOOKUP_BUDGET: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::exec::{Op, Reporter};
+    use crate::model::Address;
+    use crate::providers::Ctx;
+
+    /// Counts the lines a wait would print.
+    #[derive(Default)]
+    struct Lines {
+        still: AtomicUsize,
+        retried: AtomicUsize,
+    }
+
+    impl Reporter for Lines {
+        fn started(&self, _: &Address, _: Op) {}
+        fn waiting(&self, _: &Address, _: &str) {}
+        fn still_waiting(&self, _: &Address) {
+            self.still.fetch_add(1, Ordering::SeqCst);
+        }
+        fn retrying(&self, _: &Address, _: &str, _: Duration) {
+            self.retried.fetch_add(1, Ordering::SeqCst);
+        }
+        fn adopted(&self, _: &Address, _: &str) {}
+        fn finished(&self, _: &Address, _: Op, _: Duration) {}
+        fn failed(&self, _: &Address, _: Op, _: &str) {}
+        fn interrupted(&self, _: usize) {}
+        fn warning(&self, _: &str) {}
+    }
+
+    /// AWS's answers as `classify` reads them: IAM propagation as EKS words it is "not yet";
+    /// a 5xx, a time-out or a connection that died under the answer may have taken effect
+    /// (`Transient`); a refused connection did nothing and is fatal at once.
+    #[test]
+    fn errors_are_classified_by_what_they_mean_for_a_retry() {
+        use aws_sdk_eks::operation::create_cluster::CreateClusterError;
+        use aws_smithy_runtime_api::client::result::{ConnectorError, SdkError};
+        use aws_smithy_types::body::SdkBody;
+        use aws_smithy_types::error::ErrorMetadata;
+
+        let raw = |status: u16| HttpResponse::new(status.try_into().unwrap(), SdkBody::empty());
+        let answered = |status, code: &str, message: &str| {
+            let meta = ErrorMetadata::builder().code(code).message(message).build();
+            classify(SdkError::service_error(
+                CreateClusterError::generic(meta),
+                raw(status),
+            ))
+            .class
+        };
+        let role = "The provided role doesn't have the Amazon EKS Managed Policies associated with it. Please ensure the following policy is attached: arn:aws:iam::aws:policy/AmazonEKSClusterPolicy";
+        assert_eq!(
+            answered(400, "InvalidParameterException", role),
+            ErrorClass::Propagating
+        );
+        let trust = "Following required service principals [ec2.amazonaws.com] were not found in the trust relationships of nodeRole arn:aws:iam::1:role/n";
+        assert_eq!(
+            answered(400, "InvalidParameterException", trust),
+            ErrorClass::Propagating
+        );
+        assert_eq!(
+            answered(400, "InvalidParameterException", "bad version"),
+            ErrorClass::Fatal
+        );
+        assert_eq!(
+            answered(500, "ServerException", "oops"),
+            ErrorClass::Transient
+        );
+        assert_eq!(answered(400, "SlowDown", "reduce"), ErrorClass::Propagating);
+
+        let unanswered: SdkError<CreateClusterError, HttpResponse> =
+            SdkError::response_error(std::io::Error::other("connection closed"), raw(200));
+        assert_eq!(classify(unanswered).class, ErrorClass::Transient);
+        let timed_out: SdkError<CreateClusterError, HttpResponse> =
+            SdkError::timeout_error("operation timed out");
+        assert_eq!(classify(timed_out).class, ErrorClass::Transient);
+        let dropped: SdkError<CreateClusterError, HttpResponse> = SdkError::dispatch_failure(
+            ConnectorError::io("connection closed before message completed".into()),
+        );
+        assert_eq!(classify(dropped).class, ErrorClass::Transient);
+        let refused: SdkError<CreateClusterError, HttpResponse> = SdkError::dispatch_failure(
+            ConnectorError::io("tcp connect error: Connection refused (os error 111)".into()),
+        );
+        assert_eq!(classify(refused).class, ErrorClass::Fatal);
+    }
+
+    /// A wait says every so often that it goes on (a line every 30 s without a terminal), and a
+    /// describe throttled after the SDK's own retries is a missed poll, not the end of the wait.
+    #[tokio::test]
+    async fn a_wait_reports_that_it_goes_on_and_survives_a_throttled_describe() {
+        let config = aws_config::SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-west-2"))
+            .build();
+        let clients = Clients::from_config(&config, "us-west-2", false);
+        let kube = crate::providers::kube::KubeEnv::unused();
+        let address = Address::new("eks_cluster");
+        let lines = Lines::default();
+        let ctx = Ctx {
+            aws: &clients,
+            kube: &kube,
+            stack: "mlops",
+            address: &address,
+            reporter: &lines,
+        };
+        let started = tokio::time::Instant::now();
+        let polls = AtomicUsize::new(0);
+        let every = Duration::from_millis(100);
+        let result = poll(
+            &ctx,
+            "for ACTIVE",
+            Duration::from_secs(10),
+            every,
+            || async {
+                if polls.fetch_add(1, Ordering::SeqCst) == 0 {
+                    return Err(ProviderError {
+                        class: ErrorClass::Propagating,
+                        code: Some("ThrottlingException".into()),
+                        message: "Rate exceeded".into(),
+                    });
+                }
+                Ok((started.elapsed() >= Duration::from_millis(450)).then_some("ACTIVE"))
+            },
+        )
+        .await;
+        assert_eq!(result.unwrap(), "ACTIVE");
+        assert_eq!(lines.retried.load(Ordering::SeqCst), 1);
+        let still = lines.still.load(Ordering::SeqCst);
+        assert!(
+            (3..=5).contains(&still),
+            "{still} lines in 450 ms, one per 100 ms"
+        );
     }
 }

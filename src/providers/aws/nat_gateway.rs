@@ -12,7 +12,7 @@ use serde_json::json;
 use super::ec2::{is_owned, owned_by, sync_tags, tag_spec, tags_attr};
 use super::{classify, gone_as_none, gone_is_fine, str_attr, wait_for};
 use crate::model::{Attrs, ResourceKind};
-use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
+use crate::providers::{Ctx, ErrorClass, ProviderError, ProviderResult, ResourceProvider};
 
 pub struct NatGateway;
 
@@ -110,8 +110,11 @@ impl ResourceProvider for NatGateway {
     async fn wait_ready(&self, ctx: &Ctx<'_>, id: &str) -> ProviderResult<()> {
         let what = "for the NAT gateway to become available (AWS takes 1-3 min)";
         wait_for(ctx, what, WAIT_LIMIT, || async move {
-            let gateway = describe(ctx, id).await?.ok_or_else(|| {
-                ProviderError::fatal(format!("NAT gateway {id} vanished while being created"))
+            let gateway = describe(ctx, id).await?.ok_or_else(|| ProviderError {
+                // EC2 may not know a gateway it has just created: `wait_for` polls on a while.
+                class: ErrorClass::NotFound,
+                code: None,
+                message: format!("NAT gateway {id} vanished while being created"),
             })?;
             match gateway.state() {
                 Some(NatGatewayState::Available) => Ok(Some(())),

@@ -8,7 +8,7 @@ use aws_sdk_ec2::types::Route as AwsRoute;
 use serde_json::{json, Value};
 
 use super::ec2::route_table;
-use super::{classify, gone_is_fine, str_attr};
+use super::{adopt_on_conflict, classify, gone_is_fine, str_attr};
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
 
@@ -81,17 +81,33 @@ impl ResourceProvider for Route {
     async fn create(&self, ctx: &Ctx<'_>, desired: &Attrs) -> ProviderResult<String> {
         let table_id = str_attr(desired, "route_table_id")?;
         let destination = str_attr(desired, "destination_cidr_block")?;
-        ctx.aws
+        let (gateway, nat) = (
+            target(desired, "gateway_id"),
+            target(desired, "nat_gateway_id"),
+        );
+        let created = ctx
+            .aws
             .ec2
             .create_route()
             .route_table_id(table_id)
             .destination_cidr_block(destination)
-            .set_gateway_id(target(desired, "gateway_id"))
-            .set_nat_gateway_id(target(desired, "nat_gateway_id"))
+            .set_gateway_id(gateway.clone())
+            .set_nat_gateway_id(nat.clone())
             .send()
             .await
-            .map_err(classify)?;
-        Ok(route_id(table_id, destination))
+            .map(|_| route_id(table_id, destination))
+            .map_err(classify);
+        // A repeat after a lost answer meets the route it made: adopted when it leads where
+        // this one would, and only then.
+        adopt_on_conflict(ctx, created, &["RouteAlreadyExists"], || async {
+            let route = lookup(ctx, table_id, destination).await?;
+            let ours = route.is_some_and(|r| {
+                r.gateway_id().map(str::to_string) == gateway
+                    && r.nat_gateway_id().map(str::to_string) == nat
+            });
+            Ok(ours.then(|| route_id(table_id, destination)))
+        })
+        .await
     }
 
     async fn update(

@@ -7,7 +7,7 @@ use aws_sdk_ec2::types::Filter;
 use serde_json::json;
 
 use super::ec2::route_table;
-use super::{classify, gone_is_fine, str_attr};
+use super::{adopt_on_conflict, classify, gone_is_fine, str_attr};
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
 
@@ -61,7 +61,7 @@ impl ResourceProvider for RouteTableAssociation {
     }
 
     async fn create(&self, ctx: &Ctx<'_>, desired: &Attrs) -> ProviderResult<String> {
-        let out = ctx
+        let created = ctx
             .aws
             .ec2
             .associate_route_table()
@@ -69,9 +69,18 @@ impl ResourceProvider for RouteTableAssociation {
             .subnet_id(str_attr(desired, "subnet_id")?)
             .send()
             .await
-            .map_err(classify)?;
-        out.association_id
-            .ok_or_else(|| ProviderError::fatal("AssociateRouteTable returned no association id"))
+            .map_err(classify)
+            .and_then(|out| {
+                out.association_id.ok_or_else(|| {
+                    ProviderError::fatal("AssociateRouteTable returned no association id")
+                })
+            });
+        // A repeat after a lost answer meets the association it made: the subnet is already
+        // associated with this very table (`find`), or the conflict stands.
+        adopt_on_conflict(ctx, created, &["Resource.AlreadyAssociated"], || {
+            self.find(ctx, desired)
+        })
+        .await
     }
 
     /// Both attributes force a replacement: there is never anything to change in place.

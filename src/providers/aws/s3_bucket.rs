@@ -12,7 +12,8 @@ use aws_sdk_s3::types::{
 use serde_json::{json, Value};
 
 use super::{
-    bool_attr, classify, gone_as_none, gone_is_fine, str_attr, tagged_by_stack, tags_of, tags_value,
+    adopt_on_conflict, bool_attr, classify, gone_as_none, gone_is_fine, on_new, str_attr,
+    tagged_by_stack, tags_of, tags_value,
 };
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
@@ -42,6 +43,15 @@ async fn tags(ctx: &Ctx<'_>, bucket: &str) -> ProviderResult<Value> {
     }
 }
 
+/// The desired tags as S3 tags.
+fn s3_tags(desired: &Attrs) -> ProviderResult<Vec<Tag>> {
+    tags_of(desired)
+        .into_iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ProviderError::fatal(format!("invalid tag: {e}")))
+}
+
 async fn put_tags(ctx: &Ctx<'_>, bucket: &str, desired: &Attrs) -> ProviderResult<()> {
     let tags = tags_of(desired);
     if tags.is_empty() {
@@ -54,11 +64,7 @@ async fn put_tags(ctx: &Ctx<'_>, bucket: &str, desired: &Attrs) -> ProviderResul
             .map_err(classify)?;
         return Ok(());
     }
-    let set = tags
-        .into_iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ProviderError::fatal(format!("invalid tag: {e}")))?;
+    let set = s3_tags(desired)?;
     let tagging = Tagging::builder()
         .set_tag_set(Some(set))
         .build()
@@ -294,22 +300,40 @@ impl ResourceProvider for S3Bucket {
 
     async fn create(&self, ctx: &Ctx<'_>, desired: &Attrs) -> ProviderResult<String> {
         let bucket = str_attr(desired, "bucket")?;
-        let mut request = ctx.aws.s3.create_bucket().bucket(bucket);
+        // Tags with the create, so that a bucket whose create answer was lost is known as
+        // this stack's.
+        let mut configuration =
+            CreateBucketConfiguration::builder().set_tags(Some(s3_tags(desired)?));
         // us-east-1 is the one region that takes no location constraint.
         if ctx.aws.region != "us-east-1" {
-            request = request.create_bucket_configuration(
-                CreateBucketConfiguration::builder()
-                    .location_constraint(BucketLocationConstraint::from(ctx.aws.region.as_str()))
-                    .build(),
-            );
+            configuration = configuration
+                .location_constraint(BucketLocationConstraint::from(ctx.aws.region.as_str()));
         }
-        request.send().await.map_err(classify)?;
-        // Tags first: they make the bucket ours if anything below fails.
-        put_tags(ctx, bucket, desired).await?;
-        put_public_access_block(ctx, bucket, bool_attr(desired, "block_public_access")).await?;
-        put_encryption(ctx, bucket, str_attr(desired, "encryption")?).await?;
+        let created = ctx
+            .aws
+            .s3
+            .create_bucket()
+            .bucket(bucket)
+            .create_bucket_configuration(configuration.build())
+            .send()
+            .await
+            .map(|_| bucket.to_string())
+            .map_err(classify);
+        // A repeat after a lost answer meets the bucket it made: adopted when tagged as this
+        // stack's (`find`), and only then.
+        adopt_on_conflict(ctx, created, &["BucketAlreadyOwnedByYou"], || {
+            self.find(ctx, desired)
+        })
+        .await?;
+        // The tags again, for endpoints that do not take them with the create; first, as they
+        // make the bucket ours if anything below fails.
+        on_new(ctx, bucket, || put_tags(ctx, bucket, desired)).await?;
+        let block = bool_attr(desired, "block_public_access");
+        on_new(ctx, bucket, || put_public_access_block(ctx, bucket, block)).await?;
+        let encryption = str_attr(desired, "encryption")?;
+        on_new(ctx, bucket, || put_encryption(ctx, bucket, encryption)).await?;
         if bool_attr(desired, "versioning") {
-            put_versioning(ctx, bucket, true).await?;
+            on_new(ctx, bucket, || put_versioning(ctx, bucket, true)).await?;
         }
         Ok(bucket.to_string())
     }

@@ -6,7 +6,7 @@ use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType};
 use serde_json::json;
 
 use super::ec2::{owned_by, sync_tags, tag_spec, tags_attr};
-use super::{bool_attr, classify, gone_as_none, gone_is_fine, str_attr};
+use super::{adopt_on_conflict, bool_attr, classify, gone_as_none, gone_is_fine, on_new, str_attr};
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
 
@@ -71,7 +71,7 @@ impl ResourceProvider for Subnet {
     }
 
     async fn create(&self, ctx: &Ctx<'_>, desired: &Attrs) -> ProviderResult<String> {
-        let out = ctx
+        let created = ctx
             .aws
             .ec2
             .create_subnet()
@@ -81,15 +81,21 @@ impl ResourceProvider for Subnet {
             .tag_specifications(tag_spec(ResourceType::Subnet, desired))
             .send()
             .await
-            .map_err(classify)?;
-        let id = out
-            .subnet()
-            .and_then(|s| s.subnet_id())
-            .ok_or_else(|| ProviderError::fatal("CreateSubnet returned no subnet id"))?
-            .to_string();
+            .map_err(classify)
+            .and_then(|out| {
+                out.subnet()
+                    .and_then(|s| s.subnet_id())
+                    .map(str::to_string)
+                    .ok_or_else(|| ProviderError::fatal("CreateSubnet returned no subnet id"))
+            });
+        // The SDK's repeat of a create whose answer was lost meets the subnet it made.
+        let id = adopt_on_conflict(ctx, created, &["InvalidSubnet.Conflict"], || {
+            self.find(ctx, desired)
+        })
+        .await?;
         // New subnets never map public IPs: only the opposite needs a call.
         if bool_attr(desired, "map_public_ip_on_launch") {
-            set_map_public_ip(ctx, &id, true).await?;
+            on_new(ctx, &id, || set_map_public_ip(ctx, &id, true)).await?;
         }
         Ok(id)
     }

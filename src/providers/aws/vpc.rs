@@ -5,9 +5,11 @@ use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, VpcAttributeName};
 use serde_json::json;
 
 use super::ec2::{owned_by, sync_tags, tag_spec, tags_attr};
-use super::{bool_attr, classify, gone_as_none, gone_is_fine, str_attr};
+use super::{
+    bool_attr, classify, create_once, gone_as_none, gone_is_fine, no_sdk_retries, on_new, str_attr,
+};
 use crate::model::{Attrs, ResourceKind};
-use crate::providers::{Ctx, ProviderResult, ResourceProvider};
+use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
 
 pub struct Vpc;
 
@@ -28,29 +30,17 @@ async fn dns_attribute(ctx: &Ctx<'_>, id: &str, name: VpcAttributeName) -> Provi
     Ok(value.and_then(|v| v.value()).unwrap_or(false))
 }
 
-async fn set_dns(ctx: &Ctx<'_>, id: &str, desired: &Attrs) -> ProviderResult<()> {
-    // One attribute per call: that is what the API accepts.
-    let flag = |name| {
-        AttributeBooleanValue::builder()
-            .value(bool_attr(desired, name))
-            .build()
+/// The DNS attributes, one per call: that is what the API accepts.
+const DNS_ATTRS: [&str; 2] = ["enable_dns_support", "enable_dns_hostnames"];
+
+async fn set_dns(ctx: &Ctx<'_>, id: &str, name: &str, on: bool) -> ProviderResult<()> {
+    let flag = AttributeBooleanValue::builder().value(on).build();
+    let request = ctx.aws.ec2.modify_vpc_attribute().vpc_id(id);
+    let request = match name {
+        "enable_dns_hostnames" => request.enable_dns_hostnames(flag),
+        _ => request.enable_dns_support(flag),
     };
-    ctx.aws
-        .ec2
-        .modify_vpc_attribute()
-        .vpc_id(id)
-        .enable_dns_support(flag("enable_dns_support"))
-        .send()
-        .await
-        .map_err(classify)?;
-    ctx.aws
-        .ec2
-        .modify_vpc_attribute()
-        .vpc_id(id)
-        .enable_dns_hostnames(flag("enable_dns_hostnames"))
-        .send()
-        .await
-        .map_err(classify)?;
+    request.send().await.map_err(classify)?;
     Ok(())
 }
 
@@ -101,21 +91,34 @@ impl ResourceProvider for Vpc {
     }
 
     async fn create(&self, ctx: &Ctx<'_>, desired: &Attrs) -> ProviderResult<String> {
-        let out = ctx
-            .aws
-            .ec2
-            .create_vpc()
-            .cidr_block(str_attr(desired, "cidr_block")?)
-            .tag_specifications(tag_spec(ResourceType::Vpc, desired))
-            .send()
-            .await
-            .map_err(classify)?;
-        let id = out
-            .vpc()
-            .and_then(|v| v.vpc_id())
-            .ok_or_else(|| crate::providers::ProviderError::fatal("CreateVpc returned no VPC id"))?
-            .to_string();
-        set_dns(ctx, &id, desired).await?;
+        let cidr = str_attr(desired, "cidr_block")?;
+        // No client token: a repeat after a lost answer would make a second VPC.
+        let id = create_once(
+            ctx,
+            || async {
+                let out = ctx
+                    .aws
+                    .ec2
+                    .create_vpc()
+                    .cidr_block(cidr)
+                    .tag_specifications(tag_spec(ResourceType::Vpc, desired))
+                    .customize()
+                    .config_override(no_sdk_retries())
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                out.vpc()
+                    .and_then(|v| v.vpc_id())
+                    .map(str::to_string)
+                    .ok_or_else(|| ProviderError::fatal("CreateVpc returned no VPC id"))
+            },
+            || self.find(ctx, desired),
+        )
+        .await?;
+        for name in DNS_ATTRS {
+            let on = bool_attr(desired, name);
+            on_new(ctx, &id, || set_dns(ctx, &id, name, on)).await?;
+        }
         Ok(id)
     }
 
@@ -126,10 +129,10 @@ impl ResourceProvider for Vpc {
         prior: &Attrs,
         desired: &Attrs,
     ) -> ProviderResult<()> {
-        if prior.get("enable_dns_hostnames") != desired.get("enable_dns_hostnames")
-            || prior.get("enable_dns_support") != desired.get("enable_dns_support")
-        {
-            set_dns(ctx, id, desired).await?;
+        for name in DNS_ATTRS {
+            if prior.get(name) != desired.get(name) {
+                set_dns(ctx, id, name, bool_attr(desired, name)).await?;
+            }
         }
         sync_tags(ctx, id, prior, desired).await
     }
