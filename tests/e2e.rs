@@ -106,7 +106,7 @@ fn the_reference_stack_is_built_checked_replanned_and_destroyed() {
             .await
             .unwrap();
         let cluster = cluster.cluster().unwrap();
-        assert_eq!(cluster.version(), Some("1.31"));
+        assert_eq!(cluster.version(), Some("1.33"));
         let group = aws.node_group("ref-cluster", "default").await;
         let scaling = group.nodegroup().unwrap().scaling_config().unwrap();
         assert_eq!(

@@ -480,3 +480,343 @@ async fn the_stand_in_empties_and_removes_a_deleted_namespace() {
         .get_json(&format!("/apis/apps/v1/namespaces/{ns}/deployments"))
         .is_some_and(|list| list["items"] == json!([])));
 }
+
+/// Applies `object` (a JSON value with `metadata.name`) in `namespace` as `selftest`.
+async fn put(client: &Client, namespace: &str, resource: &ApiResource, object: Value) {
+    let name = object["metadata"]["name"].as_str().unwrap().to_string();
+    Api::<DynamicObject>::namespaced_with(client.clone(), namespace, resource)
+        .patch(&name, &apply("selftest"), &Patch::Apply(object))
+        .await
+        .unwrap_or_else(|e| panic!("apply {} {namespace}/{name}: {e}", resource.kind));
+}
+
+fn core(kind: &str) -> ApiResource {
+    ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk("", "v1", kind))
+}
+
+/// Asserts that `check` stays false on the object at `path` for `how_long` (polled).
+async fn stays(
+    server: &RealApiServer,
+    path: &str,
+    how_long: Duration,
+    check: impl Fn(&Value) -> bool,
+) {
+    let deadline = Instant::now() + how_long;
+    while Instant::now() < deadline {
+        let object = server.get_json(path).unwrap_or(Value::Null);
+        assert!(!check(&object), "{path} too early: {object:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn available(deployment: &Value) -> bool {
+    condition(deployment, "Available").is_some_and(|c| c["status"] == "True")
+        && deployment["status"]["availableReplicas"] == deployment["spec"]["replicas"]
+        && deployment["status"]["observedGeneration"] == deployment["metadata"]["generation"]
+}
+
+/// A kubelet starts no pod whose ServiceAccount, mounted Secret or ConfigMap read into its
+/// environment does not exist: a Deployment applied before them (the wrong order) stays
+/// unavailable, and becomes available, every replica, once the last of them exists. The
+/// service account controller gives every namespace a `default` ServiceAccount.
+#[tokio::test]
+async fn a_deployment_is_available_only_once_what_its_pods_need_exists() {
+    let server = RealApiServer::shared();
+    let client = server.client().await;
+    let ns = "selftest-needs";
+    create_namespace(&client, ns, json!({})).await;
+    server.stand_in();
+    eventually_get(
+        server,
+        &format!("/api/v1/namespaces/{ns}/serviceaccounts/default"),
+        |_| true,
+    )
+    .await;
+
+    let mut needy = deployment("needy");
+    let pod = &mut needy["spec"]["template"]["spec"];
+    pod["serviceAccountName"] = "runner".into();
+    pod["volumes"] = json!([{"name": "cert", "secret": {"secretName": "cert"}},
+                            {"name": "extra", "secret": {"secretName": "absent", "optional": true}}]);
+    pod["containers"][0]["envFrom"] = json!([{"configMapRef": {"name": "settings"}}]);
+    Api::<Deployment>::namespaced(client.clone(), ns)
+        .patch("needy", &apply("selftest"), &Patch::Apply(needy))
+        .await
+        .unwrap();
+    let path = format!("/apis/apps/v1/namespaces/{ns}/deployments/needy");
+    let unavailable = eventually_get(server, &path, |d| condition(d, "Available").is_some()).await;
+    assert_eq!(
+        condition(&unavailable, "Available").unwrap()["status"],
+        "False"
+    );
+    for (kind, object) in [
+        (
+            "ServiceAccount",
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "runner"}}),
+        ),
+        (
+            "ConfigMap",
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}}),
+        ),
+    ] {
+        stays(server, &path, 2 * Duration::from_millis(600), available).await;
+        put(&client, ns, &core(kind), object).await;
+    }
+    stays(server, &path, Duration::from_secs(2), available).await;
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "cert"}});
+    put(&client, ns, &core("Secret"), secret).await;
+    let ready = eventually_get(server, &path, available).await;
+    assert_eq!(ready["status"]["availableReplicas"], 2);
+    assert_eq!(ready["status"]["updatedReplicas"], 2);
+}
+
+/// A new generation is not available at once: the controller first reports the rollout started
+/// (`observedGeneration` new, no replica updated), and only later every replica updated, so a
+/// client that waits for `Available` alone would go on too early.
+#[tokio::test]
+async fn a_new_generation_rolls_out_before_it_is_available() {
+    let server = RealApiServer::shared();
+    let client = server.client().await;
+    let ns = "selftest-rollout";
+    create_namespace(&client, ns, json!({})).await;
+    server.stand_in();
+    let deployments = Api::<Deployment>::namespaced(client.clone(), ns);
+    deployments
+        .patch("web", &apply("selftest"), &Patch::Apply(deployment("web")))
+        .await
+        .unwrap();
+    let path = format!("/apis/apps/v1/namespaces/{ns}/deployments/web");
+    eventually_get(server, &path, available).await;
+    let mut changed = deployment("web");
+    changed["spec"]["template"]["spec"]["containers"][0]["image"] = "example/web:2".into();
+    deployments
+        .patch("web", &apply("selftest"), &Patch::Apply(changed))
+        .await
+        .unwrap();
+    let started = eventually_get(server, &path, |d| d["status"]["observedGeneration"] == 2).await;
+    // The server leaves out a counter that is 0.
+    assert!(
+        started["status"]["updatedReplicas"].as_i64().unwrap_or(0) == 0,
+        "{started:#}"
+    );
+    // The old pods still serve meanwhile.
+    assert_eq!(condition(&started, "Available").unwrap()["status"], "True");
+    let done = eventually_get(server, &path, |d| d["status"]["updatedReplicas"] == 2).await;
+    assert!(available(&done), "{done:#}");
+}
+
+/// A webhook that calls a Service is reached at the pod address the stand-in gives the
+/// Service's EndpointSlice: while its Deployment is not available the server refuses what it
+/// guards (`no endpoints available`), once available it admits; and a configuration whose
+/// `caBundle` cert-manager was to inject (there is no cert-manager here) is never trusted.
+#[tokio::test]
+async fn a_webhook_answers_only_once_its_deployment_is_available() {
+    let server = RealApiServer::shared();
+    let client = server.client().await;
+    let ns = "selftest-service-webhook";
+    create_namespace(&client, ns, json!({"selftest-service-webhook": "guarded"})).await;
+    let stand_in = server.stand_in();
+    stand_in.hold_unavailable(ns, "hook");
+    Api::<Deployment>::namespaced(client.clone(), ns)
+        .patch(
+            "hook",
+            &apply("selftest"),
+            &Patch::Apply(deployment("hook")),
+        )
+        .await
+        .unwrap();
+    put(
+        &client,
+        ns,
+        &core("Service"),
+        service("hook", "hook", "ClusterIP"),
+    )
+    .await;
+    let configuration = |name: &str, annotations: Value, resource: &str| -> Value {
+        json!({
+            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": name, "annotations": annotations},
+            "webhooks": [{
+                "name": format!("{name}.selftest.mlops.test"),
+                "clientConfig": {"service": {"namespace": ns, "name": "hook", "port": 80, "path": "/validate"}},
+                "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
+                           "resources": [resource]}],
+                "namespaceSelector": {"matchLabels": {"selftest-service-webhook": "guarded"}},
+                "failurePolicy": "Fail", "sideEffects": "None",
+                "admissionReviewVersions": ["v1"], "timeoutSeconds": 5
+            }]
+        })
+    };
+    let configurations = ApiResource::erase::<ValidatingWebhookConfiguration>(&());
+    let all = Api::<DynamicObject>::all_with(client.clone(), &configurations);
+    for (name, annotations, resource) in [
+        ("selftest-own-ca", json!({}), "configmaps"),
+        (
+            "selftest-injected-ca",
+            json!({"cert-manager.io/inject-ca-from": format!("{ns}/absent")}),
+            "secrets",
+        ),
+    ] {
+        all.patch(
+            name,
+            &apply("selftest"),
+            &Patch::Apply(configuration(name, annotations, resource)),
+        )
+        .await
+        .unwrap();
+    }
+    let dry_run = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), ns);
+    let config_map: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "guarded"}})).unwrap();
+    let refusal = eventually(
+        "a refusal while the webhook's Deployment is held",
+        || async { config_maps.create(&dry_run, &config_map).await.err() },
+    )
+    .await
+    .to_string();
+    assert!(refusal.contains("no endpoints available"), "{refusal}");
+    assert_eq!(stand_in.reviews(), 0);
+
+    stand_in.release(ns, "hook");
+    eventually(
+        "the webhook admits once its Deployment is available",
+        || async {
+            config_maps
+                .create(&PostParams::default(), &config_map)
+                .await
+                .ok()
+        },
+    )
+    .await;
+    assert!(stand_in.reviews() >= 1);
+    let own = server
+        .get_json(
+            "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/selftest-own-ca",
+        )
+        .unwrap();
+    assert!(own["webhooks"][0]["clientConfig"]["caBundle"].is_string());
+    // No cert-manager, no injection: the server cannot trust the webhook's certificate.
+    let secrets = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), ns);
+    let secret = serde_json::from_value(json!({"metadata": {"name": "guarded"}})).unwrap();
+    let untrusted = secrets
+        .create(&dry_run, &secret)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        untrusted.contains("failed calling webhook") && untrusted.contains("certificate"),
+        "{untrusted}"
+    );
+    for name in ["selftest-own-ca", "selftest-injected-ca"] {
+        all.delete(name, &DeleteParams::default()).await.unwrap();
+    }
+}
+
+/// The API server itself keeps a CRD `Terminating` while one of its custom resources has a
+/// finalizer: deleting a CRD before its controller cleared them (the wrong order) hangs.
+#[tokio::test]
+async fn a_custom_resource_with_a_finalizer_keeps_its_crd_terminating() {
+    let server = RealApiServer::shared();
+    let client = server.client().await;
+    let ns = "selftest-finalizer";
+    create_namespace(&client, ns, json!({})).await;
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "metadata": {"name": "gadgets.finalizer.mlops.test"},
+        "spec": {
+            "group": "finalizer.mlops.test",
+            "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
+            "scope": "Namespaced",
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                          "schema": {"openAPIV3Schema": {"type": "object",
+                                     "x-kubernetes-preserve-unknown-fields": true}}}]
+        }
+    }))
+    .unwrap();
+    let crds = Api::<CustomResourceDefinition>::all(client.clone());
+    crds.create(&PostParams::default(), &crd).await.unwrap();
+    let crd_path =
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/gadgets.finalizer.mlops.test";
+    eventually_get(server, crd_path, |c| {
+        condition(c, "Established").is_some_and(|c| c["status"] == "True")
+    })
+    .await;
+    let gadgets = ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
+        "finalizer.mlops.test",
+        "v1",
+        "Gadget",
+    ));
+    let gadget = json!({"apiVersion": "finalizer.mlops.test/v1", "kind": "Gadget",
+                        "metadata": {"name": "held", "finalizers": ["finalizer.mlops.test/held"]}});
+    eventually("the new kind served", || async {
+        Api::<DynamicObject>::namespaced_with(client.clone(), ns, &gadgets)
+            .patch("held", &apply("selftest"), &Patch::Apply(&gadget))
+            .await
+            .ok()
+    })
+    .await;
+    crds.delete("gadgets.finalizer.mlops.test", &DeleteParams::default())
+        .await
+        .unwrap();
+    stays(server, crd_path, Duration::from_secs(2), |c| c.is_null()).await;
+    let terminating = server.get_json(crd_path).unwrap();
+    assert!(terminating["metadata"]["deletionTimestamp"].is_string());
+    let api = Api::<DynamicObject>::namespaced_with(client.clone(), ns, &gadgets);
+    api.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    eventually(&format!("{crd_path} gone"), || async {
+        server.get_json(crd_path).is_none().then_some(())
+    })
+    .await;
+}
+
+/// The AWS load balancer controller: a LoadBalancer Service first gets its cleanup finalizer,
+/// its hostname only after a delay (a client that reads it at once finds none), and once
+/// deleted it stays, `Terminating`, until its load balancer is "deleted".
+#[tokio::test]
+async fn a_load_balancer_gets_its_hostname_late_and_holds_its_service_until_deleted() {
+    let server = RealApiServer::shared();
+    let client = server.client().await;
+    let ns = "selftest-load-balancer";
+    create_namespace(&client, ns, json!({})).await;
+    server.stand_in();
+    let path = format!("/api/v1/namespaces/{ns}/services/front");
+    let services = Api::<Service>::namespaced(client.clone(), ns);
+    services
+        .patch(
+            "front",
+            &apply("selftest"),
+            &Patch::Apply(service("front", "none", "LoadBalancer")),
+        )
+        .await
+        .unwrap();
+    let created = Instant::now();
+    let hostname = |s: &Value| s["status"]["loadBalancer"]["ingress"][0]["hostname"].is_string();
+    let with_finalizer = eventually_get(server, &path, |s| {
+        s["metadata"]["finalizers"] == json!(["service.kubernetes.io/load-balancer-cleanup"])
+    })
+    .await;
+    assert!(!hostname(&with_finalizer), "{with_finalizer:#}");
+    eventually_get(server, &path, hostname).await;
+    assert!(created.elapsed() >= Duration::from_secs(1));
+    services
+        .delete("front", &DeleteParams::default())
+        .await
+        .unwrap();
+    let deleted = Instant::now();
+    let terminating = server.get_json(&path).expect("kept by its finalizer");
+    assert!(terminating["metadata"]["deletionTimestamp"].is_string());
+    eventually(&format!("{path} gone"), || async {
+        server.get_json(&path).is_none().then_some(())
+    })
+    .await;
+    assert!(deleted.elapsed() >= Duration::from_millis(900));
+}

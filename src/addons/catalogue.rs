@@ -64,6 +64,27 @@ pub fn release_named(name: &str, version: &str) -> Option<&'static Release> {
         .and_then(|a| a.release(version))
 }
 
+/// A Kubernetes version `major.minor` as numbers, for comparing; `None` if it is not one.
+pub fn kubernetes_minor(version: &str) -> Option<(u32, u32)> {
+    let (major, minor) = version.trim_start_matches('v').split_once('.')?;
+    let minor = minor.split('.').next()?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+impl Release {
+    /// Whether this release runs on Kubernetes `version` (`1.31`), as far as the catalogue
+    /// knows; a version it cannot read is left to the EKS version check.
+    pub fn runs_on(&self, version: &str) -> bool {
+        match (
+            self.min_kubernetes.and_then(kubernetes_minor),
+            kubernetes_minor(version),
+        ) {
+            (Some(min), Some(have)) => have >= min,
+            _ => true,
+        }
+    }
+}
+
 impl fmt::Display for Addon {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -78,6 +99,10 @@ pub struct Release {
     pub addon: Addon,
     /// As the project spells it (`v1.19.4`, `1.29.1`).
     pub version: &'static str,
+    /// The oldest Kubernetes minor version this release runs on, where its project states one
+    /// (`None`: no minimum recorded). Knative refuses to start below its own
+    /// (`knative.dev/pkg/version`).
+    pub min_kubernetes: Option<&'static str>,
     /// In apply order.
     pub files: &'static [ManifestFile],
 }
@@ -109,6 +134,7 @@ pub const CATALOGUE: &[Release] = &[
     Release {
         addon: Addon::CertManager,
         version: "v1.16.1",
+        min_kubernetes: None,
         files: &[file!(
             "cert-manager.yaml",
             "v1.10.1",
@@ -119,6 +145,7 @@ pub const CATALOGUE: &[Release] = &[
     Release {
         addon: Addon::CertManager,
         version: "v1.19.4",
+        min_kubernetes: None,
         files: &[file!(
             "cert-manager.yaml",
             "009c88084074904c7743384ff50d3bd70012ef55",
@@ -129,6 +156,8 @@ pub const CATALOGUE: &[Release] = &[
     Release {
         addon: Addon::Istio,
         version: "1.24.3",
+        // Istio's supported releases: 1.24 on Kubernetes 1.28 to 1.31.
+        min_kubernetes: Some("1.28"),
         files: &[
             file!(
                 "crd.yaml",
@@ -147,6 +176,8 @@ pub const CATALOGUE: &[Release] = &[
     Release {
         addon: Addon::Istio,
         version: "1.29.1",
+        // Istio 1.29 is tested on Kubernetes 1.30 to 1.35.
+        min_kubernetes: Some("1.30"),
         files: &[
             file!(
                 "crd.yaml",
@@ -165,6 +196,8 @@ pub const CATALOGUE: &[Release] = &[
     Release {
         addon: Addon::KnativeServing,
         version: "1.16.2",
+        // Knative's minimum Kubernetes version policy: 1.16 needs 1.29.
+        min_kubernetes: Some("1.29"),
         files: &[
             file!(
                 "serving-core.yaml",
@@ -183,6 +216,8 @@ pub const CATALOGUE: &[Release] = &[
     Release {
         addon: Addon::KnativeServing,
         version: "1.21.1",
+        // ... and 1.21 needs 1.33.
+        min_kubernetes: Some("1.33"),
         files: &[
             file!(
                 "serving-core.yaml",
@@ -201,6 +236,7 @@ pub const CATALOGUE: &[Release] = &[
     Release {
         addon: Addon::Kserve,
         version: "v0.15.0",
+        min_kubernetes: None,
         files: &[
             file!(
                 "kserve.yaml",
@@ -219,6 +255,7 @@ pub const CATALOGUE: &[Release] = &[
     Release {
         addon: Addon::Kserve,
         version: "v0.16.0",
+        min_kubernetes: None,
         files: &[
             file!(
                 "kserve.yaml",

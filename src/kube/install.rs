@@ -3,12 +3,16 @@
 //! them out without leaving custom resources stuck behind a deleted controller.
 //!
 //! Install, per set: namespaces; CRDs, then a wait until each is `Established` and served by
-//! discovery; the other built-in kinds (helm's order); a wait until the set's Deployments,
-//! DaemonSets and StatefulSets are available; the webhook configurations and APIServices, and a
-//! wait until each webhook's Service has ready endpoints and its `caBundle` is filled; the custom
-//! resources, retrying while a webhook is still not serving (`failed calling webhook` with `no
-//! endpoints available`, `connection refused`, ...), with backoff up to 30 s, and a wait until
-//! each KServe InferenceService and Knative Service is `Ready`. An object annotated
+//! discovery; the other built-in kinds (helm's order) together with the custom resources of
+//! kinds the cluster already serves (an earlier add-on's: cert-manager's Issuers and
+//! Certificates, Istio's Gateways), since the set's Deployments may mount what those make (KServe's
+//! controller mounts the Secret of its webhook's Certificate); a wait until the set's
+//! Deployments, DaemonSets and StatefulSets are available; the webhook configurations and
+//! APIServices, and a wait until each webhook's Service has ready endpoints and its `caBundle`
+//! is filled; the custom resources of the set's own CRDs, retrying while a webhook is still not
+//! serving (`failed calling webhook` with `no endpoints available`, `connection refused`, ...),
+//! with backoff up to 30 s; and a wait until each KServe InferenceService and Knative Service
+//! is `Ready`. An object annotated
 //! `mlops.dev/wait: "false"` is not waited for to become ready or available;
 //! `mlops.dev/wait-timeout` gives it its own time limit.
 //!
@@ -217,7 +221,14 @@ pub fn install<'a>(
             bounded(established).await?;
         }
 
-        let builtin = in_stage(&objects, Stage::Builtin);
+        // Custom resources of kinds the cluster already serves (an earlier add-on's CRDs, such
+        // as cert-manager's Certificates or Istio's Gateways) go in with the built-in objects:
+        // the Deployments may need what they make (a Certificate's Secret, mounted).
+        let (own, served): (Vec<&Object>, Vec<&Object>) = in_stage(&objects, Stage::Custom)
+            .into_iter()
+            .partition(|o| defines_kind(&crds, &o.id));
+        let mut builtin = in_stage(&objects, Stage::Builtin);
+        builtin.extend(served.iter().copied());
         apply_all(cluster, &builtin, waits, note).await?;
         wait_workloads(cluster, &builtin, waits, note).await?;
 
@@ -227,17 +238,17 @@ pub fn install<'a>(
             wait_webhooks(cluster, &admission, waits, note).await?;
         }
 
-        let custom = in_stage(&objects, Stage::Custom);
-        if let Some(first) = custom.first() {
+        if let Some(first) = own.first() {
             // A webhook that accepts a dry run of the first custom resource is serving.
             note.waiting(&format!(
                 "the admission webhooks to accept {}",
                 first.id.short()
             ));
             apply_one(cluster, first, true, waits, note).await?;
-            apply_all(cluster, &custom, waits, note).await?;
-            wait_ready(cluster, &custom, waits, note).await?;
+            apply_all(cluster, &own, waits, note).await?;
         }
+        let custom: Vec<&Object> = served.into_iter().chain(own).collect();
+        wait_ready(cluster, &custom, waits, note).await?;
 
         wait_load_balancers(cluster, &builtin, waits, note).await;
         Ok(())
@@ -247,6 +258,14 @@ pub fn install<'a>(
 
 fn in_stage(objects: &[Object], s: Stage) -> Vec<&Object> {
     objects.iter().filter(|o| stage(&o.id) == s).collect()
+}
+
+/// Whether one of `crds` defines the kind of `id` (else the cluster must already serve it).
+fn defines_kind(crds: &[&Object], id: &ObjectRef) -> bool {
+    let group = id.group_version().0;
+    crds.iter().any(|crd| {
+        crd.body["spec"]["group"] == group && crd.body["spec"]["names"]["kind"] == id.kind.as_str()
+    })
 }
 
 /// Applies objects, several at once, each retried while a webhook refuses it for not serving.

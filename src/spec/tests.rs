@@ -243,12 +243,38 @@ fn taints_and_labels_follow_kubernetes_rules() {
 
 #[test]
 fn eks_version_must_be_supported() {
-    let text = example_with("version = \"1.31\"", "version = \"1.21\"");
+    let text = example_with("version = \"1.33\"", "version = \"1.21\"");
     assert_one(
         &text,
         "EKS version `1.21` is not supported",
         "version = \"1.21\"",
     );
+}
+
+/// Knative Serving refuses to start on a Kubernetes older than its minimum (1.21 needs 1.33):
+/// the spec that pairs them is refused at the add-on's version, naming both versions, with the
+/// catalogue's version that runs there as a way out.
+#[test]
+fn an_addon_version_needs_its_minimum_kubernetes() {
+    let text = example_with("version = \"1.33\"", "version = \"1.31\"");
+    assert_one(
+        &text,
+        "knative-serving 1.21.1 needs Kubernetes 1.33 or newer, but `[eks] version` is 1.31",
+        "knative_serving = ",
+    );
+    let Err(SpecError::Invalid { diagnostics, .. }) = parse_text(&text) else {
+        panic!("the pair was accepted");
+    };
+    assert_eq!(
+        diagnostics[0].hint.as_deref(),
+        Some("set `[eks] version` to 1.33 or newer, or a knative-serving version that runs on it: `1.16.2`")
+    );
+    let older = example_with(
+        "knative_serving = \"1.21.1\"",
+        "knative_serving = \"1.16.2\"",
+    );
+    let older = older.replacen("version = \"1.33\"", "version = \"1.31\"", 1);
+    assert!(problems(&older).is_empty(), "{:#?}", problems(&older));
 }
 
 #[test]

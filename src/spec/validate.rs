@@ -112,7 +112,7 @@ pub(super) fn validate(
     let irsa = irsa(&mut p, &raw.irsa, &stack.name);
     let buckets = buckets(&mut p, &raw.buckets);
     let repositories = repositories(&mut p, &raw.repositories);
-    let addons = addons(&mut p, raw.addons.as_ref());
+    let addons = addons(&mut p, raw.addons.as_ref(), &eks.version);
     let moved = moved(&mut p, &raw.moved, source);
 
     if !p.0.is_empty() {
@@ -959,7 +959,7 @@ fn moved(p: &mut Problems, raw: &[S<raw::RawMoved>], source: &SourceFile) -> Vec
     out
 }
 
-fn addons(p: &mut Problems, raw: Option<&raw::RawAddons>) -> AddonsSpec {
+fn addons(p: &mut Problems, raw: Option<&raw::RawAddons>, kubernetes: &str) -> AddonsSpec {
     let Some(a) = raw else {
         return AddonsSpec {
             enabled: false,
@@ -986,6 +986,31 @@ fn addons(p: &mut Problems, raw: Option<&raw::RawAddons>) -> AddonsSpec {
         spans.insert(addon, version.span());
         match addon.release(version.get_ref()) {
             Some(release) => {
+                // An EKS version that is not supported has its own error.
+                if SUPPORTED_EKS_VERSIONS.contains(&kubernetes) && !release.runs_on(kubernetes) {
+                    let min = release.min_kubernetes.unwrap_or_default();
+                    let runs_here: Vec<String> = addon
+                        .versions()
+                        .filter(|r| r.runs_on(kubernetes))
+                        .map(|r| format!("`{}`", r.version))
+                        .collect();
+                    let other = if runs_here.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            ", or a {addon} version that runs on it: {}",
+                            runs_here.join(", ")
+                        )
+                    };
+                    p.hint(
+                        version.span(),
+                        format!(
+                            "{addon} {} needs Kubernetes {min} or newer, but `[eks] version` is {kubernetes}",
+                            release.version
+                        ),
+                        format!("set `[eks] version` to {min} or newer{other}"),
+                    );
+                }
                 releases.insert(addon, release);
             }
             None => {

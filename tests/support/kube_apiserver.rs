@@ -62,6 +62,21 @@ rules:
 - level: Metadata
 "#;
 
+/// The API server's calls into the cluster network (webhooks and aggregated APIs reached
+/// through a Service) go to the stand-in's HTTP CONNECT proxy on a Unix socket in the
+/// server's folder; calls to a webhook's `url` go straight to it (the `controlplane` network).
+const EGRESS_SELECTOR: &str = r#"apiVersion: apiserver.k8s.io/v1beta1
+kind: EgressSelectorConfiguration
+egressSelections:
+- name: cluster
+  connection:
+    proxyProtocol: HTTPConnect
+    transport:
+      uds:
+        udsName: {socket}
+"#;
+const EGRESS_SOCKET: &str = "egress.sock";
+
 /// Run by `sh -c` with the API server's pid, etcd's pid and the temporary folder: when its
 /// standard input ends (this process is gone), stop both (TERM, KILL after 10 s) and remove
 /// the folder. Ignores Ctrl-C, which ends the test process and so starts the cleanup.
@@ -256,6 +271,11 @@ impl RealApiServer {
         )
         .unwrap();
         fs::write(d.join("audit-policy.yaml"), AUDIT_POLICY).unwrap();
+        fs::write(
+            d.join("egress.yaml"),
+            EGRESS_SELECTOR.replace("{socket}", &d.join(EGRESS_SOCKET).to_string_lossy()),
+        )
+        .unwrap();
 
         let mut ports = Vec::new();
         while ports.len() < 3 {
@@ -332,6 +352,10 @@ impl RealApiServer {
                 // addresses in Endpoints and EndpointSlices, so a webhook served on 127.0.0.1
                 // is reached by its `url` (webhook.rs).
                 .arg("--enable-aggregator-routing=true")
+                // ... through the stand-in's proxy, which plays the pods at those endpoints
+                // (stand_in/egress.rs).
+                .arg("--egress-selector-config-file")
+                .arg(d.join("egress.yaml"))
                 .args(extra_flags),
             &d.join("apiserver.log"),
         )
@@ -472,8 +496,13 @@ impl RealApiServer {
     /// The stand-in for the controller manager and the kubelet, started on first use and
     /// running until the server stops (one per server: tests hold Deployments by namespace).
     pub fn stand_in(&self) -> &StandIn {
-        self.stand_in
-            .get_or_init(|| StandIn::start(self.stand_in_kubeconfig.clone()))
+        self.stand_in.get_or_init(|| {
+            StandIn::start(
+                self.stand_in_kubeconfig.clone(),
+                self.dir().join("stand-in"),
+                self.dir().join(EGRESS_SOCKET),
+            )
+        })
     }
 }
 

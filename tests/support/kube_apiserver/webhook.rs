@@ -138,15 +138,16 @@ async fn accept_until(
     }
 }
 
-/// Answers an `admission.k8s.io/v1` `AdmissionReview` with `allowed: true` for its `uid`.
-async fn admit(
+/// Answers an `AdmissionReview` (`admission.k8s.io/v1`, or `v1beta1` for a webhook that
+/// accepts only that) with `allowed: true` for its `uid`, in the request's version.
+pub(super) async fn admit(
     request: Request<Incoming>,
     reviews: &AtomicUsize,
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let body = request.into_body().collect().await?.to_bytes();
     let review: Value = serde_json::from_slice(&body).unwrap_or_default();
     let answer = json!({
-        "apiVersion": "admission.k8s.io/v1",
+        "apiVersion": review["apiVersion"].as_str().unwrap_or("admission.k8s.io/v1"),
         "kind": "AdmissionReview",
         "response": {"uid": review["request"]["uid"], "allowed": true},
     });

@@ -1,0 +1,248 @@
+//! The add-ons' real release manifests (`../shared/fixtures/addons`) installed by
+//! `mlops::kube::install` on the real kube-apiserver 1.35.4, with the strict stand-in playing
+//! the kubelet, the controllers and cert-manager (tests/support/kube_apiserver/stand_in.rs).
+//! It models what a real cluster does with the order of an install: KServe's controller
+//! mounts the Secret `kserve-webhook-server-cert`, which only cert-manager makes, from the
+//! `Certificate` of KServe's own manifest, once its `Issuer` is Ready; KServe's webhooks are
+//! trusted only once cert-manager's cainjector copied that Secret's CA into them. Results are
+//! read with plain HTTPS (`get_json`), not through `mlops`.
+
+mod support;
+
+use std::time::Duration;
+
+use mlops::addons::render;
+use mlops::addons::{release_named, ManifestSource};
+use mlops::kube::install::{self, Waits};
+use mlops::kube::manifest::Object;
+use mlops::kube::{Cluster, KubeError};
+use serde_json::{json, Value};
+use support::kube_apiserver::RealApiServer;
+use tokio::sync::OnceCell;
+
+/// Progress nobody reads.
+struct Quiet;
+
+impl install::Progress for Quiet {
+    fn waiting(&self, _: &str) {}
+    fn warning(&self, _: &str) {}
+}
+
+fn waits(timeout: Duration) -> Waits {
+    Waits {
+        timeout,
+        load_balancer_timeout: Duration::from_secs(30),
+        poll: Duration::from_millis(500),
+    }
+}
+
+/// The labelled objects of one add-on version, as `mlops` renders them from the fixtures.
+fn objects(addon: &str, version: &str) -> Vec<Object> {
+    let fixtures =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/addons");
+    let release = release_named(addon, version).expect("a release of the catalogue");
+    render::objects(release, &ManifestSource::new(Some(fixtures))).unwrap()
+}
+
+/// Installs objects as `mlops apply` does for one add-on: the namespaces they need, then the
+/// staged apply.
+async fn install_objects(
+    cluster: &Cluster,
+    objects: Vec<Object>,
+    waits: &Waits,
+) -> Result<(), KubeError> {
+    let namespaces = render::namespaces_to_ensure(&objects);
+    let namespaces: Vec<&str> = namespaces.iter().map(String::as_str).collect();
+    install::ensure_namespaces(cluster, &namespaces).await?;
+    install::install(cluster, objects, waits, &Quiet).await
+}
+
+/// cert-manager v1.19.4 installed once for this test binary (its webhook must serve, through
+/// the stand-in, before any Certificate can be applied).
+async fn with_cert_manager() -> &'static RealApiServer {
+    static INSTALLED: OnceCell<()> = OnceCell::const_new();
+    let server = RealApiServer::shared();
+    server.stand_in();
+    INSTALLED
+        .get_or_init(|| async {
+            let cluster = Cluster::from_kubeconfig(&server.kubeconfig).await.unwrap();
+            install_objects(
+                &cluster,
+                objects("cert-manager", "v1.19.4"),
+                &waits(Duration::from_secs(120)),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("install cert-manager: {e}"));
+        })
+        .await;
+    server
+}
+
+fn available(deployment: &Value) -> bool {
+    let available = deployment["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Available" && c["status"] == "True");
+    available
+        && deployment["status"]["availableReplicas"]
+            == deployment["spec"]["replicas"].as_i64().unwrap_or(1)
+}
+
+/// Polls `GET path` until `check` holds; panics after `within`.
+async fn eventually(
+    server: &RealApiServer,
+    path: &str,
+    within: Duration,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(object) = server.get_json(path).filter(|o| check(o)) {
+            return object;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{path}: not as expected after {within:?}: {:#}",
+            server.get_json(path).unwrap_or(Value::Null)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// cert-manager (the stand-in's, acting only because cert-manager's own Deployments are
+/// available) gives a Certificate its Secret only once its Issuer exists and is Ready: a
+/// Certificate applied before its Issuer (the wrong order) waits, naming the issuer. The
+/// cainjector fills a webhook configuration's `caBundle` only once that Secret exists.
+#[tokio::test]
+async fn a_certificate_gets_its_secret_only_once_its_issuer_is_ready() {
+    let server = with_cert_manager().await;
+    let client = server.client().await;
+    let ns = "strict-certificate";
+    let cluster = Cluster::from_kubeconfig(&server.kubeconfig).await.unwrap();
+    let manifest =
+        |value: Value| mlops::kube::manifest::parse_documents(&value.to_string(), "test").unwrap();
+    install::ensure_namespaces(&cluster, &[ns]).await.unwrap();
+    let certificate = json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+        "metadata": {"name": "serving", "namespace": ns},
+        "spec": {"secretName": "serving-tls", "dnsNames": [format!("hook.{ns}.svc")],
+                 "issuerRef": {"kind": "Issuer", "name": "self"}}});
+    let configuration = json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "strict-injected", "annotations": {"cert-manager.io/inject-ca-from": format!("{ns}/serving")}},
+        "webhooks": [{"name": "injected.strict.mlops.test",
+                      "clientConfig": {"service": {"namespace": ns, "name": "hook", "port": 443}},
+                      "rules": [{"apiGroups": ["strict.mlops.test"], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["nothing"]}],
+                      "failurePolicy": "Ignore", "sideEffects": "None", "admissionReviewVersions": ["v1"]}]});
+    for object in manifest(configuration).iter().chain(&manifest(certificate)) {
+        cluster.apply(object, false).await.unwrap();
+    }
+    let certificate_path = format!("/apis/cert-manager.io/v1/namespaces/{ns}/certificates/serving");
+    let waiting = eventually(server, &certificate_path, Duration::from_secs(30), |c| {
+        c["status"]["conditions"][0]["reason"] == "IssuerNotReady"
+    })
+    .await;
+    assert!(waiting["status"]["conditions"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Issuer \"self\""));
+    let secret_path = format!("/api/v1/namespaces/{ns}/secrets/serving-tls");
+    let configuration_path =
+        "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/strict-injected";
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        server.get_json(&secret_path).is_none(),
+        "a Secret without a Ready issuer"
+    );
+    assert!(
+        server.get_json(configuration_path).unwrap()["webhooks"][0]["clientConfig"]["caBundle"]
+            .is_null()
+    );
+
+    let issuer = json!({"apiVersion": "cert-manager.io/v1", "kind": "Issuer",
+        "metadata": {"name": "self", "namespace": ns}, "spec": {"selfSigned": {}}});
+    cluster.apply(&manifest(issuer)[0], false).await.unwrap();
+    let secret = eventually(server, &secret_path, Duration::from_secs(30), |_| true).await;
+    assert_eq!(secret["type"], "kubernetes.io/tls");
+    eventually(server, &certificate_path, Duration::from_secs(30), |c| {
+        c["status"]["conditions"][0]["status"] == "True"
+    })
+    .await;
+    let injected = eventually(server, configuration_path, Duration::from_secs(30), |c| {
+        c["webhooks"][0]["clientConfig"]["caBundle"].is_string()
+    })
+    .await;
+    assert_eq!(
+        injected["webhooks"][0]["clientConfig"]["caBundle"],
+        secret["data"]["ca.crt"]
+    );
+    drop(client);
+}
+
+/// The "Done when" of issue 12's install order: KServe's Deployments applied and waited for
+/// before the Certificates of its own manifest (the old order: custom resources after every
+/// Deployment wait) never become available, since `kserve-controller-manager` mounts
+/// `kserve-webhook-server-cert`, which only that Certificate makes; `install` applies the
+/// custom resources of kinds the cluster already serves with the Deployments, and KServe goes
+/// in: its controller available, its webhooks given cert-manager's CA, its cluster resources
+/// admitted by its own webhook.
+#[tokio::test]
+async fn kserve_installs_only_with_its_certificates_before_its_deployment_waits() {
+    let server = with_cert_manager().await;
+    let cluster = Cluster::from_kubeconfig(&server.kubeconfig).await.unwrap();
+    let kserve = objects("kserve", "v0.16.0");
+    // KServe's CRDs first, with time to be established (several seconds each on a loaded
+    // machine), so that the short wait below is the Deployments'.
+    let crds: Vec<Object> = kserve
+        .iter()
+        .filter(|o| o.id.is_crd() || o.id.is_namespace())
+        .cloned()
+        .collect();
+    install_objects(&cluster, crds, &waits(Duration::from_secs(120)))
+        .await
+        .unwrap();
+    // The old order, as the old install ran it: everything but the custom resources first.
+    let before_custom: Vec<Object> = kserve
+        .iter()
+        .filter(|o| {
+            o.id.group_version().0 != "cert-manager.io"
+                && o.id.group_version().0 != "serving.kserve.io"
+        })
+        .cloned()
+        .collect();
+    let old = install_objects(&cluster, before_custom, &waits(Duration::from_secs(15))).await;
+    match old {
+        Err(KubeError::Timeout {
+            object,
+            what: "available",
+            ..
+        }) => {
+            assert!(
+                object.contains("kserve-controller-manager")
+                    || object.contains("llmisvc-controller-manager"),
+                "{object}"
+            )
+        }
+        other => panic!("the old order did not time out on KServe's controller: {other:?}"),
+    }
+    install_objects(&cluster, kserve, &waits(Duration::from_secs(120)))
+        .await
+        .unwrap_or_else(|e| panic!("install KServe: {e}"));
+    let controller = server
+        .get_json("/apis/apps/v1/namespaces/kserve/deployments/kserve-controller-manager")
+        .unwrap();
+    assert!(available(&controller), "{controller:#}");
+    let secret = server
+        .get_json("/api/v1/namespaces/kserve/secrets/kserve-webhook-server-cert")
+        .unwrap();
+    let webhook = server
+        .get_json("/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/inferenceservice.serving.kserve.io")
+        .unwrap();
+    assert_eq!(
+        webhook["webhooks"][0]["clientConfig"]["caBundle"],
+        secret["data"]["ca.crt"]
+    );
+    assert!(server
+        .get_json("/apis/serving.kserve.io/v1alpha1/clusterservingruntimes/kserve-sklearnserver")
+        .is_some());
+    assert!(server.stand_in().reviews() > 0, "no webhook was called");
+}
