@@ -8,25 +8,32 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use crate::kube::manifest::MANAGED_BY;
-use crate::model::{canonical, reference, references_in, Address, Attrs, Resource, ResourceKind};
+use crate::model::{
+    canonical, reference, references_in, Address, Attrs, Partition, Resource, ResourceKind,
+};
 use crate::spec::{NatMode, Spec};
 use crate::workloads::{with_outputs, Output, Outputs, Workload};
 
-/// The AWS-managed policies the EKS control plane role needs.
-pub const CLUSTER_POLICIES: &[&str] = &["arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"];
+/// The AWS-managed policies the EKS control plane role needs, by name.
+pub const CLUSTER_POLICIES: &[&str] = &["AmazonEKSClusterPolicy"];
 
-/// The AWS-managed policies every node role needs.
+/// The AWS-managed policies every node role needs, by name.
 pub const NODE_POLICIES: &[&str] = &[
-    "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
-    "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
-    "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
+    "AmazonEKSWorkerNodePolicy",
+    "AmazonEKS_CNI_Policy",
+    "AmazonEC2ContainerRegistryReadOnly",
 ];
 
-/// The EKS access policy given to `[eks] admin_arns`.
-pub const CLUSTER_ADMIN_POLICY: &str =
-    "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy";
+/// The EKS access policy given to `[eks] admin_arns`, in the stack's partition.
+pub fn cluster_admin_policy(partition: Partition) -> String {
+    format!(
+        "arn:{}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
+        partition.name
+    )
+}
 
-/// The audience IRSA tokens are issued for.
+/// The audience IRSA tokens are issued for: EKS's pod identity webhook asks for this one in
+/// every partition.
 pub const IRSA_AUDIENCE: &str = "sts.amazonaws.com";
 
 /// IAM role names of the stack.
@@ -40,14 +47,15 @@ pub fn node_role_name(stack: &str) -> String {
 
 pub use crate::spec::irsa_role_name;
 
-struct Builder<'a> {
-    spec: &'a Spec,
+pub(super) struct Builder<'a> {
+    pub(super) spec: &'a Spec,
+    pub(super) partition: Partition,
     resources: Vec<Resource>,
 }
 
 impl Builder<'_> {
     /// Adds a resource; its dependencies are the resources its attributes refer to plus `after`.
-    fn add(
+    pub(super) fn add(
         &mut self,
         kind: ResourceKind,
         parts: &[&str],
@@ -104,6 +112,7 @@ impl Builder<'_> {
 pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
     let mut b = Builder {
         spec,
+        partition: Partition::of(&spec.stack.region),
         resources: Vec::new(),
     };
     let stack = spec.stack.name.as_str();
@@ -276,20 +285,16 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
     }
 
     // IAM roles for the control plane and the nodes.
-    let (cluster_role, cluster_attachments) = service_role(
+    let (cluster_role, mut cluster_attachments) = service_role(
         &mut b,
         "cluster",
         &cluster_role_name(stack),
-        "eks.amazonaws.com",
+        "eks",
         CLUSTER_POLICIES,
     );
-    let (node_role, node_attachments) = service_role(
-        &mut b,
-        "node",
-        &node_role_name(stack),
-        "ec2.amazonaws.com",
-        NODE_POLICIES,
-    );
+    let (node_role, node_attachments) =
+        service_role(&mut b, "node", &node_role_name(stack), "ec2", NODE_POLICIES);
+    let secrets_key = super::security::secrets_key(&mut b, &cluster_role, &mut cluster_attachments);
 
     // The cluster: control plane network interfaces in the private subnets.
     let eks = &spec.eks;
@@ -316,6 +321,8 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
             "endpoint_private_access": eks.private_endpoint,
             "public_access_cidrs": eks.public_access_cidrs.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
             "authentication_mode": "API_AND_CONFIG_MAP",
+            "enabled_log_types": eks.log_types,
+            "encryption_key_arn": secrets_key,
             "tags": {},
         }),
         &after,
@@ -329,7 +336,7 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
             json!({
                 "cluster_name": reference(&cluster, "name"),
                 "principal_arn": arn,
-                "policy_arn": CLUSTER_ADMIN_POLICY,
+                "policy_arn": cluster_admin_policy(b.partition),
                 "tags": {},
             }),
             &[],
@@ -390,6 +397,7 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
                     "oidc_issuer": reference(&cluster, "oidc_issuer"),
                     "oidc_subject": format!("system:serviceaccount:{}:{}", irsa.namespace, irsa.service_account),
                     "oidc_audience": IRSA_AUDIENCE,
+                    "permissions_boundary": spec.stack.permissions_boundary,
                     "tags": {},
                 }),
                 &[],
@@ -397,6 +405,7 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
             for arn in &irsa.policy_arns {
                 attachment(&mut b, &["irsa", key], &name, &role, arn);
             }
+            super::security::irsa_scoped_policy(&mut b, key, irsa, &name, &role);
             irsa_roles.push((key, irsa, role));
         }
     }
@@ -556,7 +565,8 @@ fn cluster_bootstrap(
 /// The annotation that makes EKS give a pod of the service account the role's credentials.
 pub const IRSA_ROLE_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
 
-/// A role trusted by an AWS service, with its managed-policy attachments.
+/// A role trusted by an AWS service (`eks`, `ec2`: its principal is in the stack's partition),
+/// with its managed-policy attachments (`policies` by name).
 fn service_role(
     b: &mut Builder,
     key: &str,
@@ -570,18 +580,22 @@ fn service_role(
         json!({
             "name": name,
             "path": "/",
-            "trust_service": service,
+            "trust_service": b.partition.service_principal(service),
             "oidc_provider_arn": null,
             "oidc_issuer": null,
             "oidc_subject": null,
             "oidc_audience": null,
+            "permissions_boundary": b.spec.stack.permissions_boundary,
             "tags": {},
         }),
         &[],
     );
     let attachments = policies
         .iter()
-        .map(|arn| attachment(b, &[key], name, &role, arn))
+        .map(|policy| {
+            let arn = b.partition.managed_policy(policy);
+            attachment(b, &[key], name, &role, &arn)
+        })
         .collect();
     (role, attachments)
 }

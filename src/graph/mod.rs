@@ -4,6 +4,7 @@
 mod build;
 pub mod dag;
 pub mod render;
+mod security;
 
 use std::collections::BTreeMap;
 

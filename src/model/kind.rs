@@ -20,6 +20,8 @@ pub enum ResourceKind {
     RouteTableAssociation,
     IamRole,
     IamRolePolicyAttachment,
+    IamRolePolicy,
+    KmsKey,
     EksCluster,
     EksNodeGroup,
     EksAccessEntry,
@@ -32,7 +34,7 @@ pub enum ResourceKind {
 }
 
 impl ResourceKind {
-    pub const ALL: [ResourceKind; 19] = [
+    pub const ALL: [ResourceKind; 21] = [
         ResourceKind::Vpc,
         ResourceKind::InternetGateway,
         ResourceKind::Subnet,
@@ -43,6 +45,8 @@ impl ResourceKind {
         ResourceKind::RouteTableAssociation,
         ResourceKind::IamRole,
         ResourceKind::IamRolePolicyAttachment,
+        ResourceKind::IamRolePolicy,
+        ResourceKind::KmsKey,
         ResourceKind::EksCluster,
         ResourceKind::EksNodeGroup,
         ResourceKind::EksAccessEntry,
@@ -67,6 +71,8 @@ impl ResourceKind {
             ResourceKind::RouteTableAssociation => "route_table_association",
             ResourceKind::IamRole => "iam_role",
             ResourceKind::IamRolePolicyAttachment => "iam_role_policy_attachment",
+            ResourceKind::IamRolePolicy => "iam_role_policy",
+            ResourceKind::KmsKey => "kms_key",
             ResourceKind::EksCluster => "eks_cluster",
             ResourceKind::EksNodeGroup => "eks_node_group",
             ResourceKind::EksAccessEntry => "eks_access_entry",
@@ -93,6 +99,9 @@ impl ResourceKind {
             ResourceKind::RouteTableAssociation => &["route_table_id", "subnet_id"],
             ResourceKind::IamRole => &["name", "path"],
             ResourceKind::IamRolePolicyAttachment => &["role_name", "policy_arn"],
+            ResourceKind::IamRolePolicy => &["role_name", "policy_name"],
+            // A new key could not decrypt what the old one encrypted: never replaced by a plan.
+            ResourceKind::KmsKey => &[],
             ResourceKind::EksCluster => &["name", "role_arn", "subnet_ids"],
             ResourceKind::EksNodeGroup => &[
                 "cluster_name",

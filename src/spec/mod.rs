@@ -49,6 +49,8 @@ pub struct StackSpec {
     pub name: String,
     pub region: String,
     pub tags: BTreeMap<String, String>,
+    /// The permissions boundary of every IAM role the stack makes (`None`: no boundary).
+    pub permissions_boundary: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -113,7 +115,20 @@ pub struct EksSpec {
     /// Principals with cluster-admin access, by the name their access entry is addressed by
     /// (the last part of the ARN).
     pub admin_arns: BTreeMap<String, String>,
+    /// Control-plane log types enabled, in EKS's spelling (`api`, `audit`, ...), sorted.
+    pub log_types: Vec<String>,
+    /// How the cluster's Secrets are envelope-encrypted (`None`: they are not).
+    pub secrets_key: Option<SecretsKey>,
     pub node_groups: BTreeMap<String, NodeGroupSpec>,
+}
+
+/// The KMS key that encrypts the cluster's Secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretsKey {
+    /// A key the stack makes (`kms_key.secrets`).
+    Stack,
+    /// A key made elsewhere, by its ARN.
+    Arn(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -159,12 +174,23 @@ pub struct IrsaSpec {
     pub namespace: String,
     pub service_account: String,
     pub policy_arns: Vec<String>,
+    /// Keys of the stack's `[buckets]` readable through the role's inline policy.
+    pub s3_read: Vec<String>,
+    /// Keys of the stack's `[buckets]` readable and writable through it.
+    pub s3_write: Vec<String>,
+    /// Names of the stack's `[repositories]` whose images it may pull.
+    pub ecr_pull: Vec<String>,
 }
 
 impl IrsaSpec {
     /// The parts after `k8s.` of the service account's address, which `mlops` makes.
     pub fn service_account_parts(&self) -> [&str; 3] {
         [&self.namespace, "ServiceAccount", &self.service_account]
+    }
+
+    /// Whether the role gets an inline policy scoped to the stack's own objects.
+    pub fn has_scoped_policy(&self) -> bool {
+        !(self.s3_read.is_empty() && self.s3_write.is_empty() && self.ecr_pull.is_empty())
     }
 }
 

@@ -38,6 +38,8 @@ pub struct RawStack {
     pub name: S<String>,
     pub region: S<String>,
     pub tags: Option<S<BTreeMap<String, S<String>>>>,
+    /// An IAM policy ARN set as the permissions boundary of every role the stack makes.
+    pub permissions_boundary: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,6 +75,12 @@ pub struct RawEks {
     /// IAM roles or users given cluster-admin access through EKS access entries.
     #[serde(default)]
     pub admin_arns: Vec<S<String>>,
+    /// Control-plane log types sent to CloudWatch Logs.
+    pub log_types: Option<S<Vec<S<String>>>>,
+    /// Envelope encryption of Secrets with a KMS key the stack makes.
+    pub encrypt_secrets: Option<S<bool>>,
+    /// Envelope encryption of Secrets with this KMS key instead.
+    pub kms_key_arn: Option<S<String>>,
     pub node_groups: Option<S<BTreeMap<String, S<RawNodeGroup>>>>,
 }
 
@@ -109,6 +117,15 @@ pub struct RawIrsa {
     pub service_account: S<String>,
     #[serde(default)]
     pub policy_arns: Vec<S<String>>,
+    /// Keys of `[buckets]` the service account may read from.
+    #[serde(default)]
+    pub s3_read: Vec<S<String>>,
+    /// Keys of `[buckets]` the service account may read from and write to.
+    #[serde(default)]
+    pub s3_write: Vec<S<String>>,
+    /// Names of `[repositories]` the service account may pull images from.
+    #[serde(default)]
+    pub ecr_pull: Vec<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -263,8 +263,8 @@ fn irsa_names_follow_kubernetes_rules() {
         "service_account",
     );
     let text = example_with(
-        "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess",
-        "AmazonS3ReadOnlyAccess",
+        "s3_read = [\"models\"]",
+        "policy_arns = [\"AmazonS3ReadOnlyAccess\"]",
     );
     assert_one(
         &text,

@@ -12,6 +12,8 @@ use super::raw::{self, S};
 use super::*;
 use crate::ui::diagnostic::Diagnostic;
 
+mod security;
+
 /// Tags mlops adds to a resource at most, counted against AWS's limit of 50 tags per resource
 /// (`mlops:stack`, `mlops:address`, `Name`, and the two Kubernetes tags on subnets).
 const RESERVED_TAGS: usize = 5;
@@ -88,8 +90,17 @@ pub(super) fn validate(path: &Path, raw: raw::RawSpec) -> Result<Spec, Vec<Diagn
     let stack = stack(&mut p, &raw.stack);
     let state = state(&mut p, raw.state.as_ref(), &stack);
     let vpc = vpc(&mut p, &raw.vpc, &stack.region);
-    let eks = eks(&mut p, &raw.eks);
-    let irsa = irsa(&mut p, &raw.irsa, &stack.name);
+    let mut eks = eks(&mut p, &raw.eks);
+    eks.log_types = security::log_types(&mut p, raw.eks.get_ref().log_types.as_ref());
+    eks.secrets_key = security::secrets_key(&mut p, raw.eks.get_ref(), &stack.region);
+    let mut irsa = irsa(&mut p, &raw.irsa, &stack.name);
+    security::irsa_scopes(
+        &mut p,
+        &raw.irsa,
+        &raw.buckets,
+        &raw.repositories,
+        &mut irsa,
+    );
     let buckets = buckets(&mut p, &raw.buckets);
     let repositories = repositories(&mut p, &raw.repositories);
     let addons = addons(&mut p, raw.addons.as_ref());
@@ -147,6 +158,11 @@ fn stack(p: &mut Problems, raw: &raw::RawStack) -> StackSpec {
         name: raw.name.get_ref().clone(),
         region: raw.region.get_ref().clone(),
         tags,
+        permissions_boundary: security::permissions_boundary(
+            p,
+            raw.permissions_boundary.as_ref(),
+            raw.region.get_ref(),
+        ),
     }
 }
 
@@ -550,6 +566,9 @@ fn eks(p: &mut Problems, raw: &S<raw::RawEks>) -> EksSpec {
         private_endpoint,
         public_access_cidrs,
         admin_arns,
+        // Set by `validate`, from `[eks] log_types`, `encrypt_secrets` and `kms_key_arn`.
+        log_types: Vec::new(),
+        secrets_key: None,
         node_groups,
     }
 }
@@ -717,6 +736,10 @@ fn irsa(
                 namespace: e.namespace.get_ref().clone(),
                 service_account: e.service_account.get_ref().clone(),
                 policy_arns: e.policy_arns.iter().map(|a| a.get_ref().clone()).collect(),
+                // Set by `validate`, which checks them against the stack's buckets and repositories.
+                s3_read: Vec::new(),
+                s3_write: Vec::new(),
+                ecr_pull: Vec::new(),
             };
             (key.clone(), spec)
         })

@@ -1,4 +1,6 @@
-//! `eks_cluster`: the EKS control plane, with its endpoint access and authentication mode.
+//! `eks_cluster`: the EKS control plane, with its endpoint access, authentication mode,
+//! control-plane log types and the KMS key that envelope-encrypts its Secrets (which EKS can add
+//! to a running cluster but never change or remove).
 //! Also what the EKS kinds share: tags on an ARN and the ownership check.
 
 use std::collections::HashMap;
@@ -6,8 +8,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_eks::types::{
-    AuthenticationMode, Cluster, ClusterStatus, CreateAccessConfigRequest, Update,
-    UpdateAccessConfigRequest, UpdateStatus, VpcConfigRequest,
+    AuthenticationMode, Cluster, ClusterStatus, CreateAccessConfigRequest, EncryptionConfig,
+    LogSetup, LogType, Logging, Provider, Update, UpdateAccessConfigRequest, UpdateStatus,
+    VpcConfigRequest,
 };
 use serde_json::{json, Value};
 
@@ -77,6 +80,49 @@ pub(super) async fn sync_tags(
         },
     )
     .await
+}
+
+/// `enabled_log_types` as EKS's logging setting: those on, every other type off.
+fn logging(desired: &Attrs) -> Logging {
+    let enabled = strings_attr(desired, "enabled_log_types");
+    let setup = |on: bool| {
+        let types = LogType::values()
+            .iter()
+            .filter(|t| enabled.iter().any(|e| e == *t) == on)
+            .map(|t| LogType::from(*t))
+            .collect();
+        LogSetup::builder()
+            .enabled(on)
+            .set_types(Some(types))
+            .build()
+    };
+    Logging::builder()
+        .cluster_logging(setup(true))
+        .cluster_logging(setup(false))
+        .build()
+}
+
+/// The log types a cluster has on, sorted.
+fn enabled_log_types(cluster: &Cluster) -> Value {
+    let mut types: Vec<&str> = cluster
+        .logging()
+        .map(|l| l.cluster_logging())
+        .unwrap_or_default()
+        .iter()
+        .filter(|setup| setup.enabled() == Some(true))
+        .flat_map(|setup| setup.types().iter().map(LogType::as_str))
+        .collect();
+    types.sort_unstable();
+    types.dedup();
+    json!(types)
+}
+
+/// The `encryption_key_arn` attribute as EKS's encryption of Secrets.
+fn encryption(desired: &Attrs) -> Option<Vec<EncryptionConfig>> {
+    let key = desired.get("encryption_key_arn").and_then(Value::as_str)?;
+    Some(vec![EncryptionConfig::builder()
+        .provider(Provider::builder().key_arn(key).build())
+        .build()])
 }
 
 pub(crate) async fn describe(ctx: &Ctx<'_>, name: &str) -> ProviderResult<Option<Cluster>> {
@@ -170,6 +216,43 @@ async fn wait_active(ctx: &Ctx<'_>, name: &str, what: &str) -> ProviderResult<()
     .await
 }
 
+impl EksCluster {
+    /// Adds envelope encryption of Secrets to a running cluster (`AssociateEncryptionConfig`);
+    /// EKS refuses to change or remove it, so such a change is an error before any call.
+    async fn encrypt_secrets(
+        &self,
+        ctx: &Ctx<'_>,
+        id: &str,
+        live: &Attrs,
+        desired: &Attrs,
+    ) -> ProviderResult<()> {
+        let (before, after) = (
+            live.get("encryption_key_arn").filter(|v| !v.is_null()),
+            desired.get("encryption_key_arn").filter(|v| !v.is_null()),
+        );
+        match (before, encryption(desired)) {
+            (None, None) => Ok(()),
+            (Some(b), _) if Some(b) == after => Ok(()),
+            (None, Some(config)) => {
+                let out = ctx
+                    .aws
+                    .eks
+                    .associate_encryption_config()
+                    .cluster_name(id)
+                    .set_encryption_config(Some(config))
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                wait_update(ctx, id, out.update()).await
+            }
+            (Some(b), _) => Err(ProviderError::fatal(format!(
+                "the Secrets of EKS cluster `{id}` are encrypted with `{}`, which EKS can neither change nor remove; keep `[eks] kms_key_arn` (or `encrypt_secrets`) as it was, or replace the cluster",
+                b.as_str().unwrap_or_default()
+            ))),
+        }
+    }
+}
+
 #[async_trait]
 impl ResourceProvider for EksCluster {
     fn kind(&self) -> ResourceKind {
@@ -216,6 +299,11 @@ impl ResourceProvider for EksCluster {
                 prior.get("public_access_cidrs"),
             ),
             "authentication_mode": authentication_mode,
+            "enabled_log_types": enabled_log_types(&cluster),
+            "encryption_key_arn": cluster
+                .encryption_config()
+                .iter()
+                .find_map(|c| c.provider().and_then(|p| p.key_arn())),
             "tags": tags_attr(cluster.tags()),
             "arn": cluster.arn(),
             "endpoint": cluster.endpoint(),
@@ -265,6 +353,8 @@ impl ResourceProvider for EksCluster {
             .role_arn(str_attr(desired, "role_arn")?)
             .resources_vpc_config(vpc)
             .access_config(access)
+            .logging(logging(desired))
+            .set_encryption_config(encryption(desired))
             .set_tags(Some(tags_of(desired).into_iter().collect()))
             .send()
             .await
@@ -338,6 +428,17 @@ impl ResourceProvider for EksCluster {
                 .map_err(classify)?;
             wait_update(ctx, id, out.update()).await?;
         }
+        if live.get("enabled_log_types") != desired.get("enabled_log_types") {
+            let out = eks
+                .update_cluster_config()
+                .name(id)
+                .logging(logging(desired))
+                .send()
+                .await
+                .map_err(classify)?;
+            wait_update(ctx, id, out.update()).await?;
+        }
+        self.encrypt_secrets(ctx, id, &live, desired).await?;
         sync_tags(ctx, str_attr(&live, "arn")?, &live, desired).await
     }
 

@@ -16,8 +16,10 @@ pub(crate) use eks_node_group::{describe as describe_node_group, health_issues};
 mod iam;
 mod iam_oidc_provider;
 mod iam_role;
+mod iam_role_policy;
 mod iam_role_policy_attachment;
 mod internet_gateway;
+mod kms_key;
 mod nat_gateway;
 mod route;
 mod route_table;
@@ -51,6 +53,8 @@ pub struct Clients {
     /// Application and network load balancers, which the AWS Load Balancer Controller makes.
     pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
     pub iam: aws_sdk_iam::Client,
+    /// The key that encrypts the cluster's Secrets.
+    pub kms: aws_sdk_kms::Client,
     pub s3: aws_sdk_s3::Client,
     pub ecr: aws_sdk_ecr::Client,
     pub sts: aws_sdk_sts::Client,
@@ -120,6 +124,7 @@ impl Clients {
             elb: aws_sdk_elasticloadbalancing::Client::new(config),
             elbv2: aws_sdk_elasticloadbalancingv2::Client::new(config),
             iam: aws_sdk_iam::Client::new(config),
+            kms: aws_sdk_kms::Client::new(config),
             s3: s3_client(config, path_style),
             ecr: aws_sdk_ecr::Client::new(config),
             sts: aws_sdk_sts::Client::new(config),
@@ -155,6 +160,8 @@ pub fn provider_for(kind: ResourceKind) -> &'static dyn ResourceProvider {
         ResourceKind::IamRolePolicyAttachment => {
             &iam_role_policy_attachment::IamRolePolicyAttachment
         }
+        ResourceKind::IamRolePolicy => &iam_role_policy::IamRolePolicy,
+        ResourceKind::KmsKey => &kms_key::KmsKey,
         ResourceKind::EksCluster => &eks_cluster::EksCluster,
         ResourceKind::EksNodeGroup => &eks_node_group::EksNodeGroup,
         ResourceKind::EksAccessEntry => &eks_access_entry::EksAccessEntry,
@@ -182,6 +189,8 @@ const NOT_FOUND: &[&str] = &[
     "ResourceNotFoundException",
     "NoSuchBucket",
     "NotFound",
+    // KMS: no such key or alias.
+    "NotFoundException",
     "RepositoryNotFoundException",
     "LoadBalancerNotFound",
     "TargetGroupNotFound",
