@@ -470,7 +470,135 @@ impl ResourceProvider for EksCluster {
 
 #[cfg(test)]
 mod tests {
+    use aws_sdk_eks::operation::associate_encryption_config::AssociateEncryptionConfigOutput;
+    use aws_sdk_eks::operation::describe_cluster::DescribeClusterOutput;
+    use aws_sdk_eks::operation::describe_update::DescribeUpdateOutput;
+    use aws_sdk_eks::Client;
+    use aws_smithy_mocks::mock;
+
     use super::*;
+    use crate::providers::aws::mocks;
+
+    const KEY: &str = "arn:aws:kms:us-west-2:123456789012:key/k1";
+
+    /// A running cluster as `DescribeCluster` shows it, its Secrets encrypted with `key`.
+    fn cluster(key: Option<&str>) -> Cluster {
+        let mut cluster = Cluster::builder()
+            .name("mlops-cluster")
+            .version("1.31")
+            .arn("arn:aws:eks:us-west-2:123456789012:cluster/mlops-cluster")
+            .status(ClusterStatus::Active)
+            .tags("mlops:stack", "mlops");
+        if let Some(key) = key {
+            cluster = cluster.encryption_config(
+                EncryptionConfig::builder()
+                    .provider(Provider::builder().key_arn(key).build())
+                    .build(),
+            );
+        }
+        cluster.build()
+    }
+
+    /// The attributes of `cluster(key)`, as the spec would ask for them.
+    fn desired(key: &str) -> Attrs {
+        json!({
+            "name": "mlops-cluster",
+            "version": "1.31",
+            "subnet_ids": [],
+            "endpoint_public_access": false,
+            "endpoint_private_access": false,
+            "public_access_cidrs": [],
+            "authentication_mode": null,
+            "enabled_log_types": [],
+            "encryption_key_arn": key,
+            "tags": { "mlops:stack": "mlops" },
+        })
+        .as_object()
+        .cloned()
+        .unwrap()
+    }
+
+    /// EKS's `AssociateEncryptionConfig`, which moto lacks: a running cluster without a key gets
+    /// one, and the update is awaited by its id (`DescribeUpdate`), as with every cluster update.
+    #[tokio::test]
+    async fn a_key_is_associated_with_a_running_cluster_and_awaited() {
+        let describe = mock!(Client::describe_cluster).then_output(|| {
+            DescribeClusterOutput::builder()
+                .cluster(cluster(None))
+                .build()
+        });
+        let associate = mock!(Client::associate_encryption_config)
+            .match_requests(|r| {
+                r.cluster_name() == Some("mlops-cluster")
+                    && r.encryption_config()
+                        .first()
+                        .and_then(|c| c.provider())
+                        .and_then(|p| p.key_arn())
+                        == Some(KEY)
+            })
+            .then_output(|| {
+                AssociateEncryptionConfigOutput::builder()
+                    .update(Update::builder().id("u-1").build())
+                    .build()
+            });
+        let update = mock!(Client::describe_update)
+            .match_requests(|r| r.update_id() == Some("u-1"))
+            .then_output(|| {
+                DescribeUpdateOutput::builder()
+                    .update(
+                        Update::builder()
+                            .id("u-1")
+                            .status(UpdateStatus::Successful)
+                            .build(),
+                    )
+                    .build()
+            });
+        let clients = mocks::eks_clients(&[&describe, &associate, &update]);
+        mocks::with_ctx(&clients, "eks_cluster", async |ctx| {
+            EksCluster
+                .update(ctx, "mlops-cluster", &desired(KEY), &desired(KEY))
+                .await
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            (
+                describe.num_calls(),
+                associate.num_calls(),
+                update.num_calls()
+            ),
+            (1, 1, 1)
+        );
+    }
+
+    /// EKS can neither change nor remove the key of a cluster's Secrets: the update says so
+    /// before it calls anything that changes the cluster.
+    #[tokio::test]
+    async fn another_key_is_refused_without_a_call() {
+        let describe = mock!(Client::describe_cluster).then_output(|| {
+            DescribeClusterOutput::builder()
+                .cluster(cluster(Some(KEY)))
+                .build()
+        });
+        let associate = mock!(Client::associate_encryption_config)
+            .then_output(|| AssociateEncryptionConfigOutput::builder().build());
+        let clients = mocks::eks_clients(&[&describe, &associate]);
+        let other = "arn:aws:kms:us-west-2:123456789012:key/k2";
+        let err = mocks::with_ctx(&clients, "eks_cluster", async |ctx| {
+            EksCluster
+                .update(ctx, "mlops-cluster", &desired(KEY), &desired(other))
+                .await
+        })
+        .await
+        .unwrap_err();
+        assert!(
+            err.message.contains("EKS can neither change nor remove"),
+            "{}",
+            err.message
+        );
+        assert!(err.message.contains(KEY), "{}", err.message);
+        assert_eq!(associate.num_calls(), 0);
+    }
 
     #[test]
     fn a_reordered_list_keeps_the_prior_order() {

@@ -20,6 +20,8 @@ mod iam_role_policy;
 mod iam_role_policy_attachment;
 mod internet_gateway;
 mod kms_key;
+#[cfg(test)]
+mod mocks;
 mod nat_gateway;
 mod route;
 mod route_table;
