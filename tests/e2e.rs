@@ -1179,8 +1179,8 @@ fn apply_all_builds_every_stack_at_once_and_destroy_all_removes_them() {
         .map(|l| l.split_whitespace().collect())
         .collect();
     assert_eq!(rows.len(), 2, "{}", run.stderr);
-    assert_eq!(&rows[0][1..5], &["done", "31", "0", "0"], "{rows:?}");
-    assert_eq!(&rows[1][1..5], &["done", "28", "0", "0"], "{rows:?}");
+    assert_eq!(&rows[0][1..5], &["done", "33", "0", "0"], "{rows:?}");
+    assert_eq!(&rows[1][1..5], &["done", "30", "0", "0"], "{rows:?}");
     let span = |row: &Vec<&str>| (millis_of_day(row[5]), millis_of_day(row[6]));
     let ((a_start, a_end), (b_start, b_end)) = (span(&rows[0]), span(&rows[1]));
     assert!(
