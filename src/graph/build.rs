@@ -357,6 +357,7 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
                 "subnet_ids": private_ids,
                 "instance_types": group.instance_types,
                 "capacity_type": group.capacity.as_aws(),
+                "ami_type": group.ami_type,
                 "disk_size": group.disk_size,
                 "min_size": group.min,
                 "max_size": group.max,

@@ -110,6 +110,7 @@ impl ResourceKind {
                 "subnet_ids",
                 "instance_types",
                 "capacity_type",
+                "ami_type",
                 "disk_size",
             ],
             ResourceKind::EksAccessEntry => &["cluster_name", "principal_arn"],

@@ -137,6 +137,8 @@ pub struct NodeGroupSpec {
     pub name: String,
     pub instance_types: Vec<String>,
     pub capacity: Capacity,
+    /// The EKS AMI type (`AL2023_x86_64_STANDARD`, `BOTTLEROCKET_x86_64_NVIDIA`, ...).
+    pub ami_type: String,
     pub disk_size: i64,
     pub min: i64,
     pub max: i64,

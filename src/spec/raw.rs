@@ -91,6 +91,8 @@ pub struct RawNodeGroup {
     pub name: Option<S<String>>,
     pub instance_types: S<Vec<S<String>>>,
     pub capacity: Option<S<String>>,
+    /// The EKS AMI type; chosen from the instance types when left out.
+    pub ami_type: Option<S<String>>,
     pub disk_size: Option<S<i64>>,
     pub min: S<i64>,
     pub max: S<i64>,

@@ -12,6 +12,7 @@ use super::raw::{self, S};
 use super::*;
 use crate::ui::diagnostic::Diagnostic;
 
+mod node_ami;
 mod security;
 
 /// Tags mlops adds to a resource at most, counted against AWS's limit of 50 tags per resource
@@ -91,6 +92,7 @@ pub(super) fn validate(path: &Path, raw: raw::RawSpec) -> Result<Spec, Vec<Diagn
     let state = state(&mut p, raw.state.as_ref(), &stack);
     let vpc = vpc(&mut p, &raw.vpc, &stack.region);
     let mut eks = eks(&mut p, &raw.eks);
+    node_ami::choose(&mut p, raw.eks.get_ref(), &mut eks.node_groups);
     eks.log_types = security::log_types(&mut p, raw.eks.get_ref().log_types.as_ref());
     eks.secrets_key = security::secrets_key(&mut p, raw.eks.get_ref(), &stack.region);
     let mut irsa = irsa(&mut p, &raw.irsa, &stack.name);
@@ -658,6 +660,8 @@ fn node_group(p: &mut Problems, key: &str, g: &raw::RawNodeGroup, name: String) 
             .map(|t| t.get_ref().clone())
             .collect(),
         capacity,
+        // Set by `validate` from `ami_type` and the instance types.
+        ami_type: String::new(),
         disk_size,
         min,
         max,

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_eks::types::{
-    CapacityTypes, Nodegroup, NodegroupScalingConfig, NodegroupStatus, Taint, TaintEffect,
-    UpdateLabelsPayload, UpdateTaintsPayload,
+    AmiTypes, CapacityTypes, Nodegroup, NodegroupScalingConfig, NodegroupStatus, Taint,
+    TaintEffect, UpdateLabelsPayload, UpdateTaintsPayload,
 };
 use serde_json::{json, Value};
 
@@ -214,6 +214,7 @@ impl ResourceProvider for EksNodeGroup {
             "subnet_ids": in_prior_order(string_values(group.subnets()), prior.get("subnet_ids")),
             "instance_types": group.instance_types(),
             "capacity_type": group.capacity_type().map(CapacityTypes::as_str),
+            "ami_type": group.ami_type().map(AmiTypes::as_str),
             "disk_size": group.disk_size(),
             "min_size": scaling.and_then(|s| s.min_size()),
             "max_size": scaling.and_then(|s| s.max_size()),
@@ -265,6 +266,7 @@ impl ResourceProvider for EksNodeGroup {
             .set_subnets(Some(strings_attr(desired, "subnet_ids")))
             .set_instance_types(Some(strings_attr(desired, "instance_types")))
             .capacity_type(CapacityTypes::from(str_attr(desired, "capacity_type")?))
+            .ami_type(AmiTypes::from(str_attr(desired, "ami_type")?))
             .disk_size(int_attr(desired, "disk_size")?)
             .scaling_config(scaling_config(desired)?)
             .set_labels((!labels.is_empty()).then(|| labels.into_iter().collect()))
