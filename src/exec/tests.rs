@@ -363,3 +363,49 @@ async fn a_replacement_deletes_the_old_objects_before_creating_the_new_ones() {
     let group = &outcome.state.resources[&Address::new("eks_node_group.default")];
     assert_eq!(group.attrs["instance_types"], json!(["m5.large"]));
 }
+
+/// A minor upgrade as EKS needs it: the control plane first, then every node group (EKS refuses
+/// a node group ahead of its control plane, and the next control-plane upgrade while a group
+/// lags behind). The add-ons of the catalogue do not change with the Kubernetes version: the
+/// plan holds no update of theirs.
+#[tokio::test]
+async fn a_version_bump_updates_the_cluster_then_the_node_groups_then_the_addons() {
+    let two_groups = EXAMPLE.replace(
+        "\n[irsa.",
+        "\n[eks.node_groups.more]\ninstance_types = [\"m5.large\"]\nmin = 1\nmax = 2\ndesired = 1\n\n[irsa.",
+    );
+    let cloud = FakeCloud::default();
+    let store = MemoryStore::default();
+    let built = run(&cloud, &store, &graph(&two_groups), State::new("mlops"), 10).await;
+    assert!(built.errors.is_empty(), "{:?}", built.errors);
+    cloud.log.lock().unwrap().clear();
+    let bumped = graph(&two_groups.replace("version = \"1.31\"", "version = \"1.32\""));
+    let plan = diff(
+        &bumped,
+        &built.state,
+        &BTreeSet::new(),
+        &PlanOptions::default(),
+    )
+    .unwrap();
+    let updated: Vec<&str> = plan
+        .actions()
+        .map(|c| {
+            assert_eq!(c.action, crate::plan::Action::Update, "{}", c.address);
+            c.address.as_str()
+        })
+        .collect();
+    assert_eq!(
+        updated,
+        [
+            "eks_cluster",
+            "eks_node_group.default",
+            "eks_node_group.more"
+        ]
+    );
+    let outcome = run(&cloud, &store, &bumped, built.state, 10).await;
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    let cluster = cloud.position("update eks_cluster");
+    for group in ["default", "more"] {
+        assert!(cluster < cloud.position(&format!("update eks_node_group.{group}")));
+    }
+}

@@ -358,6 +358,10 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
                 "instance_types": group.instance_types,
                 "capacity_type": group.capacity.as_aws(),
                 "ami_type": group.ami_type,
+                // The cluster's version as written, not a reference: an update of the cluster
+                // must show as an update of its node groups in the same plan.
+                "version": eks.version,
+                "release_version": group.release_version,
                 "disk_size": group.disk_size,
                 "min_size": group.min,
                 "max_size": group.max,

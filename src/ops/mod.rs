@@ -7,6 +7,7 @@ mod import;
 mod many;
 mod saved;
 mod status;
+mod upgrade;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -222,6 +223,9 @@ pub async fn plan(
             .then_some(session.reporter.as_ref());
         with_inventories(&stack.graph, &session.kube.settings.manifests, optional)?
     };
+    if !request.destroy {
+        upgrade::check_version_step(&stack.spec, &state)?;
+    }
     let options = PlanOptions {
         targets: request.targets.clone(),
     };

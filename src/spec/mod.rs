@@ -109,6 +109,9 @@ pub enum NatMode {
 pub struct EksSpec {
     pub name: String,
     pub version: String,
+    /// Where `[eks] version` is written (`stacks/team-a.toml:22:11`), for the plan-time check
+    /// of an upgrade's step against the running cluster.
+    pub version_at: String,
     pub public_endpoint: bool,
     pub private_endpoint: bool,
     pub public_access_cidrs: Vec<Ipv4Net>,
@@ -139,6 +142,8 @@ pub struct NodeGroupSpec {
     pub capacity: Capacity,
     /// The EKS AMI type (`AL2023_x86_64_STANDARD`, `BOTTLEROCKET_x86_64_NVIDIA`, ...).
     pub ami_type: String,
+    /// The AMI release the nodes run, pinned (`None`: the latest for the Kubernetes version).
+    pub release_version: Option<String>,
     pub disk_size: i64,
     pub min: i64,
     pub max: i64,
@@ -338,10 +343,12 @@ pub fn parse(path: &Path, text: String) -> Result<Spec, SpecError> {
         Err(diagnostic) => return Err(invalid(source, vec![diagnostic])),
     };
     let raw_workloads = raw.workloads.take();
+    let version_span = raw.eks.get_ref().version.span();
     let mut spec = match validate::validate(path, raw) {
         Ok(spec) => spec,
         Err(diagnostics) => return Err(invalid(source, diagnostics)),
     };
+    spec.eks.version_at = source.location(version_span.start);
     let mut read = source.text.clone();
     if let Some(raw_workloads) = raw_workloads {
         let files = match workload_files(&source, &spec, &raw_workloads) {

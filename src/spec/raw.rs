@@ -93,6 +93,8 @@ pub struct RawNodeGroup {
     pub capacity: Option<S<String>>,
     /// The EKS AMI type; chosen from the instance types when left out.
     pub ami_type: Option<S<String>>,
+    /// The AMI release to run (`1.31.3-20250103`), pinned.
+    pub release_version: Option<S<String>>,
     pub disk_size: Option<S<i64>>,
     pub min: S<i64>,
     pub max: S<i64>,

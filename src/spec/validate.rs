@@ -564,6 +564,8 @@ fn eks(p: &mut Problems, raw: &S<raw::RawEks>) -> EksSpec {
     EksSpec {
         name: e.name.get_ref().clone(),
         version: e.version.get_ref().clone(),
+        // Set by `spec::parse`, which knows the files.
+        version_at: String::new(),
         public_endpoint,
         private_endpoint,
         public_access_cidrs,
@@ -662,6 +664,7 @@ fn node_group(p: &mut Problems, key: &str, g: &raw::RawNodeGroup, name: String) 
         capacity,
         // Set by `validate` from `ami_type` and the instance types.
         ami_type: String::new(),
+        release_version: release_version(p, g.release_version.as_ref()),
         disk_size,
         min,
         max,
@@ -669,6 +672,27 @@ fn node_group(p: &mut Problems, key: &str, g: &raw::RawNodeGroup, name: String) 
         labels,
         taints,
     }
+}
+
+/// A pinned AMI release: the version EKS names it by (`1.31.3-20250103`, Bottlerocket's
+/// `1.29.0-c3bb6bf0`), checked for its shape only; EKS knows which exist.
+fn release_version(p: &mut Problems, raw: Option<&S<String>>) -> Option<String> {
+    let v = raw?;
+    let text = v.get_ref();
+    let shape = !text.is_empty()
+        && text.len() <= 100
+        && text.starts_with(|c: char| c.is_ascii_digit())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-".contains(c));
+    if !shape {
+        p.hint(
+            v.span(),
+            format!("`release_version = \"{text}\"` is not an AMI release version"),
+            "write it as EKS names it, e.g. `1.31.3-20250103`; leave it out for the latest",
+        );
+    }
+    Some(text.clone())
 }
 
 /// The IAM role name of an IRSA entry; IAM role names are at most 64 characters.

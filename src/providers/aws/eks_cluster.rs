@@ -9,8 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_eks::types::{
     AuthenticationMode, Cluster, ClusterStatus, CreateAccessConfigRequest, EncryptionConfig,
-    LogSetup, LogType, Logging, Provider, Update, UpdateAccessConfigRequest, UpdateStatus,
-    VpcConfigRequest,
+    LogSetup, LogType, Logging, Provider, Update, UpdateAccessConfigRequest, VpcConfigRequest,
 };
 use serde_json::{json, Value};
 
@@ -151,36 +150,7 @@ async fn wait_update(ctx: &Ctx<'_>, name: &str, update: Option<&Update>) -> Prov
     let Some(id) = update.and_then(Update::id) else {
         return wait_active(ctx, name, what).await;
     };
-    wait_for(ctx, what, ACTIVE_LIMIT, || async move {
-        let out = ctx
-            .aws
-            .eks
-            .describe_update()
-            .name(name)
-            .update_id(id)
-            .send()
-            .await
-            .map_err(classify)?;
-        let update = out
-            .update()
-            .ok_or_else(|| ProviderError::fatal("DescribeUpdate returned no update"))?;
-        match update.status() {
-            Some(UpdateStatus::Successful) => Ok(Some(())),
-            Some(UpdateStatus::Failed | UpdateStatus::Cancelled) => {
-                let reasons: Vec<String> = update
-                    .errors()
-                    .iter()
-                    .map(|e| e.error_message().unwrap_or("no reason given").to_string())
-                    .collect();
-                Err(ProviderError::fatal(format!(
-                    "the EKS update `{id}` of cluster `{name}` did not succeed: {}",
-                    reasons.join("; ")
-                )))
-            }
-            _ => Ok(None),
-        }
-    })
-    .await
+    super::eks_update::wait(ctx, (name, None), id, (what, ACTIVE_LIMIT)).await
 }
 
 /// Waits until the cluster is ACTIVE; a FAILED cluster, or one that vanishes, is an error.
@@ -475,6 +445,8 @@ mod tests {
     use aws_sdk_eks::operation::describe_update::DescribeUpdateOutput;
     use aws_sdk_eks::Client;
     use aws_smithy_mocks::mock;
+
+    use aws_sdk_eks::types::UpdateStatus;
 
     use super::*;
     use crate::providers::aws::mocks;

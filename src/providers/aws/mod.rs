@@ -12,6 +12,7 @@ mod eks_access_entry;
 mod eks_cluster;
 pub(crate) use eks_cluster::describe as describe_cluster;
 mod eks_node_group;
+mod eks_update;
 pub(crate) use eks_node_group::{describe as describe_node_group, health_issues};
 mod iam;
 mod iam_oidc_provider;
