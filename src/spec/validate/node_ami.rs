@@ -211,12 +211,10 @@ fn check_written(
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
-    use crate::spec::{parse, SpecError};
+    use crate::spec::tests::{line_of, parse_text, problems};
 
-    const TEAM_A: &str = "stacks/team-a.toml";
+    const TEAM_A: &str = include_str!("../../../stacks/team-a.toml");
 
     #[test]
     fn instance_families_need_their_ami() {
@@ -238,23 +236,17 @@ mod tests {
         }
     }
 
-    /// `stacks/team-a.toml` as read, with `from` replaced by `to`.
+    /// `stacks/team-a.toml` with `from` replaced by `to`: its spec, or its problems as
+    /// `(line, message)`.
     fn team_a_with(from: &str, to: &str) -> Result<crate::spec::Spec, Vec<(usize, String)>> {
-        let text = std::fs::read_to_string(TEAM_A).unwrap();
-        assert!(text.contains(from), "team-a has no `{from}`");
-        match parse(Path::new(TEAM_A), text.replacen(from, to, 1)) {
-            Ok(spec) => Ok(spec),
-            Err(SpecError::Invalid {
-                file, diagnostics, ..
-            }) => Err(diagnostics
-                .iter()
-                .map(|d| {
-                    let at = d.span.clone().map_or(0, |s| s.start);
-                    (file.line_col(at).0, d.message.clone())
-                })
-                .collect()),
-            Err(other) => panic!("{other}"),
-        }
+        assert!(TEAM_A.contains(from), "team-a has no `{from}`");
+        let text = TEAM_A.replacen(from, to, 1);
+        parse_text(&text).map_err(|_| {
+            problems(&text)
+                .into_iter()
+                .map(|(line, _, message)| (line, message))
+                .collect()
+        })
     }
 
     #[test]
@@ -295,12 +287,10 @@ mod tests {
         assert!(errors[0].1.contains(
             "node group `gpu` mixes NVIDIA GPU (`g5.xlarge`) and Graviton (ARM64) (`m7g.large`)"
         ));
-        let text = std::fs::read_to_string(TEAM_A).unwrap();
-        let line = 1 + text
-            .lines()
-            .position(|l| l.contains("instance_types = [\"g5.xlarge\"]"))
-            .unwrap();
-        assert_eq!(errors[0].0, line);
+        assert_eq!(
+            errors[0].0,
+            line_of(TEAM_A, "instance_types = [\"g5.xlarge\"]")
+        );
 
         let errors = team_a_with(
             "capacity = \"spot\"",
