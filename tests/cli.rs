@@ -116,7 +116,7 @@ fn plan_prints_the_full_create_plan_and_writes_no_state() {
         .success()
         .stdout(predicate::str::contains("# vpc will be created"))
         .stdout(predicate::str::contains(
-            "Plan: 45 to add, 0 to change, 0 to destroy.",
+            "Plan: 51 to add, 0 to change, 0 to destroy.",
         ));
     assert!(!p.state_file().exists(), "plan must not write a state");
     assert!(
@@ -560,7 +560,7 @@ fn a_saved_plan_is_shown_and_refused_once_stale() {
     p.mlops(&["show", "plan.json"])
         .success()
         .stdout(predicate::str::contains(
-            "Plan: 45 to add, 0 to change, 0 to destroy.",
+            "Plan: 51 to add, 0 to change, 0 to destroy.",
         ));
     let out = p.mlops(&["show", "plan.json", "--json"]).success();
     let json: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
@@ -699,7 +699,7 @@ fn plan_all_plans_every_stack_and_sums_them_up() {
         ))
         .stderr(predicate::str::is_match(r"mlops   changes   43       0        0  \d").unwrap());
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
-    assert_eq!(stdout.matches("Plan: 45 to add").count(), 2);
+    assert_eq!(stdout.matches("Plan: 51 to add").count(), 2);
 
     let json = p
         .mlops(&["plan", "--stacks", "stacks/team-*.toml", "--json"])
@@ -766,7 +766,7 @@ fn plan_format_markdown_is_ready_for_a_pull_request_comment() {
             "### `mlops plan`: stack `mlops`",
         ))
         .stdout(predicate::str::contains(
-            "**Plan: 45 to add, 0 to change, 0 to destroy.**",
+            "**Plan: 51 to add, 0 to change, 0 to destroy.**",
         ))
         .stdout(predicate::str::contains(
             "<details><summary>Full plan</summary>",

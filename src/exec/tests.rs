@@ -242,8 +242,8 @@ async fn creates_follow_dependencies_with_bounded_parallelism_and_a_save_each() 
     let desired = graph(EXAMPLE);
     let outcome = run(&cloud, &store, &desired, State::new("mlops"), 4).await;
     assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
-    assert_eq!(outcome.done, 45);
-    assert_eq!(outcome.state.resources.len(), 45);
+    assert_eq!(outcome.done, 51);
+    assert_eq!(outcome.state.resources.len(), 51);
     for resource in desired.resources.values() {
         for dep in &resource.deps {
             assert!(
@@ -257,7 +257,7 @@ async fn creates_follow_dependencies_with_bounded_parallelism_and_a_save_each() 
     let max = cloud.max_in_flight.load(Ordering::SeqCst);
     assert!((2..=4).contains(&max), "in flight at once: {max}");
     // Recorded right after the create call, then again with what the cloud reports.
-    assert_eq!(store.saves.load(Ordering::SeqCst), 90);
+    assert_eq!(store.saves.load(Ordering::SeqCst), 102);
     assert_eq!(store.load().await.unwrap().unwrap(), outcome.state);
     assert_eq!(
         outcome.state.outputs["vpc_id"],
@@ -366,8 +366,9 @@ async fn a_replacement_deletes_the_old_objects_before_creating_the_new_ones() {
 
 /// A minor upgrade as EKS needs it: the control plane first, then every node group (EKS refuses
 /// a node group ahead of its control plane, and the next control-plane upgrade while a group
-/// lags behind). The add-ons of the catalogue do not change with the Kubernetes version: the
-/// plan holds no update of theirs.
+/// lags behind), then the EKS managed add-ons, moved to the new version's defaults. The
+/// catalogue's add-ons do not change with the Kubernetes version: the plan holds no update of
+/// theirs.
 #[tokio::test]
 async fn a_version_bump_updates_the_cluster_then_the_node_groups_then_the_addons() {
     let two_groups = EXAMPLE.replace(
@@ -399,13 +400,21 @@ async fn a_version_bump_updates_the_cluster_then_the_node_groups_then_the_addons
         [
             "eks_cluster",
             "eks_node_group.default",
-            "eks_node_group.more"
+            "eks_node_group.more",
+            "eks_addon.coredns",
+            "eks_addon.kube-proxy",
+            "eks_addon.vpc-cni",
+            "eks_addon.aws-ebs-csi-driver",
         ]
     );
     let outcome = run(&cloud, &store, &bumped, built.state, 10).await;
     assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
     let cluster = cloud.position("update eks_cluster");
     for group in ["default", "more"] {
-        assert!(cluster < cloud.position(&format!("update eks_node_group.{group}")));
+        let group = cloud.position(&format!("update eks_node_group.{group}"));
+        assert!(cluster < group);
+        for addon in ["coredns", "kube-proxy", "vpc-cni", "aws-ebs-csi-driver"] {
+            assert!(group < cloud.position(&format!("update eks_addon.{addon}")));
+        }
     }
 }

@@ -376,10 +376,14 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
         ));
     }
 
-    // IRSA: the cluster's OIDC provider and one role per entry.
+    // IRSA: the cluster's OIDC provider and one role per entry (and one for the EBS CSI driver).
     let mut irsa_roles = Vec::new();
-    if !spec.irsa.is_empty() {
-        let provider = b.add(
+    let ebs_csi = spec
+        .eks
+        .managed_addons
+        .contains_key(crate::spec::EBS_CSI_DRIVER);
+    let provider = (!spec.irsa.is_empty() || ebs_csi).then(|| {
+        b.add(
             ResourceKind::IamOidcProvider,
             &[],
             json!({
@@ -388,25 +392,13 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
                 "tags": {},
             }),
             &[],
-        );
+        )
+    });
+    if let Some(provider) = &provider {
         for (key, irsa) in &spec.irsa {
             let name = irsa_role_name(stack, key);
-            let role = b.add(
-                ResourceKind::IamRole,
-                &["irsa", key],
-                json!({
-                    "name": name,
-                    "path": "/",
-                    "trust_service": null,
-                    "oidc_provider_arn": reference(&provider, "arn"),
-                    "oidc_issuer": reference(&cluster, "oidc_issuer"),
-                    "oidc_subject": format!("system:serviceaccount:{}:{}", irsa.namespace, irsa.service_account),
-                    "oidc_audience": IRSA_AUDIENCE,
-                    "permissions_boundary": spec.stack.permissions_boundary,
-                    "tags": {},
-                }),
-                &[],
-            );
+            let subject = (irsa.namespace.as_str(), irsa.service_account.as_str());
+            let role = irsa_role(&mut b, &["irsa", key], &name, (provider, &cluster), subject);
             for arn in &irsa.policy_arns {
                 attachment(&mut b, &["irsa", key], &name, &role, arn);
             }
@@ -414,6 +406,7 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
             irsa_roles.push((key, irsa, role));
         }
     }
+    super::managed_addons::managed_addons(&mut b, &cluster, provider.as_ref(), &node_groups);
     if spec.addons.enabled {
         cluster_bootstrap(&mut b, &cluster, &cluster_role, &node_groups, &irsa_roles);
     }
@@ -605,7 +598,34 @@ fn service_role(
     (role, attachments)
 }
 
-fn attachment(
+/// A role assumable by one Kubernetes service account (`subject`: namespace and name) through
+/// the cluster's OIDC provider, with the stack's permissions boundary.
+pub(super) fn irsa_role(
+    b: &mut Builder,
+    parts: &[&str],
+    name: &str,
+    (provider, cluster): (&Address, &Address),
+    (namespace, service_account): (&str, &str),
+) -> Address {
+    b.add(
+        ResourceKind::IamRole,
+        parts,
+        json!({
+            "name": name,
+            "path": "/",
+            "trust_service": null,
+            "oidc_provider_arn": reference(provider, "arn"),
+            "oidc_issuer": reference(cluster, "oidc_issuer"),
+            "oidc_subject": format!("system:serviceaccount:{namespace}:{service_account}"),
+            "oidc_audience": IRSA_AUDIENCE,
+            "permissions_boundary": b.spec.stack.permissions_boundary,
+            "tags": {},
+        }),
+        &[],
+    )
+}
+
+pub(super) fn attachment(
     b: &mut Builder,
     parts: &[&str],
     role_name: &str,

@@ -307,7 +307,11 @@ mod tests {
             .iter()
             .filter(|r| r.kind == ResourceKind::IamRole)
             .collect();
-        assert_eq!(roles.len(), 3);
+        assert_eq!(
+            roles.len(),
+            4,
+            "cluster, node, IRSA and the EBS CSI driver's"
+        );
         for role in roles {
             assert_eq!(
                 role.attrs["permissions_boundary"], boundary,

@@ -25,6 +25,7 @@ pub enum ResourceKind {
     EksCluster,
     EksNodeGroup,
     EksAccessEntry,
+    EksAddon,
     IamOidcProvider,
     S3Bucket,
     EcrRepository,
@@ -34,7 +35,7 @@ pub enum ResourceKind {
 }
 
 impl ResourceKind {
-    pub const ALL: [ResourceKind; 21] = [
+    pub const ALL: [ResourceKind; 22] = [
         ResourceKind::Vpc,
         ResourceKind::InternetGateway,
         ResourceKind::Subnet,
@@ -50,6 +51,7 @@ impl ResourceKind {
         ResourceKind::EksCluster,
         ResourceKind::EksNodeGroup,
         ResourceKind::EksAccessEntry,
+        ResourceKind::EksAddon,
         ResourceKind::IamOidcProvider,
         ResourceKind::S3Bucket,
         ResourceKind::EcrRepository,
@@ -76,6 +78,7 @@ impl ResourceKind {
             ResourceKind::EksCluster => "eks_cluster",
             ResourceKind::EksNodeGroup => "eks_node_group",
             ResourceKind::EksAccessEntry => "eks_access_entry",
+            ResourceKind::EksAddon => "eks_addon",
             ResourceKind::IamOidcProvider => "iam_oidc_provider",
             ResourceKind::S3Bucket => "s3_bucket",
             ResourceKind::EcrRepository => "ecr_repository",
@@ -114,6 +117,7 @@ impl ResourceKind {
                 "disk_size",
             ],
             ResourceKind::EksAccessEntry => &["cluster_name", "principal_arn"],
+            ResourceKind::EksAddon => &["cluster_name", "addon_name"],
             ResourceKind::IamOidcProvider => &["url"],
             ResourceKind::S3Bucket => &["bucket"],
             ResourceKind::EcrRepository => &["name"],

@@ -23,7 +23,7 @@ use crate::workloads::{Outputs, Workload};
 pub use collisions::{collisions, Collisions};
 pub use compose::{base_of, same_file};
 pub use names::{policy_name, principal_name, SUPPORTED_EKS_VERSIONS};
-pub use validate::irsa_role_name;
+pub use validate::{irsa_role_name, EBS_CSI_DRIVER};
 
 /// A validated stack spec.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,6 +122,9 @@ pub struct EksSpec {
     pub log_types: Vec<String>,
     /// How the cluster's Secrets are envelope-encrypted (`None`: they are not).
     pub secrets_key: Option<SecretsKey>,
+    /// The EKS managed add-ons, by name, each with its pinned version (`None`: EKS's default
+    /// version for the cluster's Kubernetes version).
+    pub managed_addons: BTreeMap<String, Option<String>>,
     pub node_groups: BTreeMap<String, NodeGroupSpec>,
 }
 

@@ -81,6 +81,10 @@ pub struct RawEks {
     pub encrypt_secrets: Option<S<bool>>,
     /// Envelope encryption of Secrets with this KMS key instead.
     pub kms_key_arn: Option<S<String>>,
+    /// The EKS managed add-ons of the cluster; all that mlops knows by default.
+    pub managed_addons: Option<S<Vec<S<String>>>>,
+    /// Pinned versions of managed add-ons, by name.
+    pub addon_versions: Option<BTreeMap<String, S<String>>>,
     pub node_groups: Option<S<BTreeMap<String, S<RawNodeGroup>>>>,
 }
 

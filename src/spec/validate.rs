@@ -12,6 +12,7 @@ use super::raw::{self, S};
 use super::*;
 use crate::ui::diagnostic::Diagnostic;
 
+mod managed_addons;
 mod node_ami;
 mod security;
 
@@ -85,6 +86,8 @@ impl Problems {
     }
 }
 
+pub use managed_addons::EBS_CSI_DRIVER;
+
 pub(super) fn validate(path: &Path, raw: raw::RawSpec) -> Result<Spec, Vec<Diagnostic>> {
     let mut p = Problems::default();
 
@@ -95,6 +98,7 @@ pub(super) fn validate(path: &Path, raw: raw::RawSpec) -> Result<Spec, Vec<Diagn
     node_ami::choose(&mut p, raw.eks.get_ref(), &mut eks.node_groups);
     eks.log_types = security::log_types(&mut p, raw.eks.get_ref().log_types.as_ref());
     eks.secrets_key = security::secrets_key(&mut p, raw.eks.get_ref(), &stack.region);
+    eks.managed_addons = managed_addons::managed_addons(&mut p, raw.eks.get_ref());
     let mut irsa = irsa(&mut p, &raw.irsa, &stack.name);
     security::irsa_scopes(
         &mut p,
@@ -573,6 +577,7 @@ fn eks(p: &mut Problems, raw: &S<raw::RawEks>) -> EksSpec {
         // Set by `validate`, from `[eks] log_types`, `encrypt_secrets` and `kms_key_arn`.
         log_types: Vec::new(),
         secrets_key: None,
+        managed_addons: BTreeMap::new(),
         node_groups,
     }
 }

@@ -150,7 +150,13 @@ async fn wait_update(ctx: &Ctx<'_>, name: &str, update: Option<&Update>) -> Prov
     let Some(id) = update.and_then(Update::id) else {
         return wait_active(ctx, name, what).await;
     };
-    super::eks_update::wait(ctx, (name, None), id, (what, ACTIVE_LIMIT)).await
+    super::eks_update::wait(
+        ctx,
+        (name, super::eks_update::Of::Cluster),
+        id,
+        (what, ACTIVE_LIMIT),
+    )
+    .await
 }
 
 /// Waits until the cluster is ACTIVE; a FAILED cluster, or one that vanishes, is an error.

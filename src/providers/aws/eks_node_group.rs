@@ -222,7 +222,8 @@ async fn upgrade(
     let what = "for the node group's rolling upgrade to finish (AWS takes 10-60 min)";
     match out.update().and_then(|u| u.id()) {
         Some(id) => {
-            super::eks_update::wait(ctx, (cluster, Some(name)), id, (what, UPGRADE_LIMIT)).await
+            let of = super::eks_update::Of::NodeGroup(name);
+            super::eks_update::wait(ctx, (cluster, of), id, (what, UPGRADE_LIMIT)).await
         }
         None => wait_active(ctx, cluster, name, what).await,
     }

@@ -9,13 +9,26 @@ use aws_sdk_eks::types::UpdateStatus;
 use super::{classify, wait_for};
 use crate::providers::{Ctx, ProviderError, ProviderResult};
 
-/// Waits until the update `id` of `cluster` (or of its node group `nodegroup`) has finished.
+/// What of a cluster an update changes.
+#[derive(Clone, Copy)]
+pub(super) enum Of<'a> {
+    Cluster,
+    NodeGroup(&'a str),
+    Addon(&'a str),
+}
+
+/// Waits until the update `id` of `cluster` (or of its node group or add-on) has finished.
 pub(super) async fn wait(
     ctx: &Ctx<'_>,
-    (cluster, nodegroup): (&str, Option<&str>),
+    (cluster, of): (&str, Of<'_>),
     id: &str,
     (what, limit): (&str, Duration),
 ) -> ProviderResult<()> {
+    let (nodegroup, addon) = match of {
+        Of::Cluster => (None, None),
+        Of::NodeGroup(g) => (Some(g), None),
+        Of::Addon(a) => (None, Some(a)),
+    };
     wait_for(ctx, what, limit, || async move {
         let out = ctx
             .aws
@@ -23,6 +36,7 @@ pub(super) async fn wait(
             .describe_update()
             .name(cluster)
             .set_nodegroup_name(nodegroup.map(str::to_string))
+            .set_addon_name(addon.map(str::to_string))
             .update_id(id)
             .send()
             .await
@@ -38,9 +52,11 @@ pub(super) async fn wait(
                     .iter()
                     .map(|e| e.error_message().unwrap_or("no reason given").to_string())
                     .collect();
-                let of = nodegroup.map_or(format!("cluster `{cluster}`"), |g| {
-                    format!("node group `{g}` of cluster `{cluster}`")
-                });
+                let of = match of {
+                    Of::Cluster => format!("cluster `{cluster}`"),
+                    Of::NodeGroup(g) => format!("node group `{g}` of cluster `{cluster}`"),
+                    Of::Addon(a) => format!("add-on `{a}` of cluster `{cluster}`"),
+                };
                 Err(ProviderError::fatal(format!(
                     "the EKS update `{id}` of {of} did not succeed: {}",
                     reasons.join("; ")

@@ -9,6 +9,7 @@ mod ec2;
 mod ecr_repository;
 mod eip;
 mod eks_access_entry;
+mod eks_addon;
 mod eks_cluster;
 pub(crate) use eks_cluster::describe as describe_cluster;
 mod eks_node_group;
@@ -168,6 +169,7 @@ pub fn provider_for(kind: ResourceKind) -> &'static dyn ResourceProvider {
         ResourceKind::EksCluster => &eks_cluster::EksCluster,
         ResourceKind::EksNodeGroup => &eks_node_group::EksNodeGroup,
         ResourceKind::EksAccessEntry => &eks_access_entry::EksAccessEntry,
+        ResourceKind::EksAddon => &eks_addon::EksAddon,
         ResourceKind::IamOidcProvider => &iam_oidc_provider::IamOidcProvider,
         ResourceKind::S3Bucket => &s3_bucket::S3Bucket,
         ResourceKind::EcrRepository => &ecr_repository::EcrRepository,
