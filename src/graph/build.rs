@@ -103,7 +103,7 @@ impl Builder<'_> {
     }
 
     /// An EC2 `Name` tag, shown in the AWS console.
-    fn name_tag(&self, suffix: &str) -> Value {
+    pub(super) fn name_tag(&self, suffix: &str) -> Value {
         json!({ "Name": format!("{}-{suffix}", self.spec.stack.name) })
     }
 }
@@ -249,6 +249,7 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
     }
 
     let mut private_routes = Vec::new();
+    let mut private_tables = Vec::new();
     for (az, subnet) in &private_subnets {
         let table = b.add(
             ResourceKind::RouteTable,
@@ -256,6 +257,7 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
             json!({ "vpc_id": reference(&vpc, "id"), "tags": b.name_tag(&format!("private-{az}")) }),
             &[],
         );
+        private_tables.push(table.clone());
         let nat = nat_gateways
             .get(az)
             .or_else(|| nat_gateways.values().next());
@@ -343,8 +345,12 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
         );
     }
 
+    // Nodes reach AWS's APIs through the NAT routes or the endpoints.
+    let endpoints =
+        super::endpoints::vpc_endpoints(&mut b, (&vpc, &cluster), &private_tables, &private_ids);
     let mut after: Vec<&Address> = node_attachments.iter().collect();
     after.extend(private_routes.iter());
+    after.extend(endpoints.iter());
     let mut node_groups = Vec::new();
     for (key, group) in &eks.node_groups {
         node_groups.push(b.add(

@@ -3,6 +3,7 @@
 
 mod build;
 pub mod dag;
+mod endpoints;
 mod managed_addons;
 pub mod render;
 mod security;

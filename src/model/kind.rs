@@ -18,6 +18,7 @@ pub enum ResourceKind {
     RouteTable,
     Route,
     RouteTableAssociation,
+    VpcEndpoint,
     IamRole,
     IamRolePolicyAttachment,
     IamRolePolicy,
@@ -35,7 +36,7 @@ pub enum ResourceKind {
 }
 
 impl ResourceKind {
-    pub const ALL: [ResourceKind; 22] = [
+    pub const ALL: [ResourceKind; 23] = [
         ResourceKind::Vpc,
         ResourceKind::InternetGateway,
         ResourceKind::Subnet,
@@ -44,6 +45,7 @@ impl ResourceKind {
         ResourceKind::RouteTable,
         ResourceKind::Route,
         ResourceKind::RouteTableAssociation,
+        ResourceKind::VpcEndpoint,
         ResourceKind::IamRole,
         ResourceKind::IamRolePolicyAttachment,
         ResourceKind::IamRolePolicy,
@@ -71,6 +73,7 @@ impl ResourceKind {
             ResourceKind::RouteTable => "route_table",
             ResourceKind::Route => "route",
             ResourceKind::RouteTableAssociation => "route_table_association",
+            ResourceKind::VpcEndpoint => "vpc_endpoint",
             ResourceKind::IamRole => "iam_role",
             ResourceKind::IamRolePolicyAttachment => "iam_role_policy_attachment",
             ResourceKind::IamRolePolicy => "iam_role_policy",
@@ -100,6 +103,7 @@ impl ResourceKind {
             ResourceKind::RouteTable => &["vpc_id"],
             ResourceKind::Route => &["route_table_id", "destination_cidr_block"],
             ResourceKind::RouteTableAssociation => &["route_table_id", "subnet_id"],
+            ResourceKind::VpcEndpoint => &["vpc_id", "service_name", "vpc_endpoint_type"],
             ResourceKind::IamRole => &["name", "path"],
             ResourceKind::IamRolePolicyAttachment => &["role_name", "policy_arn"],
             ResourceKind::IamRolePolicy => &["role_name", "policy_name"],

@@ -89,6 +89,8 @@ pub struct VpcSpec {
     /// One entry per availability zone, in the order written.
     pub zones: Vec<ZoneSpec>,
     pub nat: NatMode,
+    /// The services the VPC reaches through endpoints of its own (`s3`, `ecr.api`, ...), sorted.
+    pub endpoints: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

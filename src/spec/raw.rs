@@ -62,6 +62,8 @@ pub struct RawVpc {
     pub public_subnets: Option<S<Vec<S<String>>>>,
     pub private_subnets: S<Vec<S<String>>>,
     pub nat: Option<S<String>>,
+    /// VPC endpoints the stack makes, by service.
+    pub endpoints: Option<S<Vec<S<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]

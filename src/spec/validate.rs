@@ -12,6 +12,7 @@ use super::raw::{self, S};
 use super::*;
 use crate::ui::diagnostic::Diagnostic;
 
+mod endpoints;
 mod managed_addons;
 mod node_ami;
 mod security;
@@ -93,7 +94,8 @@ pub(super) fn validate(path: &Path, raw: raw::RawSpec) -> Result<Spec, Vec<Diagn
 
     let stack = stack(&mut p, &raw.stack);
     let state = state(&mut p, raw.state.as_ref(), &stack);
-    let vpc = vpc(&mut p, &raw.vpc, &stack.region);
+    let mut vpc = vpc(&mut p, &raw.vpc, &stack.region);
+    vpc.endpoints = endpoints::endpoints(&mut p, raw.vpc.get_ref(), vpc.nat);
     let mut eks = eks(&mut p, &raw.eks);
     node_ami::choose(&mut p, raw.eks.get_ref(), &mut eks.node_groups);
     eks.log_types = security::log_types(&mut p, raw.eks.get_ref().log_types.as_ref());
@@ -448,6 +450,8 @@ fn vpc(p: &mut Problems, raw: &S<raw::RawVpc>, region: &str) -> VpcSpec {
         cidr: cidr.unwrap_or_default(),
         zones,
         nat,
+        // Set by `validate`, from `endpoints` and `nat`.
+        endpoints: Vec::new(),
     }
 }
 

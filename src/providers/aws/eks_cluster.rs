@@ -285,6 +285,9 @@ impl ResourceProvider for EksCluster {
             "endpoint": cluster.endpoint(),
             "certificate_authority": cluster.certificate_authority().and_then(|c| c.data()),
             "oidc_issuer": cluster.identity().and_then(|i| i.oidc()).and_then(|o| o.issuer()),
+            // The security group EKS gives the control plane and the managed nodes, which the
+            // VPC's interface endpoints use: the nodes reach them as members of it.
+            "cluster_security_group_id": vpc.and_then(|v| v.cluster_security_group_id()),
         });
         Ok(attrs.as_object().cloned())
     }

@@ -31,6 +31,7 @@ mod route_table_association;
 mod s3_bucket;
 mod subnet;
 mod vpc;
+mod vpc_endpoint;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -160,6 +161,7 @@ pub fn provider_for(kind: ResourceKind) -> &'static dyn ResourceProvider {
         ResourceKind::RouteTable => &route_table::RouteTable,
         ResourceKind::Route => &route::Route,
         ResourceKind::RouteTableAssociation => &route_table_association::RouteTableAssociation,
+        ResourceKind::VpcEndpoint => &vpc_endpoint::VpcEndpoint,
         ResourceKind::IamRole => &iam_role::IamRole,
         ResourceKind::IamRolePolicyAttachment => {
             &iam_role_policy_attachment::IamRolePolicyAttachment
