@@ -86,7 +86,7 @@ fn validate_accepts_the_example_by_name_and_by_path() {
     p.mlops(&["validate", "example"])
         .success()
         .stderr(predicate::str::contains(
-            "is valid: stack `mlops` in us-west-2, 43 resources",
+            "is valid: stack `mlops` in us-west-2, 51 resources",
         ));
     p.mlops(&["validate", "stacks/example.toml"]).success();
 }
@@ -100,7 +100,7 @@ fn validate_reports_every_mistake_with_line_and_column() {
     let p = Project::with_stack(&text);
     p.mlops(&["validate", "example"])
         .code(1)
-        .stderr(predicate::str::contains("--> stacks/example.toml:6:8"))
+        .stderr(predicate::str::contains("--> stacks/example.toml:7:8"))
         .stderr(predicate::str::contains("stack name `Bad` is not valid"))
         .stderr(predicate::str::contains("overlaps subnet 10.0.1.0/24"))
         .stderr(predicate::str::contains("min 1 <= desired 7 <= max 3"))
@@ -127,7 +127,7 @@ fn plan_prints_the_full_create_plan_and_writes_no_state() {
         .success()
         .stdout(predicate::str::contains("# vpc will be created"))
         .stdout(predicate::str::contains(
-            "Plan: 43 to add, 0 to change, 0 to destroy.",
+            "Plan: 51 to add, 0 to change, 0 to destroy.",
         ));
     assert!(!p.state_file().exists(), "plan must not write a state");
     assert!(
@@ -154,8 +154,8 @@ fn plan_json_is_machine_readable() {
     let out = p.mlops(&["plan", "example", "--json"]).success();
     let json: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(json["format_version"], "1.1");
-    assert_eq!(json["summary"]["add"], 43);
-    assert_eq!(json["resource_changes"].as_array().unwrap().len(), 43);
+    assert_eq!(json["summary"]["add"], 51);
+    assert_eq!(json["resource_changes"].as_array().unwrap().len(), 51);
     assert_eq!(json["resource_changes"][0]["action"], "create");
     // A part of a value known only after apply: null in `after`, its path in `after_unknown`.
     let account = json["resource_changes"]
@@ -184,7 +184,7 @@ fn plan_out_saves_the_plan() {
     let saved: Value =
         serde_json::from_str(&fs::read_to_string(p.path("plan.json")).unwrap()).unwrap();
     assert_eq!(saved["plan"]["stack"], "mlops");
-    assert_eq!(saved["plan"]["changes"].as_array().unwrap().len(), 43);
+    assert_eq!(saved["plan"]["changes"].as_array().unwrap().len(), 51);
 }
 
 #[test]
@@ -754,11 +754,11 @@ fn a_saved_plan_is_shown_and_refused_once_stale() {
     p.mlops(&["show", "plan.json"])
         .success()
         .stdout(predicate::str::contains(
-            "Plan: 43 to add, 0 to change, 0 to destroy.",
+            "Plan: 51 to add, 0 to change, 0 to destroy.",
         ));
     let out = p.mlops(&["show", "plan.json", "--json"]).success();
     let json: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
-    assert_eq!(json["summary"]["add"], 43);
+    assert_eq!(json["summary"]["add"], 51);
     p.mlops(&["show", "stacks/example.toml"])
         .code(1)
         .stderr(predicate::str::contains(
@@ -891,9 +891,9 @@ fn plan_all_plans_every_stack_and_sums_them_up() {
         .stderr(predicate::str::contains(
             "stack   result   add  change  destroy  time",
         ))
-        .stderr(predicate::str::is_match(r"mlops   changes   43       0        0  \d").unwrap());
+        .stderr(predicate::str::is_match(r"mlops   changes   51       0        0  \d").unwrap());
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
-    assert_eq!(stdout.matches("Plan: 43 to add").count(), 2);
+    assert_eq!(stdout.matches("Plan: 51 to add").count(), 2);
 
     let json = p
         .mlops(&["plan", "--stacks", "stacks/team-*.toml", "--json"])
@@ -960,7 +960,7 @@ fn plan_format_markdown_is_ready_for_a_pull_request_comment() {
             "### `mlops plan`: stack `mlops`",
         ))
         .stdout(predicate::str::contains(
-            "**Plan: 43 to add, 0 to change, 0 to destroy.**",
+            "**Plan: 51 to add, 0 to change, 0 to destroy.**",
         ))
         .stdout(predicate::str::contains(
             "<details><summary>Full plan</summary>",

@@ -22,7 +22,7 @@ fn the_reference_stack_is_built_checked_replanned_and_destroyed() {
     assert!(
         applied
             .stderr
-            .contains("Apply complete: 31 added, 0 changed, 0 destroyed"),
+            .contains("Apply complete: 33 added, 0 changed, 0 destroyed"),
         "{}",
         applied.stderr
     );
@@ -195,7 +195,7 @@ fn the_reference_stack_is_built_checked_replanned_and_destroyed() {
     assert!(
         destroyed
             .stderr
-            .contains("Destroy complete: 0 added, 0 changed, 31 destroyed"),
+            .contains("Destroy complete: 0 added, 0 changed, 33 destroyed"),
         "{}",
         destroyed.stderr
     );
@@ -946,7 +946,7 @@ fn a_saved_plan_applies_exactly_once() {
     project.mlops(&["plan", stack, "--out", "plan.json"]).ok();
     let applied = project.mlops(&["apply", "plan.json"]).ok();
     assert!(
-        applied.stderr.contains("Apply complete: 31 added"),
+        applied.stderr.contains("Apply complete: 33 added"),
         "{}",
         applied.stderr
     );
@@ -1134,14 +1134,18 @@ fn apply_all_builds_every_stack_at_once_and_destroy_all_removes_them() {
     let project = Project::new(&moto, "fleet-a", &example_as("fleet-a"));
     // Fleet B has its own repository name (one region), and no IRSA: the emulator gives every
     // cluster the same OIDC issuer, so two stacks cannot both own a provider for it there.
-    let irsa = "[irsa.kserve-s3]                  # one IAM role per entry, trusted by the cluster's OIDC provider\nnamespace = \"kserve-inference\"\nservice_account = \"kserve-sa\"\npolicy_arns = [\"arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess\"]\n";
+    let irsa = support::EXAMPLE
+        .split("\n\n")
+        .find(|table| table.starts_with("[irsa.kserve-s3]"))
+        .map(|table| format!("{table}\n"))
+        .unwrap();
     let fleet_b = example_as("fleet-b")
         .replace("10.0.", "10.1.")
         .replace("[repositories.wine-model]", "[repositories.beer-model]");
-    assert!(fleet_b.contains(irsa));
+    assert!(fleet_b.contains(&irsa));
     std::fs::write(
         project.dir.path().join("stacks/fleet-b.toml"),
-        fleet_b.replace(irsa, ""),
+        fleet_b.replace(&irsa, ""),
     )
     .unwrap();
     let refused = project.mlops(&["apply", "--all"]);
@@ -1167,8 +1171,8 @@ fn apply_all_builds_every_stack_at_once_and_destroy_all_removes_them() {
         .map(|l| l.split_whitespace().collect())
         .collect();
     assert_eq!(rows.len(), 2, "{}", run.stderr);
-    assert_eq!(&rows[0][1..5], &["done", "31", "0", "0"], "{rows:?}");
-    assert_eq!(&rows[1][1..5], &["done", "28", "0", "0"], "{rows:?}");
+    assert_eq!(&rows[0][1..5], &["done", "33", "0", "0"], "{rows:?}");
+    assert_eq!(&rows[1][1..5], &["done", "30", "0", "0"], "{rows:?}");
     let span = |row: &Vec<&str>| (millis_of_day(row[5]), millis_of_day(row[6]));
     let ((a_start, a_end), (b_start, b_end)) = (span(&rows[0]), span(&rows[1]));
     assert!(
@@ -1487,7 +1491,7 @@ fn destroy_sweeps_what_kubernetes_left_in_the_vpc() {
     assert!(
         destroyed
             .stderr
-            .contains("Destroy complete: 0 added, 0 changed, 31 destroyed"),
+            .contains("Destroy complete: 0 added, 0 changed, 33 destroyed"),
         "{}",
         destroyed.stderr
     );

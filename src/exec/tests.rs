@@ -244,8 +244,8 @@ async fn creates_follow_dependencies_with_bounded_parallelism_and_a_save_each() 
     let desired = graph(EXAMPLE);
     let outcome = run(&cloud, &store, &desired, State::new("mlops"), 4).await;
     assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
-    assert_eq!(outcome.done, 43);
-    assert_eq!(outcome.state.resources.len(), 43);
+    assert_eq!(outcome.done, 51);
+    assert_eq!(outcome.state.resources.len(), 51);
     for resource in desired.resources.values() {
         for dep in &resource.deps {
             assert!(
@@ -259,7 +259,7 @@ async fn creates_follow_dependencies_with_bounded_parallelism_and_a_save_each() 
     let max = cloud.max_in_flight.load(Ordering::SeqCst);
     assert!((2..=4).contains(&max), "in flight at once: {max}");
     // Recorded right after the create call, then again with what the cloud reports.
-    assert_eq!(store.saves.load(Ordering::SeqCst), 86);
+    assert_eq!(store.saves.load(Ordering::SeqCst), 102);
     assert_eq!(store.load().await.unwrap().unwrap(), outcome.state);
     assert_eq!(
         outcome.state.outputs["vpc_id"],
@@ -535,4 +535,59 @@ async fn a_replaced_cluster_is_followed_by_the_updates_that_refer_to_it() {
     before("delete eks_cluster", "create eks_cluster");
     before("create eks_cluster", "create iam_oidc_provider");
     before("create iam_oidc_provider", "update iam_role.irsa.kserve-s3");
+}
+
+/// A minor upgrade as EKS needs it: the control plane first, then every node group (EKS refuses
+/// a node group ahead of its control plane, and the next control-plane upgrade while a group
+/// lags behind), then the EKS managed add-ons, moved to the new version's defaults. The
+/// catalogue's add-ons do not change with the Kubernetes version: the plan holds no update of
+/// theirs.
+#[tokio::test]
+async fn a_version_bump_updates_the_cluster_then_the_node_groups_then_the_addons() {
+    let two_groups = EXAMPLE.replace(
+        "\n[irsa.",
+        "\n[eks.node_groups.more]\ninstance_types = [\"m5.large\"]\nmin = 1\nmax = 2\ndesired = 1\n\n[irsa.",
+    );
+    let cloud = FakeCloud::default();
+    let store = MemoryStore::default();
+    let built = run(&cloud, &store, &graph(&two_groups), State::new("mlops"), 10).await;
+    assert!(built.errors.is_empty(), "{:?}", built.errors);
+    cloud.log.lock().unwrap().clear();
+    let bumped = graph(&two_groups.replace("version = \"1.31\"", "version = \"1.32\""));
+    let plan = diff(
+        &bumped,
+        &built.state,
+        &BTreeSet::new(),
+        &PlanOptions::default(),
+    )
+    .unwrap();
+    let updated: Vec<&str> = plan
+        .actions()
+        .map(|c| {
+            assert_eq!(c.action, crate::plan::Action::Update, "{}", c.address);
+            c.address.as_str()
+        })
+        .collect();
+    assert_eq!(
+        updated,
+        [
+            "eks_cluster",
+            "eks_node_group.default",
+            "eks_node_group.more",
+            "eks_addon.coredns",
+            "eks_addon.kube-proxy",
+            "eks_addon.vpc-cni",
+            "eks_addon.aws-ebs-csi-driver",
+        ]
+    );
+    let outcome = run(&cloud, &store, &bumped, built.state, 10).await;
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    let cluster = cloud.position("update eks_cluster");
+    for group in ["default", "more"] {
+        let group = cloud.position(&format!("update eks_node_group.{group}"));
+        assert!(cluster < group);
+        for addon in ["coredns", "kube-proxy", "vpc-cni", "aws-ebs-csi-driver"] {
+            assert!(group < cloud.position(&format!("update eks_addon.{addon}")));
+        }
+    }
 }

@@ -9,26 +9,32 @@ use serde_json::{json, Value};
 
 use crate::kube::manifest::MANAGED_BY;
 use crate::model::{
-    canonical, initial, reference, references_in, Address, Attrs, Resource, ResourceKind,
+    canonical, initial, reference, references_in, Address, Attrs, Partition, Resource,
+    ResourceKind,
 };
 use crate::spec::{NatMode, Spec};
 use crate::workloads::{with_outputs, Output, Outputs, Workload};
 
-/// The AWS-managed policies the EKS control plane role needs.
-pub const CLUSTER_POLICIES: &[&str] = &["arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"];
+/// The AWS-managed policies the EKS control plane role needs, by name.
+pub const CLUSTER_POLICIES: &[&str] = &["AmazonEKSClusterPolicy"];
 
-/// The AWS-managed policies every node role needs.
+/// The AWS-managed policies every node role needs, by name.
 pub const NODE_POLICIES: &[&str] = &[
-    "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
-    "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
-    "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
+    "AmazonEKSWorkerNodePolicy",
+    "AmazonEKS_CNI_Policy",
+    "AmazonEC2ContainerRegistryReadOnly",
 ];
 
-/// The EKS access policy given to `[eks] admin_arns`.
-pub const CLUSTER_ADMIN_POLICY: &str =
-    "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy";
+/// The EKS access policy given to `[eks] admin_arns`, in the stack's partition.
+pub fn cluster_admin_policy(partition: Partition) -> String {
+    format!(
+        "arn:{}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
+        partition.name
+    )
+}
 
-/// The audience IRSA tokens are issued for.
+/// The audience IRSA tokens are issued for: EKS's pod identity webhook asks for this one in
+/// every partition.
 pub const IRSA_AUDIENCE: &str = "sts.amazonaws.com";
 
 /// IAM role names of the stack.
@@ -42,14 +48,15 @@ pub fn node_role_name(stack: &str) -> String {
 
 pub use crate::spec::irsa_role_name;
 
-struct Builder<'a> {
-    spec: &'a Spec,
+pub(super) struct Builder<'a> {
+    pub(super) spec: &'a Spec,
+    pub(super) partition: Partition,
     resources: Vec<Resource>,
 }
 
 impl Builder<'_> {
     /// Adds a resource; its dependencies are the resources its attributes refer to plus `after`.
-    fn add(
+    pub(super) fn add(
         &mut self,
         kind: ResourceKind,
         parts: &[&str],
@@ -97,7 +104,7 @@ impl Builder<'_> {
     }
 
     /// An EC2 `Name` tag, shown in the AWS console.
-    fn name_tag(&self, suffix: &str) -> Value {
+    pub(super) fn name_tag(&self, suffix: &str) -> Value {
         json!({ "Name": format!("{}-{suffix}", self.spec.stack.name) })
     }
 }
@@ -136,6 +143,7 @@ pub fn unprotected(spec: &Spec, resources: &[Resource]) -> BTreeSet<Address> {
 pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
     let mut b = Builder {
         spec,
+        partition: Partition::of(&spec.stack.region),
         resources: Vec::new(),
     };
     let stack = spec.stack.name.as_str();
@@ -272,6 +280,7 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
     }
 
     let mut private_routes = Vec::new();
+    let mut private_tables = Vec::new();
     for (az, subnet) in &private_subnets {
         let table = b.add(
             ResourceKind::RouteTable,
@@ -279,6 +288,7 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
             json!({ "vpc_id": reference(&vpc, "id"), "tags": b.name_tag(&format!("private-{az}")) }),
             &[],
         );
+        private_tables.push(table.clone());
         let nat = nat_gateways
             .get(az)
             .or_else(|| nat_gateways.values().next());
@@ -308,20 +318,16 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
     }
 
     // IAM roles for the control plane and the nodes.
-    let (cluster_role, cluster_attachments) = service_role(
+    let (cluster_role, mut cluster_attachments) = service_role(
         &mut b,
         "cluster",
         &cluster_role_name(stack),
-        "eks.amazonaws.com",
+        "eks",
         CLUSTER_POLICIES,
     );
-    let (node_role, node_attachments) = service_role(
-        &mut b,
-        "node",
-        &node_role_name(stack),
-        "ec2.amazonaws.com",
-        NODE_POLICIES,
-    );
+    let (node_role, node_attachments) =
+        service_role(&mut b, "node", &node_role_name(stack), "ec2", NODE_POLICIES);
+    let secrets_key = super::security::secrets_key(&mut b, &cluster_role, &mut cluster_attachments);
 
     // The cluster: control plane network interfaces in the private subnets.
     let eks = &spec.eks;
@@ -356,6 +362,8 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
             "endpoint_private_access": eks.private_endpoint,
             "public_access_cidrs": eks.public_access_cidrs.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
             "authentication_mode": "API_AND_CONFIG_MAP",
+            "enabled_log_types": eks.log_types,
+            "encryption_key_arn": secrets_key,
             "tags": {},
         }),
         &after,
@@ -369,15 +377,19 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
             json!({
                 "cluster_name": reference(&cluster, "name"),
                 "principal_arn": arn,
-                "policy_arn": CLUSTER_ADMIN_POLICY,
+                "policy_arn": cluster_admin_policy(b.partition),
                 "tags": {},
             }),
             &[],
         );
     }
 
+    // Nodes reach AWS's APIs through the NAT routes or the endpoints.
+    let endpoints =
+        super::endpoints::vpc_endpoints(&mut b, (&vpc, &cluster), &private_tables, &private_ids);
     let mut after: Vec<&Address> = node_attachments.iter().collect();
     after.extend(private_routes.iter());
+    after.extend(endpoints.iter());
     let mut node_groups = Vec::new();
     for (key, group) in &eks.node_groups {
         node_groups.push(b.add(
@@ -390,6 +402,11 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
                 "subnet_ids": private_ids,
                 "instance_types": group.instance_types,
                 "capacity_type": group.capacity.as_aws(),
+                "ami_type": group.ami_type,
+                // The cluster's version as written, not a reference: an update of the cluster
+                // must show as an update of its node groups in the same plan.
+                "version": eks.version,
+                "release_version": group.release_version,
                 "disk_size": group.disk_size,
                 "min_size": group.min,
                 "max_size": group.max,
@@ -409,10 +426,14 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
         ));
     }
 
-    // IRSA: the cluster's OIDC provider and one role per entry.
+    // IRSA: the cluster's OIDC provider and one role per entry (and one for the EBS CSI driver).
     let mut irsa_roles = Vec::new();
-    if !spec.irsa.is_empty() {
-        let provider = b.add(
+    let ebs_csi = spec
+        .eks
+        .managed_addons
+        .contains_key(crate::spec::EBS_CSI_DRIVER);
+    let provider = (!spec.irsa.is_empty() || ebs_csi).then(|| {
+        b.add(
             ResourceKind::IamOidcProvider,
             &[],
             json!({
@@ -421,30 +442,21 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
                 "tags": {},
             }),
             &[],
-        );
+        )
+    });
+    if let Some(provider) = &provider {
         for (key, irsa) in &spec.irsa {
             let name = irsa_role_name(stack, key);
-            let role = b.add(
-                ResourceKind::IamRole,
-                &["irsa", key],
-                json!({
-                    "name": name,
-                    "path": "/",
-                    "trust_service": null,
-                    "oidc_provider_arn": reference(&provider, "arn"),
-                    "oidc_issuer": reference(&cluster, "oidc_issuer"),
-                    "oidc_subject": format!("system:serviceaccount:{}:{}", irsa.namespace, irsa.service_account),
-                    "oidc_audience": IRSA_AUDIENCE,
-                    "tags": {},
-                }),
-                &[],
-            );
+            let subject = (irsa.namespace.as_str(), irsa.service_account.as_str());
+            let role = irsa_role(&mut b, &["irsa", key], &name, (provider, &cluster), subject);
             for arn in &irsa.policy_arns {
                 attachment(&mut b, &["irsa", key], &name, &role, arn);
             }
+            super::security::irsa_scoped_policy(&mut b, key, irsa, &name, &role);
             irsa_roles.push((key, irsa, role));
         }
     }
+    super::managed_addons::managed_addons(&mut b, &cluster, provider.as_ref(), &node_groups);
     if spec.addons.enabled {
         cluster_bootstrap(&mut b, &cluster, &cluster_role, &node_groups, &irsa_roles);
     }
@@ -601,7 +613,8 @@ fn cluster_bootstrap(
 /// The annotation that makes EKS give a pod of the service account the role's credentials.
 pub const IRSA_ROLE_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
 
-/// A role trusted by an AWS service, with its managed-policy attachments.
+/// A role trusted by an AWS service (`eks`, `ec2`: its principal is in the stack's partition),
+/// with its managed-policy attachments (`policies` by name).
 fn service_role(
     b: &mut Builder,
     key: &str,
@@ -615,23 +628,54 @@ fn service_role(
         json!({
             "name": name,
             "path": "/",
-            "trust_service": service,
+            "trust_service": b.partition.service_principal(service),
             "oidc_provider_arn": null,
             "oidc_issuer": null,
             "oidc_subject": null,
             "oidc_audience": null,
+            "permissions_boundary": b.spec.stack.permissions_boundary,
             "tags": {},
         }),
         &[],
     );
     let attachments = policies
         .iter()
-        .map(|arn| attachment(b, &[key], name, &role, arn))
+        .map(|policy| {
+            let arn = b.partition.managed_policy(policy);
+            attachment(b, &[key], name, &role, &arn)
+        })
         .collect();
     (role, attachments)
 }
 
-fn attachment(
+/// A role assumable by one Kubernetes service account (`subject`: namespace and name) through
+/// the cluster's OIDC provider, with the stack's permissions boundary.
+pub(super) fn irsa_role(
+    b: &mut Builder,
+    parts: &[&str],
+    name: &str,
+    (provider, cluster): (&Address, &Address),
+    (namespace, service_account): (&str, &str),
+) -> Address {
+    b.add(
+        ResourceKind::IamRole,
+        parts,
+        json!({
+            "name": name,
+            "path": "/",
+            "trust_service": null,
+            "oidc_provider_arn": reference(provider, "arn"),
+            "oidc_issuer": reference(cluster, "oidc_issuer"),
+            "oidc_subject": format!("system:serviceaccount:{namespace}:{service_account}"),
+            "oidc_audience": IRSA_AUDIENCE,
+            "permissions_boundary": b.spec.stack.permissions_boundary,
+            "tags": {},
+        }),
+        &[],
+    )
+}
+
+pub(super) fn attachment(
     b: &mut Builder,
     parts: &[&str],
     role_name: &str,

@@ -3,7 +3,10 @@
 
 mod build;
 pub mod dag;
+mod endpoints;
+mod managed_addons;
 pub mod render;
+mod security;
 
 use std::collections::{BTreeMap, BTreeSet};
 

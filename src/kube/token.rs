@@ -38,12 +38,8 @@ const SIGNATURE_PARAM: &str = "X-Amz-Signature";
 
 /// The regional STS endpoint of `region`, always AWS's own host.
 pub fn sts_endpoint(region: &str) -> String {
-    let suffix = if region.starts_with("cn-") {
-        "amazonaws.com.cn"
-    } else {
-        "amazonaws.com"
-    };
-    format!("https://sts.{region}.{suffix}/")
+    let host = crate::model::Partition::of(region).regional_host("sts", region);
+    format!("https://{host}/")
 }
 
 /// The presigned `GetCallerIdentity` URL for `cluster`, signed at `time`. A pure function of

@@ -11,9 +11,11 @@
 
 mod address;
 mod kind;
+mod partition;
 
 pub use address::Address;
 pub use kind::ResourceKind;
+pub use partition::Partition;
 
 use serde_json::{json, Map, Value};
 

@@ -8,6 +8,7 @@ mod many;
 mod saved;
 mod state_edit;
 mod status;
+mod upgrade;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -267,6 +268,9 @@ pub async fn plan(
             .then_some(session.reporter.as_ref());
         with_inventories(&stack.graph, &session.kube.settings.manifests, optional)?
     };
+    if !request.destroy {
+        upgrade::check_version_step(&stack.spec, &state)?;
+    }
     let options = PlanOptions {
         targets: request.targets.clone(),
         replace: request.replace.iter().cloned().collect(),

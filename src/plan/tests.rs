@@ -79,7 +79,7 @@ pub(super) fn changed_attrs(plan: &Plan, address: &str) -> Vec<String> {
 fn a_new_stack_creates_everything_in_dependency_order() {
     let graph = graph_of(EXAMPLE);
     let plan = plan_of(&graph, &State::new("mlops"));
-    assert_eq!(plan.summary().add, 43);
+    assert_eq!(plan.summary().add, 51);
     assert!(plan.changes.iter().all(|c| c.action == Action::Create));
     let before = |a: &str, b: &str| {
         assert!(
@@ -164,7 +164,7 @@ fn nothing_changes_after_an_apply() {
         "{:#?}",
         plan.actions().collect::<Vec<_>>()
     );
-    assert_eq!(plan.changes.len(), 43);
+    assert_eq!(plan.changes.len(), 51);
 }
 
 /// `desired` is the size at creation: an autoscaler owns it afterwards, so neither a new value
@@ -342,9 +342,8 @@ fn removed_resources_are_deleted_dependents_first() {
         .to_string();
     let plan = plan_of(&graph_of(&without_irsa), &state);
     for address in [
-        "iam_role_policy_attachment.irsa.kserve-s3.AmazonS3ReadOnlyAccess",
+        "iam_role_policy.irsa.kserve-s3.scoped",
         "iam_role.irsa.kserve-s3",
-        "iam_oidc_provider",
         "s3_bucket.models",
         "k8s.kserve-inference.ServiceAccount.kserve-sa",
         "k8s.kserve-inference.InferenceService.wine-model",
@@ -361,18 +360,17 @@ fn removed_resources_are_deleted_dependents_first() {
             < position(&plan, "k8s.Namespace.team-a")
     );
     assert!(
-        position(
-            &plan,
-            "iam_role_policy_attachment.irsa.kserve-s3.AmazonS3ReadOnlyAccess"
-        ) < position(&plan, "iam_role.irsa.kserve-s3")
+        position(&plan, "iam_role_policy.irsa.kserve-s3.scoped")
+            < position(&plan, "iam_role.irsa.kserve-s3")
     );
-    assert!(position(&plan, "iam_role.irsa.kserve-s3") < position(&plan, "iam_oidc_provider"));
+    // The EBS CSI driver's role still needs the OIDC provider.
+    assert_eq!(action_of(&plan, "iam_oidc_provider"), Action::NoOp);
     assert_eq!(
         plan.summary(),
         Summary {
             add: 0,
             change: 0,
-            destroy: 11,
+            destroy: 10,
             moved: 0
         }
     );
@@ -383,7 +381,7 @@ fn destroy_deletes_everything_in_reverse_dependency_order() {
     let graph = graph_of(EXAMPLE);
     let empty = DesiredGraph::from_resources(Vec::new()).unwrap();
     let plan = plan_of(&empty, &applied(&graph));
-    assert_eq!(plan.summary().destroy, 43);
+    assert_eq!(plan.summary().destroy, 51);
     let before = |a: &str, b: &str| {
         assert!(
             position(&plan, a) < position(&plan, b),

@@ -23,7 +23,7 @@ use crate::workloads::{Outputs, Workload};
 pub use collisions::{collisions, Collisions};
 pub use compose::{base_of, same_file};
 pub use names::{policy_name, principal_name, SUPPORTED_EKS_VERSIONS};
-pub use validate::irsa_role_name;
+pub use validate::{irsa_role_name, EBS_CSI_DRIVER};
 
 /// A validated stack spec.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +60,8 @@ pub struct StackSpec {
     pub name: String,
     pub region: String,
     pub tags: BTreeMap<String, String>,
+    /// The permissions boundary of every IAM role the stack makes (`None`: no boundary).
+    pub permissions_boundary: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -104,6 +106,8 @@ pub struct VpcSpec {
     /// `false` lets an apply delete or replace the VPC and its NAT gateways without
     /// `--allow-replace`.
     pub protect: bool,
+    /// The services the VPC reaches through endpoints of its own (`s3`, `ecr.api`, ...), sorted.
+    pub endpoints: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -124,12 +128,22 @@ pub enum NatMode {
 pub struct EksSpec {
     pub name: String,
     pub version: String,
+    /// Where `[eks] version` is written (`stacks/team-a.toml:22:11`), for the plan-time check
+    /// of an upgrade's step against the running cluster.
+    pub version_at: String,
     pub public_endpoint: bool,
     pub private_endpoint: bool,
     pub public_access_cidrs: Vec<Ipv4Net>,
     /// Principals with cluster-admin access, by the name their access entry is addressed by
     /// (the last part of the ARN).
     pub admin_arns: BTreeMap<String, String>,
+    /// Control-plane log types enabled, in EKS's spelling (`api`, `audit`, ...), sorted.
+    pub log_types: Vec<String>,
+    /// How the cluster's Secrets are envelope-encrypted (`None`: they are not).
+    pub secrets_key: Option<SecretsKey>,
+    /// The EKS managed add-ons, by name, each with its pinned version (`None`: EKS's default
+    /// version for the cluster's Kubernetes version).
+    pub managed_addons: BTreeMap<String, Option<String>>,
     pub node_groups: BTreeMap<String, NodeGroupSpec>,
     /// `false` lets an apply delete or replace the cluster and its OIDC provider without
     /// `--allow-replace`.
@@ -140,12 +154,25 @@ pub struct EksSpec {
     pub zones: Vec<String>,
 }
 
+/// The KMS key that encrypts the cluster's Secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretsKey {
+    /// A key the stack makes (`kms_key.secrets`).
+    Stack,
+    /// A key made elsewhere, by its ARN.
+    Arn(String),
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeGroupSpec {
     /// The node group's name in EKS.
     pub name: String,
     pub instance_types: Vec<String>,
     pub capacity: Capacity,
+    /// The EKS AMI type (`AL2023_x86_64_STANDARD`, `BOTTLEROCKET_x86_64_NVIDIA`, ...).
+    pub ami_type: String,
+    /// The AMI release the nodes run, pinned (`None`: the latest for the Kubernetes version).
+    pub release_version: Option<String>,
     pub disk_size: i64,
     pub min: i64,
     pub max: i64,
@@ -207,12 +234,23 @@ pub struct IrsaSpec {
     pub namespace: String,
     pub service_account: String,
     pub policy_arns: Vec<String>,
+    /// Keys of the stack's `[buckets]` readable through the role's inline policy.
+    pub s3_read: Vec<String>,
+    /// Keys of the stack's `[buckets]` readable and writable through it.
+    pub s3_write: Vec<String>,
+    /// Names of the stack's `[repositories]` whose images it may pull.
+    pub ecr_pull: Vec<String>,
 }
 
 impl IrsaSpec {
     /// The parts after `k8s.` of the service account's address, which `mlops` makes.
     pub fn service_account_parts(&self) -> [&str; 3] {
         [&self.namespace, "ServiceAccount", &self.service_account]
+    }
+
+    /// Whether the role gets an inline policy scoped to the stack's own objects.
+    pub fn has_scoped_policy(&self) -> bool {
+        !(self.s3_read.is_empty() && self.s3_write.is_empty() && self.ecr_pull.is_empty())
     }
 }
 
@@ -367,6 +405,7 @@ pub fn parse(path: &Path, text: String) -> Result<Spec, SpecError> {
     };
     let raw_workloads = raw.workloads.take();
     let state_folder = state_folder(&source, &raw);
+    let version_span = raw.eks.get_ref().version.span();
     let mut spec = match validate::validate(path, raw, &source) {
         Ok(spec) => spec,
         Err(diagnostics) => return Err(invalid(source, diagnostics)),
@@ -375,6 +414,7 @@ pub fn parse(path: &Path, text: String) -> Result<Spec, SpecError> {
         *legacy = path.clone();
         *path = state_folder.join(&*path);
     }
+    spec.eks.version_at = source.location(version_span.start);
     let mut read = source.text.clone();
     if let Some(raw_workloads) = raw_workloads {
         let files = match workload_files(&source, &spec, &raw_workloads) {

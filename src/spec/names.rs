@@ -350,6 +350,34 @@ pub fn iam_principal_arn(arn: &str) -> Check {
     }
 }
 
+/// The partition an ARN names (`aws` in `arn:aws:iam::...`), if it is an ARN at all.
+pub fn arn_partition(arn: &str) -> Option<&str> {
+    arn.strip_prefix("arn:")?.split(':').next()
+}
+
+/// A KMS key ARN: `arn:<partition>:kms:<region>:<account id>:key/<key id>`, or an alias ARN
+/// (`...:alias/<name>`), which EKS also accepts.
+pub fn kms_key_arn(arn: &str) -> Check {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let ok = parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "kms"
+        && region(parts[3]).is_ok()
+        && parts[4].len() == 12
+        && parts[4].bytes().all(|b| b.is_ascii_digit())
+        && ["key/", "alias/"].iter().any(|p| {
+            parts[5]
+                .strip_prefix(p)
+                .is_some_and(|n| !n.is_empty() && !n.contains('/'))
+        });
+    if ok {
+        Ok(())
+    } else {
+        fail("a KMS key ARN looks like `arn:aws:kms:us-west-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab`")
+    }
+}
+
 /// The name of a role or user ARN: its last path segment.
 pub fn principal_name(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap_or(arn)
@@ -459,6 +487,16 @@ mod tests {
         assert!(iam_policy_arn("arn:aws:iam::12345:policy/X").is_err());
         assert_eq!(policy_name("arn:aws:iam::1:policy/a/b/Name"), "Name");
         assert!(iam_principal_arn("arn:aws:iam::123456789012:role/platform-admin").is_ok());
+        assert!(kms_key_arn("arn:aws:kms:us-west-2:123456789012:key/1234abcd-12ab").is_ok());
+        assert!(kms_key_arn("arn:aws-cn:kms:cn-north-1:123456789012:alias/eks").is_ok());
+        assert!(kms_key_arn("arn:aws:kms:us-west-2:123456789012:key/").is_err());
+        assert!(kms_key_arn("arn:aws:iam::123456789012:key/abc").is_err());
+        assert!(kms_key_arn("1234abcd-12ab").is_err());
+        assert_eq!(
+            arn_partition("arn:aws-us-gov:iam::aws:policy/X"),
+            Some("aws-us-gov")
+        );
+        assert_eq!(arn_partition("policy/X"), None);
         assert!(iam_principal_arn("arn:aws:iam::123456789012:user/ops/alice").is_ok());
         assert!(iam_principal_arn("arn:aws:iam::aws:role/x").is_err());
         assert!(iam_principal_arn("arn:aws:iam::123456789012:group/admins").is_err());

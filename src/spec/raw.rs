@@ -48,6 +48,8 @@ pub struct RawStack {
     pub name: S<String>,
     pub region: S<String>,
     pub tags: Option<S<BTreeMap<String, S<String>>>>,
+    /// An IAM policy ARN set as the permissions boundary of every role the stack makes.
+    pub permissions_boundary: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,6 +73,8 @@ pub struct RawVpc {
     pub private_subnets: S<Vec<S<String>>>,
     pub nat: Option<S<String>>,
     pub protect: Option<bool>,
+    /// VPC endpoints the stack makes, by service.
+    pub endpoints: Option<S<Vec<S<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,6 +88,16 @@ pub struct RawEks {
     /// IAM roles or users given cluster-admin access through EKS access entries.
     #[serde(default)]
     pub admin_arns: Vec<S<String>>,
+    /// Control-plane log types sent to CloudWatch Logs.
+    pub log_types: Option<S<Vec<S<String>>>>,
+    /// Envelope encryption of Secrets with a KMS key the stack makes.
+    pub encrypt_secrets: Option<S<bool>>,
+    /// Envelope encryption of Secrets with this KMS key instead.
+    pub kms_key_arn: Option<S<String>>,
+    /// The EKS managed add-ons of the cluster; all that mlops knows by default.
+    pub managed_addons: Option<S<Vec<S<String>>>>,
+    /// Pinned versions of managed add-ons, by name.
+    pub addon_versions: Option<BTreeMap<String, S<String>>>,
     pub node_groups: Option<S<BTreeMap<String, S<RawNodeGroup>>>>,
     pub protect: Option<bool>,
     /// The zones of the control plane's network interfaces; by default every zone of the VPC.
@@ -97,6 +111,10 @@ pub struct RawNodeGroup {
     pub name: Option<S<String>>,
     pub instance_types: S<Vec<S<String>>>,
     pub capacity: Option<S<String>>,
+    /// The EKS AMI type; chosen from the instance types when left out.
+    pub ami_type: Option<S<String>>,
+    /// The AMI release to run (`1.31.3-20250103`), pinned.
+    pub release_version: Option<S<String>>,
     pub disk_size: Option<S<i64>>,
     pub min: S<i64>,
     pub max: S<i64>,
@@ -127,6 +145,15 @@ pub struct RawIrsa {
     pub service_account: S<String>,
     #[serde(default)]
     pub policy_arns: Vec<S<String>>,
+    /// Keys of `[buckets]` the service account may read from.
+    #[serde(default)]
+    pub s3_read: Vec<S<String>>,
+    /// Keys of `[buckets]` the service account may read from and write to.
+    #[serde(default)]
+    pub s3_write: Vec<S<String>>,
+    /// Names of `[repositories]` the service account may pull images from.
+    #[serde(default)]
+    pub ecr_pull: Vec<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,14 +5,14 @@ use std::path::Path;
 
 use super::*;
 
-const EXAMPLE: &str = include_str!("../../stacks/example.toml");
+pub(super) const EXAMPLE: &str = include_str!("../../stacks/example.toml");
 
-fn parse_text(text: &str) -> Result<Spec, SpecError> {
+pub(super) fn parse_text(text: &str) -> Result<Spec, SpecError> {
     parse(Path::new("stacks/t.toml"), text.to_string())
 }
 
 /// Every problem as `(line, column, message)`.
-fn problems(text: &str) -> Vec<(usize, usize, String)> {
+pub(super) fn problems(text: &str) -> Vec<(usize, usize, String)> {
     match parse_text(text) {
         Ok(_) => Vec::new(),
         Err(SpecError::Invalid {
@@ -34,7 +34,7 @@ fn example_with(from: &str, to: &str) -> String {
     EXAMPLE.replacen(from, to, 1)
 }
 
-fn line_of(text: &str, needle: &str) -> usize {
+pub(super) fn line_of(text: &str, needle: &str) -> usize {
     text.lines()
         .position(|l| l.contains(needle))
         .expect("needle")
@@ -291,8 +291,8 @@ fn irsa_names_follow_kubernetes_rules() {
         "service_account",
     );
     let text = example_with(
-        "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess",
-        "AmazonS3ReadOnlyAccess",
+        "s3_read = [\"models\"]",
+        "policy_arns = [\"AmazonS3ReadOnlyAccess\"]",
     );
     assert_one(
         &text,

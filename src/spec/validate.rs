@@ -13,6 +13,11 @@ use super::*;
 use crate::model::{Address, ResourceKind};
 use crate::ui::diagnostic::{Diagnostic, SourceFile};
 
+mod endpoints;
+mod managed_addons;
+mod node_ami;
+mod security;
+
 /// Tags mlops adds to a resource at most, counted against AWS's limit of 50 tags per resource
 /// (`mlops:stack`, `mlops:address`, `Name`, and the two Kubernetes tags on subnets).
 const RESERVED_TAGS: usize = 5;
@@ -98,6 +103,8 @@ impl Problems {
     }
 }
 
+pub use managed_addons::EBS_CSI_DRIVER;
+
 pub(super) fn validate(
     path: &Path,
     raw: raw::RawSpec,
@@ -107,9 +114,21 @@ pub(super) fn validate(
 
     let stack = stack(&mut p, &raw.stack);
     let state = state(&mut p, raw.state.as_ref(), &stack);
-    let vpc = vpc(&mut p, &raw.vpc, &stack.region);
-    let eks = eks(&mut p, &raw.eks, &vpc);
-    let irsa = irsa(&mut p, &raw.irsa, &stack.name);
+    let mut vpc = vpc(&mut p, &raw.vpc, &stack.region);
+    vpc.endpoints = endpoints::endpoints(&mut p, raw.vpc.get_ref(), vpc.nat);
+    let mut eks = eks(&mut p, &raw.eks, &vpc);
+    node_ami::choose(&mut p, raw.eks.get_ref(), &mut eks.node_groups);
+    eks.log_types = security::log_types(&mut p, raw.eks.get_ref().log_types.as_ref());
+    eks.secrets_key = security::secrets_key(&mut p, raw.eks.get_ref(), &stack.region);
+    eks.managed_addons = managed_addons::managed_addons(&mut p, raw.eks.get_ref());
+    let mut irsa = irsa(&mut p, &raw.irsa, &stack.name);
+    security::irsa_scopes(
+        &mut p,
+        &raw.irsa,
+        &raw.buckets,
+        &raw.repositories,
+        &mut irsa,
+    );
     let buckets = buckets(&mut p, &raw.buckets);
     let repositories = repositories(&mut p, &raw.repositories);
     let addons = addons(&mut p, raw.addons.as_ref(), &eks.version);
@@ -169,6 +188,11 @@ fn stack(p: &mut Problems, raw: &raw::RawStack) -> StackSpec {
         name: raw.name.get_ref().clone(),
         region: raw.region.get_ref().clone(),
         tags,
+        permissions_boundary: security::permissions_boundary(
+            p,
+            raw.permissions_boundary.as_ref(),
+            raw.region.get_ref(),
+        ),
     }
 }
 
@@ -452,6 +476,8 @@ fn vpc(p: &mut Problems, raw: &S<raw::RawVpc>, region: &str) -> VpcSpec {
         zones,
         nat,
         protect: v.protect.unwrap_or(true),
+        // Set by `validate`, from `endpoints` and `nat`.
+        endpoints: Vec::new(),
     }
 }
 
@@ -583,10 +609,16 @@ fn eks(p: &mut Problems, raw: &S<raw::RawEks>, vpc: &VpcSpec) -> EksSpec {
     EksSpec {
         name: e.name.get_ref().clone(),
         version: e.version.get_ref().clone(),
+        // Set by `spec::parse`, which knows the files.
+        version_at: String::new(),
         public_endpoint,
         private_endpoint,
         public_access_cidrs,
         admin_arns,
+        // Set by `validate`, from `[eks] log_types`, `encrypt_secrets` and `kms_key_arn`.
+        log_types: Vec::new(),
+        secrets_key: None,
+        managed_addons: BTreeMap::new(),
         node_groups,
         protect: e.protect.unwrap_or(true),
         zones,
@@ -728,6 +760,9 @@ fn node_group(p: &mut Problems, key: &str, g: &raw::RawNodeGroup, name: String) 
             .map(|t| t.get_ref().clone())
             .collect(),
         capacity,
+        // Set by `validate` from `ami_type` and the instance types.
+        ami_type: String::new(),
+        release_version: release_version(p, g.release_version.as_ref()),
         disk_size,
         min,
         max,
@@ -745,6 +780,27 @@ const MAX_PUBLIC_ACCESS_CIDRS: usize = 40;
 /// EKS's quota `Nodes per managed node group` (docs: Amazon EKS service quotas): a larger
 /// `max` is refused by CreateNodegroup, after everything the apply made before it.
 const MAX_NODES_PER_GROUP: i64 = 450;
+
+/// A pinned AMI release: the version EKS names it by (`1.31.3-20250103`, Bottlerocket's
+/// `1.29.0-c3bb6bf0`), checked for its shape only; EKS knows which exist.
+fn release_version(p: &mut Problems, raw: Option<&S<String>>) -> Option<String> {
+    let v = raw?;
+    let text = v.get_ref();
+    let shape = !text.is_empty()
+        && text.len() <= 100
+        && text.starts_with(|c: char| c.is_ascii_digit())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-".contains(c));
+    if !shape {
+        p.hint(
+            v.span(),
+            format!("`release_version = \"{text}\"` is not an AMI release version"),
+            "write it as EKS names it, e.g. `1.31.3-20250103`; leave it out for the latest",
+        );
+    }
+    Some(text.clone())
+}
 
 /// The IAM role name of an IRSA entry; IAM role names are at most 64 characters.
 pub fn irsa_role_name(stack: &str, key: &str) -> String {
@@ -815,6 +871,10 @@ fn irsa(
                 namespace: e.namespace.get_ref().clone(),
                 service_account: e.service_account.get_ref().clone(),
                 policy_arns: e.policy_arns.iter().map(|a| a.get_ref().clone()).collect(),
+                // Set by `validate`, which checks them against the stack's buckets and repositories.
+                s3_read: Vec::new(),
+                s3_write: Vec::new(),
+                ecr_pull: Vec::new(),
             };
             (key.clone(), spec)
         })

@@ -375,9 +375,14 @@ pub fn without_workloads(text: &str) -> String {
 }
 
 /// The example stack renamed, with add-ons off (the emulator's cluster endpoint leads nowhere),
-/// its workloads left out, and globally named things (bucket, IAM roles, cluster) made unique to the stack.
+/// no EKS managed add-ons (moto has no EKS add-on API), its workloads left out, and globally
+/// named things (bucket, IAM roles, cluster) made unique to the stack.
 pub fn example_as(stack: &str) -> String {
     without_workloads(EXAMPLE)
+        .replace(
+            "\n[eks.node_groups.default]",
+            "managed_addons = []\n\n[eks.node_groups.default]",
+        )
         .replace("name = \"mlops\"", &format!("name = \"{stack}\""))
         .replace(
             "path = \"state/mlops.json\"",

@@ -203,42 +203,17 @@ mod tests {
     use aws_sdk_eks::types::error::ResourceNotFoundException;
     use aws_sdk_eks::types::{AccessEntry, AssociatedAccessPolicy};
     use aws_sdk_eks::Client;
-    use aws_smithy_mocks::{mock, mock_client, Rule};
+    use aws_smithy_mocks::{mock, Rule};
 
     use super::*;
-    use crate::exec::{Op, Reporter};
-    use crate::model::Address;
-    use crate::providers::aws::Clients;
+    use crate::providers::aws::{mocks, Clients};
 
     const CLUSTER: &str = "mlops-cluster";
     const ADMIN: &str = "arn:aws:iam::123456789012:role/platform-admin";
     const POLICY: &str = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy";
 
-    struct Silent;
-    impl Reporter for Silent {
-        fn started(&self, _: &Address, _: Op) {}
-        fn waiting(&self, _: &Address, _: &str) {}
-        fn retrying(&self, _: &Address, _: &str, _: std::time::Duration) {}
-        fn adopted(&self, _: &Address, _: &str) {}
-        fn finished(&self, _: &Address, _: Op, _: std::time::Duration) {}
-        fn failed(&self, _: &Address, _: Op, _: &str) {}
-        fn interrupted(&self, _: usize) {}
-        fn warning(&self, _: &str) {}
-    }
-
     fn clients(rules: &[&Rule]) -> Clients {
-        let config = aws_config::SdkConfig::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-west-2"))
-            .build();
-        let mut clients = Clients::from_config(&config, "us-west-2", false);
-        clients.eks = match rules {
-            [a] => mock_client!(aws_sdk_eks, [*a]),
-            [a, b] => mock_client!(aws_sdk_eks, [*a, *b]),
-            [a, b, c] => mock_client!(aws_sdk_eks, [*a, *b, *c]),
-            _ => unreachable!("tests use one to three rules"),
-        };
-        clients
+        mocks::eks_clients(rules)
     }
 
     fn desired() -> Attrs {
@@ -264,16 +239,7 @@ mod tests {
     }
 
     async fn with_ctx<T>(clients: &Clients, f: impl AsyncFnOnce(&Ctx<'_>) -> T) -> T {
-        let address = Address::new("eks_access_entry.platform-admin");
-        let kube = crate::providers::kube::KubeEnv::unused();
-        let ctx = Ctx {
-            aws: clients,
-            kube: &kube,
-            stack: "mlops",
-            address: &address,
-            reporter: &Silent,
-        };
-        f(&ctx).await
+        mocks::with_ctx(clients, "eks_access_entry.platform-admin", f).await
     }
 
     #[tokio::test]

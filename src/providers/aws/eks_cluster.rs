@@ -1,4 +1,6 @@
-//! `eks_cluster`: the EKS control plane, with its endpoint access and authentication mode.
+//! `eks_cluster`: the EKS control plane, with its endpoint access, authentication mode,
+//! control-plane log types and the KMS key that envelope-encrypts its Secrets (which EKS can add
+//! to a running cluster but never change or remove).
 //! Also what the EKS kinds share: tags on an ARN and the ownership check.
 
 use std::collections::HashMap;
@@ -6,8 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_eks::types::{
-    AuthenticationMode, Cluster, ClusterStatus, CreateAccessConfigRequest, Update,
-    UpdateAccessConfigRequest, UpdateStatus, VpcConfigRequest,
+    AuthenticationMode, Cluster, ClusterStatus, CreateAccessConfigRequest, EncryptionConfig,
+    LogSetup, LogType, Logging, Provider, Update, UpdateAccessConfigRequest, VpcConfigRequest,
 };
 use serde_json::{json, Value};
 
@@ -80,6 +82,49 @@ pub(super) async fn sync_tags(
     .await
 }
 
+/// `enabled_log_types` as EKS's logging setting: those on, every other type off.
+fn logging(desired: &Attrs) -> Logging {
+    let enabled = strings_attr(desired, "enabled_log_types");
+    let setup = |on: bool| {
+        let types = LogType::values()
+            .iter()
+            .filter(|t| enabled.iter().any(|e| e == *t) == on)
+            .map(|t| LogType::from(*t))
+            .collect();
+        LogSetup::builder()
+            .enabled(on)
+            .set_types(Some(types))
+            .build()
+    };
+    Logging::builder()
+        .cluster_logging(setup(true))
+        .cluster_logging(setup(false))
+        .build()
+}
+
+/// The log types a cluster has on, sorted.
+fn enabled_log_types(cluster: &Cluster) -> Value {
+    let mut types: Vec<&str> = cluster
+        .logging()
+        .map(|l| l.cluster_logging())
+        .unwrap_or_default()
+        .iter()
+        .filter(|setup| setup.enabled() == Some(true))
+        .flat_map(|setup| setup.types().iter().map(LogType::as_str))
+        .collect();
+    types.sort_unstable();
+    types.dedup();
+    json!(types)
+}
+
+/// The `encryption_key_arn` attribute as EKS's encryption of Secrets.
+fn encryption(desired: &Attrs) -> Option<Vec<EncryptionConfig>> {
+    let key = desired.get("encryption_key_arn").and_then(Value::as_str)?;
+    Some(vec![EncryptionConfig::builder()
+        .provider(Provider::builder().key_arn(key).build())
+        .build()])
+}
+
 pub(crate) async fn describe(ctx: &Ctx<'_>, name: &str) -> ProviderResult<Option<Cluster>> {
     let out = gone_as_none(
         ctx.aws
@@ -106,35 +151,12 @@ async fn wait_update(ctx: &Ctx<'_>, name: &str, update: Option<&Update>) -> Prov
     let Some(id) = update.and_then(Update::id) else {
         return wait_active(ctx, name, what).await;
     };
-    wait_for(ctx, what, ACTIVE_LIMIT, || async move {
-        let out = ctx
-            .aws
-            .eks
-            .describe_update()
-            .name(name)
-            .update_id(id)
-            .send()
-            .await
-            .map_err(classify)?;
-        let update = out
-            .update()
-            .ok_or_else(|| ProviderError::fatal("DescribeUpdate returned no update"))?;
-        match update.status() {
-            Some(UpdateStatus::Successful) => Ok(Some(())),
-            Some(UpdateStatus::Failed | UpdateStatus::Cancelled) => {
-                let reasons: Vec<String> = update
-                    .errors()
-                    .iter()
-                    .map(|e| e.error_message().unwrap_or("no reason given").to_string())
-                    .collect();
-                Err(ProviderError::fatal(format!(
-                    "the EKS update `{id}` of cluster `{name}` did not succeed: {}",
-                    reasons.join("; ")
-                )))
-            }
-            _ => Ok(None),
-        }
-    })
+    super::eks_update::wait(
+        ctx,
+        (name, super::eks_update::Of::Cluster),
+        id,
+        (what, ACTIVE_LIMIT),
+    )
     .await
 }
 
@@ -224,6 +246,43 @@ async fn wait_active(ctx: &Ctx<'_>, name: &str, what: &str) -> ProviderResult<()
     .await
 }
 
+impl EksCluster {
+    /// Adds envelope encryption of Secrets to a running cluster (`AssociateEncryptionConfig`);
+    /// EKS refuses to change or remove it, so such a change is an error before any call.
+    async fn encrypt_secrets(
+        &self,
+        ctx: &Ctx<'_>,
+        id: &str,
+        live: &Attrs,
+        desired: &Attrs,
+    ) -> ProviderResult<()> {
+        let (before, after) = (
+            live.get("encryption_key_arn").filter(|v| !v.is_null()),
+            desired.get("encryption_key_arn").filter(|v| !v.is_null()),
+        );
+        match (before, encryption(desired)) {
+            (None, None) => Ok(()),
+            (Some(b), _) if Some(b) == after => Ok(()),
+            (None, Some(config)) => {
+                let out = ctx
+                    .aws
+                    .eks
+                    .associate_encryption_config()
+                    .cluster_name(id)
+                    .set_encryption_config(Some(config))
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                wait_update(ctx, id, out.update()).await
+            }
+            (Some(b), _) => Err(ProviderError::fatal(format!(
+                "the Secrets of EKS cluster `{id}` are encrypted with `{}`, which EKS can neither change nor remove; keep `[eks] kms_key_arn` (or `encrypt_secrets`) as it was, or replace the cluster",
+                b.as_str().unwrap_or_default()
+            ))),
+        }
+    }
+}
+
 #[async_trait]
 impl ResourceProvider for EksCluster {
     fn kind(&self) -> ResourceKind {
@@ -277,11 +336,19 @@ impl ResourceProvider for EksCluster {
                 prior.get("public_access_cidrs"),
             ),
             "authentication_mode": authentication_mode,
+            "enabled_log_types": enabled_log_types(&cluster),
+            "encryption_key_arn": cluster
+                .encryption_config()
+                .iter()
+                .find_map(|c| c.provider().and_then(|p| p.key_arn())),
             "tags": tags_attr(cluster.tags()),
             "arn": cluster.arn(),
             "endpoint": cluster.endpoint(),
             "certificate_authority": cluster.certificate_authority().and_then(|c| c.data()),
             "oidc_issuer": cluster.identity().and_then(|i| i.oidc()).and_then(|o| o.issuer()),
+            // The security group EKS gives the control plane and the managed nodes, which the
+            // VPC's interface endpoints use: the nodes reach them as members of it.
+            "cluster_security_group_id": vpc.and_then(|v| v.cluster_security_group_id()),
         });
         Ok(attrs.as_object().cloned())
     }
@@ -327,6 +394,8 @@ impl ResourceProvider for EksCluster {
             .role_arn(str_attr(desired, "role_arn")?)
             .resources_vpc_config(vpc)
             .access_config(access)
+            .logging(logging(desired))
+            .set_encryption_config(encryption(desired))
             .set_tags(Some(tags_of(desired).into_iter().collect()))
             .send()
             .await
@@ -408,6 +477,17 @@ impl ResourceProvider for EksCluster {
                 .map_err(classify)?;
             wait_update(ctx, id, out.update()).await?;
         }
+        if live.get("enabled_log_types") != desired.get("enabled_log_types") {
+            let out = eks
+                .update_cluster_config()
+                .name(id)
+                .logging(logging(desired))
+                .send()
+                .await
+                .map_err(classify)?;
+            wait_update(ctx, id, out.update()).await?;
+        }
+        self.encrypt_secrets(ctx, id, &live, desired).await?;
         sync_tags(ctx, str_attr(&live, "arn")?, &live, desired).await
     }
 
@@ -439,7 +519,137 @@ impl ResourceProvider for EksCluster {
 
 #[cfg(test)]
 mod tests {
+    use aws_sdk_eks::operation::associate_encryption_config::AssociateEncryptionConfigOutput;
+    use aws_sdk_eks::operation::describe_cluster::DescribeClusterOutput;
+    use aws_sdk_eks::operation::describe_update::DescribeUpdateOutput;
+    use aws_sdk_eks::Client;
+    use aws_smithy_mocks::mock;
+
+    use aws_sdk_eks::types::UpdateStatus;
+
     use super::*;
+    use crate::providers::aws::mocks;
+
+    const KEY: &str = "arn:aws:kms:us-west-2:123456789012:key/k1";
+
+    /// A running cluster as `DescribeCluster` shows it, its Secrets encrypted with `key`.
+    fn cluster(key: Option<&str>) -> Cluster {
+        let mut cluster = Cluster::builder()
+            .name("mlops-cluster")
+            .version("1.31")
+            .arn("arn:aws:eks:us-west-2:123456789012:cluster/mlops-cluster")
+            .status(ClusterStatus::Active)
+            .tags("mlops:stack", "mlops");
+        if let Some(key) = key {
+            cluster = cluster.encryption_config(
+                EncryptionConfig::builder()
+                    .provider(Provider::builder().key_arn(key).build())
+                    .build(),
+            );
+        }
+        cluster.build()
+    }
+
+    /// The attributes of `cluster(key)`, as the spec would ask for them.
+    fn desired(key: &str) -> Attrs {
+        json!({
+            "name": "mlops-cluster",
+            "version": "1.31",
+            "subnet_ids": [],
+            "endpoint_public_access": false,
+            "endpoint_private_access": false,
+            "public_access_cidrs": [],
+            "authentication_mode": null,
+            "enabled_log_types": [],
+            "encryption_key_arn": key,
+            "tags": { "mlops:stack": "mlops" },
+        })
+        .as_object()
+        .cloned()
+        .unwrap()
+    }
+
+    /// EKS's `AssociateEncryptionConfig`, which moto lacks: a running cluster without a key gets
+    /// one, and the update is awaited by its id (`DescribeUpdate`), as with every cluster update.
+    #[tokio::test]
+    async fn a_key_is_associated_with_a_running_cluster_and_awaited() {
+        let describe = mock!(Client::describe_cluster).then_output(|| {
+            DescribeClusterOutput::builder()
+                .cluster(cluster(None))
+                .build()
+        });
+        let associate = mock!(Client::associate_encryption_config)
+            .match_requests(|r| {
+                r.cluster_name() == Some("mlops-cluster")
+                    && r.encryption_config()
+                        .first()
+                        .and_then(|c| c.provider())
+                        .and_then(|p| p.key_arn())
+                        == Some(KEY)
+            })
+            .then_output(|| {
+                AssociateEncryptionConfigOutput::builder()
+                    .update(Update::builder().id("u-1").build())
+                    .build()
+            });
+        let update = mock!(Client::describe_update)
+            .match_requests(|r| r.update_id() == Some("u-1"))
+            .then_output(|| {
+                DescribeUpdateOutput::builder()
+                    .update(
+                        Update::builder()
+                            .id("u-1")
+                            .status(UpdateStatus::Successful)
+                            .build(),
+                    )
+                    .build()
+            });
+        let clients = mocks::eks_clients(&[&describe, &associate, &update]);
+        mocks::with_ctx(&clients, "eks_cluster", async |ctx| {
+            EksCluster
+                .update(ctx, "mlops-cluster", &desired(KEY), &desired(KEY))
+                .await
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            (
+                describe.num_calls(),
+                associate.num_calls(),
+                update.num_calls()
+            ),
+            (1, 1, 1)
+        );
+    }
+
+    /// EKS can neither change nor remove the key of a cluster's Secrets: the update says so
+    /// before it calls anything that changes the cluster.
+    #[tokio::test]
+    async fn another_key_is_refused_without_a_call() {
+        let describe = mock!(Client::describe_cluster).then_output(|| {
+            DescribeClusterOutput::builder()
+                .cluster(cluster(Some(KEY)))
+                .build()
+        });
+        let associate = mock!(Client::associate_encryption_config)
+            .then_output(|| AssociateEncryptionConfigOutput::builder().build());
+        let clients = mocks::eks_clients(&[&describe, &associate]);
+        let other = "arn:aws:kms:us-west-2:123456789012:key/k2";
+        let err = mocks::with_ctx(&clients, "eks_cluster", async |ctx| {
+            EksCluster
+                .update(ctx, "mlops-cluster", &desired(KEY), &desired(other))
+                .await
+        })
+        .await
+        .unwrap_err();
+        assert!(
+            err.message.contains("EKS can neither change nor remove"),
+            "{}",
+            err.message
+        );
+        assert!(err.message.contains(KEY), "{}", err.message);
+        assert_eq!(associate.num_calls(), 0);
+    }
 
     #[test]
     fn a_reordered_list_keeps_the_prior_order() {

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_eks::types::{
-    CapacityTypes, Nodegroup, NodegroupScalingConfig, NodegroupStatus, Taint, TaintEffect,
-    UpdateLabelsPayload, UpdateTaintsPayload,
+    AmiTypes, CapacityTypes, Nodegroup, NodegroupScalingConfig, NodegroupStatus, Taint,
+    TaintEffect, UpdateLabelsPayload, UpdateTaintsPayload,
 };
 use serde_json::{json, Value};
 
@@ -189,6 +189,46 @@ async fn wait_active(ctx: &Ctx<'_>, cluster: &str, name: &str, what: &str) -> Pr
     .await
 }
 
+/// How long a node group's rolling upgrade may take: EKS replaces every node.
+const UPGRADE_LIMIT: Duration = Duration::from_secs(90 * 60);
+
+/// The pinned AMI release, if any.
+fn release_version(attrs: &Attrs) -> Option<String> {
+    attrs
+        .get("release_version")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// Moves a node group to the desired Kubernetes version and AMI release
+/// (`UpdateNodegroupVersion`, the latest release unless one is pinned) and waits for that
+/// update by its id.
+async fn upgrade(
+    ctx: &Ctx<'_>,
+    (cluster, name): (&str, &str),
+    desired: &Attrs,
+) -> ProviderResult<()> {
+    let out = ctx
+        .aws
+        .eks
+        .update_nodegroup_version()
+        .cluster_name(cluster)
+        .nodegroup_name(name)
+        .version(str_attr(desired, "version")?)
+        .set_release_version(release_version(desired))
+        .send()
+        .await
+        .map_err(classify)?;
+    let what = "for the node group's rolling upgrade to finish (AWS takes 10-60 min)";
+    match out.update().and_then(|u| u.id()) {
+        Some(id) => {
+            let of = super::eks_update::Of::NodeGroup(name);
+            super::eks_update::wait(ctx, (cluster, of), id, (what, UPGRADE_LIMIT)).await
+        }
+        None => wait_active(ctx, cluster, name, what).await,
+    }
+}
+
 #[async_trait]
 impl ResourceProvider for EksNodeGroup {
     fn kind(&self) -> ResourceKind {
@@ -214,6 +254,13 @@ impl ResourceProvider for EksNodeGroup {
             "subnet_ids": in_prior_order(string_values(group.subnets()), prior.get("subnet_ids")),
             "instance_types": group.instance_types(),
             "capacity_type": group.capacity_type().map(CapacityTypes::as_str),
+            "ami_type": group.ami_type().map(AmiTypes::as_str),
+            "version": group.version(),
+            // Compared only when pinned: otherwise EKS picks the latest release, which moves.
+            "release_version": prior
+                .get("release_version")
+                .filter(|v| !v.is_null())
+                .and(group.release_version()),
             "disk_size": group.disk_size(),
             "min_size": scaling.and_then(|s| s.min_size()),
             "max_size": scaling.and_then(|s| s.max_size()),
@@ -266,6 +313,9 @@ impl ResourceProvider for EksNodeGroup {
             .set_subnets(Some(strings_attr(desired, "subnet_ids")))
             .set_instance_types(Some(strings_attr(desired, "instance_types")))
             .capacity_type(CapacityTypes::from(str_attr(desired, "capacity_type")?))
+            .ami_type(AmiTypes::from(str_attr(desired, "ami_type")?))
+            .version(str_attr(desired, "version")?)
+            .set_release_version(release_version(desired))
             .disk_size(int_attr(desired, "disk_size")?)
             .scaling_config(scaling_config(desired)?)
             .set_labels((!labels.is_empty()).then(|| labels.into_iter().collect()))
@@ -310,6 +360,11 @@ impl ResourceProvider for EksNodeGroup {
             ))
         })?;
         let differs = |attr: &str| live.get(attr) != desired.get(attr);
+        // After the control plane (the executor runs the cluster's update first), before any
+        // other change: EKS refuses the cluster's next upgrade while a group lags behind.
+        if differs("version") || differs("release_version") {
+            upgrade(ctx, (cluster, name), desired).await?;
+        }
         let mut request = ctx
             .aws
             .eks
@@ -378,7 +433,97 @@ impl ResourceProvider for EksNodeGroup {
 
 #[cfg(test)]
 mod tests {
+    use aws_sdk_eks::operation::describe_nodegroup::DescribeNodegroupOutput;
+    use aws_sdk_eks::operation::describe_update::DescribeUpdateOutput;
+    use aws_sdk_eks::operation::update_nodegroup_version::UpdateNodegroupVersionOutput;
+    use aws_sdk_eks::types::{Update, UpdateStatus};
+    use aws_sdk_eks::Client;
+    use aws_smithy_mocks::mock;
+
     use super::*;
+    use crate::providers::aws::mocks;
+
+    /// A running group on Kubernetes 1.31, as `DescribeNodegroup` shows it.
+    fn running_group() -> Nodegroup {
+        Nodegroup::builder()
+            .nodegroup_name("default")
+            .cluster_name("mlops-cluster")
+            .version("1.31")
+            .release_version("1.31.3-20250103")
+            .status(NodegroupStatus::Active)
+            .nodegroup_arn("arn:aws:eks:us-west-2:123456789012:nodegroup/mlops-cluster/default/1")
+            .tags("mlops:stack", "mlops")
+            .build()
+    }
+
+    /// moto has no `UpdateNodegroupVersion` (nor a cluster upgrade): with `aws-smithy-mocks`,
+    /// a group behind the desired version is moved with the pinned release, and the rolling
+    /// upgrade is awaited by its update id (`DescribeUpdate` of the node group), as EKS reports
+    /// it; the configuration of the group is left alone when it does not differ.
+    #[tokio::test]
+    async fn a_group_behind_the_cluster_is_upgraded_and_awaited_by_update_id() {
+        let describe = mock!(Client::describe_nodegroup).then_output(|| {
+            DescribeNodegroupOutput::builder()
+                .nodegroup(running_group())
+                .build()
+        });
+        let upgrade = mock!(Client::update_nodegroup_version)
+            .match_requests(|r| {
+                r.cluster_name() == Some("mlops-cluster")
+                    && r.nodegroup_name() == Some("default")
+                    && r.version() == Some("1.32")
+                    && r.release_version() == Some("1.32.1-20250301")
+            })
+            .then_output(|| {
+                UpdateNodegroupVersionOutput::builder()
+                    .update(Update::builder().id("u-9").build())
+                    .build()
+            });
+        let update = mock!(Client::describe_update)
+            .match_requests(|r| {
+                r.name() == Some("mlops-cluster")
+                    && r.nodegroup_name() == Some("default")
+                    && r.update_id() == Some("u-9")
+            })
+            .then_output(|| {
+                DescribeUpdateOutput::builder()
+                    .update(
+                        Update::builder()
+                            .id("u-9")
+                            .status(UpdateStatus::Successful)
+                            .build(),
+                    )
+                    .build()
+            });
+        let clients = mocks::eks_clients(&[&describe, &upgrade, &update]);
+        let mut desired = attrs(json!({
+            "cluster_name": "mlops-cluster",
+            "name": "default",
+            "labels": {},
+            "taints": [],
+            "tags": { "mlops:stack": "mlops" },
+            "version": "1.32",
+            "release_version": "1.32.1-20250301",
+        }));
+        for a in SCALING_ATTRS {
+            desired.insert(a.into(), Value::Null);
+        }
+        mocks::with_ctx(&clients, "eks_node_group.default", async |ctx| {
+            EksNodeGroup
+                .update(ctx, "mlops-cluster:default", &desired, &desired)
+                .await
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            (
+                describe.num_calls(),
+                upgrade.num_calls(),
+                update.num_calls()
+            ),
+            (1, 1, 1)
+        );
+    }
 
     fn attrs(value: Value) -> Attrs {
         value.as_object().cloned().expect("an object")

@@ -1,6 +1,8 @@
 //! `iam_role`: an IAM role trusted either by an AWS service (the cluster and node roles) or by
 //! one Kubernetes service account through the cluster's OIDC provider (IRSA). The trust policy
-//! is built from the attributes and read back onto them.
+//! is built from the attributes and read back onto them. A `permissions_boundary` (a managed
+//! policy ARN, which many organisations' SCPs require on every role) is set at creation, so the
+//! role never exists without it.
 
 use async_trait::async_trait;
 use aws_sdk_iam::types::Role;
@@ -116,7 +118,7 @@ fn recognise(policy: &Value) -> Option<Attrs> {
 /// Decodes a percent-encoded string, as IAM returns policy documents (the SDK does not decode
 /// them). A `%` not followed by two hex digits is kept as it is; `None` when the bytes are
 /// not UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
+pub(super) fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -137,6 +139,11 @@ fn percent_decode(s: &str) -> Option<String> {
 fn hex_byte(pair: &[u8]) -> Option<u8> {
     let digit = |b: u8| char::from(b).to_digit(16);
     u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok()
+}
+
+/// The permissions boundary the attributes name, if any.
+fn boundary(attrs: &Attrs) -> Option<&str> {
+    attrs.get("permissions_boundary").and_then(Value::as_str)
 }
 
 async fn get_role(ctx: &Ctx<'_>, name: &str) -> ProviderResult<Option<Role>> {
@@ -173,6 +180,12 @@ impl ResourceProvider for IamRole {
         let mut attrs = trust_attrs(policy.as_ref());
         attrs.insert("name".into(), json!(role.role_name()));
         attrs.insert("path".into(), json!(role.path()));
+        attrs.insert(
+            "permissions_boundary".into(),
+            json!(role
+                .permissions_boundary()
+                .and_then(|b| b.permissions_boundary_arn())),
+        );
         attrs.insert("tags".into(), tags_attr(role.tags()));
         attrs.insert("arn".into(), json!(role.arn()));
         Ok(Some(attrs))
@@ -199,6 +212,7 @@ impl ResourceProvider for IamRole {
             .role_name(name)
             .path(str_attr(desired, "path")?)
             .assume_role_policy_document(trust_policy(desired)?.to_string())
+            .set_permissions_boundary(boundary(desired).map(str::to_string))
             .set_tags(Some(to_iam_tags(tags_of(desired))?))
             .send()
             .await
@@ -227,6 +241,25 @@ impl ResourceProvider for IamRole {
                 .send()
                 .await
                 .map_err(classify)?;
+        }
+        if boundary(prior) != boundary(desired) {
+            match boundary(desired) {
+                Some(arn) => iam
+                    .put_role_permissions_boundary()
+                    .role_name(id)
+                    .permissions_boundary(arn)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(classify)?,
+                None => iam
+                    .delete_role_permissions_boundary()
+                    .role_name(id)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(classify)?,
+            }
         }
         sync_tags_with(
             prior,

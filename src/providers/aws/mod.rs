@@ -9,15 +9,21 @@ mod ec2;
 mod ecr_repository;
 mod eip;
 mod eks_access_entry;
+mod eks_addon;
 mod eks_cluster;
 pub(crate) use eks_cluster::describe as describe_cluster;
 mod eks_node_group;
+mod eks_update;
 pub(crate) use eks_node_group::{describe as describe_node_group, health_issues};
 mod iam;
 mod iam_oidc_provider;
 mod iam_role;
+mod iam_role_policy;
 mod iam_role_policy_attachment;
 mod internet_gateway;
+mod kms_key;
+#[cfg(test)]
+mod mocks;
 mod nat_gateway;
 mod route;
 mod route_table;
@@ -25,6 +31,7 @@ mod route_table_association;
 mod s3_bucket;
 mod subnet;
 mod vpc;
+mod vpc_endpoint;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -52,6 +59,8 @@ pub struct Clients {
     /// Application and network load balancers, which the AWS Load Balancer Controller makes.
     pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
     pub iam: aws_sdk_iam::Client,
+    /// The key that encrypts the cluster's Secrets.
+    pub kms: aws_sdk_kms::Client,
     pub s3: aws_sdk_s3::Client,
     pub ecr: aws_sdk_ecr::Client,
     pub sts: aws_sdk_sts::Client,
@@ -121,6 +130,7 @@ impl Clients {
             elb: aws_sdk_elasticloadbalancing::Client::new(config),
             elbv2: aws_sdk_elasticloadbalancingv2::Client::new(config),
             iam: aws_sdk_iam::Client::new(config),
+            kms: aws_sdk_kms::Client::new(config),
             s3: s3_client(config, path_style),
             ecr: aws_sdk_ecr::Client::new(config),
             sts: aws_sdk_sts::Client::new(config),
@@ -152,13 +162,17 @@ pub fn provider_for(kind: ResourceKind) -> &'static dyn ResourceProvider {
         ResourceKind::RouteTable => &route_table::RouteTable,
         ResourceKind::Route => &route::Route,
         ResourceKind::RouteTableAssociation => &route_table_association::RouteTableAssociation,
+        ResourceKind::VpcEndpoint => &vpc_endpoint::VpcEndpoint,
         ResourceKind::IamRole => &iam_role::IamRole,
         ResourceKind::IamRolePolicyAttachment => {
             &iam_role_policy_attachment::IamRolePolicyAttachment
         }
+        ResourceKind::IamRolePolicy => &iam_role_policy::IamRolePolicy,
+        ResourceKind::KmsKey => &kms_key::KmsKey,
         ResourceKind::EksCluster => &eks_cluster::EksCluster,
         ResourceKind::EksNodeGroup => &eks_node_group::EksNodeGroup,
         ResourceKind::EksAccessEntry => &eks_access_entry::EksAccessEntry,
+        ResourceKind::EksAddon => &eks_addon::EksAddon,
         ResourceKind::IamOidcProvider => &iam_oidc_provider::IamOidcProvider,
         ResourceKind::S3Bucket => &s3_bucket::S3Bucket,
         ResourceKind::EcrRepository => &ecr_repository::EcrRepository,
@@ -183,6 +197,8 @@ const NOT_FOUND: &[&str] = &[
     "ResourceNotFoundException",
     "NoSuchBucket",
     "NotFound",
+    // KMS: no such key or alias.
+    "NotFoundException",
     "RepositoryNotFoundException",
     "LoadBalancerNotFound",
     "TargetGroupNotFound",

@@ -15,7 +15,7 @@ use super::{
     adopt_on_conflict, bool_attr, classify, gone_as_none, gone_is_fine, on_new, str_attr,
     tagged_by_stack, tags_of, tags_value,
 };
-use crate::model::{Attrs, ResourceKind};
+use crate::model::{Attrs, Partition, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
 
 pub struct S3Bucket;
@@ -268,7 +268,7 @@ impl ResourceProvider for S3Bucket {
             // Not an S3 setting: what mlops does on destroy, kept from the spec.
             "force_destroy": bool_attr(prior, "force_destroy"),
             "tags": tags(ctx, id).await?,
-            "arn": format!("arn:aws:s3:::{id}"),
+            "arn": Partition::of(&ctx.aws.region).bucket_arn(id, false),
         });
         Ok(attrs.as_object().cloned())
     }
