@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use support::apiserver::TestApiServer;
 use support::inventory::*;
-use support::{example_as, example_with_addons, leftovers, Emulator, Project};
+use support::{example_as, example_with_addons, leftovers, Aws, Emulator, Project};
 
 #[test]
 fn the_reference_stack_is_built_checked_replanned_and_destroyed() {
