@@ -62,6 +62,7 @@ fn bucket_rename_keeps_the_bucket(stack: &str, moved: &str) {
     project.write_stack(&format!(
         "{}{moved}",
         text.replace("[buckets.models]", "[buckets.models-v2]")
+            .replace("s3_read = [\"models\"]", "s3_read = [\"models-v2\"]")
     ));
     let plan = project.mlops(&["plan", stack]).ok();
     // The same bucket; only its `mlops:address` tag follows the new address.

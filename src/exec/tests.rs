@@ -553,7 +553,7 @@ async fn a_version_bump_updates_the_cluster_then_the_node_groups_then_the_addons
     let built = run(&cloud, &store, &graph(&two_groups), State::new("mlops"), 10).await;
     assert!(built.errors.is_empty(), "{:?}", built.errors);
     cloud.log.lock().unwrap().clear();
-    let bumped = graph(&two_groups.replace("version = \"1.31\"", "version = \"1.32\""));
+    let bumped = graph(&two_groups.replace("version = \"1.33\"", "version = \"1.34\""));
     let plan = diff(
         &bumped,
         &built.state,

@@ -9,8 +9,7 @@ use serde_json::{json, Value};
 
 use crate::kube::manifest::MANAGED_BY;
 use crate::model::{
-    canonical, initial, reference, references_in, Address, Attrs, Partition, Resource,
-    ResourceKind,
+    canonical, initial, reference, references_in, Address, Attrs, Partition, Resource, ResourceKind,
 };
 use crate::spec::{NatMode, Spec};
 use crate::workloads::{with_outputs, Output, Outputs, Workload};

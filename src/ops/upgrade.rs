@@ -59,7 +59,7 @@ mod tests {
     const EXAMPLE: &str = include_str!("../../stacks/example.toml");
 
     fn spec(version: &str) -> Spec {
-        let text = EXAMPLE.replace("version = \"1.31\"", &format!("version = \"{version}\""));
+        let text = EXAMPLE.replace("version = \"1.33\"", &format!("version = \"{version}\""));
         crate::spec::parse(Path::new("stacks/example.toml"), text).unwrap()
     }
 
@@ -86,14 +86,14 @@ mod tests {
 
     #[test]
     fn one_minor_step_up_or_none_passes() {
-        assert!(check_version_step(&spec("1.32"), &running("1.31")).is_ok());
-        assert!(check_version_step(&spec("1.31"), &running("1.31")).is_ok());
-        assert!(check_version_step(&spec("1.33"), &State::new("mlops")).is_ok());
+        assert!(check_version_step(&spec("1.34"), &running("1.33")).is_ok());
+        assert!(check_version_step(&spec("1.33"), &running("1.33")).is_ok());
+        assert!(check_version_step(&spec("1.35"), &State::new("mlops")).is_ok());
     }
 
     #[test]
     fn a_skip_is_refused_at_the_line_of_the_version() {
-        let (message, hint) = refusal(&spec("1.33"), &running("1.31"));
+        let (message, hint) = refusal(&spec("1.35"), &running("1.33"));
         let line = 1 + EXAMPLE
             .lines()
             .position(|l| l.starts_with("version = "))
@@ -104,17 +104,17 @@ mod tests {
             )),
             "{message}"
         );
-        assert!(message.contains("the cluster runs 1.31"), "{message}");
-        assert!(hint.contains("`version = \"1.32\"`"), "{hint}");
+        assert!(message.contains("the cluster runs 1.33"), "{message}");
+        assert!(hint.contains("`version = \"1.34\"`"), "{hint}");
     }
 
     #[test]
     fn a_downgrade_is_refused() {
-        let (message, hint) = refusal(&spec("1.30"), &running("1.31"));
+        let (message, hint) = refusal(&spec("1.33"), &running("1.34"));
         assert!(
-            message.contains("is older than the cluster's 1.31"),
+            message.contains("is older than the cluster's 1.34"),
             "{message}"
         );
-        assert!(hint.contains("keep `version = \"1.31\"`"), "{hint}");
+        assert!(hint.contains("keep `version = \"1.34\"`"), "{hint}");
     }
 }

@@ -138,7 +138,7 @@ fn the_refusal_names_the_address_the_attribute_and_what_is_lost() {
     );
     assert!(hint.contains("`protect = false`"), "{hint}");
 
-    let mut gone = without_workloads(EXAMPLE);
+    let mut gone = without_workloads(EXAMPLE).replace("s3_read = [\"models\"]", "");
     gone.replace_range(
         gone.find("[buckets.models]").unwrap()..gone.find("[repositories").unwrap(),
         "",
@@ -187,7 +187,7 @@ fn a_destroy_of_the_whole_stack_is_not_gated() {
         ..PlanOptions::default()
     };
     let plan = diff(&empty, &state, &BTreeSet::new(), &options).unwrap();
-    assert_eq!(plan.summary().destroy, 43);
+    assert_eq!(plan.summary().destroy, 51);
     gate::check(&plan, &BTreeSet::new()).unwrap();
     // The same deletions as a spec that lost everything would be.
     assert_eq!(protected(&plan_of(&empty, &state)).len(), 7);
@@ -202,7 +202,9 @@ fn a_moved_entry_keeps_the_object_under_its_new_address() {
         .get_mut(&Address::new("s3_bucket.models"))
         .unwrap()
         .attrs["tags"]["mlops:address"] = json!("s3_bucket.models-v2");
-    let text = without_workloads(EXAMPLE).replace("[buckets.models]", "[buckets.models-v2]");
+    let text = without_workloads(EXAMPLE)
+        .replace("[buckets.models]", "[buckets.models-v2]")
+        .replace("s3_read = [\"models\"]", "s3_read = [\"models-v2\"]");
     let (graph, options) = options_with(
         "[[moved]]\nfrom = \"s3_bucket.models\"\nto = \"s3_bucket.models-v2\"\n",
         &text,
@@ -245,7 +247,9 @@ fn a_moved_entry_keeps_the_object_under_its_new_address() {
 #[test]
 fn a_bucket_renamed_in_the_spec_with_the_same_name_moves_without_a_moved_entry() {
     let state = applied(&graph_of(&without_workloads(EXAMPLE)));
-    let text = without_workloads(EXAMPLE).replace("[buckets.models]", "[buckets.models-v2]");
+    let text = without_workloads(EXAMPLE)
+        .replace("[buckets.models]", "[buckets.models-v2]")
+        .replace("s3_read = [\"models\"]", "s3_read = [\"models-v2\"]");
     let plan = plan_of(&graph_of(&text), &state);
     assert_eq!(
         plan.moves,
