@@ -857,7 +857,10 @@ fn an_apply_killed_mid_run_is_completed_by_the_next_one() {
     let _ = child.kill();
     child.wait().unwrap();
     // The lock of the killed run stays behind, as after a real crash.
-    let lock = project.dir.path().join(format!("state/{stack}.json.lock"));
+    let lock = project
+        .dir
+        .path()
+        .join(format!("stacks/state/{stack}.json.lock"));
     if lock.exists() {
         let held: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&lock).unwrap()).unwrap();
@@ -1253,7 +1256,10 @@ fn ctrl_c_finishes_what_is_in_flight_saves_and_exits_130() {
             "{stderr}"
         );
     }
-    let lock = project.dir.path().join(format!("state/{stack}.json.lock"));
+    let lock = project
+        .dir
+        .path()
+        .join(format!("stacks/state/{stack}.json.lock"));
     assert!(!lock.exists(), "the lock is released on Ctrl-C");
     // What finished is in the state: the next apply completes the stack with no duplicates.
     project.apply().ok();
