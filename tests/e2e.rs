@@ -643,7 +643,10 @@ fn an_apply_killed_mid_run_is_completed_by_the_next_one() {
     let _ = child.kill();
     child.wait().unwrap();
     // The lock of the killed run stays behind, as after a real crash.
-    let lock = project.dir.path().join(format!("state/{stack}.json.lock"));
+    let lock = project
+        .dir
+        .path()
+        .join(format!("stacks/state/{stack}.json.lock"));
     if lock.exists() {
         let held: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&lock).unwrap()).unwrap();
@@ -1052,7 +1055,10 @@ fn interrupted_by(signal: &str, stack: &str) {
             "{stderr}"
         );
     }
-    let lock = project.dir.path().join(format!("state/{stack}.json.lock"));
+    let lock = project
+        .dir
+        .path()
+        .join(format!("stacks/state/{stack}.json.lock"));
     assert!(!lock.exists(), "the lock is released on Ctrl-C");
     // What finished is in the state: the next apply completes the stack with no duplicates.
     project.apply().ok();

@@ -350,8 +350,9 @@ impl Project {
         self.mlops(&["plan", &self.stack, "--detailed-exitcode"])
     }
 
+    /// A local state of `[state] path = "state/<name>.json"`: relative to the stack file.
     pub fn state_path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(format!("state/{name}.json"))
+        self.dir.path().join(format!("stacks/state/{name}.json"))
     }
 }
 
