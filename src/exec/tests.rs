@@ -242,8 +242,8 @@ async fn creates_follow_dependencies_with_bounded_parallelism_and_a_save_each() 
     let desired = graph(EXAMPLE);
     let outcome = run(&cloud, &store, &desired, State::new("mlops"), 4).await;
     assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
-    assert_eq!(outcome.done, 51);
-    assert_eq!(outcome.state.resources.len(), 51);
+    assert_eq!(outcome.done, 52);
+    assert_eq!(outcome.state.resources.len(), 52);
     for resource in desired.resources.values() {
         for dep in &resource.deps {
             assert!(
@@ -257,7 +257,7 @@ async fn creates_follow_dependencies_with_bounded_parallelism_and_a_save_each() 
     let max = cloud.max_in_flight.load(Ordering::SeqCst);
     assert!((2..=4).contains(&max), "in flight at once: {max}");
     // Recorded right after the create call, then again with what the cloud reports.
-    assert_eq!(store.saves.load(Ordering::SeqCst), 102);
+    assert_eq!(store.saves.load(Ordering::SeqCst), 104);
     assert_eq!(store.load().await.unwrap().unwrap(), outcome.state);
     assert_eq!(
         outcome.state.outputs["vpc_id"],
