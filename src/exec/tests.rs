@@ -407,6 +407,19 @@ async fn a_version_bump_updates_the_cluster_then_the_node_groups_then_the_addons
             "eks_addon.aws-ebs-csi-driver",
         ]
     );
+    // The plan says which step waits on which.
+    let reason = |address: &str| {
+        plan.actions()
+            .find(|c| c.address.as_str() == address)
+            .and_then(|c| c.reason.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(reason("eks_cluster"), "");
+    assert_eq!(reason("eks_node_group.more"), "waits for `eks_cluster`");
+    assert_eq!(
+        reason("eks_addon.coredns"),
+        "waits for `eks_cluster`, `eks_node_group.default`, `eks_node_group.more`"
+    );
     let outcome = run(&cloud, &store, &bumped, built.state, 10).await;
     assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
     let cluster = cloud.position("update eks_cluster");
