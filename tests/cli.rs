@@ -86,7 +86,7 @@ fn validate_accepts_the_example_by_name_and_by_path() {
     p.mlops(&["validate", "example"])
         .success()
         .stderr(predicate::str::contains(
-            "is valid: stack `mlops` in us-west-2, 51 resources",
+            "is valid: stack `mlops` in us-west-2, 52 resources",
         ));
     p.mlops(&["validate", "stacks/example.toml"]).success();
 }
@@ -127,7 +127,7 @@ fn plan_prints_the_full_create_plan_and_writes_no_state() {
         .success()
         .stdout(predicate::str::contains("# vpc will be created"))
         .stdout(predicate::str::contains(
-            "Plan: 51 to add, 0 to change, 0 to destroy.",
+            "Plan: 52 to add, 0 to change, 0 to destroy.",
         ));
     assert!(!p.state_file().exists(), "plan must not write a state");
     assert!(
@@ -154,8 +154,8 @@ fn plan_json_is_machine_readable() {
     let out = p.mlops(&["plan", "example", "--json"]).success();
     let json: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(json["format_version"], "1.1");
-    assert_eq!(json["summary"]["add"], 51);
-    assert_eq!(json["resource_changes"].as_array().unwrap().len(), 51);
+    assert_eq!(json["summary"]["add"], 52);
+    assert_eq!(json["resource_changes"].as_array().unwrap().len(), 52);
     assert_eq!(json["resource_changes"][0]["action"], "create");
     // A part of a value known only after apply: null in `after`, its path in `after_unknown`.
     let account = json["resource_changes"]
@@ -184,7 +184,7 @@ fn plan_out_saves_the_plan() {
     let saved: Value =
         serde_json::from_str(&fs::read_to_string(p.path("plan.json")).unwrap()).unwrap();
     assert_eq!(saved["plan"]["stack"], "mlops");
-    assert_eq!(saved["plan"]["changes"].as_array().unwrap().len(), 51);
+    assert_eq!(saved["plan"]["changes"].as_array().unwrap().len(), 52);
 }
 
 #[test]
@@ -754,11 +754,11 @@ fn a_saved_plan_is_shown_and_refused_once_stale() {
     p.mlops(&["show", "plan.json"])
         .success()
         .stdout(predicate::str::contains(
-            "Plan: 51 to add, 0 to change, 0 to destroy.",
+            "Plan: 52 to add, 0 to change, 0 to destroy.",
         ));
     let out = p.mlops(&["show", "plan.json", "--json"]).success();
     let json: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
-    assert_eq!(json["summary"]["add"], 51);
+    assert_eq!(json["summary"]["add"], 52);
     p.mlops(&["show", "stacks/example.toml"])
         .code(1)
         .stderr(predicate::str::contains(
@@ -891,9 +891,9 @@ fn plan_all_plans_every_stack_and_sums_them_up() {
         .stderr(predicate::str::contains(
             "stack   result   add  change  destroy  time",
         ))
-        .stderr(predicate::str::is_match(r"mlops   changes   51       0        0  \d").unwrap());
+        .stderr(predicate::str::is_match(r"mlops   changes   52       0        0  \d").unwrap());
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
-    assert_eq!(stdout.matches("Plan: 51 to add").count(), 2);
+    assert_eq!(stdout.matches("Plan: 52 to add").count(), 2);
 
     let json = p
         .mlops(&["plan", "--stacks", "stacks/team-*.toml", "--json"])
@@ -960,7 +960,7 @@ fn plan_format_markdown_is_ready_for_a_pull_request_comment() {
             "### `mlops plan`: stack `mlops`",
         ))
         .stdout(predicate::str::contains(
-            "**Plan: 51 to add, 0 to change, 0 to destroy.**",
+            "**Plan: 52 to add, 0 to change, 0 to destroy.**",
         ))
         .stdout(predicate::str::contains(
             "<details><summary>Full plan</summary>",

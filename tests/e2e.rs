@@ -993,7 +993,7 @@ fn plan_all_refreshes_every_stack_for_the_nightly_drift_check() {
     assert!(
         table
             .lines()
-            .any(|l| l.starts_with("nightly-b  changes      31")),
+            .any(|l| l.starts_with("nightly-b  changes      33")),
         "{table}"
     );
     built.destroy().ok();
@@ -1085,13 +1085,13 @@ fn apply_and_destroy_json_print_one_event_per_line_and_a_result() {
         .ok();
     let lines = json_lines(&applied.stdout);
     assert_eq!(lines[0]["type"], "plan");
-    assert_eq!(lines[0]["plan"]["summary"]["add"], 31);
+    assert_eq!(lines[0]["plan"]["summary"]["add"], 33);
     let count = |kind: &str| lines.iter().filter(|l| l["type"] == kind).count();
-    assert_eq!((count("started"), count("finished")), (31, 31));
+    assert_eq!((count("started"), count("finished")), (33, 33));
     let last = lines.last().unwrap();
     assert_eq!(last["type"], "result");
     assert_eq!(last["result"], "ok");
-    assert_eq!(last["summary"]["add"], 31);
+    assert_eq!(last["summary"]["add"], 33);
     assert_eq!(last["format_version"], "1.0");
     assert!(lines.iter().all(|l| l["time"].is_string()));
 
@@ -1224,7 +1224,7 @@ fn apply_installs_the_addons_in_order_and_destroy_leaves_nothing() {
 
     let applied = with_cluster(&["apply", stack, "--auto-approve"]).ok();
     assert!(
-        applied.stderr.contains("Apply complete: 37 added"),
+        applied.stderr.contains("Apply complete: 39 added"),
         "{}",
         applied.stderr
     );

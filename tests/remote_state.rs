@@ -319,7 +319,7 @@ fn two_applies_started_together_one_proceeds_and_the_other_is_refused_at_once() 
     // The state is whole and matches AWS; no lock is left.
     let state = object(&aws, &state_key(stack)).expect("the state object");
     assert_eq!(state["stack"], stack);
-    assert_eq!(state["resources"].as_object().unwrap().len(), 31);
+    assert_eq!(state["resources"].as_object().unwrap().len(), 33);
     let vpc_id = state["resources"]["vpc"]["id"]
         .as_str()
         .unwrap()
@@ -419,7 +419,7 @@ fn a_lock_left_by_a_killed_run_is_taken_over_once_its_lease_ran_out_and_not_befo
             .as_object()
             .unwrap()
             .len(),
-        31
+        33
     );
 
     // Ctrl-C releases the lock too: sent once the destroy has saved its first deletions.
@@ -616,6 +616,6 @@ fn many_stacks_share_one_state_bucket_and_each_releases_its_lock() {
     assert_eq!(vpcs(&aws, "fleet-b"), 1);
     let a = object(&aws, &state_key("fleet-a")).unwrap();
     let b = object(&aws, &state_key("fleet-b")).unwrap();
-    assert_eq!(a["resources"].as_object().unwrap().len(), 31);
-    assert_eq!(b["resources"].as_object().unwrap().len(), 28);
+    assert_eq!(a["resources"].as_object().unwrap().len(), 33);
+    assert_eq!(b["resources"].as_object().unwrap().len(), 30);
 }

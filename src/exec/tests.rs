@@ -244,8 +244,8 @@ async fn creates_follow_dependencies_with_bounded_parallelism_and_a_save_each() 
     let desired = graph(EXAMPLE);
     let outcome = run(&cloud, &store, &desired, State::new("mlops"), 4).await;
     assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
-    assert_eq!(outcome.done, 51);
-    assert_eq!(outcome.state.resources.len(), 51);
+    assert_eq!(outcome.done, 52);
+    assert_eq!(outcome.state.resources.len(), 52);
     for resource in desired.resources.values() {
         for dep in &resource.deps {
             assert!(
@@ -259,7 +259,7 @@ async fn creates_follow_dependencies_with_bounded_parallelism_and_a_save_each() 
     let max = cloud.max_in_flight.load(Ordering::SeqCst);
     assert!((2..=4).contains(&max), "in flight at once: {max}");
     // Recorded right after the create call, then again with what the cloud reports.
-    assert_eq!(store.saves.load(Ordering::SeqCst), 102);
+    assert_eq!(store.saves.load(Ordering::SeqCst), 104);
     assert_eq!(store.load().await.unwrap().unwrap(), outcome.state);
     assert_eq!(
         outcome.state.outputs["vpc_id"],
@@ -579,6 +579,19 @@ async fn a_version_bump_updates_the_cluster_then_the_node_groups_then_the_addons
             "eks_addon.vpc-cni",
             "eks_addon.aws-ebs-csi-driver",
         ]
+    );
+    // The plan says which step waits on which.
+    let reason = |address: &str| {
+        plan.actions()
+            .find(|c| c.address.as_str() == address)
+            .and_then(|c| c.reason.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(reason("eks_cluster"), "");
+    assert_eq!(reason("eks_node_group.more"), "waits for `eks_cluster`");
+    assert_eq!(
+        reason("eks_addon.coredns"),
+        "waits for `eks_cluster`, `eks_node_group.default`, `eks_node_group.more`"
     );
     let outcome = run(&cloud, &store, &bumped, built.state, 10).await;
     assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);

@@ -455,8 +455,12 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
             irsa_roles.push((key, irsa, role));
         }
     }
-    super::managed_addons::managed_addons(&mut b, &cluster, provider.as_ref(), &node_groups);
+    let ebs_csi_addon =
+        super::managed_addons::managed_addons(&mut b, &cluster, provider.as_ref(), &node_groups);
     if spec.addons.enabled {
+        if let Some(ebs_csi) = &ebs_csi_addon {
+            super::managed_addons::default_storage_class(&mut b, &cluster, ebs_csi);
+        }
         cluster_bootstrap(&mut b, &cluster, &cluster_role, &node_groups, &irsa_roles);
     }
 

@@ -116,9 +116,13 @@ pub fn diff(
     for resource in desired.ordered() {
         let prior = state.resources.get(&resource.address);
         let mut change = diff_one(resource, prior, state, &planned);
-        if change.action == Action::Create && gone.contains(&resource.address) {
-            change.reason = Some("deleted outside mlops".into());
-        }
+        change.reason = match change.action {
+            Action::Create if gone.contains(&resource.address) => {
+                Some("deleted outside mlops".to_string())
+            }
+            Action::Update => waits_for(resource, &planned),
+            _ => None,
+        };
         if options.replace.contains(&resource.address) && change.action != Action::Replace {
             change.action = Action::Replace;
             change.reason = Some("replacement asked for with `--replace`".into());
@@ -293,4 +297,20 @@ fn targeted(
 /// The known address closest to a mistyped one, when it is close enough to be a typo.
 pub fn closest<'a>(wrong: &Address, known: impl Iterator<Item = &'a Address>) -> Option<Address> {
     crate::ui::diagnostic::closest(wrong.as_str(), known.map(Address::as_str)).map(Address::new)
+}
+
+/// What an update waits for, as the plan says it: the resources it needs that change in the
+/// same plan (an upgrade's node groups wait for the control plane, its add-ons for the nodes).
+fn waits_for(resource: &Resource, planned: &BTreeMap<Address, Action>) -> Option<String> {
+    let changing: Vec<String> = resource
+        .deps
+        .iter()
+        .filter(|d| {
+            planned
+                .get(*d)
+                .is_some_and(|a| matches!(a, Action::Update | Action::Create | Action::Replace))
+        })
+        .map(|d| format!("`{d}`"))
+        .collect();
+    (!changing.is_empty()).then(|| format!("waits for {}", changing.join(", ")))
 }

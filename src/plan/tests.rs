@@ -79,7 +79,7 @@ pub(super) fn changed_attrs(plan: &Plan, address: &str) -> Vec<String> {
 fn a_new_stack_creates_everything_in_dependency_order() {
     let graph = graph_of(EXAMPLE);
     let plan = plan_of(&graph, &State::new("mlops"));
-    assert_eq!(plan.summary().add, 51);
+    assert_eq!(plan.summary().add, 52);
     assert!(plan.changes.iter().all(|c| c.action == Action::Create));
     let before = |a: &str, b: &str| {
         assert!(
@@ -164,7 +164,7 @@ fn nothing_changes_after_an_apply() {
         "{:#?}",
         plan.actions().collect::<Vec<_>>()
     );
-    assert_eq!(plan.changes.len(), 51);
+    assert_eq!(plan.changes.len(), 52);
 }
 
 /// `desired` is the size at creation: an autoscaler owns it afterwards, so neither a new value
@@ -381,7 +381,7 @@ fn destroy_deletes_everything_in_reverse_dependency_order() {
     let graph = graph_of(EXAMPLE);
     let empty = DesiredGraph::from_resources(Vec::new()).unwrap();
     let plan = plan_of(&empty, &applied(&graph));
-    assert_eq!(plan.summary().destroy, 51);
+    assert_eq!(plan.summary().destroy, 52);
     let before = |a: &str, b: &str| {
         assert!(
             position(&plan, a) < position(&plan, b),

@@ -251,9 +251,8 @@ impl ResourceProvider for EksAddon {
 mod tests {
     use aws_sdk_eks::operation::create_addon::CreateAddonOutput;
     use aws_sdk_eks::operation::describe_addon_versions::DescribeAddonVersionsOutput;
-    use aws_sdk_eks::operation::describe_update::DescribeUpdateOutput;
     use aws_sdk_eks::operation::update_addon::UpdateAddonOutput;
-    use aws_sdk_eks::types::{AddonInfo, AddonVersionInfo, Compatibility, Update, UpdateStatus};
+    use aws_sdk_eks::types::{AddonInfo, AddonVersionInfo, Compatibility, Update};
     use aws_sdk_eks::Client;
     use aws_smithy_mocks::{mock, Rule};
 
@@ -348,16 +347,7 @@ mod tests {
             .match_requests(|r| {
                 r.addon_name() == Some("aws-ebs-csi-driver") && r.update_id() == Some("u-7")
             })
-            .then_output(|| {
-                DescribeUpdateOutput::builder()
-                    .update(
-                        Update::builder()
-                            .id("u-7")
-                            .status(UpdateStatus::Successful)
-                            .build(),
-                    )
-                    .build()
-            });
+            .then_output(|| mocks::update_succeeded("u-7"));
         let clients = mocks::eks_clients(&[&versions, &update, &wait]);
         mocks::with_ctx(&clients, "eks_addon.aws-ebs-csi-driver", async |ctx| {
             EksAddon

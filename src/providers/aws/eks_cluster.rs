@@ -521,11 +521,8 @@ impl ResourceProvider for EksCluster {
 mod tests {
     use aws_sdk_eks::operation::associate_encryption_config::AssociateEncryptionConfigOutput;
     use aws_sdk_eks::operation::describe_cluster::DescribeClusterOutput;
-    use aws_sdk_eks::operation::describe_update::DescribeUpdateOutput;
     use aws_sdk_eks::Client;
     use aws_smithy_mocks::mock;
-
-    use aws_sdk_eks::types::UpdateStatus;
 
     use super::*;
     use crate::providers::aws::mocks;
@@ -594,16 +591,7 @@ mod tests {
             });
         let update = mock!(Client::describe_update)
             .match_requests(|r| r.update_id() == Some("u-1"))
-            .then_output(|| {
-                DescribeUpdateOutput::builder()
-                    .update(
-                        Update::builder()
-                            .id("u-1")
-                            .status(UpdateStatus::Successful)
-                            .build(),
-                    )
-                    .build()
-            });
+            .then_output(|| mocks::update_succeeded("u-1"));
         let clients = mocks::eks_clients(&[&describe, &associate, &update]);
         mocks::with_ctx(&clients, "eks_cluster", async |ctx| {
             EksCluster

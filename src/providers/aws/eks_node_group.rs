@@ -434,9 +434,8 @@ impl ResourceProvider for EksNodeGroup {
 #[cfg(test)]
 mod tests {
     use aws_sdk_eks::operation::describe_nodegroup::DescribeNodegroupOutput;
-    use aws_sdk_eks::operation::describe_update::DescribeUpdateOutput;
     use aws_sdk_eks::operation::update_nodegroup_version::UpdateNodegroupVersionOutput;
-    use aws_sdk_eks::types::{Update, UpdateStatus};
+    use aws_sdk_eks::types::Update;
     use aws_sdk_eks::Client;
     use aws_smithy_mocks::mock;
 
@@ -485,16 +484,7 @@ mod tests {
                     && r.nodegroup_name() == Some("default")
                     && r.update_id() == Some("u-9")
             })
-            .then_output(|| {
-                DescribeUpdateOutput::builder()
-                    .update(
-                        Update::builder()
-                            .id("u-9")
-                            .status(UpdateStatus::Successful)
-                            .build(),
-                    )
-                    .build()
-            });
+            .then_output(|| mocks::update_succeeded("u-9"));
         let clients = mocks::eks_clients(&[&describe, &upgrade, &update]);
         let mut desired = attrs(json!({
             "cluster_name": "mlops-cluster",

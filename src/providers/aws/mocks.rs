@@ -2,6 +2,8 @@
 //! `AssociateEncryptionConfig`): EKS clients whose responses come from `aws-smithy-mocks` rules,
 //! matched in order, and a provider context around them.
 
+use aws_sdk_eks::operation::describe_update::DescribeUpdateOutput;
+use aws_sdk_eks::types::{Update, UpdateStatus};
 use aws_smithy_mocks::{mock_client, Rule, RuleMode};
 
 use crate::exec::{Op, Reporter};
@@ -50,4 +52,16 @@ pub async fn with_ctx<T>(
         reporter: &Silent,
     };
     f(&ctx).await
+}
+
+/// `DescribeUpdate`'s answer for an update `id` that has succeeded.
+pub fn update_succeeded(id: &str) -> DescribeUpdateOutput {
+    DescribeUpdateOutput::builder()
+        .update(
+            Update::builder()
+                .id(id)
+                .status(UpdateStatus::Successful)
+                .build(),
+        )
+        .build()
 }
