@@ -613,6 +613,8 @@ fn a_lost_state_is_rebuilt_by_adopting_tagged_objects_without_duplicates() {
     assert_eq!(inventory(&aws, stack), nothing_left());
 }
 
+/// A run killed mid-apply (SIGKILL, as by an OOM killer): the next apply takes its lock over
+/// (the holder is dead on this host), adopts what it made and completes the stack.
 #[test]
 fn an_apply_killed_mid_run_is_completed_by_the_next_one() {
     let moto = Emulator::start();
@@ -642,27 +644,22 @@ fn an_apply_killed_mid_run_is_completed_by_the_next_one() {
     }
     let _ = child.kill();
     child.wait().unwrap();
-    // The lock of the killed run stays behind, as after a real crash.
+    // The lock of the killed run stays behind, as after a real crash; its holder is verifiably
+    // dead on this host, so the next apply takes it over, with a warning naming it.
     let lock = project
         .dir
         .path()
         .join(format!("stacks/state/{stack}.json.lock"));
-    if lock.exists() {
-        let held: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&lock).unwrap()).unwrap();
-        let blocked = project.apply();
-        assert_eq!(blocked.code, 1);
+    let left_behind = lock.exists();
+    let next = project.apply().ok();
+    if left_behind {
         assert!(
-            blocked.stderr.contains("is no longer running"),
+            next.stderr.contains("took over the lock")
+                && next.stderr.contains("is no longer running on this host"),
             "{}",
-            blocked.stderr
+            next.stderr
         );
-        project
-            .mlops(&["force-unlock", stack, held["id"].as_str().unwrap()])
-            .ok();
     }
-
-    project.apply().ok();
     assert_eq!(inventory(&aws, stack), reference_inventory());
     assert_eq!(project.plan_exit_code().code, 0);
     project.destroy().ok();

@@ -5,8 +5,8 @@
 //! What is retried, and for how long (`docs/architecture.md`, "Retries"):
 //! - "not yet" errors (IAM eventual consistency, a dependency still being deleted, throttling
 //!   that outlived the SDK's own retries): for the policy's `budget`;
-//! - calls whose outcome is unknown (no answer, a 5xx, after the SDK's own retries): a few more
-//!   times, `TRANSIENT_ATTEMPTS` (a create that a repeat could double looks its object up
+//! - calls whose outcome is unknown (no answer, a 5xx, after the SDK's own retries): until
+//!   `TRANSIENT_ATTEMPTS` of them (a create that a repeat could double looks its object up
 //!   first: `providers::aws::create_once`);
 //! - with `run_on_new`, NotFound too, for `NEW_OBJECT_BUDGET` (or the policy's budget if
 //!   shorter): EC2, IAM and EKS answer NotFound for a while to calls that name an object they
@@ -21,8 +21,9 @@ use super::Reporter;
 use crate::model::Address;
 use crate::providers::{ErrorClass, ProviderError};
 
-/// How many times in all a call whose outcome is unknown is sent.
-const TRANSIENT_ATTEMPTS: u32 = 5;
+/// How many answers that never came (or 5xx) a call may meet before the error stands: as many
+/// as the SDK's own attempts, since the creates that `create_once` sends go without them.
+const TRANSIENT_ATTEMPTS: u32 = 8;
 
 /// How long NotFound is retried on an object just created: terraform-provider-aws's
 /// `PropagationTimeout` (2 min) for the same calls.
@@ -89,19 +90,22 @@ impl RetryPolicy {
     {
         let started = tokio::time::Instant::now();
         let mut ceiling = self.first_delay;
-        let mut attempts = 0;
+        let mut unanswered = 0;
         loop {
-            attempts += 1;
-            let worth_it = |e: &ProviderError| match e.class {
+            let worth_it = |e: &ProviderError, unanswered: u32| match e.class {
                 ErrorClass::Propagating => started.elapsed() < self.budget,
-                ErrorClass::Transient => attempts < TRANSIENT_ATTEMPTS,
+                ErrorClass::Transient => unanswered < TRANSIENT_ATTEMPTS,
                 ErrorClass::NotFound => {
                     new_object && started.elapsed() < self.budget.min(NEW_OBJECT_BUDGET)
                 }
                 ErrorClass::Fatal => false,
             };
-            match call().await {
-                Err(e) if worth_it(&e) => {
+            let result = call().await;
+            if matches!(&result, Err(e) if e.class == ErrorClass::Transient) {
+                unanswered += 1;
+            }
+            match result {
+                Err(e) if worth_it(&e, unanswered) => {
                     // Full jitter: anywhere between zero and the current ceiling.
                     let delay = ceiling
                         .mul_f64(fastrand::f64())

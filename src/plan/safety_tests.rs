@@ -187,7 +187,7 @@ fn a_destroy_of_the_whole_stack_is_not_gated() {
         ..PlanOptions::default()
     };
     let plan = diff(&empty, &state, &BTreeSet::new(), &options).unwrap();
-    assert_eq!(plan.summary().destroy, 51);
+    assert_eq!(plan.summary().destroy, 52);
     gate::check(&plan, &BTreeSet::new()).unwrap();
     // The same deletions as a spec that lost everything would be.
     assert_eq!(protected(&plan_of(&empty, &state)).len(), 7);
