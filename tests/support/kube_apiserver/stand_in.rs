@@ -489,6 +489,28 @@ impl Round<'_> {
     }
 }
 
+/// Every webhook configuration, validating and mutating, with the API it was listed from.
+async fn webhook_configurations(
+    client: &Client,
+) -> Result<Vec<(Api<DynamicObject>, DynamicObject)>, kube::Error> {
+    let mut all = Vec::new();
+    for kind in [
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+    ] {
+        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
+            "admissionregistration.k8s.io",
+            "v1",
+            kind,
+        ));
+        let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
+        for configuration in api.list(&ListParams::default()).await?.items {
+            all.push((api.clone(), configuration));
+        }
+    }
+    Ok(all)
+}
+
 /// Sets `caBundle` to `bundle` in each webhook of `configuration` that `pick` chooses and
 /// that calls a Service; writes the configuration if that changed anything.
 async fn set_ca_bundles(

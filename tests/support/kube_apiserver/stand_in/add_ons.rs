@@ -11,8 +11,7 @@ use std::collections::BTreeSet;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{ApiResource, DynamicObject, ListParams, PostParams};
-use kube::core::GroupVersionKind;
+use kube::api::PostParams;
 use kube::{Api, Client, ResourceExt};
 use serde_json::Value;
 
@@ -30,35 +29,23 @@ pub async fn own_webhook_cas(
     listening: &BTreeSet<Key>,
 ) -> Result<(), kube::Error> {
     let bundle = STANDARD.encode(&ca.pem);
-    for kind in [
-        "ValidatingWebhookConfiguration",
-        "MutatingWebhookConfiguration",
-    ] {
-        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
-            "admissionregistration.k8s.io",
-            "v1",
-            kind,
-        ));
-        let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
-        for configuration in api.list(&ListParams::default()).await?.items {
-            let annotations = configuration.annotations();
-            if annotations.contains_key(INJECT_FROM) || annotations.contains_key(INJECT_FROM_SECRET)
-            {
-                continue;
-            }
-            super::set_ca_bundles(&api, configuration, &bundle, |webhook: &Value| {
-                let service = &webhook["clientConfig"]["service"];
-                let key = (
-                    service["namespace"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string(),
-                    service["name"].as_str().unwrap_or_default().to_string(),
-                );
-                listening.contains(&key)
-            })
-            .await?;
+    for (api, configuration) in super::webhook_configurations(client).await? {
+        let annotations = configuration.annotations();
+        if annotations.contains_key(INJECT_FROM) || annotations.contains_key(INJECT_FROM_SECRET) {
+            continue;
         }
+        super::set_ca_bundles(&api, configuration, &bundle, |webhook: &Value| {
+            let service = &webhook["clientConfig"]["service"];
+            let key = (
+                service["namespace"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                service["name"].as_str().unwrap_or_default().to_string(),
+            );
+            listening.contains(&key)
+        })
+        .await?;
     }
     Ok(())
 }

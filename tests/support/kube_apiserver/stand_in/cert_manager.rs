@@ -20,7 +20,7 @@ use kube::core::GroupVersionKind;
 use kube::{Api, Client, ResourceExt};
 use serde_json::{json, Value};
 
-use super::egress::Ca;
+use super::egress::{Ca, Issued};
 
 const GROUP: &str = "cert-manager.io";
 pub const INJECT_FROM: &str = "cert-manager.io/inject-ca-from";
@@ -126,29 +126,24 @@ async fn webhook_ca(
         return Ok(());
     }
     let issued = ca.issue(&["cert-manager-webhook-ca".to_string()]);
-    create_secret(
-        client,
-        &key,
-        &issued.cert,
-        &issued.key,
-        &ca.pem,
-        BTreeMap::new(),
-    )
-    .await
+    create_secret(client, &key, &issued, &ca.pem, BTreeMap::new()).await
 }
 
 async fn create_secret(
     client: &Client,
     (namespace, name): &(String, String),
-    cert: &str,
-    key: &str,
+    issued: &Issued,
     ca: &str,
     annotations: BTreeMap<String, String>,
 ) -> Result<(), kube::Error> {
-    let data = [("tls.crt", cert), ("tls.key", key), ("ca.crt", ca)]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
-        .collect();
+    let data = [
+        ("tls.crt", issued.cert.as_str()),
+        ("tls.key", issued.key.as_str()),
+        ("ca.crt", ca),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+    .collect();
     let secret = Secret {
         metadata: kube::api::ObjectMeta {
             name: Some(name.clone()),
@@ -273,15 +268,7 @@ async fn issue(
                         issuer_kind.to_string(),
                     ),
                 ]);
-                create_secret(
-                    client,
-                    &key,
-                    &issued.cert,
-                    &issued.key,
-                    &ca.pem,
-                    annotations,
-                )
-                .await?;
+                create_secret(client, &key, &issued, &ca.pem, annotations).await?;
             }
             ready_condition(
                 true,
@@ -318,29 +305,17 @@ async fn injection_source(
 
 /// The cainjector: each annotated webhook configuration gets its source Secret's `ca.crt`.
 async fn inject(client: &Client) -> Result<(), kube::Error> {
-    for kind in [
-        "ValidatingWebhookConfiguration",
-        "MutatingWebhookConfiguration",
-    ] {
-        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
-            "admissionregistration.k8s.io",
-            "v1",
-            kind,
-        ));
-        let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
-        for configuration in api.list(&ListParams::default()).await?.items {
-            let Some((ns, name)) = injection_source(client, configuration.annotations()).await?
-            else {
-                continue;
-            };
-            let secret = Api::<Secret>::namespaced(client.clone(), &ns)
-                .get_opt(&name)
-                .await?;
-            let Some(ca) = secret.and_then(|s| s.data?.get("ca.crt").cloned()) else {
-                continue;
-            };
-            super::set_ca_bundles(&api, configuration, &STANDARD.encode(&ca.0), |_| true).await?;
-        }
+    for (api, configuration) in super::webhook_configurations(client).await? {
+        let Some((ns, name)) = injection_source(client, configuration.annotations()).await? else {
+            continue;
+        };
+        let secret = Api::<Secret>::namespaced(client.clone(), &ns)
+            .get_opt(&name)
+            .await?;
+        let Some(ca) = secret.and_then(|s| s.data?.get("ca.crt").cloned()) else {
+            continue;
+        };
+        super::set_ca_bundles(&api, configuration, &STANDARD.encode(&ca.0), |_| true).await?;
     }
     Ok(())
 }
