@@ -242,14 +242,14 @@ async fn edit_state(global: &Global, file: &str, edit: &StateEdit, dry_run: bool
     };
     let lock = stack.lock(operation, reporter.as_ref()).await?;
     let (before, serial) = crate::ops::edit_state(&stack, &lock, edit, dry_run).await?;
-    println!("{}", edit.describe(&before));
+    crate::outln!("{}", edit.describe(&before));
     if dry_run {
-        eprintln!(
+        crate::errln!(
             "dry run: the state of stack `{}` was not changed",
             stack.spec.stack.name
         );
     } else {
-        eprintln!(
+        crate::errln!(
             "wrote the state of stack `{}` (serial {serial}); nothing was changed in AWS",
             stack.spec.stack.name
         );
