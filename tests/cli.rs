@@ -421,6 +421,14 @@ fn a_closed_stdout_pipe_ends_the_output_quietly() {
 /// a NUL byte): `apply --auto-approve` stops at the file and line with exit 1 before any AWS
 /// call. The endpoint is a listener that records connections: it must see none, and no state
 /// is written.
+/// `--> stacks/example.toml:LINE:COLUMN` of the first `needle` in `text`, as diagnostics print it.
+fn location_of(text: &str, needle: &str) -> String {
+    let at = text.find(needle).expect("the needle is in the text");
+    let line = text[..at].matches('\n').count() + 1;
+    let column = at - text[..at].rfind('\n').map_or(0, |n| n + 1) + 1;
+    format!("--> stacks/example.toml:{line}:{column}")
+}
+
 #[test]
 fn values_beyond_aws_limits_are_refused_before_any_aws_call() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -434,14 +442,14 @@ fn values_beyond_aws_limits_are_refused_before_any_aws_call() {
     let p = Project::with_stack(&too_big);
     p.mlops(&["apply", "example", "--auto-approve", "--endpoint-url", &endpoint])
         .code(1)
-        .stderr(predicate::str::contains("--> stacks/example.toml:33:7"))
+        .stderr(predicate::str::contains(location_of(&too_big, "4294967296")))
         .stderr(predicate::str::contains(
             "node group `default`: `max` 4294967296 is more nodes than EKS allows in one managed node group",
         ))
         .stderr(predicate::str::contains(
             "`Nodes per managed node group` is 450",
         ))
-        .stderr(predicate::str::contains("--> stacks/example.toml:7:10"))
+        .stderr(predicate::str::contains(location_of(&too_big, "\"us-wset-2\"")))
         .stderr(predicate::str::contains(
             "region `us-wset-2` is not valid: no AWS partition has this region",
         ))
@@ -461,7 +469,7 @@ fn values_beyond_aws_limits_are_refused_before_any_aws_call() {
     .stderr(predicate::str::contains(
         "the file has a NUL byte (U+0000) here",
     ))
-    .stderr(predicate::str::contains("--> stacks/example.toml:22:14"))
+    .stderr(predicate::str::contains(location_of(&with_nul, "\0")))
     .stderr(predicate::str::contains("key with no value").not())
     .stderr(no_panic());
 

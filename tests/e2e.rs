@@ -573,7 +573,16 @@ fn an_added_zone_spreads_the_node_group_and_leaves_the_cluster() {
         plan.stdout
     );
     moto.start_recording();
-    project.apply().ok();
+    // The node group's successor spreads to the new zone: a protected replacement.
+    project
+        .mlops(&[
+            "apply",
+            stack,
+            "--auto-approve",
+            "--allow-replace",
+            "eks_node_group.default",
+        ])
+        .ok();
     assert_eq!(cluster_of(&aws, "zone-cluster"), before);
     let requests = moto.recorded_requests();
     assert!(

@@ -1,7 +1,7 @@
 //! The wire side of the layer: which service and operation a request is, and errors in each
 //! service's own format, as the SDK parses them. EC2 answers `<Response><Errors>`; the other
 //! query services (IAM, STS, ELB, ELBv2) `<ErrorResponse>`; S3 a bare `<Error>`; EKS (REST
-//! JSON) puts the code in the `x-amzn-ErrorType` header; ECR (JSON 1.1) in `__type`.
+//! JSON) puts the code in the `x-amzn-ErrorType` header; ECR and KMS (JSON 1.1) in `__type`.
 
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use http_body_util::Full;
@@ -17,6 +17,7 @@ pub enum Service {
     S3,
     Eks,
     Ecr,
+    Kms,
     /// Classic and v2 load balancing: one signing name, one error format.
     Elb,
     Other,
@@ -52,6 +53,7 @@ impl Call {
             "s3" => Service::S3,
             "eks" => Service::Eks,
             "ecr" => Service::Ecr,
+            "kms" => Service::Kms,
             "elasticloadbalancing" => Service::Elb,
             _ => Service::Other,
         };
@@ -92,14 +94,14 @@ impl Call {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
 
-    /// The operation's name: `Action` of the query services, the `X-Amz-Target` of ECR, the
+    /// The operation's name: `Action` of the query services, the `X-Amz-Target` of ECR and KMS, the
     /// method and path shape of EKS (`CreateCluster`...), the method and path of S3.
     pub fn operation(&self) -> String {
         match self.service {
             Service::Ec2 | Service::Iam | Service::Sts | Service::Elb => {
                 self.param("Action").unwrap_or("Unknown").to_string()
             }
-            Service::Ecr => self
+            Service::Ecr | Service::Kms => self
                 .headers
                 .get("x-amz-target")
                 .and_then(|v| v.to_str().ok())
@@ -206,7 +208,7 @@ pub fn throttled(service: Service) -> Answer {
             "ThrottlingException",
             "Rate exceeded",
         ),
-        Service::Ecr => error(
+        Service::Ecr | Service::Kms => error(
             service,
             StatusCode::BAD_REQUEST,
             "ThrottlingException",
@@ -227,6 +229,7 @@ pub fn server_error(service: Service) -> Answer {
         Service::Ec2 | Service::S3 => "InternalError",
         Service::Iam => "ServiceFailure",
         Service::Eks | Service::Ecr => "ServerException",
+        Service::Kms => "KMSInternalException",
         Service::Sts | Service::Elb | Service::Other => "InternalFailure",
     };
     error(
@@ -263,7 +266,7 @@ pub fn error(service: Service, status: StatusCode, code: &str, message: &str) ->
             headers.insert("x-amzn-ErrorType", HeaderValue::from_str(code).unwrap());
             ("application/json", json!({ "message": message }).to_string())
         }
-        Service::Ecr => (
+        Service::Ecr | Service::Kms => (
             "application/x-amz-json-1.1",
             json!({ "__type": code, "message": message }).to_string(),
         ),
