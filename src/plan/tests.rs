@@ -482,3 +482,23 @@ fn snapshot_of_the_markdown_plan() {
     let nothing = plan_of(&graph, &state);
     assert!(markdown::markdown(&nothing).contains("No changes."));
 }
+
+/// `kserve_mode = "raw"` becomes an attribute of `addon.kserve` (which the installer writes into
+/// KServe's config, `addons::render::configured`); the serverless example has none.
+#[test]
+fn raw_kserve_mode_is_an_attribute_of_the_kserve_addon() {
+    let mode = |text: &str| {
+        let graph = graph_of(text);
+        let kserve = graph
+            .resources
+            .values()
+            .find(|r| r.address.as_str() == "addon.kserve")
+            .expect("addon.kserve")
+            .attrs
+            .clone();
+        kserve.get(crate::addons::render::DEPLOYMENT_MODE).cloned()
+    };
+    assert_eq!(mode(EXAMPLE), None);
+    let raw = EXAMPLE.replace("kserve_mode = \"serverless\"", "kserve_mode = \"raw\"");
+    assert_eq!(mode(&raw), Some(json!("RawDeployment")));
+}
