@@ -47,6 +47,40 @@ pub fn objects(release: &Release, source: &ManifestSource) -> Result<Vec<Object>
     Ok(out)
 }
 
+/// The attribute of `addon.kserve` that names KServe's default deployment mode, set when the
+/// stack says `kserve_mode = "raw"` (`RawDeployment`); without it KServe's own default stays
+/// (`Serverless`).
+pub const DEPLOYMENT_MODE: &str = "deployment_mode";
+
+/// KServe's ConfigMap of settings, whose `deploy` key holds the default deployment mode.
+const KSERVE_CONFIG: &str = "inferenceservice-config";
+
+/// The objects of `release` with the stack's settings from the add-on resource's `attrs`
+/// written into them: what is installed and what the inventory records.
+pub fn configured(
+    release: &Release,
+    source: &ManifestSource,
+    attrs: &Attrs,
+) -> Result<Vec<Object>, KubeError> {
+    let mut objects = objects(release, source)?;
+    if let Some(mode) = attrs.get(DEPLOYMENT_MODE).and_then(Value::as_str) {
+        let configs = objects
+            .iter_mut()
+            .filter(|o| o.id.kind == "ConfigMap" && o.id.name == KSERVE_CONFIG);
+        for config in configs {
+            let mut deploy: Value = config.body["data"]["deploy"]
+                .as_str()
+                .and_then(|text| serde_json::from_str(text).ok())
+                .unwrap_or_else(|| serde_json::json!({}));
+            deploy["defaultDeploymentMode"] = mode.into();
+            config.body["data"]["deploy"] = serde_json::to_string_pretty(&deploy)
+                .expect("a JSON value serializes")
+                .into();
+        }
+    }
+    Ok(objects)
+}
+
 /// The namespaces `objects` live in that none of them creates, system namespaces left out.
 pub fn namespaces_to_ensure(objects: &[Object]) -> BTreeSet<String> {
     let defined: BTreeSet<&str> = objects
@@ -123,6 +157,28 @@ mod tests {
         let objects = objects(istio, &fixtures()).unwrap();
         assert!(!objects.iter().any(|o| o.id.is_namespace()));
         assert!(namespaces_to_ensure(&objects).contains("istio-system"));
+    }
+
+    /// `kserve_mode = "raw"` reaches KServe's own config: its `inferenceservice-config` says
+    /// `RawDeployment`, so that an InferenceService without the annotation is no Knative
+    /// Service; without the attribute the release's `Serverless` stays.
+    #[test]
+    fn the_deployment_mode_is_written_into_kserves_config() {
+        for release in Addon::Kserve.versions() {
+            let deploy = |attrs: &Attrs| {
+                let objects = configured(release, &fixtures(), attrs).unwrap();
+                let config = objects
+                    .iter()
+                    .find(|o| o.id.name == KSERVE_CONFIG)
+                    .expect("KServe's config");
+                serde_json::from_str::<Value>(config.body["data"]["deploy"].as_str().unwrap())
+                    .unwrap()
+            };
+            let mut raw = Attrs::new();
+            raw.insert(DEPLOYMENT_MODE.into(), "RawDeployment".into());
+            assert_eq!(deploy(&raw)["defaultDeploymentMode"], "RawDeployment");
+            assert_eq!(deploy(&Attrs::new())["defaultDeploymentMode"], "Serverless");
+        }
     }
 
     #[test]

@@ -7,11 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
+use crate::addons::{render, Addon};
 use crate::kube::manifest::MANAGED_BY;
 use crate::model::{
     canonical, initial, reference, references_in, Address, Attrs, Partition, Resource, ResourceKind,
 };
-use crate::spec::{NatMode, Spec};
+use crate::spec::{KserveMode, NatMode, Spec};
 use crate::workloads::{with_outputs, Output, Outputs, Workload};
 
 /// The AWS-managed policies the EKS control plane role needs, by name.
@@ -514,15 +515,19 @@ fn cluster_bootstrap(
     let cluster_name = reference(cluster, "name");
     let mut addons: Vec<Address> = node_groups.to_vec();
     for (addon, release) in &b.spec.addons.releases {
+        let mut attrs = json!({
+            "cluster": cluster_name,
+            "name": addon.name(),
+            "version": release.version,
+            "objects": {},
+        });
+        if *addon == Addon::Kserve && b.spec.addons.kserve_mode == KserveMode::Raw {
+            attrs[render::DEPLOYMENT_MODE] = "RawDeployment".into();
+        }
         let address = b.add(
             ResourceKind::Addon,
             &[addon.spec_key()],
-            json!({
-                "cluster": cluster_name,
-                "name": addon.name(),
-                "version": release.version,
-                "objects": {},
-            }),
+            attrs,
             &addons.iter().collect::<Vec<_>>(),
         );
         addons.push(address);

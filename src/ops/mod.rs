@@ -482,7 +482,10 @@ fn with_inventories(
         let Some(release) = addons::render::release_of(&resource.attrs) else {
             continue; // validation has refused versions the catalogue does not have
         };
-        let inventory = match (addons::render::objects(release, source), offline) {
+        let inventory = match (
+            addons::render::configured(release, source, &resource.attrs),
+            offline,
+        ) {
             (Ok(objects), _) => serde_json::json!(addons::render::inventory(&objects)),
             (Err(KubeError::Addon(e @ AddonError::Download { .. })), Some(reporter)) => {
                 reporter.warning(&format!(

@@ -615,3 +615,23 @@ fn a_subnet_replaced_in_its_zone_replaces_what_runs_in_it() {
     assert!(group.creates_first());
     assert_eq!(action_of(&plan, "eks_cluster"), Action::NoOp);
 }
+
+/// `kserve_mode = "raw"` becomes an attribute of `addon.kserve` (which the installer writes into
+/// KServe's config, `addons::render::configured`); the serverless example has none.
+#[test]
+fn raw_kserve_mode_is_an_attribute_of_the_kserve_addon() {
+    let mode = |text: &str| {
+        let graph = graph_of(text);
+        let kserve = graph
+            .resources
+            .values()
+            .find(|r| r.address.as_str() == "addon.kserve")
+            .expect("addon.kserve")
+            .attrs
+            .clone();
+        kserve.get(crate::addons::render::DEPLOYMENT_MODE).cloned()
+    };
+    assert_eq!(mode(EXAMPLE), None);
+    let raw = EXAMPLE.replace("kserve_mode = \"serverless\"", "kserve_mode = \"raw\"");
+    assert_eq!(mode(&raw), Some(json!("RawDeployment")));
+}

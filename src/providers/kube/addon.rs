@@ -44,8 +44,8 @@ fn release(attrs: &Attrs) -> ProviderResult<&'static addons::Release> {
 async fn install(ctx: &Ctx<'_>, cluster: &Cluster, desired: &Attrs) -> ProviderResult<()> {
     {
         let release = release(desired)?;
-        let objects =
-            render::objects(release, &ctx.kube.settings.manifests).map_err(ProviderError::from)?;
+        let objects = render::configured(release, &ctx.kube.settings.manifests, desired)
+            .map_err(ProviderError::from)?;
         if desired.get("objects") != Some(&json!(render::inventory(&objects))) {
             return Err(ProviderError::fatal(format!(
                 "the manifests of {} {} differ from those the plan was made with; plan again",
