@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_ec2::types::{ResourceType, State, VpcEndpoint as Endpoint, VpcEndpointType};
+use aws_sdk_ec2::types::{ResourceType, VpcEndpoint as Endpoint, VpcEndpointType};
 use serde_json::json;
 
 use super::ec2::{owned_by, sync_tags, tag_spec, tags_attr};
@@ -21,6 +21,14 @@ pub struct VpcEndpoint;
 
 const LIMIT: Duration = Duration::from_secs(10 * 60);
 
+/// The endpoint's state in lower case. The EC2 API documents the values capitalized
+/// (`Available`), which is how the SDK's `State` enum spells them, but EC2 (and moto) answer
+/// them in lower case (`available`): the SDK then reports `State::Unknown`, so the enum's
+/// variants never match.
+fn state_of(endpoint: &Endpoint) -> Option<String> {
+    endpoint.state().map(|s| s.as_str().to_ascii_lowercase())
+}
+
 /// The endpoint, `None` when it does not exist or is deleted.
 async fn describe(ctx: &Ctx<'_>, id: &str) -> ProviderResult<Option<Endpoint>> {
     let out = gone_as_none(
@@ -34,7 +42,7 @@ async fn describe(ctx: &Ctx<'_>, id: &str) -> ProviderResult<Option<Endpoint>> {
     )?;
     Ok(out
         .and_then(|o| o.vpc_endpoints.and_then(|e| e.into_iter().next()))
-        .filter(|e| !matches!(e.state(), Some(State::Deleted | State::Deleting))))
+        .filter(|e| !matches!(state_of(e).as_deref(), Some("deleted" | "deleting"))))
 }
 
 /// Ids added and removed from `before` to `after`, for `ModifyVpcEndpoint`.
@@ -98,7 +106,7 @@ impl ResourceProvider for VpcEndpoint {
         Ok(out
             .vpc_endpoints()
             .iter()
-            .filter(|e| !matches!(e.state(), Some(State::Deleted | State::Deleting)))
+            .filter(|e| !matches!(state_of(e).as_deref(), Some("deleted" | "deleting")))
             .find_map(|e| e.vpc_endpoint_id())
             .map(str::to_string))
     }
@@ -135,11 +143,10 @@ impl ResourceProvider for VpcEndpoint {
             let endpoint = describe(ctx, id)
                 .await?
                 .ok_or_else(|| ProviderError::fatal(format!("the VPC endpoint `{id}` vanished")))?;
-            match endpoint.state() {
-                Some(State::Available) => Ok(Some(())),
-                Some(State::Failed | State::Rejected) => Err(ProviderError::fatal(format!(
-                    "the VPC endpoint `{id}` is {}",
-                    endpoint.state().map_or("", State::as_str)
+            match state_of(&endpoint).as_deref() {
+                Some("available") => Ok(Some(())),
+                Some(state @ ("failed" | "rejected")) => Err(ProviderError::fatal(format!(
+                    "the VPC endpoint `{id}` is {state}"
                 ))),
                 // moto reports none; AWS always does.
                 None => Ok(Some(())),
