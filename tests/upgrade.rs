@@ -11,9 +11,9 @@ fn project(running: &str, wanted: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let stacks = dir.path().join("stacks");
     std::fs::create_dir_all(&stacks).unwrap();
-    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    std::fs::create_dir_all(stacks.join("state")).unwrap();
     let text = support::without_workloads(support::EXAMPLE)
-        .replace("version = \"1.31\"", &format!("version = \"{wanted}\""));
+        .replace("version = \"1.33\"", &format!("version = \"{wanted}\""));
     std::fs::write(stacks.join("example.toml"), text).unwrap();
     let state = serde_json::json!({
         "format_version": 1,
@@ -30,7 +30,7 @@ fn project(running: &str, wanted: &str) -> tempfile::TempDir {
         },
     });
     std::fs::write(
-        dir.path().join("state/mlops.json"),
+        stacks.join("state/mlops.json"),
         serde_json::to_string_pretty(&state).unwrap() + "\n",
     )
     .unwrap();
@@ -51,12 +51,12 @@ fn plan(dir: &tempfile::TempDir) -> (i32, String) {
     )
 }
 
-/// Models EKS's `UpdateClusterVersion`, which takes one minor version at a time: 1.31 to 1.33
+/// Models EKS's `UpdateClusterVersion`, which takes one minor version at a time: 1.33 to 1.35
 /// is refused before anything is planned, at the line `version` is written on.
 #[test]
 fn a_skip_of_minor_versions_is_refused_at_the_version_line() {
-    let dir = project("1.31", "1.33");
-    let state_before = std::fs::read(dir.path().join("state/mlops.json")).unwrap();
+    let dir = project("1.33", "1.35");
+    let state_before = std::fs::read(dir.path().join("stacks/state/mlops.json")).unwrap();
     let (code, stderr) = plan(&dir);
     assert_eq!(code, 1, "{stderr}");
     let line = 1 + support::EXAMPLE
@@ -65,28 +65,28 @@ fn a_skip_of_minor_versions_is_refused_at_the_version_line() {
         .unwrap();
     assert!(
         stderr.contains(&format!(
-            "`[eks] version = \"1.33\"` (stacks/example.toml:{line}:11) skips minor versions"
+            "`[eks] version = \"1.35\"` (stacks/example.toml:{line}:11) skips minor versions"
         )),
         "{stderr}"
     );
-    assert!(stderr.contains("`version = \"1.32\"`"), "{stderr}");
+    assert!(stderr.contains("`version = \"1.34\"`"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(
-        std::fs::read(dir.path().join("state/mlops.json")).unwrap(),
+        std::fs::read(dir.path().join("stacks/state/mlops.json")).unwrap(),
         state_before
     );
 }
 
-/// EKS never downgrades a control plane: 1.31 to 1.30 is refused the same way; one minor step
+/// EKS never downgrades a control plane: 1.34 to 1.33 is refused the same way; one minor step
 /// up plans the upgrade.
 #[test]
 fn a_downgrade_is_refused_and_one_step_up_is_planned() {
-    let (code, stderr) = plan(&project("1.31", "1.30"));
+    let (code, stderr) = plan(&project("1.34", "1.33"));
     assert_eq!(code, 1, "{stderr}");
     assert!(
-        stderr.contains("is older than the cluster's 1.31"),
+        stderr.contains("is older than the cluster's 1.34"),
         "{stderr}"
     );
-    let (code, stderr) = plan(&project("1.31", "1.32"));
+    let (code, stderr) = plan(&project("1.33", "1.34"));
     assert_eq!(code, 0, "{stderr}");
 }
