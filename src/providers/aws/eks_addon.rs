@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::eks_cluster::{managed_by, sync_tags, tags_attr};
 use super::eks_update::{self, Of};
-use super::{classify, gone_as_none, gone_is_fine, str_attr, tags_of, wait_for};
+use super::{classify, gone_as_none, gone_is_fine, split_compound_id, str_attr, tags_of, wait_for};
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
 
@@ -25,11 +25,7 @@ fn addon_id(cluster: &str, name: &str) -> String {
 }
 
 fn split_id(id: &str) -> ProviderResult<(&str, &str)> {
-    id.split_once(':').ok_or_else(|| {
-        ProviderError::fatal(format!(
-            "malformed add-on id `{id}`: expected `<cluster>:<add-on>`"
-        ))
-    })
+    split_compound_id(id, ':', "add-on", "<cluster>:<add-on>")
 }
 
 async fn describe(ctx: &Ctx<'_>, cluster: &str, name: &str) -> ProviderResult<Option<Addon>> {

@@ -12,7 +12,7 @@ use aws_sdk_eks::types::{
 use serde_json::{json, Value};
 
 use super::eks_cluster::{managed_by, sync_tags, tags_attr};
-use super::{adopt_on_conflict, in_prior_order, string_values};
+use super::{adopt_on_conflict, in_prior_order, split_compound_id, string_values};
 use super::{
     classify, gone_as_none, gone_is_fine, str_attr, strings_attr, tag_changes, tags_of, wait_for,
 };
@@ -32,11 +32,7 @@ fn node_group_id(cluster: &str, name: &str) -> String {
 
 /// The cluster name and the node group name of an id.
 fn split_id(id: &str) -> ProviderResult<(&str, &str)> {
-    id.split_once(':').ok_or_else(|| {
-        ProviderError::fatal(format!(
-            "malformed node group id `{id}`: expected `<cluster name>:<node group name>`"
-        ))
-    })
+    split_compound_id(id, ':', "node group", "<cluster name>:<node group name>")
 }
 
 fn int_attr(attrs: &Attrs, name: &str) -> ProviderResult<i32> {

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use super::iam_role::percent_decode;
-use super::{classify, gone_as_none, gone_is_fine, str_attr};
+use super::{classify, gone_as_none, gone_is_fine, split_compound_id, str_attr};
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
 
@@ -19,11 +19,7 @@ fn policy_id(role: &str, name: &str) -> String {
 
 /// The role name and the policy name of an id; neither can hold a `/`.
 fn split_id(id: &str) -> ProviderResult<(&str, &str)> {
-    id.split_once('/').ok_or_else(|| {
-        ProviderError::fatal(format!(
-            "malformed inline policy id `{id}`: expected `<role name>/<policy name>`"
-        ))
-    })
+    split_compound_id(id, '/', "inline policy", "<role name>/<policy name>")
 }
 
 /// The live document of the policy, `None` when it or its role is gone. A document that does

@@ -5,9 +5,9 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::iam::attached_policy_arns;
-use super::{classify, gone_as_none, gone_is_fine, str_attr};
+use super::{classify, gone_as_none, gone_is_fine, split_compound_id, str_attr};
 use crate::model::{Attrs, ResourceKind};
-use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
+use crate::providers::{Ctx, ProviderResult, ResourceProvider};
 
 pub struct IamRolePolicyAttachment;
 
@@ -18,11 +18,7 @@ fn attachment_id(role: &str, policy_arn: &str) -> String {
 /// The role name and the policy ARN of an id. Role names cannot hold a `/` but policy ARNs
 /// do, so the id splits at its first one.
 fn split_id(id: &str) -> ProviderResult<(&str, &str)> {
-    id.split_once('/').ok_or_else(|| {
-        ProviderError::fatal(format!(
-            "malformed policy attachment id `{id}`: expected `<role name>/<policy ARN>`"
-        ))
-    })
+    split_compound_id(id, '/', "policy attachment", "<role name>/<policy ARN>")
 }
 
 /// Whether `policy_arn` is attached to `role`; `false` when the role is gone.

@@ -526,6 +526,19 @@ where
         })
 }
 
+/// The two parts of an id made of two names joined by `sep` (`<cluster>:<node group>`,
+/// `<role name>/<policy name>`); `what` and `shape` name it in the error.
+pub fn split_compound_id<'a>(
+    id: &'a str,
+    sep: char,
+    what: &str,
+    shape: &str,
+) -> Result<(&'a str, &'a str), ProviderError> {
+    id.split_once(sep).ok_or_else(|| {
+        ProviderError::fatal(format!("malformed {what} id `{id}`: expected `{shape}`"))
+    })
+}
+
 /// A create that AWS does not make idempotent (no client token, no unique name: `CreateVpc`,
 /// `CreateInternetGateway`, `AllocateAddress`). `create` must send its call without the SDK's
 /// retries (`no_sdk_retries`): a retry after a lost answer would make a second object. Here,
