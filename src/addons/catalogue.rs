@@ -3,13 +3,20 @@
 //! whose digest differs is refused, wherever it came from.
 //!
 //! The files are the release manifests as the Kubeflow manifests repository vendors them
-//! (`upstream/` folders, rendered Istio), pinned by tag or commit.
+//! (`upstream/` folders, rendered Istio), pinned by tag or commit. NVIDIA's device plugin is no
+//! file: its one DaemonSet is a template compiled in (`nvidia-device-plugin.yaml`, see
+//! `render::configured`), since `mlops` must write into it which node groups it runs on and
+//! which of their taints it tolerates, and a plan with no network and an empty cache must still
+//! know it. Its image is pinned by digest in that template.
 
 use std::fmt;
 
-/// The add-ons, in install order.
+/// The add-ons, in install order. The first is no choice of `[addons]`: the stack installs it
+/// when a node group's AMI has an NVIDIA driver but no device plugin (`ami_type =
+/// "AL2023_x86_64_NVIDIA"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Addon {
+    NvidiaDevicePlugin,
     CertManager,
     Istio,
     KnativeServing,
@@ -17,7 +24,8 @@ pub enum Addon {
 }
 
 impl Addon {
-    pub const ALL: [Addon; 4] = [
+    pub const ALL: [Addon; 5] = [
+        Addon::NvidiaDevicePlugin,
         Addon::CertManager,
         Addon::Istio,
         Addon::KnativeServing,
@@ -27,6 +35,7 @@ impl Addon {
     /// The folder name in bundles and caches, and the name in messages.
     pub fn name(self) -> &'static str {
         match self {
+            Addon::NvidiaDevicePlugin => "nvidia-device-plugin",
             Addon::CertManager => "cert-manager",
             Addon::Istio => "istio",
             Addon::KnativeServing => "knative-serving",
@@ -34,9 +43,10 @@ impl Addon {
         }
     }
 
-    /// The key in the spec's `[addons]` table.
+    /// The key in the spec's `[addons]` table, and the last segment of the add-on's address.
     pub fn spec_key(self) -> &'static str {
         match self {
+            Addon::NvidiaDevicePlugin => "nvidia_device_plugin",
             Addon::CertManager => "cert_manager",
             Addon::Istio => "istio",
             Addon::KnativeServing => "knative_serving",
@@ -105,6 +115,8 @@ pub struct Release {
     pub min_kubernetes: Option<&'static str>,
     /// In apply order.
     pub files: &'static [ManifestFile],
+    /// A manifest compiled into `mlops` instead of files to download, applied after them.
+    pub template: Option<&'static str>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -131,10 +143,21 @@ macro_rules! file {
 }
 
 pub const CATALOGUE: &[Release] = &[
+    // NVIDIA's k8s-device-plugin v0.17.1, for AL2023's NVIDIA AMIs (the Bottlerocket NVIDIA
+    // variants carry a device plugin of their own). The template follows NVIDIA's static
+    // manifest of that tag (`deployments/static/nvidia-device-plugin.yml`).
+    Release {
+        addon: Addon::NvidiaDevicePlugin,
+        version: "v0.17.1",
+        min_kubernetes: None,
+        files: &[],
+        template: Some(include_str!("nvidia-device-plugin.yaml")),
+    },
     Release {
         addon: Addon::CertManager,
         version: "v1.16.1",
         min_kubernetes: None,
+        template: None,
         files: &[file!(
             "cert-manager.yaml",
             "v1.10.1",
@@ -146,6 +169,7 @@ pub const CATALOGUE: &[Release] = &[
         addon: Addon::CertManager,
         version: "v1.19.4",
         min_kubernetes: None,
+        template: None,
         files: &[file!(
             "cert-manager.yaml",
             "009c88084074904c7743384ff50d3bd70012ef55",
@@ -158,6 +182,7 @@ pub const CATALOGUE: &[Release] = &[
         version: "1.24.3",
         // Istio's supported releases: 1.24 on Kubernetes 1.28 to 1.31.
         min_kubernetes: Some("1.28"),
+        template: None,
         files: &[
             file!(
                 "crd.yaml",
@@ -178,6 +203,7 @@ pub const CATALOGUE: &[Release] = &[
         version: "1.29.1",
         // Istio 1.29 is tested on Kubernetes 1.30 to 1.35.
         min_kubernetes: Some("1.30"),
+        template: None,
         files: &[
             file!(
                 "crd.yaml",
@@ -198,6 +224,7 @@ pub const CATALOGUE: &[Release] = &[
         version: "1.16.2",
         // Knative's minimum Kubernetes version policy: 1.16 needs 1.29.
         min_kubernetes: Some("1.29"),
+        template: None,
         files: &[
             file!(
                 "serving-core.yaml",
@@ -218,6 +245,7 @@ pub const CATALOGUE: &[Release] = &[
         version: "1.21.1",
         // ... and 1.21 needs 1.33.
         min_kubernetes: Some("1.33"),
+        template: None,
         files: &[
             file!(
                 "serving-core.yaml",
@@ -237,6 +265,7 @@ pub const CATALOGUE: &[Release] = &[
         addon: Addon::Kserve,
         version: "v0.15.0",
         min_kubernetes: None,
+        template: None,
         files: &[
             file!(
                 "kserve.yaml",
@@ -256,6 +285,7 @@ pub const CATALOGUE: &[Release] = &[
         addon: Addon::Kserve,
         version: "v0.16.0",
         min_kubernetes: None,
+        template: None,
         files: &[
             file!(
                 "kserve.yaml",

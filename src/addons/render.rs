@@ -3,12 +3,14 @@
 //! that no file creates (Istio's rendered files use `istio-system` without creating it), which
 //! the installer creates when missing. Those are no add-on's own: net-istio (Knative) puts
 //! objects in Istio's namespace too, and owning it twice would make each add-on's apply undo
-//! the other's labels.
+//! the other's labels. The stack's settings are written into the objects here too: KServe's
+//! default deployment mode, and where NVIDIA's device plugin runs (a template of ours rather
+//! than a download: see the catalogue).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{ManifestSource, Release};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::kube::manifest::{
     self, Object, ObjectRef, ADDON_LABEL, MANAGED_BY, SYSTEM_NAMESPACES, VERSION_LABEL,
@@ -16,8 +18,8 @@ use crate::kube::manifest::{
 use crate::kube::KubeError;
 use crate::model::Attrs;
 
-/// The labelled objects of `release`, in file order; a later document with the same reference
-/// replaces an earlier one.
+/// The labelled objects of `release`, in file order, then its compiled-in template; a later
+/// document with the same reference replaces an earlier one.
 pub fn objects(release: &Release, source: &ManifestSource) -> Result<Vec<Object>, KubeError> {
     let addon = release.addon.name();
     let mut objects: Vec<Object> = Vec::new();
@@ -26,6 +28,10 @@ pub fn objects(release: &Release, source: &ManifestSource) -> Result<Vec<Object>
         let origin = format!("{addon} {} {}", release.version, file.name);
         let text = String::from_utf8_lossy(&bytes);
         objects.extend(manifest::parse_documents(&text, &origin)?);
+    }
+    if let Some(template) = release.template {
+        let origin = format!("{addon} {} (compiled in)", release.version);
+        objects.extend(manifest::parse_documents(template, &origin)?);
     }
     let labels = [
         MANAGED_BY,
@@ -55,6 +61,14 @@ pub const DEPLOYMENT_MODE: &str = "deployment_mode";
 /// KServe's ConfigMap of settings, whose `deploy` key holds the default deployment mode.
 const KSERVE_CONFIG: &str = "inferenceservice-config";
 
+/// The attributes of `addon.nvidia_device_plugin` that place its DaemonSet: the EKS names of
+/// the node groups it runs on, and the tolerations of their taints.
+pub const NODE_GROUPS: &str = "node_groups";
+pub const TOLERATIONS: &str = "tolerations";
+
+/// The label EKS gives every node of a managed node group: the group's name.
+pub const NODE_GROUP_LABEL: &str = "eks.amazonaws.com/nodegroup";
+
 /// The objects of `release` with the stack's settings from the add-on resource's `attrs`
 /// written into them: what is installed and what the inventory records.
 pub fn configured(
@@ -64,21 +78,44 @@ pub fn configured(
 ) -> Result<Vec<Object>, KubeError> {
     let mut objects = objects(release, source)?;
     if let Some(mode) = attrs.get(DEPLOYMENT_MODE).and_then(Value::as_str) {
-        let configs = objects
-            .iter_mut()
-            .filter(|o| o.id.kind == "ConfigMap" && o.id.name == KSERVE_CONFIG);
-        for config in configs {
-            let mut deploy: Value = config.body["data"]["deploy"]
-                .as_str()
-                .and_then(|text| serde_json::from_str(text).ok())
-                .unwrap_or_else(|| serde_json::json!({}));
-            deploy["defaultDeploymentMode"] = mode.into();
-            config.body["data"]["deploy"] = serde_json::to_string_pretty(&deploy)
-                .expect("a JSON value serializes")
-                .into();
-        }
+        set_deployment_mode(&mut objects, mode);
+    }
+    if let Some(groups) = attrs.get(NODE_GROUPS) {
+        let tolerations = attrs.get(TOLERATIONS).cloned().unwrap_or(json!([]));
+        place_on_node_groups(&mut objects, groups, &tolerations);
     }
     Ok(objects)
+}
+
+/// KServe's default deployment mode, in its ConfigMap of settings.
+fn set_deployment_mode(objects: &mut [Object], mode: &str) {
+    let configs = objects
+        .iter_mut()
+        .filter(|o| o.id.kind == "ConfigMap" && o.id.name == KSERVE_CONFIG);
+    for config in configs {
+        let mut deploy: Value = config.body["data"]["deploy"]
+            .as_str()
+            .and_then(|text| serde_json::from_str(text).ok())
+            .unwrap_or_else(|| json!({}));
+        deploy["defaultDeploymentMode"] = mode.into();
+        config.body["data"]["deploy"] = serde_json::to_string_pretty(&deploy)
+            .expect("a JSON value serializes")
+            .into();
+    }
+}
+
+/// Every DaemonSet's pods on the nodes of the node groups named `groups` (a required node
+/// affinity on the label EKS sets), tolerating `tolerations`.
+fn place_on_node_groups(objects: &mut [Object], groups: &Value, tolerations: &Value) {
+    for daemon_set in objects.iter_mut().filter(|o| o.id.kind == "DaemonSet") {
+        let pod = &mut daemon_set.body["spec"]["template"]["spec"];
+        pod["affinity"] = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [
+                {"key": NODE_GROUP_LABEL, "operator": "In", "values": groups},
+            ]}],
+        }}});
+        pod["tolerations"] = tolerations.clone();
+    }
 }
 
 /// The namespaces `objects` live in that none of them creates, system namespaces left out.

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use crate::addons::{render, Addon};
 use crate::kube::manifest::MANAGED_BY;
+use crate::model::device_plugin::ATTR as DEVICE_PLUGIN_ATTR;
 use crate::model::{
     canonical, initial, reference, references_in, Address, Attrs, Partition, Resource, ResourceKind,
 };
@@ -392,10 +393,7 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
     after.extend(endpoints.iter());
     let mut node_groups = Vec::new();
     for (key, group) in &eks.node_groups {
-        node_groups.push(b.add(
-            ResourceKind::EksNodeGroup,
-            &[key],
-            json!({
+        let mut attrs = json!({
                 "cluster_name": reference(&cluster, "name"),
                 "name": group.eks_name(&spec.vpc),
                 "node_role_arn": reference(&node_role, "arn"),
@@ -421,9 +419,12 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
                     "key": t.key, "value": t.value, "effect": t.effect,
                 })).collect::<Vec<_>>(),
                 "tags": {},
-            }),
-            &after,
-        ));
+        });
+        // Only GPU groups have one: other groups' attributes stay as they were.
+        if let Some(plugin) = group.device_plugin() {
+            attrs[DEVICE_PLUGIN_ATTR] = plugin.as_attr().into();
+        }
+        node_groups.push(b.add(ResourceKind::EksNodeGroup, &[key], attrs, &after));
     }
 
     // IRSA: the cluster's OIDC provider and one role per entry (and one for the EBS CSI driver).
@@ -500,10 +501,10 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
     b.resources
 }
 
-/// What goes into the cluster once its nodes are up: the add-ons in catalogue order (each after
-/// the one before), the IRSA service accounts after them, the stack's workloads, and last the
-/// destroy-time cleanup of the load balancers Kubernetes made, which a destroy therefore runs
-/// first. An add-on's `objects` (its inventory) are filled in by the caller, who reads the
+/// What goes into the cluster once its nodes are up: NVIDIA's device plugin where a node group
+/// needs it, the add-ons in catalogue order (each after the one before), the IRSA service
+/// accounts after them, the stack's workloads, and last the destroy-time cleanup of the load
+/// balancers Kubernetes made, which a destroy therefore runs first. An add-on's `objects` (its inventory) are filled in by the caller, who reads the
 /// manifests.
 fn cluster_bootstrap(
     b: &mut Builder,
@@ -514,6 +515,10 @@ fn cluster_bootstrap(
 ) {
     let cluster_name = reference(cluster, "name");
     let mut addons: Vec<Address> = node_groups.to_vec();
+    let after: Vec<&Address> = node_groups.iter().collect();
+    addons.extend(super::device_plugin::nvidia_device_plugin(
+        b, cluster, &after,
+    ));
     for (addon, release) in &b.spec.addons.releases {
         let mut attrs = json!({
             "cluster": cluster_name,

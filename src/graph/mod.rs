@@ -3,6 +3,7 @@
 
 mod build;
 pub mod dag;
+mod device_plugin;
 mod endpoints;
 mod managed_addons;
 pub mod render;

@@ -10,6 +10,7 @@
 //! concatenated once all are known.
 
 mod address;
+pub mod device_plugin;
 mod kind;
 mod partition;
 

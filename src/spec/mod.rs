@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use ipnet::Ipv4Net;
 
 use crate::addons::{Addon, Release};
+use crate::model::device_plugin::DevicePlugin;
 use crate::ui::diagnostic::{Diagnostic, SourceFile};
 use crate::workloads::{Outputs, Workload};
 
@@ -186,6 +187,11 @@ pub struct NodeGroupSpec {
 }
 
 impl NodeGroupSpec {
+    /// Where the group's device plugin comes from; `None` for AMIs without NVIDIA's driver.
+    pub fn device_plugin(&self) -> Option<DevicePlugin> {
+        DevicePlugin::of(&self.ami_type)
+    }
+
     /// The group's name in EKS: `name`, `-`, and 8 hex digits of a SHA-256 of what forces its
     /// replacement and the spec knows (instance types, capacity, disk size, the zones of its
     /// subnets). A change of those gives the successor a new name, so that it is made, and

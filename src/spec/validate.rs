@@ -132,6 +132,7 @@ pub(super) fn validate(
     let buckets = buckets(&mut p, &raw.buckets);
     let repositories = repositories(&mut p, &raw.repositories);
     let addons = addons(&mut p, raw.addons.as_ref(), &eks.version);
+    node_ami::check_device_plugin(&mut p, raw.eks.get_ref(), &eks.node_groups, addons.enabled);
     let moved = moved(&mut p, &raw.moved, source);
 
     if !p.0.is_empty() {

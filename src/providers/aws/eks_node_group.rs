@@ -16,6 +16,7 @@ use super::{adopt_on_conflict, in_prior_order, split_compound_id, string_values}
 use super::{
     classify, gone_as_none, gone_is_fine, str_attr, strings_attr, tag_changes, tags_of, wait_for,
 };
+use crate::model::device_plugin::{DevicePlugin, ATTR as DEVICE_PLUGIN_ATTR};
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
 
@@ -269,7 +270,12 @@ impl ResourceProvider for EksNodeGroup {
             "tags": tags_attr(group.tags()),
             "arn": group.nodegroup_arn(),
         });
-        Ok(attrs.as_object().cloned())
+        let mut attrs = attrs.as_object().cloned().unwrap_or_default();
+        // Where the device plugin comes from, as the live AMI type says (the planner's rule).
+        if let Some(plugin) = group.ami_type().and_then(|t| DevicePlugin::of(t.as_str())) {
+            attrs.insert(DEVICE_PLUGIN_ATTR.into(), plugin.as_attr().into());
+        }
+        Ok(Some(attrs))
     }
 
     async fn find(&self, ctx: &Ctx<'_>, desired: &Attrs) -> ProviderResult<Option<String>> {

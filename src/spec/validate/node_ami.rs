@@ -3,10 +3,13 @@
 //! Graviton instance cannot boot an x86 AMI. So GPU groups get a Bottlerocket NVIDIA variant
 //! (which carries the driver and NVIDIA's device plugin) and the usual `nvidia.com/gpu`
 //! `NO_SCHEDULE` taint, Graviton groups an ARM64 AMI, and a group that mixes kinds is refused.
+//! AL2023's NVIDIA AMIs may be written: they carry the driver only, and the stack installs
+//! NVIDIA's device plugin beside them as an add-on, which needs `[addons]` enabled.
 
 use std::collections::BTreeMap;
 
 use super::{raw, Problems};
+use crate::model::device_plugin::DevicePlugin;
 use crate::spec::{NodeGroupSpec, Taint};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,11 +69,11 @@ const NVIDIA_FAMILIES: [&str; 17] = [
 const ARM_NVIDIA_FAMILIES: [&str; 2] = ["g5g", "p6e-gb200"];
 
 /// The AMI types a node group may name: Amazon Linux 2023 and Bottlerocket, with what each needs.
-/// AL2023's NVIDIA AMIs are left out: they carry the driver but not the device plugin, which
-/// would have to be installed beside them.
-const AMI_TYPES: [(&str, Needs); 6] = [
+const AMI_TYPES: [(&str, Needs); 8] = [
     ("AL2023_x86_64_STANDARD", X86),
     ("AL2023_ARM_64_STANDARD", ARM),
+    ("AL2023_x86_64_NVIDIA", X86_NVIDIA),
+    ("AL2023_ARM_64_NVIDIA", ARM_NVIDIA),
     ("BOTTLEROCKET_x86_64", X86),
     ("BOTTLEROCKET_ARM_64", ARM),
     ("BOTTLEROCKET_x86_64_NVIDIA", X86_NVIDIA),
@@ -179,14 +182,6 @@ fn check_written(
     instance: &str,
 ) {
     let text = written.get_ref();
-    if text.starts_with("AL2023_") && text.ends_with("_NVIDIA") {
-        p.hint(
-            written.span(),
-            format!("node group `{key}`: `{text}` has no NVIDIA device plugin, so `nvidia.com/gpu` would never be advertised"),
-            format!("use `{}` (the Bottlerocket NVIDIA variants include the device plugin), or leave `ami_type` out", want.default_ami()),
-        );
-        return;
-    }
     let Some((_, has)) = AMI_TYPES.iter().find(|(name, _)| *name == text) else {
         let names: Vec<String> = AMI_TYPES.iter().map(|(n, _)| format!("`{n}`")).collect();
         p.hint(
@@ -206,6 +201,41 @@ fn check_written(
             ),
             format!("use `{}`, or leave `ami_type` out", want.default_ami()),
         );
+    }
+}
+
+/// Refuses an AMI whose device plugin the stack would install (AL2023's NVIDIA AMIs) when the
+/// stack stays out of the cluster: its GPUs would never be advertised.
+pub(super) fn check_device_plugin(
+    p: &mut Problems,
+    eks: &raw::RawEks,
+    groups: &BTreeMap<String, NodeGroupSpec>,
+    addons_enabled: bool,
+) {
+    if addons_enabled {
+        return;
+    }
+    let Some(raw_groups) = &eks.node_groups else {
+        return;
+    };
+    for (key, raw_group) in raw_groups.get_ref() {
+        let Some(written) = &raw_group.get_ref().ami_type else {
+            continue;
+        };
+        let needs_addon = groups
+            .get(key)
+            .and_then(NodeGroupSpec::device_plugin)
+            .is_some_and(|plugin| plugin == DevicePlugin::Addon);
+        if needs_addon {
+            p.hint(
+                written.span(),
+                format!(
+                    "node group `{key}`: `{}` has no NVIDIA device plugin, which mlops installs only with `[addons] enabled = true`",
+                    written.get_ref()
+                ),
+                "enable `[addons]`, or use a Bottlerocket NVIDIA AMI (its device plugin is in the AMI) by leaving `ami_type` out",
+            );
+        }
     }
 }
 
