@@ -172,7 +172,13 @@ mod tests {
     fn every_fixture_release_renders_labelled_objects_and_their_namespaces() {
         for release in CATALOGUE {
             let objects = objects(release, &fixtures()).unwrap();
-            assert!(objects.len() > 10, "{} {}", release.addon, release.version);
+            let least = if release.template.is_some() { 1 } else { 10 };
+            assert!(
+                objects.len() >= least,
+                "{} {}",
+                release.addon,
+                release.version
+            );
             for o in &objects {
                 let labels = &o.body["metadata"]["labels"];
                 assert_eq!(labels[ADDON_LABEL], release.addon.name(), "{}", o.id);
@@ -226,6 +232,44 @@ mod tests {
             inventory(&objects(Addon::Kserve.release("v0.16.0").unwrap(), &fixtures()).unwrap());
         assert!(
             old.keys().any(|k| !new.contains_key(k)) || new.keys().any(|k| !old.contains_key(k))
+        );
+    }
+
+    /// NVIDIA's device plugin from the template compiled in, with no bundle or cache: one
+    /// DaemonSet in `kube-system`, its image pinned by digest, placed on the node groups of the
+    /// add-on's attributes by the label EKS sets, tolerating what the attributes list.
+    #[test]
+    fn the_device_plugin_is_placed_on_its_node_groups() {
+        let release = Addon::NvidiaDevicePlugin.release("v0.17.1").unwrap();
+        assert!(release.files.is_empty(), "nothing to download");
+        let nowhere = ManifestSource::Bundle(PathBuf::from("/nonexistent"));
+        let mut attrs = Attrs::new();
+        attrs.insert(NODE_GROUPS.into(), json!(["gpu-8f1d128c"]));
+        let toleration =
+            json!({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"});
+        attrs.insert(TOLERATIONS.into(), json!([toleration]));
+        let objects = configured(release, &nowhere, &attrs).unwrap();
+        assert_eq!(objects.len(), 1);
+        let daemon_set = &objects[0];
+        assert_eq!(
+            daemon_set.id.to_string(),
+            "apps/v1 DaemonSet kube-system/nvidia-device-plugin-daemonset"
+        );
+        let pod = &daemon_set.body["spec"]["template"]["spec"];
+        let image = pod["containers"][0]["image"].as_str().unwrap();
+        let (_, digest) = image.split_once("@sha256:").expect("pinned by digest");
+        assert!(digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(pod["tolerations"], json!([toleration]));
+        let term = &pod["affinity"]["nodeAffinity"]
+            ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]
+            ["matchExpressions"][0];
+        assert_eq!(
+            term,
+            &json!({"key": NODE_GROUP_LABEL, "operator": "In", "values": ["gpu-8f1d128c"]})
+        );
+        assert!(
+            namespaces_to_ensure(&objects).is_empty(),
+            "kube-system is there"
         );
     }
 }

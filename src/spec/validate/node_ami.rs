@@ -332,12 +332,6 @@ mod tests {
             .contains("is for x86 instances, but `g5.xlarge` is NVIDIA GPU"));
         let errors = team_a_with(
             "capacity = \"spot\"",
-            "capacity = \"spot\"\nami_type = \"AL2023_x86_64_NVIDIA\"",
-        )
-        .unwrap_err();
-        assert!(errors[0].1.contains("has no NVIDIA device plugin"));
-        let errors = team_a_with(
-            "capacity = \"spot\"",
             "capacity = \"spot\"\nami_type = \"AL2_x86_64\"",
         )
         .unwrap_err();
@@ -350,6 +344,38 @@ mod tests {
         assert_eq!(
             spec.eks.node_groups["gpu"].ami_type,
             "BOTTLEROCKET_x86_64_NVIDIA"
+        );
+    }
+
+    /// AL2023's NVIDIA AMI has the driver but no device plugin: accepted, with the plugin from
+    /// the stack's add-on, which needs `[addons]`; without them it is refused at its line.
+    #[test]
+    fn an_al2023_nvidia_group_needs_the_addons() {
+        let al2023 = "capacity = \"spot\"\nami_type = \"AL2023_x86_64_NVIDIA\"";
+        let spec = team_a_with("capacity = \"spot\"", al2023).unwrap();
+        let gpu = &spec.eks.node_groups["gpu"];
+        assert_eq!(gpu.ami_type, "AL2023_x86_64_NVIDIA");
+        assert_eq!(gpu.device_plugin(), Some(DevicePlugin::Addon));
+        assert_eq!(gpu.taints[0].key, GPU_TAINT_KEY);
+        assert_eq!(
+            spec.eks.node_groups["default"].device_plugin(),
+            None,
+            "a group without GPUs"
+        );
+
+        let text = format!(
+            "{}\n[addons]\nenabled = false\n",
+            TEAM_A.replacen("capacity = \"spot\"", al2023, 1)
+        );
+        let errors = problems(&text);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].2.contains("`AL2023_x86_64_NVIDIA` has no NVIDIA device plugin, which mlops installs only with `[addons] enabled = true`"),
+            "{errors:?}"
+        );
+        assert_eq!(
+            errors[0].0,
+            line_of(&text, "ami_type = \"AL2023_x86_64_NVIDIA\"")
         );
     }
 }
