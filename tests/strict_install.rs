@@ -246,3 +246,64 @@ async fn kserve_installs_only_with_its_certificates_before_its_deployment_waits(
         .is_some());
     assert!(server.stand_in().reviews() > 0, "no webhook was called");
 }
+
+/// NVIDIA's device plugin, as `mlops apply` installs it for an AL2023 NVIDIA node group
+/// (`addon.nvidia_device_plugin`, rendered from the catalogue's template with the attributes
+/// the plan of such a group gives it): the real API server validates and stores its DaemonSet
+/// in `kube-system` with the pods' required node affinity on `eks.amazonaws.com/nodegroup`
+/// (the label EKS gives a managed group's nodes) and the toleration of the group's
+/// `nvidia.com/gpu` taint, so that a kubelet would run it on those GPU nodes and no other; the
+/// image is pinned by digest; the install waits until the stand-in's daemonset controller
+/// reports it available. Read back with plain HTTPS and the audit log.
+#[tokio::test]
+async fn nvidias_device_plugin_goes_on_its_gpu_groups_tolerating_their_taint() {
+    let server = RealApiServer::shared();
+    server.stand_in();
+    let cluster = Cluster::from_kubeconfig(&server.kubeconfig).await.unwrap();
+    let release = release_named("nvidia-device-plugin", "v0.17.1").unwrap();
+    let toleration = json!({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"});
+    let attrs = json!({
+        "name": "nvidia-device-plugin",
+        "version": "v0.17.1",
+        render::NODE_GROUPS: ["gpu-8f1d128c"],
+        render::TOLERATIONS: [toleration],
+    });
+    let nowhere = ManifestSource::Bundle("/nonexistent".into());
+    let objects = render::configured(release, &nowhere, attrs.as_object().unwrap()).unwrap();
+    let mark = server.mark();
+    install_objects(&cluster, objects, &waits(Duration::from_secs(60)))
+        .await
+        .unwrap_or_else(|e| panic!("install the device plugin: {e}"));
+
+    let path = "/apis/apps/v1/namespaces/kube-system/daemonsets/nvidia-device-plugin-daemonset";
+    let daemon_set = server.get_json(path).expect("the DaemonSet");
+    let pod = &daemon_set["spec"]["template"]["spec"];
+    assert_eq!(pod["tolerations"], json!([toleration]));
+    let terms = &pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        ["nodeSelectorTerms"];
+    assert_eq!(
+        terms,
+        &json!([{"matchExpressions": [{"key": "eks.amazonaws.com/nodegroup", "operator": "In", "values": ["gpu-8f1d128c"]}]}])
+    );
+    assert_eq!(pod["priorityClassName"], "system-node-critical");
+    let image = pod["containers"][0]["image"].as_str().unwrap();
+    assert!(
+        image.starts_with("nvcr.io/nvidia/k8s-device-plugin:v0.17.1@sha256:"),
+        "{image}"
+    );
+    assert_eq!(
+        daemon_set["metadata"]["labels"]["mlops.dev/addon"],
+        "nvidia-device-plugin"
+    );
+    assert!(daemon_set["status"]["numberAvailable"].as_i64() >= Some(1));
+    let writes: Vec<String> = server
+        .writes_since(mark)
+        .iter()
+        .filter(|w| w.namespace.as_deref() == Some("kube-system"))
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        writes,
+        ["patch daemonsets.apps kube-system/nvidia-device-plugin-daemonset (201)"]
+    );
+}
