@@ -555,10 +555,13 @@ fn addons_list_shows_the_catalogue() {
     p.mlops(&["addons", "list"])
         .success()
         .stdout(predicate::str::contains(
-            "cert-manager     v1.19.4   cert-manager.yaml",
+            "cert-manager         v1.19.4   cert-manager.yaml",
         ))
         .stdout(predicate::str::contains(
-            "kserve           v0.15.0   kserve.yaml, kserve-cluster-resources.yaml",
+            "kserve               v0.15.0   kserve.yaml, kserve-cluster-resources.yaml",
+        ))
+        .stdout(predicate::str::contains(
+            "nvidia-device-plugin v0.17.1   (a template compiled in)",
         ));
 }
 

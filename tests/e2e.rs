@@ -768,6 +768,11 @@ fn two_node_groups_one_spot_and_three_irsa_roles() {
         let gpu = gpu.nodegroup().unwrap();
         assert_eq!(gpu.capacity_type().map(|c| c.as_str()), Some("SPOT"));
         assert_eq!(gpu.taints().len(), 1);
+        // Chosen from the instance type: an AMI with NVIDIA's driver and device plugin.
+        assert_eq!(
+            gpu.ami_type().map(|a| a.as_str()),
+            Some("BOTTLEROCKET_x86_64_NVIDIA")
+        );
         for (role, subject) in [
             ("multi-irsa-mlflow", "system:serviceaccount:mlflow:mlflow"),
             (

@@ -24,11 +24,14 @@ pub enum AddonsCommand {
 pub fn run(command: &AddonsCommand, manifests_dir: Option<PathBuf>) -> Result<u8> {
     match command {
         AddonsCommand::List => {
-            crate::outln!("{:<16} {:<9} files", "add-on", "version");
+            crate::outln!("{:<20} {:<9} files", "add-on", "version");
             for release in CATALOGUE {
-                let files: Vec<&str> = release.files.iter().map(|f| f.name).collect();
+                let mut files: Vec<&str> = release.files.iter().map(|f| f.name).collect();
+                if release.template.is_some() {
+                    files.push("(a template compiled in)");
+                }
                 crate::outln!(
-                    "{:<16} {:<9} {}",
+                    "{:<20} {:<9} {}",
                     release.addon.name(),
                     release.version,
                     files.join(", ")
