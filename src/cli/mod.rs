@@ -185,7 +185,7 @@ pub fn run() -> Result<u8> {
         })?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Validate(args) => validate::run(&args),
+            Command::Validate(args) => validate::run(&args).await,
             Command::Plan(args) => until_interrupted(plan::run(&args, &global)).await,
             Command::Show(args) => plan::show(&args, &global),
             Command::Apply(args) => apply::run_apply(&args, &global).await,

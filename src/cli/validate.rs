@@ -1,5 +1,6 @@
 //! `mlops validate`: one stack, or many (`--all`, `--stacks GLOB`) with the collisions between
-//! them, checked without touching the cloud.
+//! them, checked without touching the cloud; with a local state, also the step from the
+//! cluster's recorded Kubernetes version to `[eks] version`.
 
 use super::Selection;
 use crate::ops::{self, Stack};
@@ -13,16 +14,16 @@ pub struct ValidateArgs {
     pub which: Selection,
 }
 
-pub fn run(args: &ValidateArgs) -> Result<u8> {
+pub async fn run(args: &ValidateArgs) -> Result<u8> {
     let Some(pattern) = args.which.pattern() else {
-        let stack = Stack::open(args.which.stack.as_deref().unwrap_or_default(), None)?;
+        let stack = open(args.which.stack.as_deref().unwrap_or_default()).await?;
         crate::errln!("{}", valid_line(&stack));
         return Ok(0);
     };
     let mut specs = Vec::new();
     let mut invalid = 0;
     for file in ops::stack_files(pattern)? {
-        match Stack::open(&file.display().to_string(), None) {
+        match open(&file.display().to_string()).await {
             Ok(stack) => {
                 crate::errln!("{}", valid_line(&stack));
                 specs.push(stack.spec);
@@ -50,6 +51,13 @@ pub fn run(args: &ValidateArgs) -> Result<u8> {
         });
     }
     Ok(0)
+}
+
+/// The stack, valid, with an upgrade step its local state allows.
+async fn open(arg: &str) -> Result<Stack> {
+    let stack = Stack::open(arg, None)?;
+    ops::check_local_version_step(&stack).await?;
+    Ok(stack)
 }
 
 fn valid_line(stack: &Stack) -> String {

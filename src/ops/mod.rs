@@ -38,6 +38,7 @@ pub use state_edit::{edit_state, StateEdit};
 pub use status::{
     status, Gateway, GatewayState, InferenceService, NodeGroup, Status, STATUS_FORMAT_VERSION,
 };
+pub use upgrade::check_local_version_step;
 
 /// A stack ready to work on: its validated spec, desired graph and state store.
 pub struct Stack {

@@ -1,12 +1,22 @@
-//! The step of a cluster upgrade, checked at plan time against the running cluster's version
-//! (which `validate`, without a state, cannot know): EKS moves a control plane one minor version
-//! at a time and never back, so a skip or a downgrade would fail only at apply time, after the
-//! plan was approved. Refused here, naming where `[eks] version` is written.
+//! The step of a cluster upgrade, checked against the running cluster's version as the state
+//! records it: EKS moves a control plane one minor version at a time and never back, so a skip
+//! or a downgrade would fail only at apply time, after the plan was approved. Refused by `plan`,
+//! and by `validate` when the state is a local file (`validate` never touches the cloud, so an
+//! S3 state is left to `plan`), naming where `[eks] version` is written.
 
+use super::Stack;
 use crate::model::{Address, ResourceKind};
-use crate::spec::Spec;
+use crate::spec::{Spec, StateSpec};
 use crate::state::State;
 use crate::{Error, Result};
+
+/// `validate`'s check of the version step, against the stack's state when it is a local file.
+pub async fn check_local_version_step(stack: &Stack) -> Result<()> {
+    if !matches!(stack.spec.state, StateSpec::Local { .. }) {
+        return Ok(());
+    }
+    check_version_step(&stack.spec, &stack.state().await?)
+}
 
 /// A `major.minor` version as numbers; `None` for anything else.
 fn minor(version: &str) -> Option<(u32, u32)> {
