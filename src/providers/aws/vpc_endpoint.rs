@@ -148,7 +148,7 @@ impl ResourceProvider for VpcEndpoint {
                 Some(state @ ("failed" | "rejected")) => Err(ProviderError::fatal(format!(
                     "the VPC endpoint `{id}` is {state}"
                 ))),
-                // moto reports none; AWS always does.
+                // AWS always reports one; an answer without it has nothing to wait for.
                 None => Ok(Some(())),
                 _ => Ok(None),
             }
