@@ -307,3 +307,57 @@ async fn nvidias_device_plugin_goes_on_its_gpu_groups_tolerating_their_taint() {
         ["patch daemonsets.apps kube-system/nvidia-device-plugin-daemonset (201)"]
     );
 }
+
+/// The default StorageClass the stack makes with the EBS CSI driver (`k8s.StorageClass.gp3` of
+/// the example's plan, applied as `mlops apply` applies it), on the real API server beside the
+/// `gp2` class EKS makes at cluster creation, which is a default class too and keeps its
+/// annotation: the API server's `DefaultStorageClass` admission gives a PersistentVolumeClaim
+/// that names no class the newest default class, so such a claim (a model cache, MLflow's
+/// database) gets `gp3`, encrypted gp3 volumes of `ebs.csi.aws.com`. What the real server cannot
+/// show: a volume being provisioned and bound (no EBS CSI controller, no kubelet).
+#[tokio::test]
+async fn a_claim_without_a_class_gets_the_stacks_gp3_class() {
+    let server = RealApiServer::shared();
+    let cluster = Cluster::from_kubeconfig(&server.kubeconfig).await.unwrap();
+    let manifest =
+        |value: &Value| mlops::kube::manifest::parse_documents(&value.to_string(), "test").unwrap();
+    // EKS's own class, as a new cluster has it.
+    let gp2 = json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": "gp2", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": "kubernetes.io/aws-ebs", "parameters": {"type": "gp2", "fsType": "ext4"},
+        "volumeBindingMode": "WaitForFirstConsumer"});
+    cluster.apply(&manifest(&gp2)[0], false).await.unwrap();
+    // Creation times have a resolution of one second: the stack's class comes later, as it does
+    // on EKS.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/stacks/example.toml");
+    let stack = mlops::ops::Stack::open(example, None).unwrap();
+    let address = mlops::model::Address::from("k8s.StorageClass.gp3");
+    let gp3 = &stack.graph.resources[&address].attrs["manifest"];
+    cluster.apply(&manifest(gp3)[0], false).await.unwrap();
+    let class = server
+        .get_json("/apis/storage.k8s.io/v1/storageclasses/gp3")
+        .expect("the gp3 class");
+    assert_eq!(class["provisioner"], "ebs.csi.aws.com");
+    assert_eq!(
+        class["parameters"],
+        json!({"type": "gp3", "encrypted": "true"})
+    );
+    assert_eq!(class["volumeBindingMode"], "WaitForFirstConsumer");
+    assert_eq!(class["allowVolumeExpansion"], true);
+    assert_eq!(class["reclaimPolicy"], "Delete");
+
+    let ns = "strict-storage";
+    install::ensure_namespaces(&cluster, &[ns]).await.unwrap();
+    let claim = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "model-cache", "namespace": ns},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
+    cluster.apply(&manifest(&claim)[0], false).await.unwrap();
+    let claim = server
+        .get_json(&format!(
+            "/api/v1/namespaces/{ns}/persistentvolumeclaims/model-cache"
+        ))
+        .expect("the claim");
+    assert_eq!(claim["spec"]["storageClassName"], "gp3", "{claim:#}");
+}
