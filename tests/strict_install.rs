@@ -4,8 +4,10 @@
 //! It models what a real cluster does with the order of an install: KServe's controller
 //! mounts the Secret `kserve-webhook-server-cert`, which only cert-manager makes, from the
 //! `Certificate` of KServe's own manifest, once its `Issuer` is Ready; KServe's webhooks are
-//! trusted only once cert-manager's cainjector copied that Secret's CA into them. Results are
-//! read with plain HTTPS (`get_json`), not through `mlops`.
+//! trusted only once cert-manager's cainjector copied that Secret's CA into them. Also what the
+//! stack puts into a cluster for its node groups and volumes: NVIDIA's device plugin on the GPU
+//! groups that need it, and the default gp3 StorageClass. Results are read with plain HTTPS
+//! (`get_json`) and the audit log, not through `mlops`.
 
 mod support;
 
