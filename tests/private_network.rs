@@ -74,13 +74,14 @@ fn no_nat_makes_the_endpoints_the_nodes_need() {
                 .unwrap_or_default()
                 .to_string()
         };
-        let tables: BTreeMap<String, String> = aws
+        let route_tables = aws
             .ec2
             .describe_route_tables()
             .filters(by_vpc())
             .send()
             .await
-            .unwrap()
+            .unwrap();
+        let tables: BTreeMap<String, String> = route_tables
             .route_tables()
             .iter()
             .map(|t| (t.route_table_id().unwrap().to_string(), name_of(t.tags())))
@@ -152,14 +153,7 @@ fn no_nat_makes_the_endpoints_the_nodes_need() {
             .await
             .unwrap();
         assert!(nats.nat_gateways().is_empty(), "no NAT gateway");
-        let private_routes = aws
-            .ec2
-            .describe_route_tables()
-            .filters(by_vpc())
-            .send()
-            .await
-            .unwrap();
-        for table in private_routes.route_tables() {
+        for table in route_tables.route_tables() {
             if private_tables.contains(&table.route_table_id().unwrap().to_string()) {
                 assert!(
                     !table
