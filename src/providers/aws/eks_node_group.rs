@@ -268,6 +268,10 @@ impl ResourceProvider for EksNodeGroup {
             ),
             "tags": tags_attr(group.tags()),
             "arn": group.nodegroup_arn(),
+            // Where the group is in its life, and why it failed: the planner replaces a group
+            // whose create failed (`ResourceKind::failed_create`).
+            "status": group.status().map(NodegroupStatus::as_str),
+            "health_issues": health_issues(&group),
         });
         Ok(attrs.as_object().cloned())
     }
