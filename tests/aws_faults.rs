@@ -12,9 +12,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_config::retry::RetryConfig;
+use aws_sdk_ec2::types::Filter;
 use aws_sdk_eks::types::{ClusterStatus, NodegroupStatus};
 use support::aws_layer::{AwsLayer, Clock, Faults};
-use support::inventory::{inventory, nothing_left, reference_inventory};
+use support::inventory::{inventory, nothing_left, reference_inventory, stack_filter};
 use support::{clients_for, example_as, Emulator, Project};
 
 fn seed() -> u64 {
@@ -381,6 +382,153 @@ fn a_node_group_that_failed_to_create_is_replaced() {
         "{}",
         replaced.stderr
     );
+    let plan = project.plan_exit_code();
+    assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
+}
+
+/// Models a public subnet's CIDR changed on AWS's clock: EC2 cannot change a subnet's block, so
+/// the subnet is replaced, and with it the NAT gateway inside it (a NAT gateway lives in one
+/// subnet); the old gateway holds its subnet and its Elastic IP until its delete is over (the
+/// layer refuses `DeleteSubnet` and `ReleaseAddress` meanwhile); the private routes through it
+/// are updated in place to the new gateway. The replacement gate still asks for
+/// `--allow-replace` for the gateway. Checked through the SDK: the old subnet gone, one
+/// subnet with the new block, exactly one NAT gateway available, in it, every private default
+/// route through it, every object exactly once.
+#[test]
+fn a_public_subnet_cidr_change_replaces_its_nat_gateway_and_updates_the_routes() {
+    let moto = Emulator::start();
+    let layer = AwsLayer::start(&moto, Faults::default(), Clock::shortened());
+    let aws = moto.clients();
+    let stack = "cidr";
+    let project = Project::at(&layer.url, stack, &example_as(stack));
+    project.apply().ok();
+    let subnet_of = |address: &str| -> Vec<(String, String)> {
+        aws.run(async {
+            let out = aws
+                .ec2
+                .describe_subnets()
+                .filters(stack_filter(stack))
+                .filters(
+                    Filter::builder()
+                        .name("tag:mlops:address")
+                        .values(address)
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+            out.subnets()
+                .iter()
+                .map(|s| {
+                    (
+                        s.subnet_id().unwrap().to_string(),
+                        s.cidr_block().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        })
+    };
+    let old = subnet_of("subnet.public.us-west-2a");
+    assert_eq!(old.len(), 1);
+
+    project.write_stack(
+        &project
+            .stack_text()
+            .replace("\"10.0.101.0/24\"", "\"10.0.111.0/24\""),
+    );
+    let plan = project.mlops(&["plan", stack]).ok();
+    for line in [
+        "# subnet.public.us-west-2a must be replaced",
+        "# nat_gateway.us-west-2a must be replaced",
+        "# route.private.us-west-2a.nat will be updated in-place",
+        "# route.private.us-west-2b.nat will be updated in-place",
+    ] {
+        assert!(plan.stdout.contains(line), "{line}\n{}", plan.stdout);
+    }
+    let refused = project.apply();
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("`--allow-replace nat_gateway.us-west-2a`"),
+        "{}",
+        refused.stderr
+    );
+
+    let applied = project.mlops(&[
+        "apply",
+        stack,
+        "--auto-approve",
+        "--allow-replace",
+        "nat_gateway.us-west-2a",
+    ]);
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+
+    let new = subnet_of("subnet.public.us-west-2a");
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert_eq!(new[0].1, "10.0.111.0/24");
+    assert_ne!(new[0].0, old[0].0);
+    let (old_exists, nats, routes) = aws.run(async {
+        let old_exists = aws
+            .ec2
+            .describe_subnets()
+            .subnet_ids(&old[0].0)
+            .send()
+            .await
+            .is_ok_and(|o| !o.subnets().is_empty());
+        let nats: Vec<(String, String)> = aws
+            .ec2
+            .describe_nat_gateways()
+            .send()
+            .await
+            .unwrap()
+            .nat_gateways()
+            .iter()
+            .filter(|n| n.state().is_some_and(|s| s.as_str() == "available"))
+            .filter(|n| {
+                n.tags()
+                    .iter()
+                    .any(|t| t.key() == Some("mlops:stack") && t.value() == Some(stack))
+            })
+            .map(|n| {
+                (
+                    n.nat_gateway_id().unwrap().to_string(),
+                    n.subnet_id().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let tables = aws
+            .ec2
+            .describe_route_tables()
+            .filters(stack_filter(stack))
+            .send()
+            .await
+            .unwrap();
+        let routes: Vec<Option<String>> = tables
+            .route_tables()
+            .iter()
+            .filter(|t| {
+                t.tags().iter().any(|tag| {
+                    tag.key() == Some("mlops:address")
+                        && tag.value().is_some_and(|v| v.starts_with("route_table.private."))
+                })
+            })
+            .flat_map(|t| t.routes())
+            .filter(|r| r.destination_cidr_block() == Some("0.0.0.0/0"))
+            .map(|r| r.nat_gateway_id().map(str::to_string))
+            .collect();
+        (old_exists, nats, routes)
+    });
+    assert!(!old_exists, "the old subnet must be gone");
+    assert_eq!(nats.len(), 1, "{nats:?}");
+    assert_eq!(nats[0].1, new[0].0, "the NAT gateway must be in the new subnet");
+    assert_eq!(routes.len(), 2, "{routes:?}");
+    assert!(
+        routes.iter().all(|r| r.as_deref() == Some(nats[0].0.as_str())),
+        "{routes:?} must all go through {}",
+        nats[0].0
+    );
+    assert_eq!(inventory(&aws, stack), reference_inventory(), "{}", applied.stderr);
     let plan = project.plan_exit_code();
     assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
 }
