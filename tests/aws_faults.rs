@@ -510,7 +510,9 @@ fn a_public_subnet_cidr_change_replaces_its_nat_gateway_and_updates_the_routes()
             .filter(|t| {
                 t.tags().iter().any(|tag| {
                     tag.key() == Some("mlops:address")
-                        && tag.value().is_some_and(|v| v.starts_with("route_table.private."))
+                        && tag
+                            .value()
+                            .is_some_and(|v| v.starts_with("route_table.private."))
                 })
             })
             .flat_map(|t| t.routes())
@@ -521,14 +523,24 @@ fn a_public_subnet_cidr_change_replaces_its_nat_gateway_and_updates_the_routes()
     });
     assert!(!old_exists, "the old subnet must be gone");
     assert_eq!(nats.len(), 1, "{nats:?}");
-    assert_eq!(nats[0].1, new[0].0, "the NAT gateway must be in the new subnet");
+    assert_eq!(
+        nats[0].1, new[0].0,
+        "the NAT gateway must be in the new subnet"
+    );
     assert_eq!(routes.len(), 2, "{routes:?}");
     assert!(
-        routes.iter().all(|r| r.as_deref() == Some(nats[0].0.as_str())),
+        routes
+            .iter()
+            .all(|r| r.as_deref() == Some(nats[0].0.as_str())),
         "{routes:?} must all go through {}",
         nats[0].0
     );
-    assert_eq!(inventory(&aws, stack), reference_inventory(), "{}", applied.stderr);
+    assert_eq!(
+        inventory(&aws, stack),
+        reference_inventory(),
+        "{}",
+        applied.stderr
+    );
     let plan = project.plan_exit_code();
     assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
 }

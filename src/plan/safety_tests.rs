@@ -438,7 +438,10 @@ fn a_pending_object_is_an_update_that_resumes_its_wait() {
     let graph = graph_of(EXAMPLE);
     let mut state = applied(&graph);
     assert!(!plan_of(&graph, &state).has_changes());
-    let cluster = state.resources.get_mut(&Address::new("eks_cluster")).unwrap();
+    let cluster = state
+        .resources
+        .get_mut(&Address::new("eks_cluster"))
+        .unwrap();
     cluster.pending = true;
     cluster.attrs.insert("status".into(), json!("CREATING"));
     let plan = plan_of(&graph, &state);
@@ -453,7 +456,9 @@ fn a_pending_object_is_an_update_that_resumes_its_wait() {
     assert_eq!(plan.summary().change, 1);
     let rendered = render::human(&plan, Style::PLAIN);
     assert!(
-        rendered.contains("# eks_cluster will be updated in-place (resume the wait until it is ready (CREATING)"),
+        rendered.contains(
+            "# eks_cluster will be updated in-place (resume the wait until it is ready (CREATING)"
+        ),
         "{rendered}"
     );
 }

@@ -222,6 +222,9 @@ pub async fn answer(shared: &Arc<Shared>, call: &Call) -> Result<Answer, Dropped
     if let Some(tagging) = create_bucket_tags(call) {
         forward(shared.moto, &tagging).await?;
     }
+    if call.service == Service::Ec2 && operation == "DeleteNatGateway" {
+        disassociate_when_deleted(shared, call);
+    }
     let mut world = shared.world.lock().unwrap();
     let answer = observe(&mut world, &shared.clock, call, &operation, answer);
     if let Some(token) = token {
@@ -242,6 +245,57 @@ fn create_bucket_tags(call: &Call) -> Option<Call> {
     tagging.uri = format!("{}?tagging", call.uri.path()).parse().ok()?;
     tagging.body = format!("<Tagging><TagSet>{tags}</TagSet></Tagging>").into();
     Some(tagging)
+}
+
+/// AWS disassociates a NAT gateway's Elastic IP once the gateway is deleted, so that the
+/// address can be released or given to a new gateway; moto's `DeleteNatGateway` keeps the
+/// association, and a new gateway with that address is refused (`Resource.AlreadyAssociated`).
+/// The layer disassociates it in moto when the clock says the delete is over.
+fn disassociate_when_deleted(shared: &Arc<Shared>, call: &Call) {
+    let allocation = call.param("NatGatewayId").and_then(|id| {
+        let world = shared.world.lock().unwrap();
+        world.nats.get(id).map(|nat| nat.allocation.clone())
+    });
+    let Some(allocation) = allocation.filter(|a| !a.is_empty()) else {
+        return;
+    };
+    let (shared, call) = (shared.clone(), call.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep(shared.clock.nat_delete).await;
+        let describe = ec2_call(
+            &call,
+            &[
+                ("Action", "DescribeAddresses"),
+                ("AllocationId.1", &allocation),
+            ],
+        );
+        let Ok(found) = forward(shared.moto, &describe).await else {
+            return;
+        };
+        if let Some(association) = xml_text(&found.text(), "associationId") {
+            let disassociate = ec2_call(
+                &call,
+                &[
+                    ("Action", "DisassociateAddress"),
+                    ("AssociationId", association),
+                ],
+            );
+            let _ = forward(shared.moto, &disassociate).await;
+        }
+    });
+}
+
+/// Another EC2 call with `params`, sent as `like` was (its signature is not checked by moto).
+fn ec2_call(like: &Call, params: &[(&str, &str)]) -> Call {
+    let version = like.param("Version").unwrap_or("2016-11-15");
+    let body: Vec<String> = params
+        .iter()
+        .chain([&("Version", version)])
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let mut call = like.clone();
+    call.body = body.join("&").into();
+    call
 }
 
 /// The client token of a create: EC2's `ClientToken`, EKS's `clientRequestToken`.
