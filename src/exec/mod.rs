@@ -474,9 +474,10 @@ async fn create(
             .await?
             .map(canonical)
             .ok_or_else(|| ProviderError::fatal(format!("`{id}` vanished while being adopted")))?;
+        // Pending like a new object: the earlier run may have been stopped during the wait.
         commit(shared, store, |s| {
             s.resources
-                .insert(change.address.clone(), record(&id, live.clone(), false));
+                .insert(change.address.clone(), record(&id, live.clone(), true));
         })
         .await?;
         if let Some(attr) = desired
@@ -489,6 +490,7 @@ async fn create(
             ))
             .into());
         }
+        until_ready(provider, &ctx, &id, stopped).await?;
         if differs(&desired, &live) {
             env.retry
                 .run(env.reporter, &change.address, || {

@@ -379,9 +379,8 @@ impl ResourceProvider for EksCluster {
                 ctx.stack
             )));
         }
-        // A run killed during the long create leaves a cluster still CREATING; adopted
-        // objects get no `wait_ready`, so wait here before anything uses it.
-        self.wait_ready(ctx, name).await?;
+        // A cluster still CREATING (a run killed during the long create) is waited for by
+        // the executor, which adopts it as pending.
         Ok(Some(name.to_string()))
     }
 

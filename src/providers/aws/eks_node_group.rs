@@ -288,11 +288,9 @@ impl ResourceProvider for EksNodeGroup {
                 ctx.stack
             )));
         }
-        let id = node_group_id(cluster, name);
-        // Adopted objects get no `wait_ready`: a group left CREATING by a killed run must
-        // become ACTIVE before it counts as done.
-        self.wait_ready(ctx, &id).await?;
-        Ok(Some(id))
+        // A group still CREATING (a run killed during the create) is waited for by the
+        // executor, which adopts it as pending.
+        Ok(Some(node_group_id(cluster, name)))
     }
 
     async fn create(&self, ctx: &Ctx<'_>, desired: &Attrs) -> ProviderResult<String> {
