@@ -145,6 +145,19 @@ fn every_answer_lost_once_still_makes_exactly_one_of_each_object() {
     assert!(layer.counts().lost >= 20, "{:?}", layer.counts());
 }
 
+/// The end of a test: every object of the stack exactly once (through the SDK), and a plan
+/// that finds nothing to do (nothing left `pending`, nothing failed).
+fn converged(aws: &support::Aws, project: &Project, last: &support::Run) {
+    assert_eq!(
+        inventory(aws, &project.stack),
+        reference_inventory(),
+        "{}",
+        last.stderr
+    );
+    let plan = project.plan_exit_code();
+    assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
+}
+
 /// How a run is stopped while it waits.
 #[derive(Clone, Copy, PartialEq)]
 enum Stop {
@@ -280,14 +293,7 @@ fn stopped_at_the_cluster_wait(stack: &str, how: Stop) {
         out.cluster.unwrap().status.unwrap()
     });
     assert_eq!(status, ClusterStatus::Active);
-    assert_eq!(
-        inventory(&aws, stack),
-        reference_inventory(),
-        "{}",
-        again.stderr
-    );
-    let plan = project.plan_exit_code();
-    assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
+    converged(&aws, &project, &again);
 }
 
 /// Models a run killed (SIGKILL) while EKS is still CREATING the cluster: the state records the
@@ -376,14 +382,7 @@ fn a_node_group_that_failed_to_create_is_replaced() {
     });
     assert_eq!(groups, vec![group.clone()]);
     assert_eq!(status, NodegroupStatus::Active);
-    assert_eq!(
-        inventory(&aws, stack),
-        reference_inventory(),
-        "{}",
-        replaced.stderr
-    );
-    let plan = project.plan_exit_code();
-    assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
+    converged(&aws, &project, &replaced);
 }
 
 /// Models a public subnet's CIDR changed on AWS's clock: EC2 cannot change a subnet's block, so
@@ -535,12 +534,5 @@ fn a_public_subnet_cidr_change_replaces_its_nat_gateway_and_updates_the_routes()
         "{routes:?} must all go through {}",
         nats[0].0
     );
-    assert_eq!(
-        inventory(&aws, stack),
-        reference_inventory(),
-        "{}",
-        applied.stderr
-    );
-    let plan = project.plan_exit_code();
-    assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
+    converged(&aws, &project, &applied);
 }
