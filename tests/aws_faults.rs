@@ -8,9 +8,15 @@
 
 mod support;
 
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::retry::RetryConfig;
+use aws_sdk_ec2::types::Filter;
+use aws_sdk_eks::types::{ClusterStatus, NodegroupStatus};
 use support::aws_layer::{AwsLayer, Clock, Faults};
-use support::inventory::{inventory, nothing_left, reference_inventory};
-use support::{example_as, Emulator, Project};
+use support::inventory::{inventory, nothing_left, reference_inventory, stack_filter};
+use support::{clients_for, example_as, Emulator, Project};
 
 fn seed() -> u64 {
     std::env::var("MLOPS_FAULT_SEED")
@@ -137,4 +143,396 @@ fn every_answer_lost_once_still_makes_exactly_one_of_each_object() {
     assert_eq!(destroyed.code, 0, "destroy failed:\n{}", destroyed.stderr);
     assert_eq!(inventory(&aws, stack), nothing_left());
     assert!(layer.counts().lost >= 20, "{:?}", layer.counts());
+}
+
+/// The end of a test: every object of the stack exactly once (through the SDK), and a plan
+/// that finds nothing to do (nothing left `pending`, nothing failed).
+fn converged(aws: &support::Aws, project: &Project, last: &support::Run) {
+    assert_eq!(
+        inventory(aws, &project.stack),
+        reference_inventory(),
+        "{}",
+        last.stderr
+    );
+    let plan = project.plan_exit_code();
+    assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
+}
+
+/// How a run is stopped while it waits.
+#[derive(Clone, Copy, PartialEq)]
+enum Stop {
+    /// SIGKILL: an OOM killer, a CI job past its time limit; nothing runs after it.
+    Kill,
+    /// SIGTERM: what a CI service sends when the job is cancelled, before its SIGKILL.
+    Term,
+}
+
+/// The EKS name the plan gives a resource's `name` attribute (node groups carry a digest).
+fn planned_name(project: &Project, address: &str) -> String {
+    let plan = project.mlops(&["plan", &project.stack, "--json"]).ok();
+    let plan: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+    plan["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["address"] == address)
+        .and_then(|c| c["after"]["name"].as_str())
+        .unwrap_or_else(|| panic!("no `{address}` in the plan"))
+        .to_string()
+}
+
+/// Starts `mlops apply` and stops it (`how`) while it waits for the cluster to become ACTIVE,
+/// as the layer's request log shows (a `DescribeCluster` after the `CreateCluster` that made
+/// it); the rerun must resume that wait, and create the node group only once AWS's clock has
+/// the cluster ACTIVE.
+fn stopped_at_the_cluster_wait(stack: &str, how: Stop) {
+    let moto = Emulator::start();
+    let clock = Clock {
+        cluster_create: Duration::from_secs(15),
+        ..Clock::shortened()
+    };
+    let layer = AwsLayer::start(&moto, Faults::default(), clock);
+    let aws = moto.clients();
+    let cluster = format!("{stack}-cluster");
+    let project = Project::at(&layer.url, stack, &example_as(stack));
+    let log = project.dir.path().join("first-apply.log");
+    let mut child = project
+        .command(&["apply", stack, "--auto-approve"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let active_at = loop {
+        let created = layer.calls_of("CreateCluster").last().copied();
+        let waiting =
+            created.is_some_and(|c| layer.calls_of("DescribeCluster").iter().any(|d| *d > c));
+        if let (true, Some(at)) = (waiting, layer.cluster_active_at(&cluster)) {
+            break at;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "apply ended before it waited on the cluster:\n{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        assert!(Instant::now() < deadline, "apply never reached the cluster");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        Instant::now() < active_at,
+        "the cluster must still be CREATING"
+    );
+    match how {
+        Stop::Kill => child.kill().unwrap(),
+        Stop::Term => {
+            let sent = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(sent.success());
+        }
+    }
+    let status = child.wait().unwrap();
+    let stopped_at = Instant::now();
+    let first = std::fs::read_to_string(&log).unwrap();
+    if how == Stop::Term {
+        // Handled like Ctrl-C: the wait is left for the next run (not sat out), the state
+        // saved and the lock released.
+        assert_eq!(status.code(), Some(130), "{first}");
+        assert!(
+            stopped_at < active_at,
+            "SIGTERM must not wait for the cluster:\n{first}"
+        );
+        assert!(
+            first.contains("`eks_cluster`: stopped waiting for it to be ready; the next apply resumes the wait"),
+            "{first}"
+        );
+        let lock = project.state_path(stack).with_extension("json.lock");
+        assert!(!lock.exists(), "the lock must be released:\n{first}");
+    }
+    assert!(layer.calls_of("CreateNodegroup").is_empty(), "{first}");
+
+    // The next plan says that it resumes the wait.
+    let plan = project.plan_exit_code();
+    assert_eq!(plan.code, 2, "{}\n{}", plan.stdout, plan.stderr);
+    assert!(
+        plan.stdout.contains(
+            "# eks_cluster will be updated in-place (resume the wait until it is ready (CREATING)"
+        ),
+        "{}",
+        plan.stdout
+    );
+
+    let creates_before = layer.calls_of("CreateCluster").len();
+    let again = project.apply();
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(
+        layer.calls_of("CreateCluster").len(),
+        creates_before,
+        "the rerun must not create the cluster again:\n{}",
+        again.stderr
+    );
+    let node_group_creates = layer.calls_of("CreateNodegroup");
+    assert!(!node_group_creates.is_empty());
+    assert!(
+        node_group_creates.iter().all(|at| *at >= active_at),
+        "a node group was asked for before the cluster was ACTIVE:\n{}",
+        again.stderr
+    );
+    // Through the layer, which reports AWS's status; through moto, exactly one of each object.
+    let through_layer = clients_for(&layer.url, RetryConfig::standard());
+    let status = through_layer.run(async {
+        let out = through_layer
+            .eks
+            .describe_cluster()
+            .name(&cluster)
+            .send()
+            .await
+            .unwrap();
+        out.cluster.unwrap().status.unwrap()
+    });
+    assert_eq!(status, ClusterStatus::Active);
+    converged(&aws, &project, &again);
+}
+
+/// Models a run killed (SIGKILL) while EKS is still CREATING the cluster: the state records the
+/// cluster with its wait unfinished, the next plan says it resumes that wait, and the next
+/// apply waits until AWS reports the cluster ACTIVE before it asks for the node group (AWS
+/// refuses `CreateNodegroup` on a cluster that is not ACTIVE). Checked through the layer's
+/// record of requests and its clock, and the SDK: one cluster, ACTIVE, no second
+/// `CreateCluster`, every object exactly once.
+#[test]
+fn an_apply_killed_at_the_cluster_wait_is_resumed_by_the_next_one() {
+    stopped_at_the_cluster_wait("killwait", Stop::Kill);
+}
+
+/// Models a CI job cancelled (SIGTERM) while EKS is still CREATING the cluster: mlops stops
+/// the wait at once rather than sitting out the 10-15 minutes of AWS (a CI service sends
+/// SIGKILL after a short grace), saves the state, releases the lock and exits 130; the next
+/// apply resumes the wait. Checked as above.
+#[test]
+fn sigterm_at_the_cluster_wait_stops_it_and_the_next_apply_resumes_it() {
+    stopped_at_the_cluster_wait("termwait", Stop::Term);
+}
+
+/// Models a node group whose create fails on AWS (CREATE_FAILED, "InsufficientInstanceCapacity"
+/// in its health issues): the apply fails with EKS's reason; the next plan replaces the group,
+/// saying why, without `--allow-replace` (a group that never became ACTIVE ran no pod: nothing
+/// is lost); the apply deletes it and makes it anew. Checked through the SDK: one node group,
+/// ACTIVE, deleted once.
+#[test]
+fn a_node_group_that_failed_to_create_is_replaced() {
+    let moto = Emulator::start();
+    let layer = AwsLayer::start(&moto, Faults::default(), Clock::shortened());
+    let aws = moto.clients();
+    let stack = "ngfail";
+    let project = Project::at(&layer.url, stack, &example_as(stack));
+    let group = planned_name(&project, "eks_node_group.default");
+    layer.fail_create(&group);
+
+    let failed = project.apply();
+    assert_eq!(failed.code, 1, "{}", failed.stderr);
+    assert!(
+        failed
+            .stderr
+            .contains("is CREATE_FAILED: AsgInstanceLaunchFailures"),
+        "{}",
+        failed.stderr
+    );
+
+    let plan = project.mlops(&["plan", stack]).ok();
+    assert!(
+        plan.stdout.contains("# eks_node_group.default must be replaced (AWS reports its create failed: CREATE_FAILED: AsgInstanceLaunchFailures: Could not launch On-Demand Instances"),
+        "{}",
+        plan.stdout
+    );
+    assert!(!plan.stdout.contains("# protected"), "{}", plan.stdout);
+    assert!(
+        plan.stdout
+            .contains("Plan: 1 to add, 0 to change, 1 to destroy."),
+        "{}",
+        plan.stdout
+    );
+
+    let replaced = project.apply();
+    assert_eq!(replaced.code, 0, "{}", replaced.stderr);
+    assert_eq!(layer.calls_of("DeleteNodegroup").len(), 1);
+    let through_layer = clients_for(&layer.url, RetryConfig::standard());
+    let cluster = format!("{stack}-cluster");
+    let (groups, status) = through_layer.run(async {
+        let eks = &through_layer.eks;
+        let list = eks
+            .list_nodegroups()
+            .cluster_name(&cluster)
+            .send()
+            .await
+            .unwrap();
+        let one = eks
+            .describe_nodegroup()
+            .cluster_name(&cluster)
+            .nodegroup_name(&group)
+            .send()
+            .await
+            .unwrap();
+        (
+            list.nodegroups().to_vec(),
+            one.nodegroup.unwrap().status.unwrap(),
+        )
+    });
+    assert_eq!(groups, vec![group.clone()]);
+    assert_eq!(status, NodegroupStatus::Active);
+    converged(&aws, &project, &replaced);
+}
+
+/// Models a public subnet's CIDR changed on AWS's clock: EC2 cannot change a subnet's block, so
+/// the subnet is replaced, and with it the NAT gateway inside it (a NAT gateway lives in one
+/// subnet); the old gateway holds its subnet and its Elastic IP until its delete is over (the
+/// layer refuses `DeleteSubnet` and `ReleaseAddress` meanwhile); the private routes through it
+/// are updated in place to the new gateway. The replacement gate still asks for
+/// `--allow-replace` for the gateway. Checked through the SDK: the old subnet gone, one
+/// subnet with the new block, exactly one NAT gateway available, in it, every private default
+/// route through it, every object exactly once.
+#[test]
+fn a_public_subnet_cidr_change_replaces_its_nat_gateway_and_updates_the_routes() {
+    let moto = Emulator::start();
+    let layer = AwsLayer::start(&moto, Faults::default(), Clock::shortened());
+    let aws = moto.clients();
+    let stack = "cidr";
+    let project = Project::at(&layer.url, stack, &example_as(stack));
+    project.apply().ok();
+    let subnet_of = |address: &str| -> Vec<(String, String)> {
+        aws.run(async {
+            let out = aws
+                .ec2
+                .describe_subnets()
+                .filters(stack_filter(stack))
+                .filters(
+                    Filter::builder()
+                        .name("tag:mlops:address")
+                        .values(address)
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+            out.subnets()
+                .iter()
+                .map(|s| {
+                    (
+                        s.subnet_id().unwrap().to_string(),
+                        s.cidr_block().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        })
+    };
+    let old = subnet_of("subnet.public.us-west-2a");
+    assert_eq!(old.len(), 1);
+
+    project.write_stack(
+        &project
+            .stack_text()
+            .replace("\"10.0.101.0/24\"", "\"10.0.111.0/24\""),
+    );
+    let plan = project.mlops(&["plan", stack]).ok();
+    for line in [
+        "# subnet.public.us-west-2a must be replaced",
+        "# nat_gateway.us-west-2a must be replaced",
+        "# route.private.us-west-2a.nat will be updated in-place",
+        "# route.private.us-west-2b.nat will be updated in-place",
+    ] {
+        assert!(plan.stdout.contains(line), "{line}\n{}", plan.stdout);
+    }
+    let refused = project.apply();
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("`--allow-replace nat_gateway.us-west-2a`"),
+        "{}",
+        refused.stderr
+    );
+
+    let applied = project.mlops(&[
+        "apply",
+        stack,
+        "--auto-approve",
+        "--allow-replace",
+        "nat_gateway.us-west-2a",
+    ]);
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+
+    let new = subnet_of("subnet.public.us-west-2a");
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert_eq!(new[0].1, "10.0.111.0/24");
+    assert_ne!(new[0].0, old[0].0);
+    let (old_exists, nats, routes) = aws.run(async {
+        let old_exists = aws
+            .ec2
+            .describe_subnets()
+            .subnet_ids(&old[0].0)
+            .send()
+            .await
+            .is_ok_and(|o| !o.subnets().is_empty());
+        let nats: Vec<(String, String)> = aws
+            .ec2
+            .describe_nat_gateways()
+            .send()
+            .await
+            .unwrap()
+            .nat_gateways()
+            .iter()
+            .filter(|n| n.state().is_some_and(|s| s.as_str() == "available"))
+            .filter(|n| {
+                n.tags()
+                    .iter()
+                    .any(|t| t.key() == Some("mlops:stack") && t.value() == Some(stack))
+            })
+            .map(|n| {
+                (
+                    n.nat_gateway_id().unwrap().to_string(),
+                    n.subnet_id().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let tables = aws
+            .ec2
+            .describe_route_tables()
+            .filters(stack_filter(stack))
+            .send()
+            .await
+            .unwrap();
+        let routes: Vec<Option<String>> = tables
+            .route_tables()
+            .iter()
+            .filter(|t| {
+                t.tags().iter().any(|tag| {
+                    tag.key() == Some("mlops:address")
+                        && tag
+                            .value()
+                            .is_some_and(|v| v.starts_with("route_table.private."))
+                })
+            })
+            .flat_map(|t| t.routes())
+            .filter(|r| r.destination_cidr_block() == Some("0.0.0.0/0"))
+            .map(|r| r.nat_gateway_id().map(str::to_string))
+            .collect();
+        (old_exists, nats, routes)
+    });
+    assert!(!old_exists, "the old subnet must be gone");
+    assert_eq!(nats.len(), 1, "{nats:?}");
+    assert_eq!(
+        nats[0].1, new[0].0,
+        "the NAT gateway must be in the new subnet"
+    );
+    assert_eq!(routes.len(), 2, "{routes:?}");
+    assert!(
+        routes
+            .iter()
+            .all(|r| r.as_deref() == Some(nats[0].0.as_str())),
+        "{routes:?} must all go through {}",
+        nats[0].0
+    );
+    converged(&aws, &project, &applied);
 }

@@ -662,3 +662,41 @@ fn a_repeated_client_token_gets_the_first_answer() {
     // The VPC's main table and the one created.
     assert_eq!(all.route_tables().len(), 2);
 }
+
+/// A NAT gateway replaced with the same Elastic IP: while the old one is deleting the address
+/// is still associated (`Resource.AlreadyAssociated`); once its delete is over AWS has
+/// disassociated it (moto alone never does), and a new gateway takes it.
+#[test]
+fn a_deleted_nat_gateway_gives_its_address_back() {
+    let (_moto, layer) = only_clock(Clock {
+        nat_delete: Duration::from_millis(800),
+        ..Clock::default()
+    });
+    let aws = through(&layer);
+    let (_, subnets) = network(&aws);
+    aws.run(async {
+        let eip = aws.ec2.allocate_address().send().await.unwrap();
+        let allocation = eip.allocation_id().unwrap().to_string();
+        let create = || {
+            aws.ec2
+                .create_nat_gateway()
+                .subnet_id(&subnets[0])
+                .allocation_id(&allocation)
+                .send()
+        };
+        let old = create().await.unwrap();
+        aws.ec2
+            .delete_nat_gateway()
+            .nat_gateway_id(old.nat_gateway().unwrap().nat_gateway_id().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(error_code(create().await), "Resource.AlreadyAssociated");
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let new = create().await.unwrap();
+        assert_ne!(
+            new.nat_gateway().unwrap().nat_gateway_id(),
+            old.nat_gateway().unwrap().nat_gateway_id()
+        );
+    });
+}

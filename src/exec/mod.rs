@@ -9,6 +9,11 @@
 //! state until the new one is ready, and then deleted. A create waits for the creates of the
 //! resources it needs; a delete waits until everything that needed the object is deleted or has
 //! moved on (updated or replaced).
+//!
+//! A create records the object, marked `pending`, as soon as the cloud gives its id, and clears
+//! the mark once the object is ready: a run stopped during the wait leaves the mark, the next
+//! plan makes it an update, and the update resumes the wait before anything that needs the
+//! object starts.
 
 mod refresh;
 mod reporter;
@@ -217,6 +222,8 @@ pub async fn apply(plan: &Plan, state: State, store: &dyn StateStore, env: &Env<
         .filter(|(_, n)| **n == 0)
         .map(|(node, _)| node.clone())
         .collect();
+    // Told to in-flight waits on an interruption: they stop, their objects stay `pending`.
+    let (stop_waits, waits_stopped) = tokio::sync::watch::channel(false);
     let mut running = FuturesUnordered::new();
     let mut stop = false;
     let mut interrupted = false;
@@ -228,7 +235,7 @@ pub async fn apply(plan: &Plan, state: State, store: &dyn StateStore, env: &Env<
         while !stop && running.len() < env.parallelism.max(1) {
             let Some(node) = ready.pop_first() else { break };
             let change = changes[&node.0];
-            running.push(run_node(node, change, &shared, store, env));
+            running.push(run_node(node, change, &shared, store, env, &waits_stopped));
         }
         if running.is_empty() {
             break;
@@ -256,12 +263,17 @@ pub async fn apply(plan: &Plan, state: State, store: &dyn StateStore, env: &Env<
                         save_error.get_or_insert(error);
                         stop = true;
                     }
+                    Err(NodeError::WaitStopped) => env.reporter.warning(&format!(
+                        "`{}`: stopped waiting for it to be ready; the next apply resumes the wait",
+                        node.0
+                    )),
                 }
             }
             _ = &mut ctrl_c, if !interrupted => {
                 interrupted = true;
                 stop = true;
                 env.reporter.interrupted(running.len());
+                let _ = stop_waits.send(true);
             }
         }
     }
@@ -280,6 +292,9 @@ pub async fn apply(plan: &Plan, state: State, store: &dyn StateStore, env: &Env<
 enum NodeError {
     Provider(ProviderError),
     Save(StateError),
+    /// The run was interrupted during a wait until the object is ready: not an error, the
+    /// object is recorded `pending` and the next apply resumes the wait.
+    WaitStopped,
 }
 
 impl From<ProviderError> for NodeError {
@@ -307,13 +322,14 @@ async fn run_node(
     shared: &Mutex<State>,
     store: &dyn StateStore,
     env: &Env<'_>,
+    stopped: &Stopped,
 ) -> (Node, Result<(), NodeError>) {
     let started = Instant::now();
     env.reporter.started(&node.0, node.1);
     let result = match node.1 {
         Op::Delete => delete(change, shared, store, env).await,
-        Op::Create => create(change, shared, store, env).await,
-        Op::Update => update(change, shared, store, env).await,
+        Op::Create => create(change, shared, store, env, stopped).await,
+        Op::Update => update(change, shared, store, env, stopped).await,
         Op::Read => unreachable!("reads are not operations of a plan"),
     };
     if result.is_ok() {
@@ -413,6 +429,7 @@ async fn create(
     shared: &Mutex<State>,
     store: &dyn StateStore,
     env: &Env<'_>,
+    stopped: &Stopped,
 ) -> Result<(), NodeError> {
     let desired = resolved(change, shared).await?;
     if change.creates_first() {
@@ -420,11 +437,12 @@ async fn create(
     }
     let provider = env.providers.get(change.kind);
     let ctx = env.ctx(&change.address);
-    let record = |id: &str, attrs: Attrs| ResourceState {
+    let record = |id: &str, attrs: Attrs, pending: bool| ResourceState {
         kind: change.kind,
         id: id.to_string(),
         attrs,
         deps: change.deps.clone(),
+        pending,
     };
 
     let found = env
@@ -456,9 +474,10 @@ async fn create(
             .await?
             .map(canonical)
             .ok_or_else(|| ProviderError::fatal(format!("`{id}` vanished while being adopted")))?;
+        // Pending like a new object: the earlier run may have been stopped during the wait.
         commit(shared, store, |s| {
             s.resources
-                .insert(change.address.clone(), record(&id, live.clone()));
+                .insert(change.address.clone(), record(&id, live.clone(), true));
         })
         .await?;
         if let Some(attr) = desired
@@ -471,7 +490,8 @@ async fn create(
             ))
             .into());
         }
-        if desired.iter().any(|(k, v)| live.get(k) != Some(v)) {
+        until_ready(provider, &ctx, &id, stopped).await?;
+        if differs(&desired, &live) {
             env.retry
                 .run(env.reporter, &change.address, || {
                     provider.update(&ctx, &id, &live, &desired)
@@ -487,13 +507,14 @@ async fn create(
             provider.create(&ctx, &desired)
         })
         .await?;
-    // Recorded before any wait: a run killed now still knows the object.
+    // Recorded before any wait, as pending: a run stopped now still knows the object, and the
+    // next plan resumes the wait.
     commit(shared, store, |s| {
         s.resources
-            .insert(change.address.clone(), record(&id, desired.clone()));
+            .insert(change.address.clone(), record(&id, desired.clone(), true));
     })
     .await?;
-    provider.wait_ready(&ctx, &id).await?;
+    until_ready(provider, &ctx, &id, stopped).await?;
     read_back(change, &id, &desired, shared, store, env).await
 }
 
@@ -502,16 +523,23 @@ async fn update(
     shared: &Mutex<State>,
     store: &dyn StateStore,
     env: &Env<'_>,
+    stopped: &Stopped,
 ) -> Result<(), NodeError> {
     let desired = resolved(change, shared).await?;
     let prior = prior_at(&change.address, shared).await?;
     let provider = env.providers.get(change.kind);
     let ctx = env.ctx(&change.address);
-    env.retry
-        .run(env.reporter, &change.address, || {
-            provider.update(&ctx, &prior.id, &prior.attrs, &desired)
-        })
-        .await?;
+    if prior.pending {
+        // The wait an earlier run did not finish, resumed; the update only when one is due.
+        until_ready(provider, &ctx, &prior.id, stopped).await?;
+    }
+    if !prior.pending || differs(&desired, &prior.attrs) {
+        env.retry
+            .run(env.reporter, &change.address, || {
+                provider.update(&ctx, &prior.id, &prior.attrs, &desired)
+            })
+            .await?;
+    }
     commit(shared, store, |s| {
         if let Some(r) = s.resources.get_mut(&change.address) {
             r.deps = change.deps.clone();
@@ -519,6 +547,30 @@ async fn update(
     })
     .await?;
     read_back(change, &prior.id, &desired, shared, store, env).await
+}
+
+/// Set when the run is interrupted, for the waits in flight.
+type Stopped = tokio::sync::watch::Receiver<bool>;
+
+/// Waits until the new object `id` is ready, or until the run is interrupted: a wait holds
+/// nothing that must finish (the object is recorded `pending`), and AWS may take a quarter of
+/// an hour, longer than a CI service grants between SIGTERM and SIGKILL.
+async fn until_ready(
+    provider: &dyn ResourceProvider,
+    ctx: &Ctx<'_>,
+    id: &str,
+    stopped: &Stopped,
+) -> Result<(), NodeError> {
+    let mut stopped = stopped.clone();
+    tokio::select! {
+        ready = provider.wait_ready(ctx, id) => Ok(ready?),
+        _ = stopped.wait_for(|s| *s) => Err(NodeError::WaitStopped),
+    }
+}
+
+/// Whether an object with the attributes `live` needs an update to have `desired`.
+fn differs(desired: &Attrs, live: &Attrs) -> bool {
+    desired.iter().any(|(k, v)| live.get(k) != Some(v))
 }
 
 /// Records what the cloud reports after a change, so that the next plan compares with reality.
@@ -554,6 +606,7 @@ async fn read_back(
                 id: id.to_string(),
                 attrs: live,
                 deps: change.deps.clone(),
+                pending: false,
             },
         );
     })

@@ -36,6 +36,9 @@ struct FakeCloud {
     not_yet: Mutex<BTreeMap<String, usize>>,
     /// What `find` answers for an address: an object tagged as it.
     found: BTreeMap<String, String>,
+    /// Objects of these addresses take a while to be ready: `ready <address>` is logged when
+    /// their wait ends.
+    slow: BTreeSet<String>,
 }
 
 impl FakeCloud {
@@ -121,6 +124,13 @@ impl ResourceProvider for FakeProviders<'_> {
             .unwrap()
             .insert(id.clone(), desired.clone());
         Ok(id)
+    }
+
+    async fn wait_ready(&self, ctx: &Ctx<'_>, _: &str) -> ProviderResult<()> {
+        if self.0.slow.contains(ctx.address.as_str()) {
+            self.0.work(format!("ready {}", ctx.address)).await;
+        }
+        Ok(())
     }
 
     async fn update(
@@ -603,4 +613,66 @@ async fn a_version_bump_updates_the_cluster_then_the_node_groups_then_the_addons
             assert!(group < cloud.position(&format!("update eks_addon.{addon}")));
         }
     }
+}
+
+/// Models a run stopped while AWS was still making the cluster: the state holds it `pending`
+/// and the node group not at all. The next run resumes the cluster's wait (no update call:
+/// nothing differs) and creates the node group only after it; nothing stays pending.
+#[tokio::test]
+async fn a_pending_object_is_waited_for_before_what_needs_it() {
+    let cloud = FakeCloud {
+        slow: BTreeSet::from(["eks_cluster".to_string()]),
+        ..FakeCloud::default()
+    };
+    let store = MemoryStore::default();
+    let built = run(&cloud, &store, &graph(EXAMPLE), State::new("mlops"), 10).await;
+    assert!(built.state.resources.values().all(|r| !r.pending));
+    let mut state = built.state;
+    state
+        .resources
+        .get_mut(&Address::new("eks_cluster"))
+        .unwrap()
+        .pending = true;
+    let group = state
+        .resources
+        .remove(&Address::new("eks_node_group.default"))
+        .unwrap();
+    cloud.objects.lock().unwrap().remove(&group.id);
+    cloud.log.lock().unwrap().clear();
+    let outcome = run(&cloud, &store, &graph(EXAMPLE), state, 10).await;
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    let log = cloud.log.lock().unwrap().clone();
+    assert_eq!(
+        log[..2],
+        ["ready eks_cluster", "create eks_node_group.default"],
+        "{log:?}"
+    );
+    assert!(!log.contains(&"update eks_cluster".to_string()), "{log:?}");
+    let saved = store.load().await.unwrap().unwrap();
+    assert!(saved.resources.values().all(|r| !r.pending));
+}
+
+/// Models an object an earlier run created but did not record, still on its way (a cluster
+/// CREATING): adopted, it is waited for like a new one before what needs it starts.
+#[tokio::test]
+async fn an_adopted_object_is_waited_for_like_a_new_one() {
+    let cloud = FakeCloud {
+        slow: BTreeSet::from(["eks_cluster".to_string()]),
+        found: BTreeMap::from([("eks_cluster".to_string(), "id-made-earlier".to_string())]),
+        ..FakeCloud::default()
+    };
+    cloud
+        .objects
+        .lock()
+        .unwrap()
+        .insert("id-made-earlier".into(), Attrs::new());
+    let store = MemoryStore::default();
+    let outcome = run(&cloud, &store, &graph(EXAMPLE), State::new("mlops"), 10).await;
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    assert!(cloud.position("ready eks_cluster") < cloud.position("create eks_node_group.default"));
+    assert_eq!(
+        outcome.state.resources[&Address::new("eks_cluster")].id,
+        "id-made-earlier"
+    );
+    assert!(outcome.state.resources.values().all(|r| !r.pending));
 }

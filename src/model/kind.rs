@@ -196,6 +196,34 @@ impl ResourceKind {
         }
     }
 
+    /// AWS's word, in the `status` and `health_issues` its read reports, that an object failed
+    /// to be created and never will be ready (a cluster `FAILED`, a node group
+    /// `CREATE_FAILED`), with AWS's reason. EKS reports these states only for a create that
+    /// failed: such an object never served, so replacing it loses nothing.
+    pub fn failed_create(self, attrs: &super::Attrs) -> Option<String> {
+        let failed = match self {
+            ResourceKind::EksCluster => "FAILED",
+            ResourceKind::EksNodeGroup => "CREATE_FAILED",
+            _ => return None,
+        };
+        let status = attrs.get("status").and_then(Value::as_str)?;
+        if status != failed {
+            return None;
+        }
+        let issues: Vec<&str> = attrs
+            .get("health_issues")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        Some(if issues.is_empty() {
+            format!("{status}, AWS gives no reason")
+        } else {
+            format!("{status}: {}", issues.join("; "))
+        })
+    }
+
     /// Whether a replacement under a new name may be made before the old object is deleted: the
     /// two coexist for a while, and nothing goes down in between. A node group's name carries a
     /// digest of what forces its replacement, so a new one has a new name (graph/build.rs).

@@ -64,6 +64,7 @@ pub async fn import(stack: &Stack, address: &Address, id: &str, session: &Sessio
             id: id.to_string(),
             attrs: canonical(live),
             deps: resource.deps.clone(),
+            pending: false,
         },
     );
     state.outputs = crate::state::outputs(&state);

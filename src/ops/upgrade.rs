@@ -82,6 +82,7 @@ mod tests {
                 id: "mlops-cluster".into(),
                 attrs: json!({ "version": version }).as_object().cloned().unwrap(),
                 deps: Vec::new(),
+                pending: false,
             },
         );
         state

@@ -113,6 +113,8 @@ pub fn diff(
     }
     let mut planned: BTreeMap<Address, Action> = BTreeMap::new();
     let mut changes = Vec::new();
+    // Objects AWS reports failed at their create: replaced, and not protected (they never served).
+    let mut failed = BTreeSet::new();
     for resource in desired.ordered() {
         let prior = state.resources.get(&resource.address);
         let mut change = diff_one(resource, prior, state, &planned);
@@ -123,6 +125,16 @@ pub fn diff(
             Action::Update => waits_for(resource, &planned),
             _ => None,
         };
+        if let Some(prior) = prior {
+            if let Some(why) = prior.kind.failed_create(&prior.attrs) {
+                change.action = Action::Replace;
+                change.reason = Some(format!("AWS reports its create failed: {why}"));
+                failed.insert(resource.address.clone());
+            } else if prior.pending && change.action != Action::Replace {
+                change.action = Action::Update;
+                change.reason = Some(resumed_wait(prior));
+            }
+        }
         if options.replace.contains(&resource.address) && change.action != Action::Replace {
             change.action = Action::Replace;
             change.reason = Some("replacement asked for with `--replace`".into());
@@ -169,7 +181,8 @@ pub fn diff(
             change.protected = change.action.deletes()
                 && change.kind.loses().is_some()
                 && !desired.unprotected.contains(&change.address)
-                && state.same_object(&change.address).is_none();
+                && state.same_object(&change.address).is_none()
+                && !failed.contains(&change.address);
         }
     }
 
@@ -297,6 +310,18 @@ fn targeted(
 /// The known address closest to a mistyped one, when it is close enough to be a typo.
 pub fn closest<'a>(wrong: &Address, known: impl Iterator<Item = &'a Address>) -> Option<Address> {
     crate::ui::diagnostic::closest(wrong.as_str(), known.map(Address::as_str)).map(Address::new)
+}
+
+/// Why an object created by an earlier run is updated: that run stopped before the object was
+/// ready, and this one resumes the wait (`resume the wait until it is ready (CREATING)`).
+fn resumed_wait(prior: &ResourceState) -> String {
+    let status = prior
+        .attrs
+        .get("status")
+        .and_then(Value::as_str)
+        .map(|s| format!(" ({s})"))
+        .unwrap_or_default();
+    format!("resume the wait until it is ready{status}: the run that created it stopped first")
 }
 
 /// What an update waits for, as the plan says it: the resources it needs that change in the

@@ -428,3 +428,96 @@ fn snapshot_of_a_protected_replacement_and_its_json() {
     assert!(markdown::markdown(&plan)
         .contains("**protected**: needs `--allow-replace eks_node_group.default`"));
 }
+
+/// Models a run stopped while AWS was still CREATING the cluster: the state marks it `pending`,
+/// the refreshed status says CREATING, and no attribute differs. The plan is an update that
+/// resumes the wait, so that the node groups, which wait for the cluster's change, start only
+/// once it is ACTIVE; without the mark the same state plans nothing.
+#[test]
+fn a_pending_object_is_an_update_that_resumes_its_wait() {
+    let graph = graph_of(EXAMPLE);
+    let mut state = applied(&graph);
+    assert!(!plan_of(&graph, &state).has_changes());
+    let cluster = state
+        .resources
+        .get_mut(&Address::new("eks_cluster"))
+        .unwrap();
+    cluster.pending = true;
+    cluster.attrs.insert("status".into(), json!("CREATING"));
+    let plan = plan_of(&graph, &state);
+    assert_eq!(action_of(&plan, "eks_cluster"), Action::Update);
+    assert!(changed_attrs(&plan, "eks_cluster").is_empty());
+    let change = &plan.changes[position(&plan, "eks_cluster")];
+    assert_eq!(
+        change.reason.as_deref(),
+        Some("resume the wait until it is ready (CREATING): the run that created it stopped first")
+    );
+    assert!(!change.protected);
+    assert_eq!(plan.summary().change, 1);
+    let rendered = render::human(&plan, Style::PLAIN);
+    assert!(
+        rendered.contains(
+            "# eks_cluster will be updated in-place (resume the wait until it is ready (CREATING)"
+        ),
+        "{rendered}"
+    );
+}
+
+/// Models EKS reporting a failed create (a cluster `FAILED`, a node group `CREATE_FAILED`,
+/// with health issues): the object is replaced, the plan gives EKS's reason, and the gate lets
+/// it through without `--allow-replace` (it never served: nothing is lost), while the same
+/// kinds stay protected for any other replacement. A `pending` mark does not turn it into a
+/// wait: the failure wins.
+#[test]
+fn an_object_whose_create_failed_is_replaced_with_aws_reason_and_not_gated() {
+    let graph = graph_of(EXAMPLE);
+    let mut state = applied(&graph);
+    let group = state
+        .resources
+        .get_mut(&Address::new("eks_node_group.default"))
+        .unwrap();
+    group.pending = true;
+    group.attrs.insert("status".into(), json!("CREATE_FAILED"));
+    group.attrs.insert(
+        "health_issues".into(),
+        json!(["AsgInstanceLaunchFailures: InsufficientInstanceCapacity ()"]),
+    );
+    let plan = plan_of(&graph, &state);
+    let change = &plan.changes[position(&plan, "eks_node_group.default")];
+    assert_eq!(change.action, Action::Replace);
+    assert!(!change.creates_first(), "the same name: deleted first");
+    assert_eq!(
+        change.reason.as_deref(),
+        Some("AWS reports its create failed: CREATE_FAILED: AsgInstanceLaunchFailures: InsufficientInstanceCapacity ()")
+    );
+    assert!(protected(&plan).is_empty(), "{:?}", protected(&plan));
+    assert!(gate::check(&plan, &BTreeSet::new()).is_ok());
+
+    // A cluster FAILED without a reason; an ACTIVE node group and a DEGRADED one are no failed
+    // creates.
+    let mut state = applied(&graph);
+    state
+        .resources
+        .get_mut(&Address::new("eks_cluster"))
+        .unwrap()
+        .attrs
+        .insert("status".into(), json!("FAILED"));
+    let plan = plan_of(&graph, &state);
+    let change = &plan.changes[position(&plan, "eks_cluster")];
+    assert_eq!(change.action, Action::Replace);
+    assert_eq!(
+        change.reason.as_deref(),
+        Some("AWS reports its create failed: FAILED, AWS gives no reason")
+    );
+    assert!(!change.protected);
+    for status in ["ACTIVE", "DEGRADED"] {
+        let mut state = applied(&graph);
+        state
+            .resources
+            .get_mut(&Address::new("eks_node_group.default"))
+            .unwrap()
+            .attrs
+            .insert("status".into(), json!(status));
+        assert!(!plan_of(&graph, &state).has_changes(), "{status}");
+    }
+}

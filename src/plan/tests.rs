@@ -48,6 +48,7 @@ pub(super) fn applied(graph: &DesiredGraph) -> State {
                 id: format!("id-{address}"),
                 attrs,
                 deps: resource.deps.clone(),
+                pending: false,
             },
         );
     }

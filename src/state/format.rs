@@ -7,8 +7,9 @@ use serde_json::Value;
 
 use super::{State, StateError};
 
-/// The format this mlops writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format this mlops writes. 2 added `pending` (a create whose wait has not finished): an
+/// mlops that reads version 1 only would take such an object for done, so it must refuse it.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Parses state text read from `path`, for the stack `expected_stack`.
 pub fn parse(path: &Path, text: &str, expected_stack: &str) -> Result<State, StateError> {
@@ -39,8 +40,7 @@ pub fn parse(path: &Path, text: &str, expected_stack: &str) -> Result<State, Sta
             found: version,
         });
     }
-    // Version 1 is the first; later versions add upgrade steps here, one per version.
-    let state: State = serde_json::from_value(value).map_err(corrupt)?;
+    let state: State = serde_json::from_value(upgrade(value, version)).map_err(corrupt)?;
     if state.stack != expected_stack {
         return Err(StateError::OtherStack {
             path: path.to_path_buf(),
@@ -49,6 +49,15 @@ pub fn parse(path: &Path, text: &str, expected_stack: &str) -> Result<State, Sta
         });
     }
     Ok(state)
+}
+
+/// A state of an older format in the shape of this one, one version at a time.
+fn upgrade(mut value: Value, from: u64) -> Value {
+    // 1 -> 2: no `pending` anywhere, which means what version 1 meant (every object done).
+    if from < 2 {
+        value["format_version"] = Value::from(2);
+    }
+    value
 }
 
 /// The bytes written to disk: pretty JSON with a final newline, keys in a stable order.
@@ -81,7 +90,7 @@ mod tests {
             parse(path(), truncated, "t"),
             Err(StateError::Corrupt { .. })
         ));
-        let newer = text.replace("\"format_version\": 1", "\"format_version\": 99");
+        let newer = text.replace("\"format_version\": 2", "\"format_version\": 99");
         assert!(matches!(
             parse(path(), &newer, "t"),
             Err(StateError::NewerFormat { found: 99, .. })
@@ -94,5 +103,27 @@ mod tests {
             parse(path(), "{}", "t"),
             Err(StateError::Corrupt { .. })
         ));
+    }
+
+    /// A version 1 state (written before `pending` existed) reads as version 2 with every
+    /// object done; a version 2 state keeps its unfinished wait through a write and a read.
+    #[test]
+    fn version_1_is_upgraded_and_pending_round_trips() {
+        let v1 = r#"{"format_version": 1, "serial": 4, "lineage": "l", "stack": "t",
+            "resources": {"vpc": {"kind": "vpc", "id": "vpc-1", "attrs": {}, "deps": []}}}"#;
+        let mut state = parse(path(), v1, "t").unwrap();
+        assert_eq!(state.format_version, 2);
+        assert!(!state.resources[&crate::model::Address::new("vpc")].pending);
+        let text = String::from_utf8(to_bytes(&state)).unwrap();
+        assert!(!text.contains("pending"), "{text}");
+
+        state
+            .resources
+            .get_mut(&crate::model::Address::new("vpc"))
+            .unwrap()
+            .pending = true;
+        let text = String::from_utf8(to_bytes(&state)).unwrap();
+        assert!(text.contains("\"pending\": true"), "{text}");
+        assert_eq!(parse(path(), &text, "t").unwrap(), state);
     }
 }

@@ -53,6 +53,11 @@ pub struct ResourceState {
     pub attrs: Attrs,
     #[serde(default)]
     pub deps: Vec<Address>,
+    /// Created, but the wait until it is ready has not finished: the run that made it was
+    /// stopped (Ctrl-C, a kill, a failed wait) between the create call and the object's being
+    /// ready. The next plan resumes that wait rather than trusting the object to be done.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
 }
 
 impl State {

@@ -213,6 +213,23 @@ async fn update_vpc_config(ctx: &Ctx<'_>, name: &str, vpc: VpcConfigRequest) -> 
     wait_update(ctx, name, out.update()).await
 }
 
+/// EKS's health issues of a cluster (why it FAILED), each as `<code>: <message>`.
+fn health_issues(cluster: &Cluster) -> Vec<String> {
+    cluster
+        .health()
+        .map(|h| h.issues())
+        .unwrap_or_default()
+        .iter()
+        .map(|i| {
+            format!(
+                "{}: {}",
+                i.code().map_or("unknown", |c| c.as_str()),
+                i.message().unwrap_or("no message")
+            )
+        })
+        .collect()
+}
+
 /// Waits until the cluster is ACTIVE; a FAILED cluster, or one that vanishes, is an error.
 async fn wait_active(ctx: &Ctx<'_>, name: &str, what: &str) -> ProviderResult<()> {
     wait_for(ctx, what, ACTIVE_LIMIT, || async move {
@@ -224,13 +241,7 @@ async fn wait_active(ctx: &Ctx<'_>, name: &str, what: &str) -> ProviderResult<()
         match cluster.status() {
             Some(ClusterStatus::Active) => Ok(Some(())),
             Some(ClusterStatus::Failed) => {
-                let issues: Vec<String> = cluster
-                    .health()
-                    .map(|h| h.issues())
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|i| i.message().unwrap_or("no message").to_string())
-                    .collect();
+                let issues = health_issues(&cluster);
                 Err(ProviderError::fatal(format!(
                     "the EKS cluster `{name}` FAILED: {}",
                     if issues.is_empty() {
@@ -349,6 +360,10 @@ impl ResourceProvider for EksCluster {
             // The security group EKS gives the control plane and the managed nodes, which the
             // VPC's interface endpoints use: the nodes reach them as members of it.
             "cluster_security_group_id": vpc.and_then(|v| v.cluster_security_group_id()),
+            // Where the cluster is in its life, and why it FAILED: the planner replaces a
+            // cluster whose create failed (`ResourceKind::failed_create`).
+            "status": cluster.status().map(ClusterStatus::as_str),
+            "health_issues": health_issues(&cluster),
         });
         Ok(attrs.as_object().cloned())
     }
@@ -364,9 +379,8 @@ impl ResourceProvider for EksCluster {
                 ctx.stack
             )));
         }
-        // A run killed during the long create leaves a cluster still CREATING; adopted
-        // objects get no `wait_ready`, so wait here before anything uses it.
-        self.wait_ready(ctx, name).await?;
+        // A cluster still CREATING (a run killed during the long create) is waited for by
+        // the executor, which adopts it as pending.
         Ok(Some(name.to_string()))
     }
 

@@ -269,6 +269,10 @@ impl ResourceProvider for EksNodeGroup {
             ),
             "tags": tags_attr(group.tags()),
             "arn": group.nodegroup_arn(),
+            // Where the group is in its life, and why it failed: the planner replaces a group
+            // whose create failed (`ResourceKind::failed_create`).
+            "status": group.status().map(NodegroupStatus::as_str),
+            "health_issues": health_issues(&group),
         });
         let mut attrs = attrs.as_object().cloned().unwrap_or_default();
         // Where the device plugin comes from, as the live AMI type says (the planner's rule).
@@ -290,11 +294,9 @@ impl ResourceProvider for EksNodeGroup {
                 ctx.stack
             )));
         }
-        let id = node_group_id(cluster, name);
-        // Adopted objects get no `wait_ready`: a group left CREATING by a killed run must
-        // become ACTIVE before it counts as done.
-        self.wait_ready(ctx, &id).await?;
-        Ok(Some(id))
+        // A group still CREATING (a run killed during the create) is waited for by the
+        // executor, which adopts it as pending.
+        Ok(Some(node_group_id(cluster, name)))
     }
 
     async fn create(&self, ctx: &Ctx<'_>, desired: &Attrs) -> ProviderResult<String> {

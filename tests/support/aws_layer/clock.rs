@@ -76,23 +76,26 @@ enum Phase {
 struct Life {
     created: Instant,
     deleting: Option<Instant>,
+    /// Its create ends failed (`fail_create` named it before it was made).
+    fails: bool,
 }
 
 impl Life {
-    fn new() -> Life {
+    fn new(fails: bool) -> Life {
         Life {
             created: Instant::now(),
             deleting: None,
+            fails,
         }
     }
 
-    fn phase(&self, create: Duration, delete: Duration, fails: (bool, bool)) -> Phase {
+    fn phase(&self, create: Duration, delete: Duration, delete_fails: bool) -> Phase {
         match self.deleting {
             Some(at) if at.elapsed() < delete => Phase::Deleting,
-            Some(_) if fails.1 => Phase::DeleteFailed,
+            Some(_) if delete_fails => Phase::DeleteFailed,
             Some(_) => Phase::Gone,
             None if self.created.elapsed() < create => Phase::Creating,
-            None if fails.0 => Phase::CreateFailed,
+            None if self.fails => Phase::CreateFailed,
             None => Phase::Ready,
         }
     }
@@ -118,6 +121,7 @@ pub struct World {
     fresh: HashMap<String, Instant>,
     /// Subnet and security group ids → in use until then.
     busy: HashMap<String, Instant>,
+    /// Names whose next create fails (each once: the object made after it succeeds).
     fail_create: HashSet<String>,
     fail_delete: HashSet<String>,
     /// Idempotency token → the first answer.
@@ -133,17 +137,30 @@ impl World {
         self.fail_delete.insert(name.to_string());
     }
 
-    fn fails(&self, name: &str) -> (bool, bool) {
-        (
-            self.fail_create.contains(name),
-            self.fail_delete.contains(name),
-        )
+    /// The life of an object `name` created now: failed if `fail_create` named it, once.
+    fn born(&mut self, name: &str) -> Life {
+        Life::new(self.fail_create.remove(name))
+    }
+
+    fn delete_fails(&self, name: &str) -> bool {
+        self.fail_delete.contains(name)
     }
 
     fn cluster_phase(&self, clock: &Clock, name: &str) -> Option<Phase> {
-        self.clusters
-            .get(name)
-            .map(|life| life.phase(clock.cluster_create, clock.cluster_delete, self.fails(name)))
+        self.clusters.get(name).map(|life| {
+            life.phase(
+                clock.cluster_create,
+                clock.cluster_delete,
+                self.delete_fails(name),
+            )
+        })
+    }
+
+    /// When the latest cluster `name` became (or becomes) ACTIVE by the clock; `None` for one
+    /// never made through the layer or whose create fails.
+    pub fn cluster_active_at(&self, clock: &Clock, name: &str) -> Option<Instant> {
+        let life = self.clusters.get(name)?;
+        (!life.fails).then(|| life.created + clock.cluster_create)
     }
 
     fn node_group_phase(&self, clock: &Clock, key: &(String, String)) -> Option<Phase> {
@@ -151,16 +168,15 @@ impl World {
             life.phase(
                 clock.node_group_create,
                 clock.node_group_delete,
-                self.fails(&key.1),
+                self.delete_fails(&key.1),
             )
         })
     }
 
     fn nat_phase(&self, clock: &Clock, id: &str) -> Option<Phase> {
-        self.nats.get(id).map(|nat| {
-            nat.life
-                .phase(clock.nat_create, clock.nat_delete, (false, false))
-        })
+        self.nats
+            .get(id)
+            .map(|nat| nat.life.phase(clock.nat_create, clock.nat_delete, false))
     }
 
     fn is_fresh(&self, key: &str, window: Duration) -> bool {
@@ -206,6 +222,9 @@ pub async fn answer(shared: &Arc<Shared>, call: &Call) -> Result<Answer, Dropped
     if let Some(tagging) = create_bucket_tags(call) {
         forward(shared.moto, &tagging).await?;
     }
+    if call.service == Service::Ec2 && operation == "DeleteNatGateway" {
+        disassociate_when_deleted(shared, call);
+    }
     let mut world = shared.world.lock().unwrap();
     let answer = observe(&mut world, &shared.clock, call, &operation, answer);
     if let Some(token) = token {
@@ -226,6 +245,57 @@ fn create_bucket_tags(call: &Call) -> Option<Call> {
     tagging.uri = format!("{}?tagging", call.uri.path()).parse().ok()?;
     tagging.body = format!("<Tagging><TagSet>{tags}</TagSet></Tagging>").into();
     Some(tagging)
+}
+
+/// AWS disassociates a NAT gateway's Elastic IP once the gateway is deleted, so that the
+/// address can be released or given to a new gateway; moto's `DeleteNatGateway` keeps the
+/// association, and a new gateway with that address is refused (`Resource.AlreadyAssociated`).
+/// The layer disassociates it in moto when the clock says the delete is over.
+fn disassociate_when_deleted(shared: &Arc<Shared>, call: &Call) {
+    let allocation = call.param("NatGatewayId").and_then(|id| {
+        let world = shared.world.lock().unwrap();
+        world.nats.get(id).map(|nat| nat.allocation.clone())
+    });
+    let Some(allocation) = allocation.filter(|a| !a.is_empty()) else {
+        return;
+    };
+    let (shared, call) = (shared.clone(), call.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep(shared.clock.nat_delete).await;
+        let describe = ec2_call(
+            &call,
+            &[
+                ("Action", "DescribeAddresses"),
+                ("AllocationId.1", &allocation),
+            ],
+        );
+        let Ok(found) = forward(shared.moto, &describe).await else {
+            return;
+        };
+        if let Some(association) = xml_text(&found.text(), "associationId") {
+            let disassociate = ec2_call(
+                &call,
+                &[
+                    ("Action", "DisassociateAddress"),
+                    ("AssociationId", association),
+                ],
+            );
+            let _ = forward(shared.moto, &disassociate).await;
+        }
+    });
+}
+
+/// Another EC2 call with `params`, sent as `like` was (its signature is not checked by moto).
+fn ec2_call(like: &Call, params: &[(&str, &str)]) -> Call {
+    let version = like.param("Version").unwrap_or("2016-11-15");
+    let body: Vec<String> = params
+        .iter()
+        .chain([&("Version", version)])
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let mut call = like.clone();
+    call.body = body.join("&").into();
+    call
 }
 
 /// The client token of a create: EC2's `ClientToken`, EKS's `clientRequestToken`.
@@ -397,7 +467,8 @@ fn observe(
                 .as_str()
                 .unwrap_or_default()
                 .to_string();
-            world.clusters.insert(name.clone(), Life::new());
+            let life = world.born(&name);
+            world.clusters.insert(name.clone(), life);
             if let Some(phase) = world.cluster_phase(clock, &name) {
                 cluster_as(phase, &mut body["cluster"]);
             }
@@ -417,7 +488,8 @@ fn observe(
                 .as_str()
                 .unwrap_or_default();
             let key = (call.segments[1].clone(), name.to_string());
-            world.node_groups.insert(key.clone(), Life::new());
+            let life = world.born(name);
+            world.node_groups.insert(key.clone(), life);
             if let Some(phase) = world.node_group_phase(clock, &key) {
                 node_group_as(phase, &mut body["nodegroup"]);
             }
@@ -482,7 +554,7 @@ fn observe(
             world.nats.insert(
                 id.to_string(),
                 Nat {
-                    life: Life::new(),
+                    life: Life::new(false),
                     subnet: call.param("SubnetId").unwrap_or_default().to_string(),
                     allocation: call.param("AllocationId").unwrap_or_default().to_string(),
                 },
@@ -532,7 +604,7 @@ async fn held_delete(shared: &Arc<Shared>, call: &Call) -> Result<Answer, Droppe
             Some(group) => (group.clone(), clock.node_group_delete),
             None => (cluster.clone(), clock.cluster_delete),
         };
-        let fails = world.fails(&key).1;
+        let fails = world.delete_fails(&key);
         let life = match &node_group {
             Some(group) => world.node_groups.get_mut(&(cluster.clone(), group.clone())),
             None => world.clusters.get_mut(&cluster),

@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -81,6 +81,8 @@ struct Shared {
     clock: Clock,
     /// How many times each operation was called, for the per-call random draw.
     calls: Mutex<HashMap<String, u64>>,
+    /// Every request's operation and when it arrived.
+    log: Mutex<Vec<(String, Instant)>>,
     stats: Stats,
 }
 
@@ -109,6 +111,7 @@ impl AwsLayer {
             world: Mutex::new(World::default()),
             clock,
             calls: Mutex::new(HashMap::new()),
+            log: Mutex::new(Vec::new()),
             stats: Stats::default(),
         });
         let (shutdown, stopped) = oneshot::channel();
@@ -136,10 +139,33 @@ impl AwsLayer {
         }
     }
 
-    /// From now on, the cluster or node group `name` ends its create FAILED (a cluster) or
-    /// CREATE_FAILED (a node group), with a health issue giving AWS's reason.
+    /// The next cluster or node group made with the name `name` ends its create FAILED (a
+    /// cluster) or CREATE_FAILED (a node group), with a health issue giving AWS's reason; one
+    /// made after it, as a replacement, succeeds.
     pub fn fail_create(&self, name: &str) {
         self.shared.world.lock().unwrap().fail_create(name);
+    }
+
+    /// When the cluster `name` became (or becomes) ACTIVE on the layer's clock.
+    pub fn cluster_active_at(&self, name: &str) -> Option<Instant> {
+        self.shared
+            .world
+            .lock()
+            .unwrap()
+            .cluster_active_at(&self.shared.clock, name)
+    }
+
+    /// When each request for `operation` (`CreateNodegroup`...) arrived, in order, whatever
+    /// its fate.
+    pub fn calls_of(&self, operation: &str) -> Vec<Instant> {
+        self.shared
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(op, _)| op == operation)
+            .map(|(_, at)| *at)
+            .collect()
     }
 
     /// From now on, the delete of the cluster or node group `name` ends DELETE_FAILED (the
@@ -227,7 +253,13 @@ async fn handle(
     let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
     let call = Call::of(&parts, body);
     shared.stats.requests.fetch_add(1, Ordering::Relaxed);
-    let fate = shared.fate(&call.operation());
+    let operation = call.operation();
+    shared
+        .log
+        .lock()
+        .unwrap()
+        .push((operation.clone(), Instant::now()));
+    let fate = shared.fate(&operation);
     tokio::time::sleep(shared.faults.latency).await;
     let answer = match fate {
         Fate::Throttled => {
