@@ -12,6 +12,7 @@
 mod address;
 mod kind;
 mod partition;
+pub mod zones;
 
 pub use address::Address;
 pub use kind::ResourceKind;
@@ -108,9 +109,10 @@ fn as_initial(value: &Value) -> Option<&Value> {
 
 /// The desired attributes of a resource that exists (`existing`: what it has now): each value
 /// set only at creation is what the resource has, so that it is neither compared nor changed.
-/// Of a resource to create, or with no such value recorded, the values stay as they are.
+/// Of a resource to create, or with no such value recorded, the values stay as they are. Values
+/// by zone become the list of the zones the resource runs in ([`zones`]).
 pub fn settled(desired: &Attrs, existing: Option<&Attrs>) -> Attrs {
-    desired
+    let attrs = desired
         .iter()
         .map(|(name, value)| {
             let now = existing.and_then(|e| e.get(name));
@@ -120,7 +122,8 @@ pub fn settled(desired: &Attrs, existing: Option<&Attrs>) -> Attrs {
             };
             (name.clone(), value)
         })
-        .collect()
+        .collect();
+    zones::settle(attrs, desired, existing)
 }
 
 /// Whether `value` as a whole waits on something unknown (a reference or a join).
