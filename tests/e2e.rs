@@ -550,6 +550,47 @@ fn the_control_plane_leaving_a_zone_updates_the_cluster_in_place() {
     project.destroy().ok();
 }
 
+/// Applies the stack as written (a third zone added to the VPC), allowing the replacement of
+/// the node group, whose successor spreads to the new zone: the cluster `<stack>-cluster` is
+/// sent neither an update nor a delete (moto's record) and is as `before` (DescribeCluster),
+/// the node group runs in the three zones (the SDK), and a re-plan finds nothing to do.
+fn spreads_to_a_third_zone(
+    moto: &Emulator,
+    project: &Project,
+    before: &(String, Option<i64>, Vec<String>),
+) {
+    let aws = moto.clients();
+    let cluster = format!("{}-cluster", project.stack);
+    moto.start_recording();
+    project
+        .mlops(&[
+            "apply",
+            &project.stack,
+            "--auto-approve",
+            "--allow-replace",
+            "eks_node_group.default",
+        ])
+        .ok();
+    assert_eq!(&cluster_of(&aws, &cluster), before);
+    let requests = moto.recorded_requests();
+    assert!(
+        !requests.iter().any(
+            |r| r.starts_with(&format!("POST /clusters/{cluster}/update"))
+                || *r == format!("DELETE /clusters/{cluster}")
+        ),
+        "{requests:#?}"
+    );
+    let group_subnets = aws.run(async {
+        let group = aws.node_group(&cluster, "default").await;
+        group.nodegroup().unwrap().subnets().to_vec()
+    });
+    assert_eq!(
+        zones_of(&aws, group_subnets),
+        ["us-west-2a", "us-west-2b", "us-west-2c"]
+    );
+    assert_eq!(project.plan_exit_code().code, 0);
+}
+
 /// A zone added to the VPC while the control plane stays in the zones it was made with
 /// (`eks.zones`): the node group gets a subnet there (a new group, made before the old one is
 /// deleted) and the cluster is sent nothing, neither an update nor a delete (moto's record):
@@ -572,35 +613,7 @@ fn an_added_zone_spreads_the_node_group_and_leaves_the_cluster() {
         "{}",
         plan.stdout
     );
-    moto.start_recording();
-    // The node group's successor spreads to the new zone: a protected replacement.
-    project
-        .mlops(&[
-            "apply",
-            stack,
-            "--auto-approve",
-            "--allow-replace",
-            "eks_node_group.default",
-        ])
-        .ok();
-    assert_eq!(cluster_of(&aws, "zone-cluster"), before);
-    let requests = moto.recorded_requests();
-    assert!(
-        !requests
-            .iter()
-            .any(|r| r.starts_with("POST /clusters/zone-cluster/update")
-                || r == "DELETE /clusters/zone-cluster"),
-        "{requests:#?}"
-    );
-    let group_subnets = aws.run(async {
-        let group = aws.node_group("zone-cluster", "default").await;
-        group.nodegroup().unwrap().subnets().to_vec()
-    });
-    assert_eq!(
-        zones_of(&aws, group_subnets),
-        ["us-west-2a", "us-west-2b", "us-west-2c"]
-    );
-    assert_eq!(project.plan_exit_code().code, 0);
+    spreads_to_a_third_zone(&moto, &project, &before);
     project.destroy().ok();
 }
 
@@ -629,38 +642,11 @@ fn an_added_zone_without_eks_zones_keeps_the_cluster() {
         "{}",
         plan.stdout
     );
-    moto.start_recording();
-    project
-        .mlops(&[
-            "apply",
-            stack,
-            "--auto-approve",
-            "--allow-replace",
-            "eks_node_group.default",
-        ])
-        .ok();
-    assert_eq!(cluster_of(&aws, "azs-cluster"), before);
+    spreads_to_a_third_zone(&moto, &project, &before);
     assert_eq!(
         zones_of(&aws, before.2.clone()),
         ["us-west-2a", "us-west-2b"]
     );
-    let requests = moto.recorded_requests();
-    assert!(
-        !requests
-            .iter()
-            .any(|r| r.starts_with("POST /clusters/azs-cluster/update")
-                || r == "DELETE /clusters/azs-cluster"),
-        "{requests:#?}"
-    );
-    let group_subnets = aws.run(async {
-        let group = aws.node_group("azs-cluster", "default").await;
-        group.nodegroup().unwrap().subnets().to_vec()
-    });
-    assert_eq!(
-        zones_of(&aws, group_subnets),
-        ["us-west-2a", "us-west-2b", "us-west-2c"]
-    );
-    assert_eq!(project.plan_exit_code().code, 0);
 
     // Zone `b` leaves the VPC: only `a` of the cluster's zones is left.
     let without_b = over_three_zones(&two)

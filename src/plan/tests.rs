@@ -520,6 +520,18 @@ fn change_of<'a>(plan: &'a Plan, address: &str) -> &'a Change {
     &plan.changes[position(plan, address)]
 }
 
+/// `text` with `[eks] zones` naming `zones` (`us-west-2a`... by letter).
+fn with_eks_zones(text: &str, zones: &[char]) -> String {
+    let named: Vec<String> = zones.iter().map(|z| format!("\"us-west-2{z}\"")).collect();
+    text.replace(
+        "public_access_cidrs = [\"0.0.0.0/0\"]",
+        &format!(
+            "public_access_cidrs = [\"0.0.0.0/0\"]\nzones = [{}]",
+            named.join(", ")
+        ),
+    )
+}
+
 /// EKS moves a cluster to other subnets in place within the zones it was made with: the
 /// control plane leaving a zone (`eks.zones`) is an update, a zone added to it a replacement,
 /// `eks.zones` left out keeps the zones it runs in, and a zone added to the VPC alone leaves
@@ -529,10 +541,7 @@ fn change_of<'a>(plan: &'a Plan, address: &str) -> &'a Change {
 fn cluster_zones_shrink_in_place_and_grow_by_replacement() {
     let three = over_zones(EXAMPLE, &['a', 'b', 'c']);
     let state = applied(&graph_of(&three));
-    let pinned = three.replace(
-        "public_access_cidrs = [\"0.0.0.0/0\"]",
-        "public_access_cidrs = [\"0.0.0.0/0\"]\nzones = [\"us-west-2a\", \"us-west-2b\"]",
-    );
+    let pinned = with_eks_zones(&three, &['a', 'b']);
     let plan = plan_of(&graph_of(&pinned), &state);
     assert_eq!(action_of(&plan, "eks_cluster"), Action::Update);
     assert_eq!(
@@ -546,10 +555,7 @@ fn cluster_zones_shrink_in_place_and_grow_by_replacement() {
         action_of(&plan_of(&graph_of(&three), &state), "eks_cluster"),
         Action::NoOp
     );
-    let all_three = three.replace(
-        "public_access_cidrs = [\"0.0.0.0/0\"]",
-        "public_access_cidrs = [\"0.0.0.0/0\"]\nzones = [\"us-west-2a\", \"us-west-2b\", \"us-west-2c\"]",
-    );
+    let all_three = with_eks_zones(&three, &['a', 'b', 'c']);
     let plan = plan_of(&graph_of(&all_three), &state);
     assert_eq!(action_of(&plan, "eks_cluster"), Action::Replace);
     let forcing: Vec<&str> = change_of(&plan, "eks_cluster")
@@ -560,10 +566,7 @@ fn cluster_zones_shrink_in_place_and_grow_by_replacement() {
         .collect();
     assert_eq!(forcing, vec!["availability_zones"]);
 
-    let two = EXAMPLE.replace(
-        "public_access_cidrs = [\"0.0.0.0/0\"]",
-        "public_access_cidrs = [\"0.0.0.0/0\"]\nzones = [\"us-west-2a\", \"us-west-2b\"]",
-    );
+    let two = with_eks_zones(EXAMPLE, &['a', 'b']);
     let plan = plan_of(
         &graph_of(&over_zones(&two, &['a', 'b', 'c'])),
         &applied(&graph_of(&two)),
