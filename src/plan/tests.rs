@@ -532,6 +532,16 @@ fn with_eks_zones(text: &str, zones: &[char]) -> String {
     )
 }
 
+/// `plan` adds `us-west-2c` to the VPC: its subnets are made, the cluster is left as it is,
+/// and the node group is replaced by a successor over the three zones, made first.
+fn a_third_zone_leaves_the_cluster(plan: &Plan) {
+    assert_eq!(action_of(plan, "eks_cluster"), Action::NoOp);
+    assert_eq!(action_of(plan, "subnet.private.us-west-2c"), Action::Create);
+    let group = change_of(plan, "eks_node_group.default");
+    assert_eq!(group.action, Action::Replace);
+    assert!(group.creates_first());
+}
+
 /// EKS moves a cluster to other subnets in place within the zones it was made with: the
 /// control plane leaving a zone (`eks.zones`) is an update, a zone added to it a replacement,
 /// `eks.zones` left out keeps the zones it runs in, and a zone added to the VPC alone leaves
@@ -571,14 +581,7 @@ fn cluster_zones_shrink_in_place_and_grow_by_replacement() {
         &graph_of(&over_zones(&two, &['a', 'b', 'c'])),
         &applied(&graph_of(&two)),
     );
-    assert_eq!(action_of(&plan, "eks_cluster"), Action::NoOp);
-    assert_eq!(
-        action_of(&plan, "subnet.private.us-west-2c"),
-        Action::Create
-    );
-    let group = change_of(&plan, "eks_node_group.default");
-    assert_eq!(group.action, Action::Replace);
-    assert!(group.creates_first());
+    a_third_zone_leaves_the_cluster(&plan);
 }
 
 /// The example over `zones` (`us-west-2a`... by letter), one public and one private subnet each.
@@ -621,14 +624,7 @@ fn by_default_the_cluster_keeps_the_zones_it_was_made_with() {
         &graph_of(&over_zones(EXAMPLE, &['a', 'b', 'c'])),
         &made_in_two,
     );
-    assert_eq!(action_of(&plan, "eks_cluster"), Action::NoOp);
-    assert_eq!(
-        action_of(&plan, "subnet.private.us-west-2c"),
-        Action::Create
-    );
-    let group = change_of(&plan, "eks_node_group.default");
-    assert_eq!(group.action, Action::Replace);
-    assert!(group.creates_first());
+    a_third_zone_leaves_the_cluster(&plan);
 
     let made_in_three = applied(&graph_of(&over_zones(EXAMPLE, &['a', 'b', 'c'])));
     let plan = plan_of(
