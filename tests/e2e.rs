@@ -550,6 +550,47 @@ fn the_control_plane_leaving_a_zone_updates_the_cluster_in_place() {
     project.destroy().ok();
 }
 
+/// Applies the stack as written (a third zone added to the VPC), allowing the replacement of
+/// the node group, whose successor spreads to the new zone: the cluster `<stack>-cluster` is
+/// sent neither an update nor a delete (moto's record) and is as `before` (DescribeCluster),
+/// the node group runs in the three zones (the SDK), and a re-plan finds nothing to do.
+fn spreads_to_a_third_zone(
+    moto: &Emulator,
+    project: &Project,
+    before: &(String, Option<i64>, Vec<String>),
+) {
+    let aws = moto.clients();
+    let cluster = format!("{}-cluster", project.stack);
+    moto.start_recording();
+    project
+        .mlops(&[
+            "apply",
+            &project.stack,
+            "--auto-approve",
+            "--allow-replace",
+            "eks_node_group.default",
+        ])
+        .ok();
+    assert_eq!(&cluster_of(&aws, &cluster), before);
+    let requests = moto.recorded_requests();
+    assert!(
+        !requests.iter().any(
+            |r| r.starts_with(&format!("POST /clusters/{cluster}/update"))
+                || *r == format!("DELETE /clusters/{cluster}")
+        ),
+        "{requests:#?}"
+    );
+    let group_subnets = aws.run(async {
+        let group = aws.node_group(&cluster, "default").await;
+        group.nodegroup().unwrap().subnets().to_vec()
+    });
+    assert_eq!(
+        zones_of(&aws, group_subnets),
+        ["us-west-2a", "us-west-2b", "us-west-2c"]
+    );
+    assert_eq!(project.plan_exit_code().code, 0);
+}
+
 /// A zone added to the VPC while the control plane stays in the zones it was made with
 /// (`eks.zones`): the node group gets a subnet there (a new group, made before the old one is
 /// deleted) and the cluster is sent nothing, neither an update nor a delete (moto's record):
@@ -572,35 +613,56 @@ fn an_added_zone_spreads_the_node_group_and_leaves_the_cluster() {
         "{}",
         plan.stdout
     );
-    moto.start_recording();
-    // The node group's successor spreads to the new zone: a protected replacement.
-    project
-        .mlops(&[
-            "apply",
-            stack,
-            "--auto-approve",
-            "--allow-replace",
-            "eks_node_group.default",
-        ])
-        .ok();
-    assert_eq!(cluster_of(&aws, "zone-cluster"), before);
-    let requests = moto.recorded_requests();
+    spreads_to_a_third_zone(&moto, &project, &before);
+    project.destroy().ok();
+}
+
+/// EKS keeps a cluster in the availability zones it was made with; without `[eks] zones` so
+/// does mlops. A zone added to the VPC gets its subnets and the node group spreads to it (a new
+/// group, allowed), while the cluster is sent nothing: the same cluster (ARN, creation time) on
+/// the same subnets in its two zones, read through DescribeCluster and DescribeSubnets. A VPC
+/// that then keeps only one of the cluster's zones needs a new cluster (EKS wants two): the
+/// apply refuses it before any call and names the cause, and the cluster stays.
+#[test]
+fn an_added_zone_without_eks_zones_keeps_the_cluster() {
+    let moto = Emulator::start();
+    let aws = moto.clients();
+    let stack = "azs";
+    let two = example_as(stack);
+    let project = Project::new(&moto, stack, &two);
+    project.apply().ok();
+    let before = cluster_of(&aws, "azs-cluster");
+
+    project.write_stack(&over_three_zones(&two));
+    let plan = project.mlops(&["plan", stack]).ok();
+    assert!(!plan.stdout.contains("# eks_cluster"), "{}", plan.stdout);
     assert!(
-        !requests
-            .iter()
-            .any(|r| r.starts_with("POST /clusters/zone-cluster/update")
-                || r == "DELETE /clusters/zone-cluster"),
-        "{requests:#?}"
+        plan.stdout
+            .contains("# subnet.private.us-west-2c will be created"),
+        "{}",
+        plan.stdout
     );
-    let group_subnets = aws.run(async {
-        let group = aws.node_group("zone-cluster", "default").await;
-        group.nodegroup().unwrap().subnets().to_vec()
-    });
+    spreads_to_a_third_zone(&moto, &project, &before);
     assert_eq!(
-        zones_of(&aws, group_subnets),
-        ["us-west-2a", "us-west-2b", "us-west-2c"]
+        zones_of(&aws, before.2.clone()),
+        ["us-west-2a", "us-west-2b"]
     );
-    assert_eq!(project.plan_exit_code().code, 0);
+
+    // Zone `b` leaves the VPC: only `a` of the cluster's zones is left.
+    let without_b = over_three_zones(&two)
+        .replace("\"us-west-2b\", ", "")
+        .replace("\"10.0.102.0/24\", ", "")
+        .replace("\"10.0.2.0/24\", ", "");
+    project.write_stack(&without_b);
+    let refused = project.apply();
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("`eks_cluster` would be replaced: EKS keeps a cluster in the zones it was made with (`us-west-2a`, `us-west-2b`) and needs two of them; only `us-west-2a` is left in the VPC"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(cluster_of(&aws, "azs-cluster"), before);
+    project.write_stack(&over_three_zones(&two));
     project.destroy().ok();
 }
 

@@ -11,7 +11,8 @@ use crate::addons::{render, Addon};
 use crate::kube::manifest::MANAGED_BY;
 use crate::model::device_plugin::ATTR as DEVICE_PLUGIN_ATTR;
 use crate::model::{
-    canonical, initial, reference, references_in, Address, Attrs, Partition, Resource, ResourceKind,
+    canonical, initial, reference, references_in, zones::by_zone, Address, Attrs, Partition,
+    Resource, ResourceKind,
 };
 use crate::spec::{KserveMode, NatMode, Spec};
 use crate::workloads::{with_outputs, Output, Outputs, Workload};
@@ -336,12 +337,21 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
         .values()
         .map(|s| reference(s, "id"))
         .collect();
-    // The control plane's subnets: those of `eks.zones` (by default every zone), by zone name.
-    let (control_plane_zones, control_plane_ids): (Vec<&str>, Vec<Value>) = private_subnets
-        .iter()
-        .filter(|(zone, _)| eks.zones.iter().any(|z| z == *zone))
-        .map(|(zone, s)| (*zone, reference(s, "id")))
-        .unzip();
+    // The control plane's subnets: those of its zones (`model::zones`). Zones the spec names
+    // are taken as they are; by default every zone at creation, then those the cluster runs in.
+    let control_plane_ids = by_zone(
+        private_subnets
+            .iter()
+            .map(|(zone, s)| (*zone, reference(s, "id")))
+            .collect(),
+    );
+    let zones = private_subnets.keys();
+    let control_plane_zones = match &eks.zones {
+        Some(named) => json!(zones
+            .filter(|z| named.iter().any(|n| n == *z))
+            .collect::<Vec<_>>()),
+        None => initial(json!(zones.collect::<Vec<_>>())),
+    };
     let mut after: Vec<&Address> = cluster_attachments.iter().collect();
     after.extend(private_routes.iter());
     // Load balancers that Kubernetes makes sit in the public subnets and hold public addresses

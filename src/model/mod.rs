@@ -13,6 +13,7 @@ mod address;
 pub mod device_plugin;
 mod kind;
 mod partition;
+pub mod zones;
 
 pub use address::Address;
 pub use kind::ResourceKind;
@@ -109,9 +110,10 @@ fn as_initial(value: &Value) -> Option<&Value> {
 
 /// The desired attributes of a resource that exists (`existing`: what it has now): each value
 /// set only at creation is what the resource has, so that it is neither compared nor changed.
-/// Of a resource to create, or with no such value recorded, the values stay as they are.
+/// Of a resource to create, or with no such value recorded, the values stay as they are. Values
+/// by zone become the list of the zones the resource runs in ([`zones`]).
 pub fn settled(desired: &Attrs, existing: Option<&Attrs>) -> Attrs {
-    desired
+    let attrs = desired
         .iter()
         .map(|(name, value)| {
             let now = existing.and_then(|e| e.get(name));
@@ -121,7 +123,8 @@ pub fn settled(desired: &Attrs, existing: Option<&Attrs>) -> Attrs {
             };
             (name.clone(), value)
         })
-        .collect()
+        .collect();
+    zones::settle(attrs, desired, existing)
 }
 
 /// Whether `value` as a whole waits on something unknown (a reference or a join).

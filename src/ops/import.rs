@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::{Session, Stack};
-use crate::model::{canonical, resolve, Address};
+use crate::model::{canonical, resolve, settled, Address};
 use crate::plan::PlanError;
 use crate::state::ResourceState;
 use crate::{Error, Result};
@@ -36,7 +36,7 @@ pub async fn import(stack: &Stack, address: &Address, id: &str, session: &Sessio
     }
     // Values the cloud does not report (e.g. `force_destroy`) come from the spec.
     let lookup = |a: &Address, attr: &str| state.attr(a, attr);
-    let prior = match resolve(&Value::Object(resource.attrs.clone()), &lookup) {
+    let prior = match resolve(&Value::Object(settled(&resource.attrs, None)), &lookup) {
         Some(Value::Object(attrs)) => attrs,
         _ => resource.attrs.clone(),
     };

@@ -9,7 +9,7 @@ use super::action::{Action, AttrChange, Change, Plan, PlanValue};
 use super::gate::Refusal;
 use super::moves::resolve_moves;
 use crate::graph::{Dag, DesiredGraph};
-use crate::model::{canonical, is_pending, resolve_known, settled, Address, Resource};
+use crate::model::{canonical, is_pending, resolve_known, settled, zones, Address, Resource};
 use crate::spec::MovedSpec;
 use crate::state::{ResourceState, State};
 
@@ -123,6 +123,8 @@ pub fn diff(
                 Some("deleted outside mlops".to_string())
             }
             Action::Update => waits_for(resource, &planned),
+            // A cluster that keeps its zones but cannot: the plan says why it is made anew.
+            Action::Replace => zones::lost(&resource.attrs, prior.map(|p| &p.attrs)),
             _ => None,
         };
         if let Some(prior) = prior {

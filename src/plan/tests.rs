@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::graph::DesiredGraph;
-use crate::model::{resolve, Address};
+use crate::model::{resolve, settled, Address};
 use crate::spec;
 use crate::state::{ResourceState, State};
 use crate::ui::Style;
@@ -31,7 +31,8 @@ pub(super) fn applied(graph: &DesiredGraph) -> State {
     state.lineage = "lineage-for-tests".into();
     for resource in graph.ordered() {
         let lookup = |a: &Address, attr: &str| state.attr(a, attr);
-        let mut attrs = resolve(&Value::Object(resource.attrs.clone()), &lookup)
+        let created = settled(&resource.attrs, None);
+        let mut attrs = resolve(&Value::Object(created), &lookup)
             .expect("prerequisites are applied first")
             .as_object()
             .unwrap()
@@ -516,38 +517,42 @@ fn snapshot_of_the_markdown_plan() {
     assert!(markdown::markdown(&nothing).contains("No changes."));
 }
 
-/// The example over three zones, `us-west-2a` to `us-west-2c`.
-fn over_three_zones(text: &str) -> String {
-    text.replace(
-        "azs = [\"us-west-2a\", \"us-west-2b\"]",
-        "azs = [\"us-west-2a\", \"us-west-2b\", \"us-west-2c\"]",
-    )
-    .replace(
-        "public_subnets = [\"10.0.101.0/24\", \"10.0.102.0/24\"]",
-        "public_subnets = [\"10.0.101.0/24\", \"10.0.102.0/24\", \"10.0.103.0/24\"]",
-    )
-    .replace(
-        "private_subnets = [\"10.0.1.0/24\", \"10.0.2.0/24\"]",
-        "private_subnets = [\"10.0.1.0/24\", \"10.0.2.0/24\", \"10.0.3.0/24\"]",
-    )
-}
-
 fn change_of<'a>(plan: &'a Plan, address: &str) -> &'a Change {
     &plan.changes[position(plan, address)]
 }
 
+/// `text` with `[eks] zones` naming `zones` (`us-west-2a`... by letter).
+fn with_eks_zones(text: &str, zones: &[char]) -> String {
+    let named: Vec<String> = zones.iter().map(|z| format!("\"us-west-2{z}\"")).collect();
+    text.replace(
+        "public_access_cidrs = [\"0.0.0.0/0\"]",
+        &format!(
+            "public_access_cidrs = [\"0.0.0.0/0\"]\nzones = [{}]",
+            named.join(", ")
+        ),
+    )
+}
+
+/// `plan` adds `us-west-2c` to the VPC: its subnets are made, the cluster is left as it is,
+/// and the node group is replaced by a successor over the three zones, made first.
+fn a_third_zone_leaves_the_cluster(plan: &Plan) {
+    assert_eq!(action_of(plan, "eks_cluster"), Action::NoOp);
+    assert_eq!(action_of(plan, "subnet.private.us-west-2c"), Action::Create);
+    let group = change_of(plan, "eks_node_group.default");
+    assert_eq!(group.action, Action::Replace);
+    assert!(group.creates_first());
+}
+
 /// EKS moves a cluster to other subnets in place within the zones it was made with: the
 /// control plane leaving a zone (`eks.zones`) is an update, a zone added to it a replacement,
-/// and a zone added to the VPC alone leaves the cluster as it is while the node group, in
-/// every zone, is replaced by a successor under a new name, made first.
+/// `eks.zones` left out keeps the zones it runs in, and a zone added to the VPC alone leaves
+/// the cluster as it is while the node group, in every zone, is replaced by a successor under a
+/// new name, made first.
 #[test]
 fn cluster_zones_shrink_in_place_and_grow_by_replacement() {
-    let three = over_three_zones(EXAMPLE);
+    let three = over_zones(EXAMPLE, &['a', 'b', 'c']);
     let state = applied(&graph_of(&three));
-    let pinned = three.replace(
-        "public_access_cidrs = [\"0.0.0.0/0\"]",
-        "public_access_cidrs = [\"0.0.0.0/0\"]\nzones = [\"us-west-2a\", \"us-west-2b\"]",
-    );
+    let pinned = with_eks_zones(&three, &['a', 'b']);
     let plan = plan_of(&graph_of(&pinned), &state);
     assert_eq!(action_of(&plan, "eks_cluster"), Action::Update);
     assert_eq!(
@@ -557,7 +562,12 @@ fn cluster_zones_shrink_in_place_and_grow_by_replacement() {
     assert_eq!(action_of(&plan, "eks_node_group.default"), Action::NoOp);
 
     let state = applied(&graph_of(&pinned));
-    let plan = plan_of(&graph_of(&three), &state);
+    assert_eq!(
+        action_of(&plan_of(&graph_of(&three), &state), "eks_cluster"),
+        Action::NoOp
+    );
+    let all_three = with_eks_zones(&three, &['a', 'b', 'c']);
+    let plan = plan_of(&graph_of(&all_three), &state);
     assert_eq!(action_of(&plan, "eks_cluster"), Action::Replace);
     let forcing: Vec<&str> = change_of(&plan, "eks_cluster")
         .attrs
@@ -567,22 +577,87 @@ fn cluster_zones_shrink_in_place_and_grow_by_replacement() {
         .collect();
     assert_eq!(forcing, vec!["availability_zones"]);
 
-    let two = EXAMPLE.replace(
-        "public_access_cidrs = [\"0.0.0.0/0\"]",
-        "public_access_cidrs = [\"0.0.0.0/0\"]\nzones = [\"us-west-2a\", \"us-west-2b\"]",
-    );
+    let two = with_eks_zones(EXAMPLE, &['a', 'b']);
     let plan = plan_of(
-        &graph_of(&over_three_zones(&two)),
+        &graph_of(&over_zones(&two, &['a', 'b', 'c'])),
         &applied(&graph_of(&two)),
     );
-    assert_eq!(action_of(&plan, "eks_cluster"), Action::NoOp);
+    a_third_zone_leaves_the_cluster(&plan);
+}
+
+/// The example over `zones` (`us-west-2a`... by letter), one public and one private subnet each.
+fn over_zones(text: &str, zones: &[char]) -> String {
+    let list = |f: &dyn Fn(usize, char) -> String| {
+        zones
+            .iter()
+            .map(|z| format!("\"{}\"", f(*z as usize - 'a' as usize + 1, *z)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    text.replace(
+        "azs = [\"us-west-2a\", \"us-west-2b\"]",
+        &format!("azs = [{}]", list(&|_, z| format!("us-west-2{z}"))),
+    )
+    .replace(
+        "public_subnets = [\"10.0.101.0/24\", \"10.0.102.0/24\"]",
+        &format!(
+            "public_subnets = [{}]",
+            list(&|i, _| format!("10.0.10{i}.0/24"))
+        ),
+    )
+    .replace(
+        "private_subnets = [\"10.0.1.0/24\", \"10.0.2.0/24\"]",
+        &format!(
+            "private_subnets = [{}]",
+            list(&|i, _| format!("10.0.{i}.0/24"))
+        ),
+    )
+}
+
+/// EKS keeps a cluster in the zones it was made with. Without `[eks] zones`, a zone added to
+/// the VPC leaves the cluster on its subnets (its new subnets are made, the node group spreads
+/// to them); a zone removed from the VPC moves the cluster off it in place; a VPC that keeps
+/// fewer than two of the cluster's zones replaces it, and the plan and the gate say why.
+#[test]
+fn by_default_the_cluster_keeps_the_zones_it_was_made_with() {
+    let made_in_two = applied(&graph_of(EXAMPLE));
+    let plan = plan_of(
+        &graph_of(&over_zones(EXAMPLE, &['a', 'b', 'c'])),
+        &made_in_two,
+    );
+    a_third_zone_leaves_the_cluster(&plan);
+
+    let made_in_three = applied(&graph_of(&over_zones(EXAMPLE, &['a', 'b', 'c'])));
+    let plan = plan_of(
+        &graph_of(&over_zones(EXAMPLE, &['a', 'b', 'd'])),
+        &made_in_three,
+    );
+    let cluster = change_of(&plan, "eks_cluster");
+    assert_eq!(cluster.action, Action::Update);
+    assert_eq!(
+        changed_attrs(&plan, "eks_cluster"),
+        vec!["availability_zones", "subnet_ids"]
+    );
+    assert_eq!(
+        cluster.desired.as_ref().unwrap()["availability_zones"],
+        json!(["us-west-2a", "us-west-2b"])
+    );
     assert_eq!(
         action_of(&plan, "subnet.private.us-west-2c"),
-        Action::Create
+        Action::Delete
     );
-    let group = change_of(&plan, "eks_node_group.default");
-    assert_eq!(group.action, Action::Replace);
-    assert!(group.creates_first());
+
+    let plan = plan_of(&graph_of(&over_zones(EXAMPLE, &['a', 'c'])), &made_in_two);
+    let cluster = change_of(&plan, "eks_cluster");
+    assert_eq!(cluster.action, Action::Replace);
+    assert!(cluster.protected);
+    let err = gate::check(&plan, &BTreeSet::new())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`eks_cluster` would be replaced: EKS keeps a cluster in the zones it was made with (`us-west-2a`, `us-west-2b`) and needs two of them; only `us-west-2a` is left in the VPC"),
+        "{err}"
+    );
 }
 
 /// A subnet replaced in its zone (a new block) must be deleted before its successor, which has

@@ -149,10 +149,11 @@ pub struct EksSpec {
     /// `false` lets an apply delete or replace the cluster and its OIDC provider without
     /// `--allow-replace`.
     pub protect: bool,
-    /// The zones of the control plane's subnets, in the order of `vpc.azs`. EKS keeps a cluster
-    /// in the zones it was made with: adding one here replaces the cluster, while a zone added
-    /// to the VPC only does so when this follows the VPC (the default).
-    pub zones: Vec<String>,
+    /// The zones of the control plane's subnets (`[eks] zones`), in the order of `vpc.azs`.
+    /// EKS keeps a cluster in the zones it was made with: adding one here replaces the cluster.
+    /// `None`: every zone of the VPC at creation, then the zones the cluster runs in that the
+    /// VPC still has (`model::zones`), so that a zone added to the VPC leaves it as it is.
+    pub zones: Option<Vec<String>>,
 }
 
 /// The KMS key that encrypts the cluster's Secrets.

@@ -680,8 +680,9 @@ fn cluster_limits_and_zones() {
     );
     assert_eq!(
         parse_text(&text).unwrap().eks.zones,
-        vec!["us-west-2a", "us-west-2b"]
+        Some(vec!["us-west-2a".to_string(), "us-west-2b".to_string()])
     );
+    assert_eq!(parse_text(EXAMPLE).unwrap().eks.zones, None);
 }
 
 /// A local state path is relative to the stack file that writes it; the old rule's place is

@@ -626,16 +626,15 @@ fn eks(p: &mut Problems, raw: &S<raw::RawEks>, vpc: &VpcSpec) -> EksSpec {
     }
 }
 
-/// `[eks] zones`: zones of the VPC, at least two (EKS's minimum), in the order of `vpc.azs`.
+/// `[eks] zones`: zones of the VPC, at least two (EKS's minimum), in the order of `vpc.azs`;
+/// `None` when the spec leaves them out.
 fn control_plane_zones(
     p: &mut Problems,
     raw: Option<&S<Vec<S<String>>>>,
     vpc: &VpcSpec,
-) -> Vec<String> {
+) -> Option<Vec<String>> {
+    let raw = raw?;
     let all: Vec<String> = vpc.zones.iter().map(|z| z.name.clone()).collect();
-    let Some(raw) = raw else {
-        return all;
-    };
     for zone in raw.get_ref() {
         if !all.contains(zone.get_ref()) {
             p.hint(
@@ -659,7 +658,7 @@ fn control_plane_zones(
             "list two or more zones of `vpc.azs` in `eks.zones`, or leave it out for all of them",
         );
     }
-    chosen
+    Some(chosen)
 }
 
 fn node_group(p: &mut Problems, key: &str, g: &raw::RawNodeGroup, name: String) -> NodeGroupSpec {
