@@ -371,14 +371,20 @@ async fn the_cluster_is_created_without_the_nat_routes_and_deleted_before_them()
         "internet_gateway",
         "subnet.public.us-west-2a",
     ] {
-        assert!(!needs(not_needed), "the cluster's create waits for `{not_needed}`");
+        assert!(
+            !needs(not_needed),
+            "the cluster's create waits for `{not_needed}`"
+        );
     }
     for needed in [
         "subnet.private.us-west-2a",
         "iam_role.cluster",
         "iam_role_policy_attachment.cluster.AmazonEKSClusterPolicy",
     ] {
-        assert!(needs(needed), "the cluster's create does not wait for `{needed}`");
+        assert!(
+            needs(needed),
+            "the cluster's create does not wait for `{needed}`"
+        );
     }
     let group_needs =
         creates.with_prerequisites([(Address::new("eks_node_group.default"), Op::Create)]);
@@ -388,7 +394,13 @@ async fn the_cluster_is_created_without_the_nat_routes_and_deleted_before_them()
     let built = run(&cloud, &MemoryStore::default(), &desired, empty, 10).await;
     assert!(built.errors.is_empty(), "{:?}", built.errors);
     let nothing = DesiredGraph::from_resources(Vec::new()).unwrap();
-    let destroy = diff(&nothing, &built.state, &BTreeSet::new(), &PlanOptions::default()).unwrap();
+    let destroy = diff(
+        &nothing,
+        &built.state,
+        &BTreeSet::new(),
+        &PlanOptions::default(),
+    )
+    .unwrap();
     let deletes = operations(&destroy, &built.state);
     for after in [
         "route.private.us-west-2a.nat",
