@@ -70,11 +70,15 @@ impl Report {
     fn print(&self) {
         let widths = [
             self.rows.iter().map(|r| r.what.len()).max().unwrap_or(0),
-            self.rows.iter().map(|r| r.measured.len()).max().unwrap_or(0),
+            self.rows
+                .iter()
+                .map(|r| r.measured.len())
+                .max()
+                .unwrap_or(0),
             self.rows.iter().map(|r| r.limit.len()).max().unwrap_or(0),
         ];
         let line = |a: &str, b: &str, c: &str, d: &str| {
-            println!(
+            mlops::outln!(
                 "| {a:w0$} | {b:w1$} | {c:w2$} | {d:6} |",
                 w0 = widths[0],
                 w1 = widths[1],
@@ -82,7 +86,7 @@ impl Report {
             );
         };
         line("measure", "result", "target", "met");
-        println!(
+        mlops::outln!(
             "|{}|{}|{}|--------|",
             "-".repeat(widths[0] + 2),
             "-".repeat(widths[1] + 2),
@@ -145,10 +149,13 @@ fn main() {
     let scale = if quick { 0.25 } else { 1.0 };
     let clock = clock(scale);
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    println!("# mlops benchmark{}", if quick { " (--quick)" } else { "" });
-    println!();
-    println!("machine: {cores} cores, load average at the start {}", load());
-    println!(
+    mlops::outln!("# mlops benchmark{}", if quick { " (--quick)" } else { "" });
+    mlops::outln!();
+    mlops::outln!(
+        "machine: {cores} cores, load average at the start {}",
+        load()
+    );
+    mlops::outln!(
         "AWS's clock: cluster create {}, cluster delete {}, node group create {}, node group delete {}, NAT create {}, NAT delete {}, IAM propagation {}, subnets in use after the cluster {}; {} ms a request",
         secs(clock.cluster_create),
         secs(clock.cluster_delete),
@@ -160,7 +167,7 @@ fn main() {
         secs(clock.in_use_after_cluster),
         LATENCY.as_millis()
     );
-    println!();
+    mlops::outln!();
 
     let moto = Emulator::start();
     let faults = Faults {
@@ -199,8 +206,7 @@ fn main() {
     );
     let _ = writeln!(notes, "apply's critical path: {}", path.join(" -> "));
 
-    let (planned, plan_time, plan_requests, started) =
-        measure(&layer, || project.plan_exit_code());
+    let (planned, plan_time, plan_requests, started) = measure(&layer, || project.plan_exit_code());
     keep("plan.log", &planned);
     assert_eq!(planned.code, 0, "{}\n{}", planned.stdout, planned.stderr);
     let plan_rounds = rounds(&layer, started, started + plan_time);
@@ -220,8 +226,7 @@ fn main() {
     // `plan --all` over generated stacks, each with the state of the applied example (the same
     // objects under another stack's name): the nightly drift check, every stack refreshed.
     let state: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(project.state_path(stack)).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(project.state_path(stack)).unwrap()).unwrap();
     let counts: &[usize] = if quick { &[1, 10] } else { &[1, 10, 50] };
     let mut one = Duration::ZERO;
     for &n in counts {
@@ -312,10 +317,10 @@ fn main() {
     }
 
     report.print();
-    println!();
-    print!("{notes}");
-    println!("mlops' output: {}", logs.display());
-    println!("load average at the end {}", load());
+    mlops::outln!();
+    mlops::out!("{notes}");
+    mlops::outln!("mlops' output: {}", logs.display());
+    mlops::outln!("load average at the end {}", load());
 }
 
 /// One call to each of moto's services, straight to moto: its first call to a service builds
@@ -359,7 +364,12 @@ fn plan_all(
         let first = run.stderr.lines().find(|l| l.starts_with("error: "));
         format!("{errors} stacks, {}", first.unwrap_or("no error line"))
     });
-    (time, requests, rounds(layer, started, started + time), failed)
+    (
+        time,
+        requests,
+        rounds(layer, started, started + time),
+        failed,
+    )
 }
 
 /// `mlops plan --refresh=false` of the example with `extra` more buckets and repositories;

@@ -51,12 +51,7 @@ pub fn apply(clock: &Clock) -> Vec<Step> {
         ),
         step("nat_gateway.seen", &["nat_gateway"], 1, now),
         step("route_table", &["vpc"], 1, now),
-        step(
-            "route.public",
-            &["route_table", "internet_gateway"],
-            1,
-            now,
-        ),
+        step("route.public", &["route_table", "internet_gateway"], 1, now),
         step(
             "route.private",
             &["route_table", "nat_gateway.seen"],
@@ -79,12 +74,7 @@ pub fn apply(clock: &Clock) -> Vec<Step> {
         ),
         step("attachment.cluster", &["iam_role.cluster"], 1, now),
         step("kms_key", &[], 1, now),
-        step(
-            "policy.secrets",
-            &["iam_role.cluster", "kms_key"],
-            1,
-            now,
-        ),
+        step("policy.secrets", &["iam_role.cluster", "kms_key"], 1, now),
         // The control plane needs its subnets, its role (usable, with its policies) and the key;
         // then DescribeCluster until ACTIVE.
         step(
