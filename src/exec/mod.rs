@@ -167,7 +167,7 @@ fn operations(plan: &Plan, state: &State) -> Dag<Node> {
                     dag.add_edge(node.clone(), (earlier, Op::Delete));
                 }
             }
-            for dep in &change.deps {
+            for dep in change.needs() {
                 if let Some(before) = create_op(dep) {
                     dag.add_edge(before, node.clone());
                 }

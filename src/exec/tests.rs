@@ -257,7 +257,11 @@ async fn creates_follow_dependencies_with_bounded_parallelism_and_a_save_each() 
     assert_eq!(outcome.done, 52);
     assert_eq!(outcome.state.resources.len(), 52);
     for resource in desired.resources.values() {
-        for dep in &resource.deps {
+        for dep in resource
+            .deps
+            .iter()
+            .filter(|d| !resource.destroy_only.contains(d))
+        {
             assert!(
                 cloud.position(&format!("create {dep}"))
                     < cloud.position(&format!("create {}", resource.address)),
@@ -354,6 +358,73 @@ async fn destroy_deletes_dependents_first_and_empties_the_state() {
         "route_table.public",
     );
     before("subnet.public.us-west-2b", "vpc");
+}
+
+/// AWS makes an EKS control plane from its subnets and its role with the role's policies, not
+/// from the NAT routes, which only its nodes need: the cluster's create, the longest wait of an
+/// apply, starts without waiting for the NAT gateways to become available, while a destroy
+/// still deletes the cluster (whose delete sweeps the load balancers Kubernetes put in the
+/// public subnets) before the NAT routes, the NAT gateways, the public subnets and the internet
+/// gateway. Checked on the operation graph the executor runs.
+#[tokio::test]
+async fn the_cluster_is_created_without_the_nat_routes_and_deleted_before_them() {
+    let desired = graph(EXAMPLE);
+    let empty = State::new("mlops");
+    let plan = diff(&desired, &empty, &BTreeSet::new(), &PlanOptions::default()).unwrap();
+    let creates = operations(&plan, &empty);
+    let cluster_needs = creates.with_prerequisites([(Address::new("eks_cluster"), Op::Create)]);
+    let needs = |a: &str| cluster_needs.contains(&(Address::new(a), Op::Create));
+    for not_needed in [
+        "route.private.us-west-2a.nat",
+        "nat_gateway.us-west-2a",
+        "eip.us-west-2a",
+        "internet_gateway",
+        "subnet.public.us-west-2a",
+    ] {
+        assert!(
+            !needs(not_needed),
+            "the cluster's create waits for `{not_needed}`"
+        );
+    }
+    for needed in [
+        "subnet.private.us-west-2a",
+        "iam_role.cluster",
+        "iam_role_policy_attachment.cluster.AmazonEKSClusterPolicy",
+    ] {
+        assert!(
+            needs(needed),
+            "the cluster's create does not wait for `{needed}`"
+        );
+    }
+    let group_needs =
+        creates.with_prerequisites([(Address::new("eks_node_group.default"), Op::Create)]);
+    assert!(group_needs.contains(&(Address::new("route.private.us-west-2a.nat"), Op::Create)));
+
+    let cloud = FakeCloud::default();
+    let built = run(&cloud, &MemoryStore::default(), &desired, empty, 10).await;
+    assert!(built.errors.is_empty(), "{:?}", built.errors);
+    let nothing = DesiredGraph::from_resources(Vec::new()).unwrap();
+    let destroy = diff(
+        &nothing,
+        &built.state,
+        &BTreeSet::new(),
+        &PlanOptions::default(),
+    )
+    .unwrap();
+    let deletes = operations(&destroy, &built.state);
+    for after in [
+        "route.private.us-west-2a.nat",
+        "nat_gateway.us-west-2a",
+        "subnet.public.us-west-2a",
+        "subnet.public.us-west-2b",
+        "internet_gateway",
+    ] {
+        let first = deletes.with_prerequisites([(Address::new(after), Op::Delete)]);
+        assert!(
+            first.contains(&(Address::new("eks_cluster"), Op::Delete)),
+            "`{after}` is deleted without waiting for the cluster's delete"
+        );
+    }
 }
 
 /// A node group's successor has a new name (a digest of what forced it), so it is made, and

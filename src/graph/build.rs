@@ -84,8 +84,27 @@ impl Builder<'_> {
             kind,
             attrs,
             deps,
+            destroy_only: Vec::new(),
         });
         address
+    }
+
+    /// Orders the destroy of `address` before that of `others`, which its create does not need:
+    /// they become dependencies that only a destroy follows (`Resource::destroy_only`).
+    fn deleted_before(&mut self, address: &Address, others: &[&Address]) {
+        let resource = self
+            .resources
+            .iter_mut()
+            .find(|r| &r.address == address)
+            .expect("added before");
+        for other in others {
+            if !resource.deps.contains(other) {
+                resource.deps.push((*other).clone());
+                resource.destroy_only.push((*other).clone());
+            }
+        }
+        resource.deps.sort();
+        resource.destroy_only.sort();
     }
 
     /// The user's tags, the resource's own extra tags, and the ownership markers.
@@ -352,13 +371,9 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
             .collect::<Vec<_>>()),
         None => initial(json!(zones.collect::<Vec<_>>())),
     };
-    let mut after: Vec<&Address> = cluster_attachments.iter().collect();
-    after.extend(private_routes.iter());
-    // Load balancers that Kubernetes makes sit in the public subnets and hold public addresses
-    // in the VPC: a destroy deletes the cluster, which sweeps them, before those subnets and
-    // the internet gateway (whose detach fails while public addresses are mapped).
-    after.extend(public_subnets.values());
-    after.extend(igw.iter());
+    // The control plane needs its subnets, its role and the role's policies (CreateCluster
+    // refuses a role without them), not the NAT routes: only its nodes do.
+    let after: Vec<&Address> = cluster_attachments.iter().collect();
     let cluster = b.add(
         ResourceKind::EksCluster,
         &[],
@@ -379,6 +394,14 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
         }),
         &after,
     );
+    // Load balancers that Kubernetes makes sit in the public subnets and hold public addresses
+    // in the VPC: a destroy deletes the cluster, which sweeps them, before those subnets and
+    // the internet gateway (whose detach fails while public addresses are mapped), and before
+    // the NAT routes, which its nodes used to the end.
+    let mut destroy_after: Vec<&Address> = private_routes.iter().collect();
+    destroy_after.extend(public_subnets.values());
+    destroy_after.extend(igw.iter());
+    b.deleted_before(&cluster, &destroy_after);
 
     // Cluster admins beside the creator: access entries with the cluster-admin policy.
     for (name, arn) in &eks.admin_arns {

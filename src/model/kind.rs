@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -222,6 +223,21 @@ impl ResourceKind {
         } else {
             format!("{status}: {}", issues.join("; "))
         })
+    }
+
+    /// How long AWS typically takes to make or delete an object of this kind (EKS's and VPC's
+    /// documentation and their consoles' estimates); the waits' polls are paced on it, so that
+    /// a wait ends within max(2 s, 5% of it) of AWS finishing. Zero for the kinds AWS makes at
+    /// once.
+    pub fn typical_wait(self) -> Duration {
+        let minutes = match self {
+            ResourceKind::EksCluster => 10.0,
+            ResourceKind::EksNodeGroup => 4.0,
+            ResourceKind::NatGateway | ResourceKind::VpcEndpoint => 2.0,
+            ResourceKind::EksAddon => 1.0,
+            _ => 0.0,
+        };
+        Duration::from_secs_f64(minutes * 60.0)
     }
 
     /// Whether a replacement under a new name may be made before the old object is deleted: the

@@ -32,6 +32,10 @@ pub struct Resource {
     pub attrs: Attrs,
     /// Resources that must exist before this one, sorted.
     pub deps: Vec<Address>,
+    /// Those of `deps` that order the destroy only (deleted after this one) and that its create
+    /// does not wait for, because AWS does not need them to make it: the cluster is deleted
+    /// before the NAT routes, the public subnets and the internet gateway, but made without them.
+    pub destroy_only: Vec<Address>,
 }
 
 /// A reference to an attribute of another resource, as stored in desired attributes.

@@ -113,6 +113,10 @@ pub struct Change {
     pub desired: Option<Attrs>,
     /// Dependencies: the desired ones, or for a delete those recorded in the state.
     pub deps: Vec<Address>,
+    /// Those of `deps` that order a destroy only: the create does not wait for them
+    /// (`model::Resource::destroy_only`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub destroy_only: Vec<Address>,
     /// Why, when the attributes alone do not say it (e.g. deleted outside mlops).
     pub reason: Option<String>,
     /// A delete or replace of a kind that loses something (`ResourceKind::loses`) that the spec
@@ -132,6 +136,11 @@ pub struct Move {
 }
 
 impl Change {
+    /// What its create (or update) waits for: the dependencies AWS needs first.
+    pub fn needs(&self) -> impl Iterator<Item = &Address> {
+        self.deps.iter().filter(|d| !self.destroy_only.contains(d))
+    }
+
     /// Whether this replacement makes its successor before deleting the object: the kind allows
     /// two at once and the successor has a new name (create-before-destroy, `+/-`).
     pub fn creates_first(&self) -> bool {

@@ -171,6 +171,7 @@ pub fn diff(
                 .collect(),
             desired: None,
             deps: prior.deps.clone(),
+            destroy_only: Vec::new(),
             // Another address keeps the object: the delete only forgets this one.
             reason: state.same_object(&address).map(|other| {
                 format!("the same object is `{other}`, which keeps it: only forgotten")
@@ -258,6 +259,7 @@ fn diff_one(
         attrs,
         desired: Some(desired),
         deps: resource.deps.clone(),
+        destroy_only: resource.destroy_only.clone(),
         reason: None,
         protected: false,
     }
@@ -332,6 +334,7 @@ fn waits_for(resource: &Resource, planned: &BTreeMap<Address, Action>) -> Option
     let changing: Vec<String> = resource
         .deps
         .iter()
+        .filter(|d| !resource.destroy_only.contains(d))
         .filter(|d| {
             planned
                 .get(*d)

@@ -47,6 +47,7 @@ pub fn drift(stored: &State, refreshed: &State, gone: &BTreeSet<Address>) -> Pla
                 attrs,
                 desired: live.map(|l| canonical(l.attrs.clone())),
                 deps: before.deps.clone(),
+                destroy_only: Vec::new(),
                 reason: (action == Action::Delete).then(|| "deleted outside mlops".into()),
                 protected: false,
             }

@@ -457,6 +457,18 @@ where
     poll(ctx, what, limit, STILL_WAITING_EVERY, check).await
 }
 
+/// The first pause of a wait; most objects that are not ready at once are within a second.
+const FIRST_PAUSE: Duration = Duration::from_millis(250);
+
+/// The pause before the next poll of a wait that has lasted `elapsed`, for an object that AWS
+/// typically makes in `typical`: 5% of the time waited so far (so a wait ends within 5% of how
+/// long AWS took), at most max(2 s, 5% of `typical`) (so a wait ends within that of AWS
+/// finishing, and a long wait polls no more often than every 5% of AWS's usual time).
+fn pause_after(elapsed: Duration, typical: Duration) -> Duration {
+    let ceiling = (typical / 20).max(Duration::from_secs(2));
+    (elapsed / 20).clamp(FIRST_PAUSE, ceiling)
+}
+
 /// `wait_for`, saying every `every` that the wait goes on.
 async fn poll<T, F, Fut>(
     ctx: &super::Ctx<'_>,
@@ -470,7 +482,12 @@ where
     Fut: std::future::Future<Output = Result<Option<T>, ProviderError>>,
 {
     let started = tokio::time::Instant::now();
-    let mut delay = Duration::from_millis(250);
+    let typical = ctx
+        .address
+        .kind_name()
+        .parse::<ResourceKind>()
+        .map_or(Duration::ZERO, ResourceKind::typical_wait);
+    let mut delay = FIRST_PAUSE;
     let mut reported = false;
     let mut next_line = started + every;
     loop {
@@ -501,7 +518,7 @@ where
             next_line = now + every;
         }
         tokio::time::sleep(delay.min(next_line.saturating_duration_since(now))).await;
-        delay = (delay * 2).min(Duration::from_secs(15));
+        delay = pause_after(started.elapsed(), typical);
     }
 }
 
@@ -710,6 +727,42 @@ mod tests {
             ConnectorError::io("tcp connect error: Connection refused (os error 111)".into()),
         );
         assert_eq!(classify(refused).class, ErrorClass::Fatal);
+    }
+
+    /// AWS finishes whenever it finishes: for each kind and each moment AWS may finish (from a
+    /// second to four times its typical duration), the first poll after it comes within
+    /// max(2 s, 5% of the kind's typical duration), and within 5% of the time waited (or the
+    /// first pause) for the waits shorter than twenty times the bound. Polls are the moments
+    /// the poller's pauses lead to, a describe's round trip aside.
+    #[test]
+    fn a_wait_ends_within_five_percent_of_aws_finishing() {
+        for kind in ResourceKind::ALL {
+            let typical = kind.typical_wait();
+            let bound = (typical / 20).max(Duration::from_secs(2));
+            let mut polls = vec![Duration::ZERO];
+            while *polls.last().unwrap() < typical.max(Duration::from_secs(60)) * 5 {
+                let at = *polls.last().unwrap();
+                polls.push(at + pause_after(at, typical));
+            }
+            let mut finished = Duration::from_secs(1);
+            while finished < typical.max(Duration::from_secs(60)) * 4 {
+                let seen = polls.iter().find(|p| **p >= finished).unwrap();
+                let late = *seen - finished;
+                assert!(late <= bound, "{kind}: {late:?} late at {finished:?}");
+                assert!(
+                    late <= (finished / 20).max(FIRST_PAUSE) || finished > bound * 20,
+                    "{kind}: {late:?} late at {finished:?}"
+                );
+                finished += Duration::from_millis(370);
+            }
+        }
+        assert_eq!(
+            pause_after(
+                Duration::from_secs(3600),
+                ResourceKind::EksCluster.typical_wait()
+            ),
+            Duration::from_secs(30)
+        );
     }
 
     /// A wait says every so often that it goes on (a line every 30 s without a terminal), and a

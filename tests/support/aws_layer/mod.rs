@@ -62,6 +62,9 @@ pub struct Stats {
     lost: AtomicUsize,
     /// Answers AWS's clock gave instead of moto's (refusals, NotFound, in use).
     refused: AtomicUsize,
+    /// When each request came in and when it was answered (or dropped), in arrival order: how
+    /// many rounds of requests a command made one after another (`benches/`).
+    spans: Mutex<Vec<(Instant, Instant)>>,
 }
 
 /// A snapshot of `Stats`.
@@ -174,6 +177,11 @@ impl AwsLayer {
         self.shared.world.lock().unwrap().fail_delete(name);
     }
 
+    /// When each request since the start came in and was answered, in arrival order.
+    pub fn spans(&self) -> Vec<(Instant, Instant)> {
+        self.shared.stats.spans.lock().unwrap().clone()
+    }
+
     pub fn counts(&self) -> Counts {
         let s = &self.shared.stats;
         Counts {
@@ -249,6 +257,17 @@ async fn handle(
     shared: Arc<Shared>,
     request: hyper::Request<Incoming>,
 ) -> Result<hyper::Response<Full<Bytes>>, Dropped> {
+    let arrived = Instant::now();
+    let answer = handle_one(&shared, request).await;
+    let span = (arrived, Instant::now());
+    shared.stats.spans.lock().unwrap().push(span);
+    answer
+}
+
+async fn handle_one(
+    shared: &Arc<Shared>,
+    request: hyper::Request<Incoming>,
+) -> Result<hyper::Response<Full<Bytes>>, Dropped> {
     let (parts, body) = request.into_parts();
     let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
     let call = Call::of(&parts, body);
@@ -270,7 +289,7 @@ async fn handle(
             shared.stats.server_errors.fetch_add(1, Ordering::Relaxed);
             wire::server_error(call.service)
         }
-        Fate::Lost | Fate::Answered => clock::answer(&shared, &call).await?,
+        Fate::Lost | Fate::Answered => clock::answer(shared, &call).await?,
     };
     if fate == Fate::Lost {
         shared.stats.lost.fetch_add(1, Ordering::Relaxed);
