@@ -116,16 +116,23 @@ impl Live {
             .runtime
             .block_on(Discovery::new(self.client.clone()).run())
             .unwrap();
-        self.kinds = discovery
-            .groups()
-            .flat_map(|g| g.recommended_resources())
-            .map(|(resource, caps)| {
-                (
-                    (resource.group.clone(), resource.kind.clone()),
-                    (resource, caps.scope),
-                )
-            })
-            .collect();
+        // Every version of a group (KServe serves InferenceServices at v1beta1, its runtimes
+        // at v1alpha1 only), the preferred one first.
+        self.kinds.clear();
+        for group in discovery.groups() {
+            let preferred = group.preferred_version_or_latest().to_string();
+            let others = group.versions().filter(|v| **v != preferred);
+            let versions: Vec<String> = std::iter::once(preferred.clone())
+                .chain(others.map(str::to_string))
+                .collect();
+            for version in versions {
+                for (resource, caps) in group.versioned_resources(&version) {
+                    self.kinds
+                        .entry((resource.group.clone(), resource.kind.clone()))
+                        .or_insert((resource, caps.scope));
+                }
+            }
+        }
     }
 
     /// Whether the object exists; a kind the server does not serve has none.
