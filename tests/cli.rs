@@ -1359,7 +1359,10 @@ fn replace_and_refresh_only_flags_are_checked() {
     p.mlops(&["plan", "--all", "--replace", "vpc"])
         .code(1)
         .stderr(predicate::str::contains("apply to one stack"));
-    for command in [&["plan", "--all"][..], &["apply", "--all", "--auto-approve"]] {
+    for command in [
+        &["plan", "--all"][..],
+        &["apply", "--all", "--auto-approve"],
+    ] {
         p.mlops(&[command, &["--allow-version-skip"]].concat())
             .code(1)
             .stderr(predicate::str::contains(

@@ -87,7 +87,9 @@ pub fn namespaces_to_ensure(objects: &[Object]) -> BTreeSet<String> {
 }
 
 /// [`namespaces_to_ensure`] of an inventory's references.
-pub fn namespaces_ensured<'a>(ids: impl Iterator<Item = &'a ObjectRef> + Clone) -> BTreeSet<String> {
+pub fn namespaces_ensured<'a>(
+    ids: impl Iterator<Item = &'a ObjectRef> + Clone,
+) -> BTreeSet<String> {
     let defined: BTreeSet<&str> = ids
         .clone()
         .filter(|id| id.is_namespace())

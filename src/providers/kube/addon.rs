@@ -179,7 +179,10 @@ impl ResourceProvider for Addon {
             return Ok(()); // the cluster and everything in it are gone
         };
         let mut objects = render::inventory_refs(prior);
-        let name = prior.get("name").and_then(Value::as_str).unwrap_or_default();
+        let name = prior
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let made = made_namespaces(&cluster, &objects, name)
             .await
             .map_err(ProviderError::from)?;
