@@ -1335,7 +1335,8 @@ fn bad_moved_entries_are_refused_with_their_line() {
 }
 
 /// The gate's flags: `--allow-replace` only on `apply`, `--replace` and `--refresh-only` not
-/// together, and `--replace` of an address the state does not hold refused before any call.
+/// together, `--replace` of an address the state does not hold refused before any call, and
+/// the one-stack flags (`--allow-version-skip` among them) refused with `--all`.
 #[test]
 fn replace_and_refresh_only_flags_are_checked() {
     let p = Project::new();
@@ -1361,6 +1362,16 @@ fn replace_and_refresh_only_flags_are_checked() {
     p.mlops(&["plan", "--all", "--replace", "vpc"])
         .code(1)
         .stderr(predicate::str::contains("apply to one stack"));
+    for command in [
+        &["plan", "--all"][..],
+        &["apply", "--all", "--auto-approve"],
+    ] {
+        p.mlops(&[command, &["--allow-version-skip"]].concat())
+            .code(1)
+            .stderr(predicate::str::contains(
+                "`--allow-version-skip` applies to one stack",
+            ));
+    }
     assert!(!p.state_file().exists());
 }
 

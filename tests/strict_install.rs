@@ -180,6 +180,50 @@ async fn a_certificate_gets_its_secret_only_once_its_issuer_is_ready() {
     drop(client);
 }
 
+/// What the old order did with KServe v0.16.0, once KServe went in by the new order.
+type OldOrder = Result<(), KubeError>;
+
+/// KServe v0.16.0 installed once for this test binary, over cert-manager: first by the old
+/// order (every Deployment waited for before any custom resource), whose outcome is returned,
+/// then by `install`'s.
+async fn with_kserve() -> (&'static RealApiServer, &'static OldOrder) {
+    static INSTALLED: OnceCell<OldOrder> = OnceCell::const_new();
+    let server = with_cert_manager().await;
+    let old = INSTALLED
+        .get_or_init(|| async {
+            let cluster = Cluster::from_kubeconfig(&server.kubeconfig).await.unwrap();
+            let kserve = objects("kserve", "v0.16.0");
+            // KServe's CRDs first, with time to be established (several seconds each on a
+            // loaded machine), so that the short wait below is the Deployments'.
+            let crds: Vec<Object> = kserve
+                .iter()
+                .filter(|o| o.id.is_crd() || o.id.is_namespace())
+                .cloned()
+                .collect();
+            install_objects(&cluster, crds, &waits(Duration::from_secs(120)))
+                .await
+                .unwrap();
+            // The old order, as the old install ran it: everything but the custom resources
+            // first.
+            let before_custom: Vec<Object> = kserve
+                .iter()
+                .filter(|o| {
+                    o.id.group_version().0 != "cert-manager.io"
+                        && o.id.group_version().0 != "serving.kserve.io"
+                })
+                .cloned()
+                .collect();
+            let old =
+                install_objects(&cluster, before_custom, &waits(Duration::from_secs(15))).await;
+            install_objects(&cluster, kserve, &waits(Duration::from_secs(120)))
+                .await
+                .unwrap_or_else(|e| panic!("install KServe: {e}"));
+            old
+        })
+        .await;
+    (server, old)
+}
+
 /// The "Done when" of issue 12's install order: KServe's Deployments applied and waited for
 /// before the Certificates of its own manifest (the old order: custom resources after every
 /// Deployment wait) never become available, since `kserve-controller-manager` mounts
@@ -189,29 +233,7 @@ async fn a_certificate_gets_its_secret_only_once_its_issuer_is_ready() {
 /// admitted by its own webhook.
 #[tokio::test]
 async fn kserve_installs_only_with_its_certificates_before_its_deployment_waits() {
-    let server = with_cert_manager().await;
-    let cluster = Cluster::from_kubeconfig(&server.kubeconfig).await.unwrap();
-    let kserve = objects("kserve", "v0.16.0");
-    // KServe's CRDs first, with time to be established (several seconds each on a loaded
-    // machine), so that the short wait below is the Deployments'.
-    let crds: Vec<Object> = kserve
-        .iter()
-        .filter(|o| o.id.is_crd() || o.id.is_namespace())
-        .cloned()
-        .collect();
-    install_objects(&cluster, crds, &waits(Duration::from_secs(120)))
-        .await
-        .unwrap();
-    // The old order, as the old install ran it: everything but the custom resources first.
-    let before_custom: Vec<Object> = kserve
-        .iter()
-        .filter(|o| {
-            o.id.group_version().0 != "cert-manager.io"
-                && o.id.group_version().0 != "serving.kserve.io"
-        })
-        .cloned()
-        .collect();
-    let old = install_objects(&cluster, before_custom, &waits(Duration::from_secs(15))).await;
+    let (server, old) = with_kserve().await;
     match old {
         Err(KubeError::Timeout {
             object,
@@ -226,9 +248,6 @@ async fn kserve_installs_only_with_its_certificates_before_its_deployment_waits(
         }
         other => panic!("the old order did not time out on KServe's controller: {other:?}"),
     }
-    install_objects(&cluster, kserve, &waits(Duration::from_secs(120)))
-        .await
-        .unwrap_or_else(|e| panic!("install KServe: {e}"));
     let controller = server
         .get_json("/apis/apps/v1/namespaces/kserve/deployments/kserve-controller-manager")
         .unwrap();
@@ -362,4 +381,112 @@ async fn a_claim_without_a_class_gets_the_stacks_gp3_class() {
         ))
         .expect("the claim");
     assert_eq!(claim["spec"]["storageClassName"], "gp3", "{claim:#}");
+}
+
+/// KServe's controller (the stand-in's, as strict as the real one) makes an InferenceService
+/// `Ready` only once a runtime serves its model format and protocol and the ServiceAccount
+/// its storage initializer runs as exists: one applied before its runtime (the wrong order)
+/// says `NoSupportingRuntime` and stays not Ready, then waits for its account; with both, it
+/// is Ready with the raw-mode URL of KServe's `ingress` config. Once deleted, the controller
+/// removes its finalizer and the object goes.
+#[tokio::test]
+async fn an_inference_service_is_ready_only_with_its_runtime_and_its_account() {
+    let (server, _) = with_kserve().await;
+    let ns = "strict-model";
+    let cluster = Cluster::from_kubeconfig(&server.kubeconfig).await.unwrap();
+    let apply = |value: Value| {
+        let cluster = &cluster;
+        async move {
+            let objects =
+                mlops::kube::manifest::parse_documents(&value.to_string(), "test").unwrap();
+            cluster.apply(&objects[0], false).await.unwrap();
+        }
+    };
+    install::ensure_namespaces(&cluster, &[ns]).await.unwrap();
+    apply(
+        json!({"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
+        "metadata": {"name": "model", "namespace": ns,
+                     "annotations": {"serving.kserve.io/deploymentMode": "RawDeployment"}},
+        "spec": {"predictor": {"serviceAccountName": "storage",
+                 "model": {"modelFormat": {"name": "strict-format"}, "protocolVersion": "v2",
+                           "storageUri": "s3://bucket/model"}}}}),
+    )
+    .await;
+    let path = format!("/apis/serving.kserve.io/v1beta1/namespaces/{ns}/inferenceservices/model");
+    let condition = |isvc: &Value, kind: &str| -> Value {
+        isvc["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["type"] == kind)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let refused = eventually(server, &path, Duration::from_secs(30), |i| {
+        condition(i, "Ready")["reason"] == "NoSupportingRuntime"
+    })
+    .await;
+    assert_eq!(condition(&refused, "Ready")["status"], "False");
+    assert_eq!(condition(&refused, "PredictorReady")["status"], "False");
+    assert!(refused["status"]["url"].is_null(), "{refused:#}");
+    assert_eq!(
+        refused["metadata"]["finalizers"],
+        json!(["inferenceservice.finalizers"])
+    );
+
+    // A runtime for the format, but for protocol v1 only: still none.
+    let runtime = |protocols: Value| {
+        json!({"apiVersion": "serving.kserve.io/v1alpha1", "kind": "ServingRuntime",
+            "metadata": {"name": "strict-runtime", "namespace": ns},
+            "spec": {"protocolVersions": protocols,
+                     "supportedModelFormats": [{"name": "strict-format", "autoSelect": true}],
+                     "containers": [{"name": "kserve-container", "image": "strict:1"}]}})
+    };
+    apply(runtime(json!(["v1"]))).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let still = server.get_json(&path).unwrap();
+    assert_eq!(condition(&still, "Ready")["reason"], "NoSupportingRuntime");
+
+    apply(runtime(json!(["v1", "v2"]))).await;
+    let waiting = eventually(server, &path, Duration::from_secs(30), |i| {
+        condition(i, "Ready")["reason"] == "StorageNotReady"
+    })
+    .await;
+    assert!(condition(&waiting, "Ready")["message"]
+        .as_str()
+        .unwrap()
+        .contains("serviceaccount \"storage\" not found"));
+
+    apply(json!({"apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": "storage", "namespace": ns}}))
+    .await;
+    let ready = eventually(server, &path, Duration::from_secs(30), |i| {
+        condition(i, "Ready")["status"] == "True"
+    })
+    .await;
+    assert_eq!(condition(&ready, "PredictorReady")["status"], "True");
+    assert_eq!(
+        ready["status"]["url"],
+        format!("http://model-{ns}.example.com")
+    );
+
+    let client = server.client().await;
+    let api: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(
+        client,
+        ns,
+        &kube::api::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
+            "serving.kserve.io",
+            "v1beta1",
+            "InferenceService",
+        )),
+    );
+    api.delete("model", &Default::default()).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while server.get_json(&path).is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the InferenceService stays"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -54,6 +54,15 @@ impl Addon {
         }
     }
 
+    /// Whether the project upgrades only one minor version at a time (a skip is refused
+    /// unless `--allow-version-skip`): Knative "supports upgrading by a single minor version
+    /// number" (its upgrade guide); Istio supports in-place upgrades from the previous minor
+    /// only; cert-manager's upgrade guide says to go through each minor version in turn, as
+    /// its CRD and webhook changes assume the previous one. KServe states no such rule.
+    pub fn upgrades_one_minor_at_a_time(self) -> bool {
+        !matches!(self, Addon::Kserve)
+    }
+
     /// The versions of this add-on in the catalogue, oldest first.
     pub fn versions(self) -> impl Iterator<Item = &'static Release> {
         CATALOGUE.iter().filter(move |r| r.addon == self)
@@ -74,7 +83,8 @@ pub fn release_named(name: &str, version: &str) -> Option<&'static Release> {
         .and_then(|a| a.release(version))
 }
 
-/// A Kubernetes version `major.minor` as numbers, for comparing; `None` if it is not one.
+/// A version's `major.minor` as numbers, for comparing (Kubernetes `1.31`, an add-on's
+/// `v1.19.4`); `None` if it is not one.
 pub fn kubernetes_minor(version: &str) -> Option<(u32, u32)> {
     let (major, minor) = version.trim_start_matches('v').split_once('.')?;
     let minor = minor.split('.').next()?;

@@ -120,14 +120,19 @@ fn place_on_node_groups(objects: &mut [Object], groups: &Value, tolerations: &Va
 
 /// The namespaces `objects` live in that none of them creates, system namespaces left out.
 pub fn namespaces_to_ensure(objects: &[Object]) -> BTreeSet<String> {
-    let defined: BTreeSet<&str> = objects
-        .iter()
-        .filter(|o| o.id.is_namespace())
-        .map(|o| o.id.name.as_str())
+    namespaces_ensured(objects.iter().map(|o| &o.id))
+}
+
+/// [`namespaces_to_ensure`] of an inventory's references.
+pub fn namespaces_ensured<'a>(
+    ids: impl Iterator<Item = &'a ObjectRef> + Clone,
+) -> BTreeSet<String> {
+    let defined: BTreeSet<&str> = ids
+        .clone()
+        .filter(|id| id.is_namespace())
+        .map(|id| id.name.as_str())
         .collect();
-    objects
-        .iter()
-        .filter_map(|o| o.id.namespace.clone())
+    ids.filter_map(|id| id.namespace.clone())
         .filter(|ns| !defined.contains(ns.as_str()) && !SYSTEM_NAMESPACES.contains(&ns.as_str()))
         .collect()
 }

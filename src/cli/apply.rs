@@ -66,6 +66,24 @@ pub struct ChangeArgs {
     /// changing nothing in AWS
     #[arg(long, conflicts_with = "replace")]
     pub refresh_only: bool,
+    /// Let an add-on go up more than one minor version in one step, which cert-manager,
+    /// Istio and Knative do not support (docs/addons.md); refused without it
+    #[arg(long)]
+    pub allow_version_skip: bool,
+}
+
+impl ChangeArgs {
+    /// Refuses `--allow-version-skip` with `--all` or `--stacks`: a skip is one stack's
+    /// decision.
+    pub fn check_one_stack(&self) -> Result<()> {
+        if self.allow_version_skip {
+            return Err(Error::refused(
+                "`--allow-version-skip` applies to one stack",
+                "run that stack on its own with it",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// What one apply asks beyond its run options: a destroy, and every stack of `--all`, ask none.
@@ -74,6 +92,7 @@ struct Asked {
     targets: Vec<String>,
     replace: Vec<String>,
     refresh_only: bool,
+    allow_version_skip: bool,
     allowed: BTreeSet<Address>,
 }
 
@@ -98,9 +117,11 @@ pub async fn run_apply(args: &ApplyArgs, global: &Global) -> Result<u8> {
         targets: args.targets.clone(),
         replace: args.changes.replace.clone(),
         refresh_only: args.changes.refresh_only,
+        allow_version_skip: args.changes.allow_version_skip,
         allowed: targets(&args.allow_replace).into_iter().collect(),
     };
     if let Some(pattern) = args.which.pattern() {
+        args.changes.check_one_stack()?;
         if !asked.targets.is_empty()
             || !asked.replace.is_empty()
             || asked.refresh_only
@@ -204,6 +225,7 @@ async fn run_stack(
         manifests_optional: false,
         replace: targets(&asked.replace),
         refresh_only: asked.refresh_only,
+        allow_version_skip: asked.allow_version_skip,
     };
     let title = match &progress {
         Progress::Stack(_) | Progress::Live(_) => {

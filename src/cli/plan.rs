@@ -47,6 +47,7 @@ pub struct PlanArgs {
 /// then a summary table on stderr. Exit 1 if any stack failed (the others still finish), else
 /// 2 with `--detailed-exitcode` if any has changes: the nightly drift check.
 async fn run_many(pattern: &str, args: &PlanArgs, global: &Global) -> Result<u8> {
+    args.changes.check_one_stack()?;
     if args.out.is_some()
         || !args.targets.is_empty()
         || !args.changes.replace.is_empty()
@@ -266,6 +267,7 @@ async fn plan_stack(
         manifests_optional: args.out.is_none(),
         replace: targets(&args.changes.replace),
         refresh_only: args.changes.refresh_only,
+        allow_version_skip: args.changes.allow_version_skip,
     };
     let session = session(&stack, global, args.parallelism, cap, progress.clone());
     progress.phase("locking");

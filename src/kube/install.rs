@@ -182,10 +182,20 @@ pub fn install_order(objects: &mut [Object]) {
 /// Creates each namespace of `names` that does not exist, labelled as made by `mlops`; one that
 /// exists is left as it is.
 pub async fn ensure_namespaces(cluster: &Cluster, names: &[&str]) -> Result<(), KubeError> {
+    ensure_labelled_namespaces(cluster, names, &[MANAGED_BY]).await
+}
+
+/// [`ensure_namespaces`] with these labels on the namespaces it creates (an add-on's, so that
+/// its uninstall knows the namespaces it made).
+pub async fn ensure_labelled_namespaces(
+    cluster: &Cluster,
+    names: &[&str],
+    labels: &[(&str, &str)],
+) -> Result<(), KubeError> {
     for name in names {
         let mut namespace = Object::namespace(name);
         if cluster.get(&namespace.id).await?.is_none() {
-            namespace.label(&[MANAGED_BY]);
+            namespace.label(labels);
             cluster.apply(&namespace, false).await?;
         }
     }

@@ -231,6 +231,8 @@ pub struct PlanRequest {
     pub replace: Vec<Address>,
     /// Plan only what AWS reports that the state does not know (`--refresh-only`).
     pub refresh_only: bool,
+    /// Let an add-on skip minor versions (`--allow-version-skip`).
+    pub allow_version_skip: bool,
 }
 
 /// Refreshes (when asked) and plans a stack; returns the plan and the state it was made from.
@@ -271,6 +273,7 @@ pub async fn plan(
     };
     if !request.destroy {
         upgrade::check_version_step(&stack.spec, &state)?;
+        upgrade::check_addon_steps(&stack.spec, &state, request.allow_version_skip)?;
     }
     let options = PlanOptions {
         targets: request.targets.clone(),

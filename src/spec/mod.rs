@@ -289,6 +289,9 @@ pub struct AddonsSpec {
     /// `false` keeps mlops out of the cluster entirely.
     pub enabled: bool,
     pub releases: BTreeMap<Addon, &'static Release>,
+    /// Where each add-on's version is written (`stacks/example.toml:67:16`), for the
+    /// plan-time check of an upgrade's step against the installed version.
+    pub versions_at: BTreeMap<Addon, String>,
     pub kserve_mode: KserveMode,
 }
 
@@ -413,6 +416,12 @@ pub fn parse(path: &Path, text: String) -> Result<Spec, SpecError> {
     let raw_workloads = raw.workloads.take();
     let state_folder = state_folder(&source, &raw);
     let version_span = raw.eks.get_ref().version.span();
+    let addon_spans: Vec<(Addon, usize)> = raw
+        .addons
+        .iter()
+        .flat_map(|a| a.versions())
+        .filter_map(|(addon, version)| Some((addon, version?.span().start)))
+        .collect();
     let mut spec = match validate::validate(path, raw, &source) {
         Ok(spec) => spec,
         Err(diagnostics) => return Err(invalid(source, diagnostics)),
@@ -422,6 +431,10 @@ pub fn parse(path: &Path, text: String) -> Result<Spec, SpecError> {
         *path = state_folder.join(&*path);
     }
     spec.eks.version_at = source.location(version_span.start);
+    spec.addons.versions_at = addon_spans
+        .into_iter()
+        .map(|(addon, at)| (addon, source.location(at)))
+        .collect();
     let mut read = source.text.clone();
     if let Some(raw_workloads) = raw_workloads {
         let files = match workload_files(&source, &spec, &raw_workloads) {

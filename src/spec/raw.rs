@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+
+use crate::addons::Addon;
 use toml::Spanned;
 
 pub type S<T> = Spanned<T>;
@@ -185,4 +187,16 @@ pub struct RawAddons {
     pub istio: Option<S<String>>,
     pub knative_serving: Option<S<String>>,
     pub kserve: Option<S<String>>,
+}
+
+impl RawAddons {
+    /// The version each add-on key gives, in install order.
+    pub fn versions(&self) -> [(Addon, Option<&S<String>>); 4] {
+        [
+            (Addon::CertManager, self.cert_manager.as_ref()),
+            (Addon::Istio, self.istio.as_ref()),
+            (Addon::KnativeServing, self.knative_serving.as_ref()),
+            (Addon::Kserve, self.kserve.as_ref()),
+        ]
+    }
 }

@@ -1024,6 +1024,7 @@ fn addons(p: &mut Problems, raw: Option<&raw::RawAddons>, kubernetes: &str) -> A
         return AddonsSpec {
             enabled: false,
             releases: BTreeMap::new(),
+            versions_at: BTreeMap::new(),
             kserve_mode: KserveMode::Serverless,
         };
     };
@@ -1036,12 +1037,7 @@ fn addons(p: &mut Problems, raw: Option<&raw::RawAddons>, kubernetes: &str) -> A
     };
     let mut releases = BTreeMap::new();
     let mut spans = BTreeMap::new();
-    for (addon, version) in [
-        (Addon::CertManager, &a.cert_manager),
-        (Addon::Istio, &a.istio),
-        (Addon::KnativeServing, &a.knative_serving),
-        (Addon::Kserve, &a.kserve),
-    ] {
+    for (addon, version) in a.versions() {
         let Some(version) = version else { continue };
         spans.insert(addon, version.span());
         match addon.release(version.get_ref()) {
@@ -1125,6 +1121,8 @@ fn addons(p: &mut Problems, raw: Option<&raw::RawAddons>, kubernetes: &str) -> A
     AddonsSpec {
         enabled: a.enabled.unwrap_or(true),
         releases,
+        // Filled in by the caller, who has the source.
+        versions_at: BTreeMap::new(),
         kserve_mode,
     }
 }

@@ -2,7 +2,9 @@
 //! and the inventory (`objects`: each object's reference and digest), so the plan can show an
 //! upgrade as objects added, changed and removed, and an unchanged add-on makes no call at all.
 //! Create and update run the staged install; update then prunes what the new version dropped
-//! (never a CRD, unless `--allow-crd-removal`); delete uninstalls in reverse order.
+//! (never a CRD, unless `--allow-crd-removal`); delete uninstalls in reverse order, with the
+//! namespaces the install made for objects whose manifests do not create them (Istio's
+//! `istio-system`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::addons::{self, render};
 use crate::kube::install::{self, load_balancer_address};
-use crate::kube::manifest::{ObjectRef, ADDON_LABEL};
+use crate::kube::manifest::{Object, ObjectRef, ADDON_LABEL, MANAGED_BY};
 use crate::kube::{Cluster, KubeError};
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
@@ -54,7 +56,8 @@ async fn install(ctx: &Ctx<'_>, cluster: &Cluster, desired: &Attrs) -> ProviderR
         }
         let namespaces = render::namespaces_to_ensure(&objects);
         let namespaces: Vec<&str> = namespaces.iter().map(String::as_str).collect();
-        install::ensure_namespaces(cluster, &namespaces)
+        let labels = [MANAGED_BY, (ADDON_LABEL, release.addon.name())];
+        install::ensure_labelled_namespaces(cluster, &namespaces, &labels)
             .await
             .map_err(ProviderError::from)?;
         install::install(cluster, objects, &ctx.kube.settings.waits, ctx)
@@ -175,13 +178,39 @@ impl ResourceProvider for Addon {
         let Some(cluster) = ctx.kube.cluster(ctx, prior).await? else {
             return Ok(()); // the cluster and everything in it are gone
         };
-        install::uninstall(
-            &cluster,
-            &render::inventory_refs(prior),
-            &ctx.kube.settings.waits,
-            ctx,
-        )
-        .await
-        .map_err(ProviderError::from)
+        let mut objects = render::inventory_refs(prior);
+        let name = prior
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let made = made_namespaces(&cluster, &objects, name)
+            .await
+            .map_err(ProviderError::from)?;
+        objects.extend(made);
+        install::uninstall(&cluster, &objects, &ctx.kube.settings.waits, ctx)
+            .await
+            .map_err(ProviderError::from)
     }
+}
+
+/// The namespaces that the install of add-on `name` made for its objects (labelled with
+/// `mlops` and the add-on when created): they go with it. One that existed before, or that
+/// another add-on made, stays.
+async fn made_namespaces(
+    cluster: &Cluster,
+    objects: &[ObjectRef],
+    name: &str,
+) -> Result<Vec<ObjectRef>, KubeError> {
+    let mut made = Vec::new();
+    for namespace in render::namespaces_ensured(objects.iter()) {
+        let id = Object::namespace(&namespace).id;
+        let Some(live) = cluster.get(&id).await? else {
+            continue;
+        };
+        let labels = &live["metadata"]["labels"];
+        if labels[MANAGED_BY.0] == MANAGED_BY.1 && labels[ADDON_LABEL] == name {
+            made.push(id);
+        }
+    }
+    Ok(made)
 }

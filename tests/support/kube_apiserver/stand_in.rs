@@ -13,6 +13,7 @@
 //!   configuration's `caBundle`;
 //! - cert-manager ([`cert_manager`]) and what the add-ons' own controllers do for their
 //!   webhooks and namespaces ([`add_ons`]);
+//! - KServe's controller, with Knative Serving's under it, for InferenceServices ([`kserve`]);
 //! - the service account controller: a `default` ServiceAccount in every namespace;
 //! - the namespace controller: a namespace being deleted is emptied, then finalized;
 //! - the AWS load balancer controller: a LoadBalancer Service first gets the
@@ -30,6 +31,7 @@
 mod add_ons;
 mod cert_manager;
 pub mod egress;
+mod kserve;
 mod pods;
 pub mod workloads;
 
@@ -295,6 +297,12 @@ impl Round<'_> {
         if let Err(e) = add_ons::own_webhook_cas(client, self.ca, &listening).await {
             self.errors.push(e);
         }
+        let available: BTreeSet<Key> = deployments.iter().map(|d| value_key(d)).collect();
+        let seen = kserve::Cluster {
+            available: &available,
+            secrets: &secrets,
+        };
+        kserve::round(client, &seen, &mut self.errors).await;
         if deployments
             .iter()
             .any(|d| d["metadata"]["labels"]["app"] == "istiod")
