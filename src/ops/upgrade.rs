@@ -200,6 +200,7 @@ mod tests {
                     id: key.into(),
                     attrs: json!({ "version": version }).as_object().cloned().unwrap(),
                     deps: Vec::new(),
+                    pending: false,
                 },
             );
         }
