@@ -212,6 +212,8 @@ fn is_ready(object: &Value) -> bool {
 /// nothing. Destroy leaves no object of the add-ons or the workloads, no CRD and no namespace
 /// but the system ones.
 #[test]
+// The test harness captures stderr: no pipe to lose; the timings go into docs/testing.md.
+#[allow(clippy::disallowed_macros)]
 fn the_example_model_is_served_on_both_addon_sets_upgraded_and_destroyed() {
     let started = Instant::now();
     let moto = Emulator::start();

@@ -192,9 +192,9 @@ pub fn destroy(clock: &Clock) -> Vec<Step> {
 pub fn critical_path(steps: &[Step], latency: Duration) -> (Duration, Vec<&'static str>) {
     let by_name: BTreeMap<&str, &Step> = steps.iter().map(|s| (s.name, s)).collect();
     let mut finish: BTreeMap<&str, (Duration, Option<&'static str>)> = BTreeMap::new();
-    fn visit<'a>(
+    fn visit(
         name: &'static str,
-        by_name: &BTreeMap<&str, &'a Step>,
+        by_name: &BTreeMap<&str, &Step>,
         latency: Duration,
         finish: &mut BTreeMap<&'static str, (Duration, Option<&'static str>)>,
     ) -> Duration {
