@@ -723,13 +723,14 @@ async fn a_pending_object_is_waited_for_before_what_needs_it() {
     assert!(saved.resources.values().all(|r| !r.pending));
 }
 
-/// Models an object an earlier run created but did not record, still on its way (a cluster
-/// CREATING): adopted, it is waited for like a new one before what needs it starts.
+/// Models an object an earlier run created but did not record, still on its way: adopted (a
+/// kind whose attributes force nothing, so the bare object fits), it is waited for like a new
+/// one before what needs it (the cluster, which encrypts its Secrets with it) starts.
 #[tokio::test]
 async fn an_adopted_object_is_waited_for_like_a_new_one() {
     let cloud = FakeCloud {
-        slow: BTreeSet::from(["eks_cluster".to_string()]),
-        found: BTreeMap::from([("eks_cluster".to_string(), "id-made-earlier".to_string())]),
+        slow: BTreeSet::from(["kms_key.secrets".to_string()]),
+        found: BTreeMap::from([("kms_key.secrets".to_string(), "id-made-earlier".to_string())]),
         ..FakeCloud::default()
     };
     cloud
@@ -740,9 +741,9 @@ async fn an_adopted_object_is_waited_for_like_a_new_one() {
     let store = MemoryStore::default();
     let outcome = run(&cloud, &store, &graph(EXAMPLE), State::new("mlops"), 10).await;
     assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
-    assert!(cloud.position("ready eks_cluster") < cloud.position("create eks_node_group.default"));
+    assert!(cloud.position("ready kms_key.secrets") < cloud.position("create eks_cluster"));
     assert_eq!(
-        outcome.state.resources[&Address::new("eks_cluster")].id,
+        outcome.state.resources[&Address::new("kms_key.secrets")].id,
         "id-made-earlier"
     );
     assert!(outcome.state.resources.values().all(|r| !r.pending));
