@@ -1439,9 +1439,9 @@ fn apply_installs_the_addons_in_order_and_destroy_leaves_nothing() {
     assert_eq!(inventory(&aws, stack), nothing_left());
 }
 
-/// From the first fixture set to the second: the plan shows each add-on's object counts, the
-/// apply prunes what the new versions dropped, and a Deployment that never becomes available
-/// fails the run naming it.
+/// From the first fixture set to the second (with `--allow-version-skip`: the fixtures hold no
+/// version in between): the plan shows each add-on's object counts, the apply prunes what the
+/// new versions dropped, and a Deployment that never becomes available fails the run naming it.
 #[test]
 fn an_upgrade_prunes_what_the_new_versions_dropped() {
     let moto = Emulator::start();
@@ -1476,7 +1476,7 @@ fn an_upgrade_prunes_what_the_new_versions_dropped() {
     }
 
     project.write_stack(&newer);
-    let plan = with_cluster(&["plan", stack]).ok();
+    let plan = with_cluster(&["plan", stack, "--allow-version-skip"]).ok();
     assert!(
         plan.stdout
             .contains("~ version = \"v1.16.1\" -> \"v1.19.4\""),
@@ -1491,7 +1491,14 @@ fn an_upgrade_prunes_what_the_new_versions_dropped() {
 
     // KServe's controller never comes up: the run stops naming it, the rest stays applied.
     server.set_never_available("kserve", "kserve-controller-manager");
-    let failed = with_cluster(&["apply", stack, "--auto-approve", "--wait-timeout", "5s"]);
+    let failed = with_cluster(&[
+        "apply",
+        stack,
+        "--auto-approve",
+        "--allow-version-skip",
+        "--wait-timeout",
+        "5s",
+    ]);
     assert_eq!(failed.code, 1, "{}", failed.stderr);
     assert!(
         failed
@@ -1501,7 +1508,7 @@ fn an_upgrade_prunes_what_the_new_versions_dropped() {
         failed.stderr
     );
     server.clear_never_available("kserve", "kserve-controller-manager");
-    with_cluster(&["apply", stack, "--auto-approve"]).ok();
+    with_cluster(&["apply", stack, "--auto-approve", "--allow-version-skip"]).ok();
     for (api_version, kind, ns, name) in dropped {
         assert!(
             server.object(api_version, kind, Some(ns), name).is_none(),
