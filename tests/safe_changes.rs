@@ -249,8 +249,8 @@ fn a_node_group_replacement_is_refused_until_allowed() {
 /// group and OIDC provider. Allowing only the VPC is not enough; naming every protected address
 /// makes the replacement, which leaves one VPC with the new range. Without a NAT gateway here:
 /// AWS disassociates a deleted NAT gateway's Elastic IP, moto keeps it associated, so a new
-/// gateway with the same EIP fails in the emulator only (the NAT gateway's gate is in the
-/// planner's tests).
+/// gateway with the same EIP fails in moto alone (the NAT gateway's gate is shown end to end
+/// through the AWS layer, which frees the EIP as AWS does: `tests/aws_faults.rs`).
 #[test]
 fn a_vpc_replacement_is_refused_until_every_protected_address_is_allowed() {
     let moto = Emulator::start();

@@ -183,6 +183,13 @@ impl Live {
 }
 
 /// The wine model's InferenceService as the API server has it.
+/// How long a step took, for docs/testing.md; the test harness captures stderr, so there is no
+/// pipe to lose.
+#[allow(clippy::disallowed_macros)]
+fn done(step: &str, started: Instant) {
+    eprintln!("{step} done after {:?}", started.elapsed());
+}
+
 fn model(server: &RealApiServer) -> Value {
     server
         .get_json(
@@ -212,8 +219,6 @@ fn is_ready(object: &Value) -> bool {
 /// nothing. Destroy leaves no object of the add-ons or the workloads, no CRD and no namespace
 /// but the system ones.
 #[test]
-// The test harness captures stderr: no pipe to lose; the timings go into docs/testing.md.
-#[allow(clippy::disallowed_macros)]
 fn the_example_model_is_served_on_both_addon_sets_upgraded_and_destroyed() {
     let started = Instant::now();
     let moto = Emulator::start();
@@ -237,7 +242,7 @@ fn the_example_model_is_served_on_both_addon_sets_upgraded_and_destroyed() {
 
     // The older set, from an empty cluster.
     mlops(&["apply", stack, "--auto-approve"]).ok();
-    eprintln!("first apply done after {:?}", started.elapsed());
+    done("first apply", started);
     let served = model(&server);
     assert!(is_ready(&served), "{served:#}");
     let url = served["status"]["url"].as_str().unwrap().to_string();
@@ -274,7 +279,7 @@ fn the_example_model_is_served_on_both_addon_sets_upgraded_and_destroyed() {
     assert!(server.writes_since(mark).is_empty());
 
     mlops(&["apply", stack, "--auto-approve", "--allow-version-skip"]).ok();
-    eprintln!("upgrade done after {:?}", started.elapsed());
+    done("upgrade", started);
     live.rediscover();
     let second = fixture_objects(&SECOND);
     let missing: Vec<&Key> = second.iter().filter(|k| !live.exists(k)).collect();
@@ -300,7 +305,7 @@ fn the_example_model_is_served_on_both_addon_sets_upgraded_and_destroyed() {
     assert!(writes.is_empty(), "a second apply wrote: {writes:#?}");
 
     mlops(&["destroy", stack, "--auto-approve"]).ok();
-    eprintln!("destroy done after {:?}", started.elapsed());
+    done("destroy", started);
     live.rediscover();
     let left: Vec<&Key> = second.iter().filter(|k| live.exists(k)).collect();
     assert!(left.is_empty(), "left by destroy: {left:?}");
