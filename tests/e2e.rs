@@ -684,6 +684,61 @@ fn a_lost_state_is_rebuilt_by_adopting_tagged_objects_without_duplicates() {
     assert_eq!(inventory(&aws, stack), nothing_left());
 }
 
+/// Real EC2 makes an internet gateway in two calls (create, then attach), and a run can be
+/// killed between them: the next run finds the tagged gateway detached. It adopts that gateway
+/// and attaches it, instead of refusing it or making a second one.
+#[test]
+fn an_internet_gateway_left_detached_by_a_stopped_run_is_adopted_and_attached() {
+    let moto = Emulator::start();
+    let aws = moto.clients();
+    let stack = "detached";
+    let project = Project::new(&moto, stack, &example_as(stack));
+    project.apply().ok();
+    std::fs::remove_file(project.state_path(stack)).unwrap();
+    let (gateway, vpc) = aws.run(async {
+        let out = aws
+            .ec2
+            .describe_internet_gateways()
+            .filters(stack_filter(stack))
+            .send()
+            .await
+            .unwrap();
+        let gateway = &out.internet_gateways()[0];
+        let id = gateway.internet_gateway_id().unwrap().to_string();
+        let vpc = gateway.attachments()[0].vpc_id().unwrap().to_string();
+        aws.ec2
+            .detach_internet_gateway()
+            .internet_gateway_id(&id)
+            .vpc_id(&vpc)
+            .send()
+            .await
+            .unwrap();
+        (id, vpc)
+    });
+
+    let again = project.apply().ok();
+    assert!(again.stderr.contains(&gateway), "{}", again.stderr);
+    let attached_to = aws.run(async {
+        let out = aws
+            .ec2
+            .describe_internet_gateways()
+            .internet_gateway_ids(&gateway)
+            .send()
+            .await
+            .unwrap();
+        out.internet_gateways()[0]
+            .attachments()
+            .iter()
+            .filter_map(|a| a.vpc_id().map(str::to_string))
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(attached_to, [vpc]);
+    assert_eq!(inventory(&aws, stack), reference_inventory());
+    assert_eq!(project.plan_exit_code().code, 0);
+    project.destroy().ok();
+    assert_eq!(inventory(&aws, stack), nothing_left());
+}
+
 /// A run killed mid-apply (SIGKILL, as by an OOM killer): the next apply takes its lock over
 /// (the holder is dead on this host), adopts what it made and completes the stack.
 #[test]

@@ -480,10 +480,12 @@ async fn create(
                 .insert(change.address.clone(), record(&id, live.clone(), true));
         })
         .await?;
-        if let Some(attr) = desired
-            .iter()
-            .find(|(k, v)| live.get(*k) != Some(v) && change.kind.forces_replacement(k))
-        {
+        // An attribute the object does not have yet is a step of the create that the earlier
+        // run did not reach (a gateway made but not attached): the update below takes it.
+        if let Some(attr) = desired.iter().find(|(k, v)| {
+            live.get(*k).is_some_and(|l| !l.is_null() && l != *v)
+                && change.kind.forces_replacement(k)
+        }) {
             return Err(ProviderError::fatal(format!(
                 "found `{id}`, tagged as this resource, but its `{}` differs from the spec; delete it or fix the spec",
                 attr.0

@@ -150,6 +150,10 @@ impl ResourceProvider for InternetGateway {
         prior: &Attrs,
         desired: &Attrs,
     ) -> ProviderResult<()> {
+        // Adopted from a run stopped between CreateInternetGateway and AttachInternetGateway.
+        if prior.get("vpc_id").is_none_or(serde_json::Value::is_null) {
+            attach(ctx, id, str_attr(desired, "vpc_id")?).await?;
+        }
         sync_tags(ctx, id, prior, desired).await
     }
 
