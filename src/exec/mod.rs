@@ -38,7 +38,7 @@ use crate::state::{self, ResourceState, State, StateError, StateStore};
 
 pub use refresh::refresh;
 pub use reporter::{Op, Reporter, STILL_WAITING_EVERY};
-pub use retry::{RetryPolicy, NEW_OBJECT_BUDGET};
+pub use retry::{paced, RetryPolicy, FIRST_PAUSE, NEW_OBJECT_BUDGET};
 pub use signal::interrupt;
 
 /// Finds the provider of a resource kind; the AWS one in production, an in-memory one in tests.

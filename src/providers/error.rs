@@ -10,8 +10,11 @@ pub enum ErrorClass {
     /// The object does not exist.
     NotFound,
     /// The cloud has not caught up with an earlier change yet (IAM eventual consistency, a
-    /// dependency still being deleted), or throttled the call: worth retrying with backoff.
+    /// dependency still being deleted): worth asking again, paced like a wait.
     Propagating,
+    /// The cloud throttled the call, after the SDK's own retries: worth retrying with
+    /// exponential backoff and jitter.
+    Throttled,
     /// No answer, or a server error, after the SDK's own retries: the call may or may not have
     /// taken effect. Safe to retry only where a repeat cannot make a second object.
     Transient,

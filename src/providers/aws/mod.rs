@@ -43,7 +43,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde_json::{json, Value};
 
 use super::{ErrorClass, ProviderError, ResourceProvider};
-use crate::exec::{RetryPolicy, NEW_OBJECT_BUDGET, STILL_WAITING_EVERY};
+use crate::exec::{paced, RetryPolicy, FIRST_PAUSE, NEW_OBJECT_BUDGET, STILL_WAITING_EVERY};
 use crate::model::{Attrs, ResourceKind};
 
 pub use cap::RequestCap;
@@ -217,14 +217,18 @@ const PROPAGATING: &[&str] = &[
     "ConcurrentModificationException",
     "OperationAbortedException",
     "IncorrectState",
+    // An Elastic IP still held by a NAT gateway being deleted.
+    "InvalidIPAddress.InUse",
+];
+
+/// Error codes that mean "too many requests": each service's throttling.
+const THROTTLED: &[&str] = &[
     "Throttling",
     "ThrottlingException",
     "RequestLimitExceeded",
     "TooManyRequestsException",
     // S3's throttling.
     "SlowDown",
-    // An Elastic IP still held by a NAT gateway being deleted.
-    "InvalidIPAddress.InUse",
 ];
 
 /// The one place where SDK errors become `ProviderError`s.
@@ -241,6 +245,7 @@ where
         match code.as_deref() {
             Some(c) if NOT_FOUND.contains(&c) => ErrorClass::NotFound,
             Some(c) if PROPAGATING.contains(&c) => ErrorClass::Propagating,
+            Some(c) if THROTTLED.contains(&c) => ErrorClass::Throttled,
             Some(
                 "InvalidParameterException" | "MalformedPolicyDocument" | "InvalidParameterValue",
             ) if IAM_NOT_YET.iter().any(|m| message.contains(m)) => ErrorClass::Propagating,
@@ -457,16 +462,16 @@ where
     poll(ctx, what, limit, STILL_WAITING_EVERY, check).await
 }
 
-/// The first pause of a wait; most objects that are not ready at once are within a second.
-const FIRST_PAUSE: Duration = Duration::from_millis(250);
-
 /// The pause before the next poll of a wait that has lasted `elapsed`, for an object that AWS
 /// typically makes in `typical`: 5% of the time waited so far (so a wait ends within 5% of how
 /// long AWS took), at most max(2 s, 5% of `typical`) (so a wait ends within that of AWS
 /// finishing, and a long wait polls no more often than every 5% of AWS's usual time).
 fn pause_after(elapsed: Duration, typical: Duration) -> Duration {
-    let ceiling = (typical / 20).max(Duration::from_secs(2));
-    (elapsed / 20).clamp(FIRST_PAUSE, ceiling)
+    paced(
+        elapsed,
+        FIRST_PAUSE,
+        (typical / 20).max(Duration::from_secs(2)),
+    )
 }
 
 /// `wait_for`, saying every `every` that the wait goes on.
@@ -495,8 +500,10 @@ where
             Ok(Some(v)) => return Ok(v),
             Ok(None) => {}
             Err(e)
-                if matches!(e.class, ErrorClass::Propagating | ErrorClass::Transient)
-                    || (e.is_not_found() && started.elapsed() < NEW_OBJECT_BUDGET) =>
+                if matches!(
+                    e.class,
+                    ErrorClass::Propagating | ErrorClass::Throttled | ErrorClass::Transient
+                ) || (e.is_not_found() && started.elapsed() < NEW_OBJECT_BUDGET) =>
             {
                 ctx.reporter.retrying(ctx.address, &e.to_string(), delay);
             }
@@ -711,7 +718,11 @@ mod tests {
             answered(500, "ServerException", "oops"),
             ErrorClass::Transient
         );
-        assert_eq!(answered(400, "SlowDown", "reduce"), ErrorClass::Propagating);
+        assert_eq!(answered(400, "SlowDown", "reduce"), ErrorClass::Throttled);
+        assert_eq!(
+            answered(400, "DependencyViolation", "in use"),
+            ErrorClass::Propagating
+        );
 
         let unanswered: SdkError<CreateClusterError, HttpResponse> =
             SdkError::response_error(std::io::Error::other("connection closed"), raw(200));
@@ -795,7 +806,7 @@ mod tests {
             || async {
                 if polls.fetch_add(1, Ordering::SeqCst) == 0 {
                     return Err(ProviderError {
-                        class: ErrorClass::Propagating,
+                        class: ErrorClass::Throttled,
                         code: Some("ThrottlingException".into()),
                         message: "Rate exceeded".into(),
                     });
