@@ -552,3 +552,106 @@ fn a_public_subnet_cidr_change_replaces_its_nat_gateway_and_updates_the_routes()
     );
     converged(&aws, &project, &applied);
 }
+
+/// Models a refresh against AWS's request-per-object cost: a `plan` reads the objects of one
+/// kind with one request where the API describes many (one `DescribeSubnets` for every subnet,
+/// one `DescribeRouteTables` per routing kind, one `DescribeNatGateways`, one
+/// `DescribeAddresses`, one `ListAttachedRolePolicies` per role for all its attachments),
+/// counted by the layer; and such a batched read still tells what is gone: a private NAT
+/// route and a subnet's route table association removed behind mlops' back (through the SDK,
+/// straight to moto) are planned again, and nothing else is.
+#[test]
+fn a_refresh_reads_each_kind_with_one_request_and_sees_what_is_gone() {
+    let moto = Emulator::start();
+    let layer = AwsLayer::start(&moto, Faults::default(), Clock::default());
+    let aws = moto.clients();
+    let stack = "batched";
+    let project = Project::at(&layer.url, stack, &example_as(stack));
+    let applied = project.apply();
+    assert_eq!(applied.code, 0, "apply failed:\n{}", applied.stderr);
+
+    let tables = aws
+        .run(
+            aws.ec2
+                .describe_route_tables()
+                .filters(stack_filter(stack))
+                .send(),
+        )
+        .unwrap()
+        .route_tables
+        .unwrap_or_default();
+    let routed = tables
+        .iter()
+        .find(|t| t.routes().iter().any(|r| r.nat_gateway_id().is_some()))
+        .expect("a private route table with its NAT route");
+    aws.run(
+        aws.ec2
+            .delete_route()
+            .route_table_id(routed.route_table_id().unwrap())
+            .destination_cidr_block("0.0.0.0/0")
+            .send(),
+    )
+    .unwrap();
+    let association = tables
+        .iter()
+        .flat_map(|t| t.associations())
+        .find(|a| a.subnet_id().is_some())
+        .expect("a subnet's association");
+    aws.run(
+        aws.ec2
+            .disassociate_route_table()
+            .association_id(association.route_table_association_id().unwrap())
+            .send(),
+    )
+    .unwrap();
+
+    let started = Instant::now();
+    let plan = project.plan_exit_code();
+    let ended = Instant::now();
+    assert_eq!(plan.code, 2, "{}\n{}", plan.stdout, plan.stderr);
+    let creates: Vec<&str> = plan
+        .stdout
+        .lines()
+        .filter(|l| l.contains("will be created"))
+        .collect();
+    assert_eq!(creates.len(), 2, "{}", plan.stdout);
+    assert!(
+        creates.iter().any(|l| l.contains("route.private.")),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        creates
+            .iter()
+            .any(|l| l.contains("route_table_association.")),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .contains("Plan: 2 to add, 0 to change, 0 to destroy."),
+        "{}",
+        plan.stdout
+    );
+
+    let during = |operation: &str| {
+        layer
+            .calls_of(operation)
+            .into_iter()
+            .filter(|at| (started..ended).contains(at))
+            .count()
+    };
+    assert_eq!(during("DescribeSubnets"), 1);
+    assert_eq!(
+        during("DescribeRouteTables"),
+        3,
+        "tables, routes, associations"
+    );
+    assert_eq!(during("DescribeNatGateways"), 1);
+    assert_eq!(during("DescribeAddresses"), 1);
+    assert_eq!(
+        during("ListAttachedRolePolicies"),
+        2,
+        "the cluster's and the nodes' roles"
+    );
+}

@@ -36,6 +36,14 @@ impl Ctx<'_> {
 
 pub type ProviderResult<T> = Result<T, ProviderError>;
 
+/// One object of a kind to read, among several (`ResourceProvider::read_many`).
+pub struct Read<'a> {
+    pub address: &'a Address,
+    pub id: &'a str,
+    /// The last-known attributes, as `read` takes them.
+    pub prior: &'a Attrs,
+}
+
 /// The provider of a resource kind: AWS objects, or what `mlops` puts in the cluster.
 pub fn provider_for(kind: ResourceKind) -> &'static dyn ResourceProvider {
     match kind {
@@ -54,6 +62,32 @@ pub trait ResourceProvider: Send + Sync {
     /// `prior` holds the last-known attributes, for values the cloud does not report
     /// (such as `force_destroy`), which are carried over.
     async fn read(&self, ctx: &Ctx<'_>, id: &str, prior: &Attrs) -> ProviderResult<Option<Attrs>>;
+
+    /// How many objects one `read_many` reads at most: more than one for the kinds whose API
+    /// describes many objects with one request (`DescribeSubnets` with every id), so that the
+    /// refresh sends one request where it would send one per object.
+    fn reads_at_once(&self) -> usize {
+        1
+    }
+
+    /// The live attributes of `objects` (at most `reads_at_once`), in their order, `None` for
+    /// one that no longer exists. `ctx` names the first object. The default reads them one
+    /// after the other with `read`, each under its own address.
+    async fn read_many(
+        &self,
+        ctx: &Ctx<'_>,
+        objects: &[Read<'_>],
+    ) -> ProviderResult<Vec<Option<Attrs>>> {
+        let mut live = Vec::with_capacity(objects.len());
+        for object in objects {
+            let ctx = Ctx {
+                address: object.address,
+                ..*ctx
+            };
+            live.push(self.read(&ctx, object.id, object.prior).await?);
+        }
+        Ok(live)
+    }
 
     /// An existing object that is this resource: found by its name, or by the `mlops:stack` and
     /// `mlops:address` tags. Used before a create, so that a run killed between the cloud call

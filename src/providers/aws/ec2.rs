@@ -3,9 +3,9 @@
 
 use aws_sdk_ec2::types::{Filter, ResourceType, RouteTable, Tag, TagSpecification};
 
-use super::{classify, gone_as_none, sync_tags_with, tags_of, tags_value};
+use super::{classify, sync_tags_with, tags_of, tags_value};
 use crate::model::Attrs;
-use crate::providers::{Ctx, ProviderResult};
+use crate::providers::{Ctx, ProviderResult, Read};
 use serde_json::Value;
 
 /// The tags of `attrs`, to be set when the object is created.
@@ -88,16 +88,42 @@ pub async fn sync_tags(
     .await
 }
 
+/// How many ids one describe takes in a filter: EC2 takes up to 200 values in one.
+pub const IDS_AT_ONCE: usize = 200;
+
+/// A filter of a describe on `name` (`subnet-id`, `route-table-id`...) with `ids`. Unlike a
+/// describe by ids, which fails whole when one of them is gone, a describe with this filter
+/// answers for those that exist and leaves the others out, so many objects are read with one
+/// request.
+pub fn ids_filter<'a>(name: &str, ids: impl IntoIterator<Item = &'a str>) -> Filter {
+    Filter::builder()
+        .name(name)
+        .set_values(Some(ids.into_iter().map(str::to_string).collect()))
+        .build()
+}
+
+/// The ids of `objects`.
+pub fn ids_of<'a>(objects: &'a [Read<'_>]) -> impl Iterator<Item = &'a str> {
+    objects.iter().map(|o| o.id)
+}
+
+/// The route tables `ids` that exist, with one request.
+pub async fn route_tables<'a>(
+    ctx: &Ctx<'_>,
+    ids: impl IntoIterator<Item = &'a str>,
+) -> ProviderResult<Vec<RouteTable>> {
+    let out = ctx
+        .aws
+        .ec2
+        .describe_route_tables()
+        .filters(ids_filter("route-table-id", ids))
+        .send()
+        .await
+        .map_err(classify)?;
+    Ok(out.route_tables.unwrap_or_default())
+}
+
 /// The route table `id`, or `None` when it no longer exists.
 pub async fn route_table(ctx: &Ctx<'_>, id: &str) -> ProviderResult<Option<RouteTable>> {
-    let out = gone_as_none(
-        ctx.aws
-            .ec2
-            .describe_route_tables()
-            .route_table_ids(id)
-            .send()
-            .await
-            .map_err(classify),
-    )?;
-    Ok(out.and_then(|o| o.route_tables.and_then(|t| t.into_iter().next())))
+    Ok(route_tables(ctx, [id]).await?.into_iter().next())
 }

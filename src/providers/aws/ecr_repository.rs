@@ -104,19 +104,25 @@ impl ResourceProvider for EcrRepository {
         let arn = repo
             .repository_arn()
             .ok_or_else(|| ProviderError::fatal("DescribeRepositories returned no ARN"))?;
-        let tags = ecr
-            .list_tags_for_resource()
-            .resource_arn(arn)
-            .send()
-            .await
-            .map_err(classify)?;
-        let keep = match ecr
-            .get_lifecycle_policy()
-            .repository_name(id)
-            .send()
-            .await
-            .map_err(classify)
-        {
+        // The tags and the lifecycle policy at once: neither needs the other's answer.
+        let (tags, policy) = futures::join!(
+            async {
+                ecr.list_tags_for_resource()
+                    .resource_arn(arn)
+                    .send()
+                    .await
+                    .map_err(classify)
+            },
+            async {
+                ecr.get_lifecycle_policy()
+                    .repository_name(id)
+                    .send()
+                    .await
+                    .map_err(classify)
+            },
+        );
+        let tags = tags?;
+        let keep = match policy {
             Ok(out) => keep_from_policy(out.lifecycle_policy_text().unwrap_or_default()),
             Err(e) if e.code.as_deref() == Some("LifecyclePolicyNotFoundException") => Value::Null,
             Err(e) => return Err(e),

@@ -5,10 +5,10 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::{DomainType, ResourceType};
 use serde_json::json;
 
-use super::ec2::{owned_by, sync_tags, tag_spec, tags_attr};
-use super::{classify, create_once, gone_as_none, gone_is_fine, no_sdk_retries, str_attr};
+use super::ec2::{ids_filter, ids_of, owned_by, sync_tags, tag_spec, tags_attr, IDS_AT_ONCE};
+use super::{classify, create_once, gone_is_fine, in_order, no_sdk_retries, read_alone, str_attr};
 use crate::model::{Attrs, ResourceKind};
-use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
+use crate::providers::{Ctx, ProviderError, ProviderResult, Read, ResourceProvider};
 
 pub struct Eip;
 
@@ -18,25 +18,44 @@ impl ResourceProvider for Eip {
         ResourceKind::Eip
     }
 
-    async fn read(&self, ctx: &Ctx<'_>, id: &str, _prior: &Attrs) -> ProviderResult<Option<Attrs>> {
-        let out = gone_as_none(
-            ctx.aws
-                .ec2
-                .describe_addresses()
-                .allocation_ids(id)
-                .send()
-                .await
-                .map_err(classify),
-        )?;
-        let Some(address) = out.and_then(|o| o.addresses.and_then(|a| a.into_iter().next())) else {
-            return Ok(None);
-        };
-        let attrs = json!({
-            "domain": address.domain().map(DomainType::as_str),
-            "tags": tags_attr(address.tags()),
-            "public_ip": address.public_ip(),
-        });
-        Ok(attrs.as_object().cloned())
+    async fn read(&self, ctx: &Ctx<'_>, id: &str, prior: &Attrs) -> ProviderResult<Option<Attrs>> {
+        read_alone(self, ctx, id, prior).await
+    }
+
+    fn reads_at_once(&self) -> usize {
+        IDS_AT_ONCE
+    }
+
+    /// One `DescribeAddresses` for them all.
+    async fn read_many(
+        &self,
+        ctx: &Ctx<'_>,
+        objects: &[Read<'_>],
+    ) -> ProviderResult<Vec<Option<Attrs>>> {
+        let out = ctx
+            .aws
+            .ec2
+            .describe_addresses()
+            .filters(ids_filter("allocation-id", ids_of(objects)))
+            .send()
+            .await
+            .map_err(classify)?;
+        let found = out
+            .addresses()
+            .iter()
+            .filter_map(|address| {
+                let attrs = json!({
+                    "domain": address.domain().map(DomainType::as_str),
+                    "tags": tags_attr(address.tags()),
+                    "public_ip": address.public_ip(),
+                });
+                Some((
+                    address.allocation_id()?.to_string(),
+                    attrs.as_object()?.clone(),
+                ))
+            })
+            .collect();
+        Ok(in_order(objects, found))
     }
 
     async fn find(&self, ctx: &Ctx<'_>, _desired: &Attrs) -> ProviderResult<Option<String>> {

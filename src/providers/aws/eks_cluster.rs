@@ -162,7 +162,8 @@ async fn wait_update(ctx: &Ctx<'_>, name: &str, update: Option<&Update>) -> Prov
 
 /// The zones of the cluster's subnets, sorted: EKS keeps a cluster in the zones it was made
 /// with (`ResourceKind::replaces_for`). When the subnets cannot be read (one was deleted
-/// outside mlops), the zones recorded before.
+/// outside mlops), the zones recorded before; when they are the subnets recorded with those
+/// zones, the recorded zones without a second request (a subnet never changes zone).
 async fn zones_of(ctx: &Ctx<'_>, subnet_ids: &Value, prior: &Attrs) -> ProviderResult<Value> {
     let recorded = || {
         prior
@@ -170,6 +171,13 @@ async fn zones_of(ctx: &Ctx<'_>, subnet_ids: &Value, prior: &Attrs) -> ProviderR
             .cloned()
             .unwrap_or_else(|| json!([]))
     };
+    let known = prior
+        .get("availability_zones")
+        .and_then(Value::as_array)
+        .is_some_and(|zones| !zones.is_empty());
+    if known && prior.get("subnet_ids") == Some(subnet_ids) {
+        return Ok(recorded());
+    }
     let ids: Vec<String> = subnet_ids
         .as_array()
         .into_iter()

@@ -5,9 +5,15 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::iam::attached_policy_arns;
-use super::{classify, gone_as_none, gone_is_fine, split_compound_id, str_attr};
+use super::{
+    classify, gone_as_none, gone_is_fine, in_order, read_alone, split_compound_id, str_attr,
+};
 use crate::model::{Attrs, ResourceKind};
-use crate::providers::{Ctx, ProviderResult, ResourceProvider};
+use crate::providers::{Ctx, ProviderResult, Read, ResourceProvider};
+
+/// How many attachments one `read_many` reads: one `ListAttachedRolePolicies` per role answers
+/// for every attachment of that role.
+const READS_AT_ONCE: usize = 100;
 
 pub struct IamRolePolicyAttachment;
 
@@ -33,13 +39,40 @@ impl ResourceProvider for IamRolePolicyAttachment {
         ResourceKind::IamRolePolicyAttachment
     }
 
-    async fn read(&self, ctx: &Ctx<'_>, id: &str, _prior: &Attrs) -> ProviderResult<Option<Attrs>> {
-        let (role, policy_arn) = split_id(id)?;
-        if !is_attached(ctx, role, policy_arn).await? {
-            return Ok(None);
-        }
-        let attrs = json!({ "role_name": role, "policy_arn": policy_arn });
-        Ok(attrs.as_object().cloned())
+    async fn read(&self, ctx: &Ctx<'_>, id: &str, prior: &Attrs) -> ProviderResult<Option<Attrs>> {
+        read_alone(self, ctx, id, prior).await
+    }
+
+    fn reads_at_once(&self) -> usize {
+        READS_AT_ONCE
+    }
+
+    /// One `ListAttachedRolePolicies` per role, all at once.
+    async fn read_many(
+        &self,
+        ctx: &Ctx<'_>,
+        objects: &[Read<'_>],
+    ) -> ProviderResult<Vec<Option<Attrs>>> {
+        let mut roles = objects
+            .iter()
+            .map(|o| split_id(o.id).map(|(role, _)| role))
+            .collect::<ProviderResult<Vec<_>>>()?;
+        roles.sort_unstable();
+        roles.dedup();
+        let attached = futures::future::try_join_all(roles.into_iter().map(|role| async move {
+            let arns = gone_as_none(attached_policy_arns(&ctx.aws.iam, role).await)?;
+            Ok::<_, crate::providers::ProviderError>((role, arns.unwrap_or_default()))
+        }))
+        .await?;
+        let found = attached
+            .iter()
+            .flat_map(|(role, arns)| arns.iter().map(move |arn| (*role, arn.as_str())))
+            .filter_map(|(role, arn)| {
+                let attrs = json!({ "role_name": role, "policy_arn": arn });
+                Some((attachment_id(role, arn), attrs.as_object()?.clone()))
+            })
+            .collect();
+        Ok(in_order(objects, found))
     }
 
     async fn find(&self, ctx: &Ctx<'_>, desired: &Attrs) -> ProviderResult<Option<String>> {

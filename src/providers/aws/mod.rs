@@ -311,6 +311,30 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     }
 }
 
+/// `read` of one object through the kind's `read_many`, for the kinds that read many at once.
+pub async fn read_alone(
+    provider: &dyn ResourceProvider,
+    ctx: &super::Ctx<'_>,
+    id: &str,
+    prior: &Attrs,
+) -> Result<Option<Attrs>, ProviderError> {
+    let object = super::Read {
+        address: ctx.address,
+        id,
+        prior,
+    };
+    Ok(provider.read_many(ctx, &[object]).await?.pop().flatten())
+}
+
+/// The attributes of `objects`, in their order, from what one request `found` (by id); `None`
+/// for an object it did not find.
+pub fn in_order(
+    objects: &[super::Read<'_>],
+    mut found: BTreeMap<String, Attrs>,
+) -> Vec<Option<Attrs>> {
+    objects.iter().map(|o| found.remove(o.id)).collect()
+}
+
 /// `Ok(None)` for an error that means the object is gone.
 pub fn gone_as_none<T>(result: Result<T, ProviderError>) -> Result<Option<T>, ProviderError> {
     match result {

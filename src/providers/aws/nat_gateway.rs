@@ -9,10 +9,12 @@ use aws_sdk_ec2::types::{
 };
 use serde_json::json;
 
-use super::ec2::{is_owned, owned_by, sync_tags, tag_spec, tags_attr};
-use super::{classify, gone_as_none, gone_is_fine, str_attr, wait_for};
+use super::ec2::{
+    ids_filter, ids_of, is_owned, owned_by, sync_tags, tag_spec, tags_attr, IDS_AT_ONCE,
+};
+use super::{classify, gone_as_none, gone_is_fine, in_order, read_alone, str_attr, wait_for};
 use crate::model::{Attrs, ResourceKind};
-use crate::providers::{Ctx, ErrorClass, ProviderError, ProviderResult, ResourceProvider};
+use crate::providers::{Ctx, ErrorClass, ProviderError, ProviderResult, Read, ResourceProvider};
 
 pub struct NatGateway;
 
@@ -48,17 +50,43 @@ impl ResourceProvider for NatGateway {
         ResourceKind::NatGateway
     }
 
-    async fn read(&self, ctx: &Ctx<'_>, id: &str, _prior: &Attrs) -> ProviderResult<Option<Attrs>> {
-        let Some(gateway) = describe(ctx, id).await?.filter(|g| !is_gone(g)) else {
-            return Ok(None);
-        };
-        let attrs = json!({
-            "subnet_id": gateway.subnet_id(),
-            "allocation_id": gateway.nat_gateway_addresses().first().and_then(|a| a.allocation_id()),
-            "connectivity_type": gateway.connectivity_type().map(ConnectivityType::as_str),
-            "tags": tags_attr(gateway.tags()),
-        });
-        Ok(attrs.as_object().cloned())
+    async fn read(&self, ctx: &Ctx<'_>, id: &str, prior: &Attrs) -> ProviderResult<Option<Attrs>> {
+        read_alone(self, ctx, id, prior).await
+    }
+
+    fn reads_at_once(&self) -> usize {
+        IDS_AT_ONCE
+    }
+
+    /// One `DescribeNatGateways` for them all.
+    async fn read_many(
+        &self,
+        ctx: &Ctx<'_>,
+        objects: &[Read<'_>],
+    ) -> ProviderResult<Vec<Option<Attrs>>> {
+        let out = ctx
+            .aws
+            .ec2
+            .describe_nat_gateways()
+            .filter(ids_filter("nat-gateway-id", ids_of(objects)))
+            .send()
+            .await
+            .map_err(classify)?;
+        let found = out
+            .nat_gateways()
+            .iter()
+            .filter(|g| !is_gone(g))
+            .filter_map(|gateway| {
+                let attrs = json!({
+                    "subnet_id": gateway.subnet_id(),
+                    "allocation_id": gateway.nat_gateway_addresses().first().and_then(|a| a.allocation_id()),
+                    "connectivity_type": gateway.connectivity_type().map(ConnectivityType::as_str),
+                    "tags": tags_attr(gateway.tags()),
+                });
+                Some((gateway.nat_gateway_id()?.to_string(), attrs.as_object()?.clone()))
+            })
+            .collect();
+        Ok(in_order(objects, found))
     }
 
     async fn find(&self, ctx: &Ctx<'_>, _desired: &Attrs) -> ProviderResult<Option<String>> {

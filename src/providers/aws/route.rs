@@ -7,10 +7,10 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::Route as AwsRoute;
 use serde_json::{json, Value};
 
-use super::ec2::route_table;
-use super::{adopt_on_conflict, classify, gone_is_fine, str_attr};
+use super::ec2::{route_table, route_tables, IDS_AT_ONCE};
+use super::{adopt_on_conflict, classify, gone_is_fine, in_order, read_alone, str_attr};
 use crate::model::{Attrs, ResourceKind};
-use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
+use crate::providers::{Ctx, ProviderError, ProviderResult, Read, ResourceProvider};
 
 pub struct Route;
 
@@ -56,18 +56,44 @@ impl ResourceProvider for Route {
         ResourceKind::Route
     }
 
-    async fn read(&self, ctx: &Ctx<'_>, id: &str, _prior: &Attrs) -> ProviderResult<Option<Attrs>> {
-        let (table_id, destination) = parse_id(id)?;
-        let Some(route) = lookup(ctx, table_id, destination).await? else {
-            return Ok(None);
-        };
-        let attrs = json!({
-            "route_table_id": table_id,
-            "destination_cidr_block": destination,
-            "gateway_id": route.gateway_id(),
-            "nat_gateway_id": route.nat_gateway_id(),
-        });
-        Ok(attrs.as_object().cloned())
+    async fn read(&self, ctx: &Ctx<'_>, id: &str, prior: &Attrs) -> ProviderResult<Option<Attrs>> {
+        read_alone(self, ctx, id, prior).await
+    }
+
+    fn reads_at_once(&self) -> usize {
+        IDS_AT_ONCE
+    }
+
+    /// One `DescribeRouteTables` for the tables of them all.
+    async fn read_many(
+        &self,
+        ctx: &Ctx<'_>,
+        objects: &[Read<'_>],
+    ) -> ProviderResult<Vec<Option<Attrs>>> {
+        let ids = objects
+            .iter()
+            .map(|o| parse_id(o.id))
+            .collect::<ProviderResult<Vec<_>>>()?;
+        let mut tables: Vec<&str> = ids.iter().map(|(table, _)| *table).collect();
+        tables.sort_unstable();
+        tables.dedup();
+        let live = route_tables(ctx, tables).await?;
+        let found = live
+            .iter()
+            .flat_map(|t| t.routes().iter().map(move |r| (t, r)))
+            .filter_map(|(table, route)| {
+                let (table_id, destination) =
+                    (table.route_table_id()?, route.destination_cidr_block()?);
+                let attrs = json!({
+                    "route_table_id": table_id,
+                    "destination_cidr_block": destination,
+                    "gateway_id": route.gateway_id(),
+                    "nat_gateway_id": route.nat_gateway_id(),
+                });
+                Some((route_id(table_id, destination), attrs.as_object()?.clone()))
+            })
+            .collect();
+        Ok(in_order(objects, found))
     }
 
     async fn find(&self, ctx: &Ctx<'_>, desired: &Attrs) -> ProviderResult<Option<String>> {

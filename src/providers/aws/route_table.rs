@@ -6,10 +6,10 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::ResourceType;
 use serde_json::json;
 
-use super::ec2::{owned_by, route_table, sync_tags, tag_spec, tags_attr};
-use super::{classify, gone_is_fine, str_attr};
+use super::ec2::{ids_of, owned_by, route_tables, sync_tags, tag_spec, tags_attr, IDS_AT_ONCE};
+use super::{classify, gone_is_fine, in_order, read_alone, str_attr};
 use crate::model::{Attrs, ResourceKind};
-use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
+use crate::providers::{Ctx, ProviderError, ProviderResult, Read, ResourceProvider};
 
 pub struct RouteTable;
 
@@ -19,15 +19,35 @@ impl ResourceProvider for RouteTable {
         ResourceKind::RouteTable
     }
 
-    async fn read(&self, ctx: &Ctx<'_>, id: &str, _prior: &Attrs) -> ProviderResult<Option<Attrs>> {
-        let Some(table) = route_table(ctx, id).await? else {
-            return Ok(None);
-        };
-        let attrs = json!({
-            "vpc_id": table.vpc_id(),
-            "tags": tags_attr(table.tags()),
-        });
-        Ok(attrs.as_object().cloned())
+    async fn read(&self, ctx: &Ctx<'_>, id: &str, prior: &Attrs) -> ProviderResult<Option<Attrs>> {
+        read_alone(self, ctx, id, prior).await
+    }
+
+    fn reads_at_once(&self) -> usize {
+        IDS_AT_ONCE
+    }
+
+    /// One `DescribeRouteTables` for them all.
+    async fn read_many(
+        &self,
+        ctx: &Ctx<'_>,
+        objects: &[Read<'_>],
+    ) -> ProviderResult<Vec<Option<Attrs>>> {
+        let found = route_tables(ctx, ids_of(objects))
+            .await?
+            .iter()
+            .filter_map(|table| {
+                let attrs = json!({
+                    "vpc_id": table.vpc_id(),
+                    "tags": tags_attr(table.tags()),
+                });
+                Some((
+                    table.route_table_id()?.to_string(),
+                    attrs.as_object()?.clone(),
+                ))
+            })
+            .collect();
+        Ok(in_order(objects, found))
     }
 
     async fn find(&self, ctx: &Ctx<'_>, _desired: &Attrs) -> ProviderResult<Option<String>> {

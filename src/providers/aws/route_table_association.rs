@@ -3,13 +3,12 @@
 //! ones). Its id is the association id, `rtbassoc-…`.
 
 use async_trait::async_trait;
-use aws_sdk_ec2::types::Filter;
 use serde_json::json;
 
-use super::ec2::route_table;
-use super::{adopt_on_conflict, classify, gone_is_fine, str_attr};
+use super::ec2::{ids_filter, ids_of, route_table, IDS_AT_ONCE};
+use super::{adopt_on_conflict, classify, gone_is_fine, in_order, read_alone, str_attr};
 use crate::model::{Attrs, ResourceKind};
-use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
+use crate::providers::{Ctx, ProviderError, ProviderResult, Read, ResourceProvider};
 
 pub struct RouteTableAssociation;
 
@@ -19,33 +18,47 @@ impl ResourceProvider for RouteTableAssociation {
         ResourceKind::RouteTableAssociation
     }
 
-    async fn read(&self, ctx: &Ctx<'_>, id: &str, _prior: &Attrs) -> ProviderResult<Option<Attrs>> {
+    async fn read(&self, ctx: &Ctx<'_>, id: &str, prior: &Attrs) -> ProviderResult<Option<Attrs>> {
+        read_alone(self, ctx, id, prior).await
+    }
+
+    fn reads_at_once(&self) -> usize {
+        IDS_AT_ONCE
+    }
+
+    /// One `DescribeRouteTables` for the tables that hold them all.
+    async fn read_many(
+        &self,
+        ctx: &Ctx<'_>,
+        objects: &[Read<'_>],
+    ) -> ProviderResult<Vec<Option<Attrs>>> {
         let out = ctx
             .aws
             .ec2
             .describe_route_tables()
-            .filters(
-                Filter::builder()
-                    .name("association.route-table-association-id")
-                    .values(id)
-                    .build(),
-            )
+            .filters(ids_filter(
+                "association.route-table-association-id",
+                ids_of(objects),
+            ))
             .send()
             .await
             .map_err(classify)?;
-        let association = out
+        let found = out
             .route_tables()
             .iter()
             .flat_map(|t| t.associations())
-            .find(|a| a.route_table_association_id() == Some(id));
-        Ok(association.and_then(|a| {
-            json!({
-                "route_table_id": a.route_table_id(),
-                "subnet_id": a.subnet_id(),
+            .filter_map(|a| {
+                let attrs = json!({
+                    "route_table_id": a.route_table_id(),
+                    "subnet_id": a.subnet_id(),
+                });
+                Some((
+                    a.route_table_association_id()?.to_string(),
+                    attrs.as_object()?.clone(),
+                ))
             })
-            .as_object()
-            .cloned()
-        }))
+            .collect();
+        Ok(in_order(objects, found))
     }
 
     async fn find(&self, ctx: &Ctx<'_>, desired: &Attrs) -> ProviderResult<Option<String>> {

@@ -215,51 +215,64 @@ impl ResourceProvider for S3Bucket {
 
     async fn read(&self, ctx: &Ctx<'_>, id: &str, prior: &Attrs) -> ProviderResult<Option<Attrs>> {
         let s3 = &ctx.aws.s3;
-        let exists = gone_as_none(s3.head_bucket().bucket(id).send().await.map_err(classify))?;
-        if exists.is_none() {
+        // The five calls at once, not one after the other: none needs another's answer, and
+        // the settings of a bucket that is gone are not looked at.
+        let (exists, versioning, encryption, blocked, tags) = futures::join!(
+            async { s3.head_bucket().bucket(id).send().await.map_err(classify) },
+            async {
+                s3.get_bucket_versioning()
+                    .bucket(id)
+                    .send()
+                    .await
+                    .map_err(classify)
+            },
+            async {
+                match s3
+                    .get_bucket_encryption()
+                    .bucket(id)
+                    .send()
+                    .await
+                    .map_err(classify)
+                {
+                    Ok(out) => Ok(out
+                        .server_side_encryption_configuration()
+                        .and_then(|c| c.rules().first())
+                        .and_then(|r| r.apply_server_side_encryption_by_default())
+                        .map(|d| json!(d.sse_algorithm().as_str()))),
+                    Err(e) if code_of(&e) == "ServerSideEncryptionConfigurationNotFoundError" => {
+                        Ok(None)
+                    }
+                    Err(e) => Err(e),
+                }
+            },
+            async {
+                match s3
+                    .get_public_access_block()
+                    .bucket(id)
+                    .send()
+                    .await
+                    .map_err(classify)
+                {
+                    Ok(out) => Ok(out.public_access_block_configuration().is_some_and(|c| {
+                        [
+                            c.block_public_acls(),
+                            c.ignore_public_acls(),
+                            c.block_public_policy(),
+                            c.restrict_public_buckets(),
+                        ]
+                        .iter()
+                        .all(|flag| *flag == Some(true))
+                    })),
+                    Err(e) if code_of(&e) == "NoSuchPublicAccessBlockConfiguration" => Ok(false),
+                    Err(e) => Err(e),
+                }
+            },
+            tags(ctx, id),
+        );
+        if gone_as_none(exists)?.is_none() {
             return Ok(None);
         }
-        let versioning = s3
-            .get_bucket_versioning()
-            .bucket(id)
-            .send()
-            .await
-            .map_err(classify)?;
-        let encryption = match s3
-            .get_bucket_encryption()
-            .bucket(id)
-            .send()
-            .await
-            .map_err(classify)
-        {
-            Ok(out) => out
-                .server_side_encryption_configuration()
-                .and_then(|c| c.rules().first())
-                .and_then(|r| r.apply_server_side_encryption_by_default())
-                .map(|d| json!(d.sse_algorithm().as_str())),
-            Err(e) if code_of(&e) == "ServerSideEncryptionConfigurationNotFoundError" => None,
-            Err(e) => return Err(e),
-        };
-        let blocked = match s3
-            .get_public_access_block()
-            .bucket(id)
-            .send()
-            .await
-            .map_err(classify)
-        {
-            Ok(out) => out.public_access_block_configuration().is_some_and(|c| {
-                [
-                    c.block_public_acls(),
-                    c.ignore_public_acls(),
-                    c.block_public_policy(),
-                    c.restrict_public_buckets(),
-                ]
-                .iter()
-                .all(|flag| *flag == Some(true))
-            }),
-            Err(e) if code_of(&e) == "NoSuchPublicAccessBlockConfiguration" => false,
-            Err(e) => return Err(e),
-        };
+        let (versioning, encryption, blocked, tags) = (versioning?, encryption?, blocked?, tags?);
         let attrs = json!({
             "bucket": id,
             "versioning": versioning.status() == Some(&BucketVersioningStatus::Enabled),
@@ -267,7 +280,7 @@ impl ResourceProvider for S3Bucket {
             "block_public_access": blocked,
             // Not an S3 setting: what mlops does on destroy, kept from the spec.
             "force_destroy": bool_attr(prior, "force_destroy"),
-            "tags": tags(ctx, id).await?,
+            "tags": tags,
             "arn": Partition::of(&ctx.aws.region).bucket_arn(id, false),
         });
         Ok(attrs.as_object().cloned())

@@ -2,13 +2,15 @@
 //! instances a public IP at launch; the EKS load balancer role tags come with the desired tags.
 
 use async_trait::async_trait;
-use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType};
+use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, Subnet as AwsSubnet};
 use serde_json::json;
 
-use super::ec2::{owned_by, sync_tags, tag_spec, tags_attr};
-use super::{adopt_on_conflict, bool_attr, classify, gone_as_none, gone_is_fine, on_new, str_attr};
+use super::ec2::{ids_filter, ids_of, owned_by, sync_tags, tag_spec, tags_attr, IDS_AT_ONCE};
+use super::{
+    adopt_on_conflict, bool_attr, classify, gone_is_fine, in_order, on_new, read_alone, str_attr,
+};
 use crate::model::{Attrs, ResourceKind};
-use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
+use crate::providers::{Ctx, ProviderError, ProviderResult, Read, ResourceProvider};
 
 pub struct Subnet;
 
@@ -24,34 +26,53 @@ async fn set_map_public_ip(ctx: &Ctx<'_>, id: &str, on: bool) -> ProviderResult<
     Ok(())
 }
 
+/// A subnet's live attributes.
+fn attrs_of(subnet: &AwsSubnet) -> Attrs {
+    let attrs = json!({
+        "vpc_id": subnet.vpc_id(),
+        "cidr_block": subnet.cidr_block(),
+        "availability_zone": subnet.availability_zone(),
+        "map_public_ip_on_launch": subnet.map_public_ip_on_launch().unwrap_or(false),
+        "tags": tags_attr(subnet.tags()),
+        "arn": subnet.subnet_arn(),
+    });
+    attrs.as_object().cloned().unwrap_or_default()
+}
+
 #[async_trait]
 impl ResourceProvider for Subnet {
     fn kind(&self) -> ResourceKind {
         ResourceKind::Subnet
     }
 
-    async fn read(&self, ctx: &Ctx<'_>, id: &str, _prior: &Attrs) -> ProviderResult<Option<Attrs>> {
-        let out = gone_as_none(
-            ctx.aws
-                .ec2
-                .describe_subnets()
-                .subnet_ids(id)
-                .send()
-                .await
-                .map_err(classify),
-        )?;
-        let Some(subnet) = out.and_then(|o| o.subnets.and_then(|s| s.into_iter().next())) else {
-            return Ok(None);
-        };
-        let attrs = json!({
-            "vpc_id": subnet.vpc_id(),
-            "cidr_block": subnet.cidr_block(),
-            "availability_zone": subnet.availability_zone(),
-            "map_public_ip_on_launch": subnet.map_public_ip_on_launch().unwrap_or(false),
-            "tags": tags_attr(subnet.tags()),
-            "arn": subnet.subnet_arn(),
-        });
-        Ok(attrs.as_object().cloned())
+    async fn read(&self, ctx: &Ctx<'_>, id: &str, prior: &Attrs) -> ProviderResult<Option<Attrs>> {
+        read_alone(self, ctx, id, prior).await
+    }
+
+    fn reads_at_once(&self) -> usize {
+        IDS_AT_ONCE
+    }
+
+    /// One `DescribeSubnets` for them all.
+    async fn read_many(
+        &self,
+        ctx: &Ctx<'_>,
+        objects: &[Read<'_>],
+    ) -> ProviderResult<Vec<Option<Attrs>>> {
+        let out = ctx
+            .aws
+            .ec2
+            .describe_subnets()
+            .filters(ids_filter("subnet-id", ids_of(objects)))
+            .send()
+            .await
+            .map_err(classify)?;
+        let found = out
+            .subnets()
+            .iter()
+            .filter_map(|s| Some((s.subnet_id()?.to_string(), attrs_of(s))))
+            .collect();
+        Ok(in_order(objects, found))
     }
 
     async fn find(&self, ctx: &Ctx<'_>, _desired: &Attrs) -> ProviderResult<Option<String>> {

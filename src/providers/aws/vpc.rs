@@ -51,20 +51,25 @@ impl ResourceProvider for Vpc {
     }
 
     async fn read(&self, ctx: &Ctx<'_>, id: &str, _prior: &Attrs) -> ProviderResult<Option<Attrs>> {
-        let out = gone_as_none(
-            ctx.aws
-                .ec2
-                .describe_vpcs()
-                .vpc_ids(id)
-                .send()
-                .await
-                .map_err(classify),
-        )?;
-        let Some(vpc) = out.and_then(|o| o.vpcs.and_then(|v| v.into_iter().next())) else {
+        // The three calls at once, not one after the other: none needs another's answer.
+        let (out, hostnames, support) = futures::join!(
+            async {
+                ctx.aws
+                    .ec2
+                    .describe_vpcs()
+                    .vpc_ids(id)
+                    .send()
+                    .await
+                    .map_err(classify)
+            },
+            dns_attribute(ctx, id, VpcAttributeName::EnableDnsHostnames),
+            dns_attribute(ctx, id, VpcAttributeName::EnableDnsSupport),
+        );
+        let Some(vpc) = gone_as_none(out)?.and_then(|o| o.vpcs.and_then(|v| v.into_iter().next()))
+        else {
             return Ok(None);
         };
-        let hostnames = dns_attribute(ctx, id, VpcAttributeName::EnableDnsHostnames).await?;
-        let support = dns_attribute(ctx, id, VpcAttributeName::EnableDnsSupport).await?;
+        let (hostnames, support) = (hostnames?, support?);
         let attrs = json!({
             "cidr_block": vpc.cidr_block(),
             "enable_dns_hostnames": hostnames,
