@@ -60,8 +60,16 @@ pub trait ResourceProvider: Send + Sync {
 
     /// The live attributes of the object `id`, or `None` when it no longer exists.
     /// `prior` holds the last-known attributes, for values the cloud does not report
-    /// (such as `force_destroy`), which are carried over.
-    async fn read(&self, ctx: &Ctx<'_>, id: &str, prior: &Attrs) -> ProviderResult<Option<Attrs>>;
+    /// (such as `force_destroy`), which are carried over. A kind implements `read` or
+    /// `read_many`, each by default the other; by default, `read_many` of the one object.
+    async fn read(&self, ctx: &Ctx<'_>, id: &str, prior: &Attrs) -> ProviderResult<Option<Attrs>> {
+        let object = Read {
+            address: ctx.address,
+            id,
+            prior,
+        };
+        Ok(self.read_many(ctx, &[object]).await?.pop().flatten())
+    }
 
     /// How many objects one `read_many` reads at most: more than one for the kinds whose API
     /// describes many objects with one request (`DescribeSubnets` with every id), so that the

@@ -6,7 +6,7 @@ use aws_sdk_ec2::types::{DomainType, ResourceType};
 use serde_json::json;
 
 use super::ec2::{ids_filter, ids_of, owned_by, sync_tags, tag_spec, tags_attr, IDS_AT_ONCE};
-use super::{classify, create_once, gone_is_fine, in_order, no_sdk_retries, read_alone, str_attr};
+use super::{classify, create_once, gone_is_fine, in_order, no_sdk_retries, str_attr};
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, Read, ResourceProvider};
 
@@ -16,10 +16,6 @@ pub struct Eip;
 impl ResourceProvider for Eip {
     fn kind(&self) -> ResourceKind {
         ResourceKind::Eip
-    }
-
-    async fn read(&self, ctx: &Ctx<'_>, id: &str, prior: &Attrs) -> ProviderResult<Option<Attrs>> {
-        read_alone(self, ctx, id, prior).await
     }
 
     fn reads_at_once(&self) -> usize {

@@ -5,9 +5,7 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::iam::attached_policy_arns;
-use super::{
-    classify, gone_as_none, gone_is_fine, in_order, read_alone, split_compound_id, str_attr,
-};
+use super::{classify, gone_as_none, gone_is_fine, in_order, split_compound_id, str_attr};
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderResult, Read, ResourceProvider};
 
@@ -37,10 +35,6 @@ async fn is_attached(ctx: &Ctx<'_>, role: &str, policy_arn: &str) -> ProviderRes
 impl ResourceProvider for IamRolePolicyAttachment {
     fn kind(&self) -> ResourceKind {
         ResourceKind::IamRolePolicyAttachment
-    }
-
-    async fn read(&self, ctx: &Ctx<'_>, id: &str, prior: &Attrs) -> ProviderResult<Option<Attrs>> {
-        read_alone(self, ctx, id, prior).await
     }
 
     fn reads_at_once(&self) -> usize {

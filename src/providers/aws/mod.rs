@@ -37,6 +37,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
+use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -86,7 +87,8 @@ impl Settings {
             .with_max_backoff(Duration::from_secs(20));
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(self.region.clone()))
-            .retry_config(retry);
+            .retry_config(retry)
+            .stalled_stream_protection(stalled_stream_protection());
         if let Some(url) = &self.endpoint_url {
             loader = loader.endpoint_url(url);
         }
@@ -104,6 +106,18 @@ impl Settings {
         let (config, path_style) = self.load().await;
         s3_client(&config, path_style)
     }
+}
+
+/// The SDK's stalled-stream protection (a request or an answer whose bytes stop flowing for
+/// its grace period fails): for answers only, after 20 s instead of 5. A request's body is a
+/// few hundred bytes sent in one write, and an overloaded endpoint (measured: moto behind
+/// `plan --all` over fifty stacks, `docs/performance.md`) can take more than 5 s to answer a
+/// request it is still reading, which the SDK's default fails as "throughput of 0 B/s".
+fn stalled_stream_protection() -> StalledStreamProtectionConfig {
+    StalledStreamProtectionConfig::enabled()
+        .upload_enabled(false)
+        .grace_period(Duration::from_secs(20))
+        .build()
 }
 
 /// An S3 client; `path_style` puts buckets in the URL path.
@@ -309,21 +323,6 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
         Some((cut, _)) => format!("{}...", &text[..cut]),
         None => text,
     }
-}
-
-/// `read` of one object through the kind's `read_many`, for the kinds that read many at once.
-pub async fn read_alone(
-    provider: &dyn ResourceProvider,
-    ctx: &super::Ctx<'_>,
-    id: &str,
-    prior: &Attrs,
-) -> Result<Option<Attrs>, ProviderError> {
-    let object = super::Read {
-        address: ctx.address,
-        id,
-        prior,
-    };
-    Ok(provider.read_many(ctx, &[object]).await?.pop().flatten())
 }
 
 /// The attributes of `objects`, in their order, from what one request `found` (by id); `None`

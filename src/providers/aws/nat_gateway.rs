@@ -12,7 +12,7 @@ use serde_json::json;
 use super::ec2::{
     ids_filter, ids_of, is_owned, owned_by, sync_tags, tag_spec, tags_attr, IDS_AT_ONCE,
 };
-use super::{classify, gone_as_none, gone_is_fine, in_order, read_alone, str_attr, wait_for};
+use super::{classify, gone_as_none, gone_is_fine, in_order, str_attr, wait_for};
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ErrorClass, ProviderError, ProviderResult, Read, ResourceProvider};
 
@@ -48,10 +48,6 @@ fn is_gone(gateway: &Gateway) -> bool {
 impl ResourceProvider for NatGateway {
     fn kind(&self) -> ResourceKind {
         ResourceKind::NatGateway
-    }
-
-    async fn read(&self, ctx: &Ctx<'_>, id: &str, prior: &Attrs) -> ProviderResult<Option<Attrs>> {
-        read_alone(self, ctx, id, prior).await
     }
 
     fn reads_at_once(&self) -> usize {

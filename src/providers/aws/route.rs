@@ -8,7 +8,7 @@ use aws_sdk_ec2::types::Route as AwsRoute;
 use serde_json::{json, Value};
 
 use super::ec2::{route_table, route_tables, IDS_AT_ONCE};
-use super::{adopt_on_conflict, classify, gone_is_fine, in_order, read_alone, str_attr};
+use super::{adopt_on_conflict, classify, gone_is_fine, in_order, str_attr};
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, Read, ResourceProvider};
 
@@ -54,10 +54,6 @@ fn target(desired: &Attrs, name: &str) -> Option<String> {
 impl ResourceProvider for Route {
     fn kind(&self) -> ResourceKind {
         ResourceKind::Route
-    }
-
-    async fn read(&self, ctx: &Ctx<'_>, id: &str, prior: &Attrs) -> ProviderResult<Option<Attrs>> {
-        read_alone(self, ctx, id, prior).await
     }
 
     fn reads_at_once(&self) -> usize {

@@ -7,7 +7,7 @@ use aws_sdk_ec2::types::ResourceType;
 use serde_json::json;
 
 use super::ec2::{ids_of, owned_by, route_tables, sync_tags, tag_spec, tags_attr, IDS_AT_ONCE};
-use super::{classify, gone_is_fine, in_order, read_alone, str_attr};
+use super::{classify, gone_is_fine, in_order, str_attr};
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, Read, ResourceProvider};
 
@@ -17,10 +17,6 @@ pub struct RouteTable;
 impl ResourceProvider for RouteTable {
     fn kind(&self) -> ResourceKind {
         ResourceKind::RouteTable
-    }
-
-    async fn read(&self, ctx: &Ctx<'_>, id: &str, prior: &Attrs) -> ProviderResult<Option<Attrs>> {
-        read_alone(self, ctx, id, prior).await
     }
 
     fn reads_at_once(&self) -> usize {

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::ec2::{ids_filter, ids_of, route_table, IDS_AT_ONCE};
-use super::{adopt_on_conflict, classify, gone_is_fine, in_order, read_alone, str_attr};
+use super::{adopt_on_conflict, classify, gone_is_fine, in_order, str_attr};
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, Read, ResourceProvider};
 
@@ -16,10 +16,6 @@ pub struct RouteTableAssociation;
 impl ResourceProvider for RouteTableAssociation {
     fn kind(&self) -> ResourceKind {
         ResourceKind::RouteTableAssociation
-    }
-
-    async fn read(&self, ctx: &Ctx<'_>, id: &str, prior: &Attrs) -> ProviderResult<Option<Attrs>> {
-        read_alone(self, ctx, id, prior).await
     }
 
     fn reads_at_once(&self) -> usize {

@@ -6,9 +6,7 @@ use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, Subnet as AwsSubne
 use serde_json::json;
 
 use super::ec2::{ids_filter, ids_of, owned_by, sync_tags, tag_spec, tags_attr, IDS_AT_ONCE};
-use super::{
-    adopt_on_conflict, bool_attr, classify, gone_is_fine, in_order, on_new, read_alone, str_attr,
-};
+use super::{adopt_on_conflict, bool_attr, classify, gone_is_fine, in_order, on_new, str_attr};
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, Read, ResourceProvider};
 
@@ -43,10 +41,6 @@ fn attrs_of(subnet: &AwsSubnet) -> Attrs {
 impl ResourceProvider for Subnet {
     fn kind(&self) -> ResourceKind {
         ResourceKind::Subnet
-    }
-
-    async fn read(&self, ctx: &Ctx<'_>, id: &str, prior: &Attrs) -> ProviderResult<Option<Attrs>> {
-        read_alone(self, ctx, id, prior).await
     }
 
     fn reads_at_once(&self) -> usize {
