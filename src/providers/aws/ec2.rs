@@ -3,7 +3,7 @@
 
 use aws_sdk_ec2::types::{Filter, ResourceType, RouteTable, Tag, TagSpecification};
 
-use super::{classify, sync_tags_with, tags_of, tags_value};
+use super::{classify, gone_as_none, sync_tags_with, tags_of, tags_value};
 use crate::model::Attrs;
 use crate::providers::{Ctx, ProviderResult, Read};
 use serde_json::Value;
@@ -123,7 +123,18 @@ pub async fn route_tables<'a>(
     Ok(out.route_tables.unwrap_or_default())
 }
 
-/// The route table `id`, or `None` when it no longer exists.
+/// The route table `id`, or `None` when it no longer exists. By id, not by filter: EC2 answers
+/// NotFound for a table it has not caught up with yet, which the read-back after a create
+/// retries, so that no later call names a table EC2 does not know.
 pub async fn route_table(ctx: &Ctx<'_>, id: &str) -> ProviderResult<Option<RouteTable>> {
-    Ok(route_tables(ctx, [id]).await?.into_iter().next())
+    let out = gone_as_none(
+        ctx.aws
+            .ec2
+            .describe_route_tables()
+            .route_table_ids(id)
+            .send()
+            .await
+            .map_err(classify),
+    )?;
+    Ok(out.and_then(|o| o.route_tables.and_then(|t| t.into_iter().next())))
 }

@@ -6,17 +6,33 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::ResourceType;
 use serde_json::json;
 
-use super::ec2::{ids_of, owned_by, route_tables, sync_tags, tag_spec, tags_attr, IDS_AT_ONCE};
+use super::ec2::{
+    ids_of, owned_by, route_table, route_tables, sync_tags, tag_spec, tags_attr, IDS_AT_ONCE,
+};
 use super::{classify, gone_is_fine, in_order, str_attr};
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, Read, ResourceProvider};
 
 pub struct RouteTable;
 
+/// A route table's live attributes.
+fn attrs_of(table: &aws_sdk_ec2::types::RouteTable) -> Attrs {
+    let attrs = json!({
+        "vpc_id": table.vpc_id(),
+        "tags": tags_attr(table.tags()),
+    });
+    attrs.as_object().cloned().unwrap_or_default()
+}
+
 #[async_trait]
 impl ResourceProvider for RouteTable {
     fn kind(&self) -> ResourceKind {
         ResourceKind::RouteTable
+    }
+
+    /// One table by id (the read-back after a create: NotFound until EC2 knows it).
+    async fn read(&self, ctx: &Ctx<'_>, id: &str, _prior: &Attrs) -> ProviderResult<Option<Attrs>> {
+        Ok(route_table(ctx, id).await?.as_ref().map(attrs_of))
     }
 
     fn reads_at_once(&self) -> usize {
@@ -32,16 +48,7 @@ impl ResourceProvider for RouteTable {
         let found = route_tables(ctx, ids_of(objects))
             .await?
             .iter()
-            .filter_map(|table| {
-                let attrs = json!({
-                    "vpc_id": table.vpc_id(),
-                    "tags": tags_attr(table.tags()),
-                });
-                Some((
-                    table.route_table_id()?.to_string(),
-                    attrs.as_object()?.clone(),
-                ))
-            })
+            .filter_map(|table| Some((table.route_table_id()?.to_string(), attrs_of(table))))
             .collect();
         Ok(in_order(objects, found))
     }

@@ -6,7 +6,9 @@ use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, Subnet as AwsSubne
 use serde_json::json;
 
 use super::ec2::{ids_filter, ids_of, owned_by, sync_tags, tag_spec, tags_attr, IDS_AT_ONCE};
-use super::{adopt_on_conflict, bool_attr, classify, gone_is_fine, in_order, on_new, str_attr};
+use super::{
+    adopt_on_conflict, bool_attr, classify, gone_as_none, gone_is_fine, in_order, on_new, str_attr,
+};
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, Read, ResourceProvider};
 
@@ -41,6 +43,22 @@ fn attrs_of(subnet: &AwsSubnet) -> Attrs {
 impl ResourceProvider for Subnet {
     fn kind(&self) -> ResourceKind {
         ResourceKind::Subnet
+    }
+
+    /// One subnet by id, not by filter: the read-back after a create, which EC2 answers
+    /// NotFound until it knows the subnet, so that no later call (`AssociateRouteTable`) names
+    /// a subnet EC2 does not know yet.
+    async fn read(&self, ctx: &Ctx<'_>, id: &str, _prior: &Attrs) -> ProviderResult<Option<Attrs>> {
+        let out = gone_as_none(
+            ctx.aws
+                .ec2
+                .describe_subnets()
+                .subnet_ids(id)
+                .send()
+                .await
+                .map_err(classify),
+        )?;
+        Ok(out.and_then(|o| o.subnets().first().map(attrs_of)))
     }
 
     fn reads_at_once(&self) -> usize {
