@@ -16,29 +16,26 @@
 //! object starts.
 
 mod refresh;
-mod reporter;
-mod retry;
 mod signal;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
+use crate::base::{ErrorClass, Op, ProviderError, Reporter, RetryPolicy};
 use crate::graph::Dag;
 use crate::model::{canonical, resolve, Address, Attrs};
 use crate::plan::{Action, Change, Plan};
 use crate::providers::aws::Clients;
 use crate::providers::kube::KubeEnv;
-use crate::providers::{Ctx, ErrorClass, ProviderError, ResourceProvider};
+use crate::providers::{Ctx, ResourceProvider};
 use crate::state::{self, ResourceState, State, StateError, StateStore};
 
 pub use refresh::refresh;
-pub use reporter::{Op, Reporter, STILL_WAITING_EVERY};
-pub use retry::{RetryPolicy, NEW_OBJECT_BUDGET};
 pub use signal::interrupt;
 
 /// Finds the provider of a resource kind; the AWS one in production, an in-memory one in tests.
@@ -614,9 +611,6 @@ async fn read_back(
     })
     .await
 }
-
-/// How long to keep retrying an error that means "not yet", by default.
-pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(300);
 
 #[cfg(test)]
 mod tests;

@@ -12,11 +12,12 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::*;
+use crate::base::ErrorClass;
 use crate::graph::DesiredGraph;
 use crate::model::ResourceKind;
 use crate::plan::{diff, PlanOptions};
 use crate::providers::kube::KubeEnv;
-use crate::providers::{ErrorClass, ProviderResult};
+use crate::providers::ProviderResult;
 use crate::state::{LockGuard, LockInfo};
 
 const EXAMPLE: &str = include_str!("../../stacks/example.toml");

@@ -48,7 +48,7 @@ pub async fn import(stack: &Stack, address: &Address, id: &str, session: &Sessio
         .await
         .map_err(|error| crate::exec::ExecError {
             address: address.clone(),
-            op: crate::exec::Op::Read,
+            op: crate::base::Op::Read,
             error,
         })?
         .ok_or_else(|| {

@@ -16,7 +16,8 @@ use std::sync::Arc;
 use tokio::sync::OnceCell;
 
 use crate::addons::{self, AddonError, ManifestSource};
-use crate::exec::{self, Env, LiveProviders, Reporter, RetryPolicy};
+use crate::base::{Reporter, RetryPolicy};
+use crate::exec::{self, Env, LiveProviders};
 use crate::graph::DesiredGraph;
 use crate::kube::manifest::{Object, ObjectRef};
 use crate::kube::{Cluster, KubeError};
