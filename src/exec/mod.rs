@@ -20,7 +20,7 @@ mod signal;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::Value;
@@ -28,7 +28,7 @@ use tokio::sync::Mutex;
 
 use crate::base::{ErrorClass, Op, ProviderError, Reporter, RetryPolicy};
 use crate::graph::Dag;
-use crate::model::{canonical, resolve, Address, Attrs};
+use crate::model::{canonical, resolve, Address, Attrs, ResourceKind};
 use crate::plan::{Action, Change, Plan};
 use crate::providers::aws::Clients;
 use crate::providers::kube::KubeEnv;
@@ -61,9 +61,21 @@ pub struct Env<'a> {
     pub reporter: &'a dyn Reporter,
     pub parallelism: usize,
     pub retry: RetryPolicy,
+    /// `[timeouts]` of the spec: how long a delete of a kind retries "still in use".
+    pub in_use: &'a BTreeMap<ResourceKind, Duration>,
 }
 
 impl Env<'_> {
+    /// The retry policy of a delete of `kind`: "still in use" retried for the spec's
+    /// `[timeouts]`, else the kind's own budget, else the default.
+    fn delete_retry(&self, kind: ResourceKind) -> RetryPolicy {
+        let budget = self.in_use.get(&kind).copied().or(kind.in_use_budget());
+        RetryPolicy {
+            budget: budget.unwrap_or(self.retry.budget),
+            ..self.retry
+        }
+    }
+
     pub fn ctx<'b>(&'b self, address: &'b Address) -> Ctx<'b> {
         Ctx {
             aws: self.clients,
@@ -395,7 +407,7 @@ async fn delete(
     }
     let provider = env.providers.get(prior.kind);
     let ctx = env.ctx(&change.address);
-    env.retry
+    env.delete_retry(prior.kind)
         .run(env.reporter, &change.address, || {
             provider.delete(&ctx, &prior.id, &prior.attrs)
         })

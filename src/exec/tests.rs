@@ -40,6 +40,10 @@ struct FakeCloud {
     /// Objects of these addresses take a while to be ready: `ready <address>` is logged when
     /// their wait ends.
     slow: BTreeSet<String>,
+    /// Deletes of these addresses answer `DependencyViolation` until the run has lasted this
+    /// long: what still uses the object (a deleted cluster's network interfaces) goes slowly.
+    in_use_for: BTreeMap<String, Duration>,
+    started: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl FakeCloud {
@@ -151,6 +155,21 @@ impl ResourceProvider for FakeProviders<'_> {
     }
 
     async fn delete(&self, ctx: &Ctx<'_>, id: &str, _: &Attrs) -> ProviderResult<()> {
+        let started = *self
+            .0
+            .started
+            .lock()
+            .unwrap()
+            .get_or_insert_with(tokio::time::Instant::now);
+        if let Some(busy) = self.0.in_use_for.get(ctx.address.as_str()) {
+            if started.elapsed() < *busy {
+                return Err(ProviderError {
+                    class: ErrorClass::Propagating,
+                    code: Some("DependencyViolation".into()),
+                    message: "has dependencies and cannot be deleted".into(),
+                });
+            }
+        }
         self.0.work(format!("delete {}", ctx.address)).await;
         self.0.objects.lock().unwrap().remove(id);
         Ok(())
@@ -228,6 +247,18 @@ async fn run(
     state: State,
     parallelism: usize,
 ) -> Outcome {
+    run_with_timeouts(cloud, store, desired, state, parallelism, &BTreeMap::new()).await
+}
+
+/// `run`, with `in_use` as the spec's `[timeouts]`.
+async fn run_with_timeouts(
+    cloud: &FakeCloud,
+    store: &MemoryStore,
+    desired: &DesiredGraph,
+    state: State,
+    parallelism: usize,
+    in_use: &BTreeMap<ResourceKind, Duration>,
+) -> Outcome {
     let plan = diff(desired, &state, &BTreeSet::new(), &PlanOptions::default()).unwrap();
     let clients = offline_clients();
     let providers = FakeProviders(cloud);
@@ -244,6 +275,7 @@ async fn run(
             max_delay: Duration::from_millis(5),
             budget: Duration::from_secs(5),
         },
+        in_use,
     };
     apply(&plan, state, store, &env).await
 }
@@ -359,6 +391,44 @@ async fn destroy_deletes_dependents_first_and_empties_the_state() {
         "route_table.public",
     );
     before("subnet.public.us-west-2b", "vpc");
+}
+
+/// Models the subnets of a deleted cluster: AWS answers `DependencyViolation` for minutes,
+/// until the network interfaces of its load balancers and pods are gone. A subnet's delete
+/// outlasts the default budget for "not yet" (5 s here) on its own budget (20 min); the spec's
+/// `[timeouts]` shortens it; a kind without a budget of its own keeps the default. (Real time:
+/// about 12 s.)
+#[tokio::test]
+async fn a_delete_retries_still_in_use_for_its_kinds_budget() {
+    let destroy = |busy: &str, in_use: BTreeMap<ResourceKind, Duration>| {
+        let busy = busy.to_string();
+        async move {
+            let cloud = FakeCloud::default();
+            let store = MemoryStore::default();
+            let built = run(&cloud, &store, &graph(EXAMPLE), State::new("mlops"), 10).await;
+            let cloud = FakeCloud {
+                objects: Mutex::new(cloud.objects.lock().unwrap().clone()),
+                in_use_for: BTreeMap::from([(busy, Duration::from_secs(6))]),
+                ..FakeCloud::default()
+            };
+            let nothing = DesiredGraph::from_resources(Vec::new()).unwrap();
+            run_with_timeouts(&cloud, &store, &nothing, built.state, 10, &in_use).await
+        }
+    };
+    let subnet = "subnet.private.us-west-2a";
+    let outcome = destroy(subnet, BTreeMap::new()).await;
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    assert!(outcome.state.resources.is_empty());
+
+    let short = BTreeMap::from([(ResourceKind::Subnet, Duration::from_secs(1))]);
+    let outcome = destroy(subnet, short).await;
+    assert_eq!(outcome.errors.len(), 1, "{:?}", outcome.errors);
+    assert_eq!(outcome.errors[0].address.as_str(), subnet);
+    assert!(outcome.state.resources.contains_key(&Address::new(subnet)));
+
+    let outcome = destroy("route_table.public", BTreeMap::new()).await;
+    assert_eq!(outcome.errors.len(), 1, "{:?}", outcome.errors);
+    assert_eq!(outcome.errors[0].address.as_str(), "route_table.public");
 }
 
 /// AWS makes an EKS control plane from its subnets and its role with the role's policies, not
