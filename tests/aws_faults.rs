@@ -401,6 +401,62 @@ fn a_node_group_that_failed_to_create_is_replaced() {
     converged(&aws, &project, &replaced);
 }
 
+/// Models EKS ending a cluster's create FAILED (its subnets without enough free addresses), with
+/// the reason in the cluster's health issues: the apply fails at once with that reason, not at
+/// the end of its wait; the next plan replaces the cluster, without the replacement gate (a
+/// cluster that never became ACTIVE holds nothing), and the apply deletes the failed cluster
+/// and makes a new one under the same name. Checked through the SDK: one cluster, ACTIVE, one
+/// DeleteCluster, every object exactly once, and a plan with no changes.
+#[test]
+fn a_cluster_that_failed_to_create_is_replaced() {
+    let moto = Emulator::start();
+    let layer = AwsLayer::start(&moto, Faults::default(), Clock::shortened());
+    let aws = moto.clients();
+    let stack = "clfail";
+    let project = Project::at(&layer.url, stack, &example_as(stack));
+    let cluster = format!("{stack}-cluster");
+    layer.fail_create(&cluster);
+
+    let failed = project.apply();
+    assert_eq!(failed.code, 1, "{}", failed.stderr);
+    assert!(
+        failed.stderr.contains(&format!(
+            "the EKS cluster `{cluster}` FAILED: InsufficientFreeAddresses: The subnets of the cluster do not have enough free IP addresses"
+        )),
+        "{}",
+        failed.stderr
+    );
+    assert!(layer.calls_of("CreateNodegroup").is_empty());
+
+    let plan = project.mlops(&["plan", stack]).ok();
+    assert!(
+        plan.stdout.contains(
+            "# eks_cluster must be replaced (AWS reports its create failed: FAILED: InsufficientFreeAddresses"
+        ),
+        "{}",
+        plan.stdout
+    );
+    assert!(!plan.stdout.contains("# protected"), "{}", plan.stdout);
+
+    let replaced = project.apply();
+    assert_eq!(replaced.code, 0, "{}", replaced.stderr);
+    assert_eq!(layer.calls_of("DeleteCluster").len(), 1);
+    assert_eq!(layer.calls_of("CreateCluster").len(), 2);
+    let through_layer = clients_for(&layer.url, RetryConfig::standard());
+    let (clusters, status) = through_layer.run(async {
+        let eks = &through_layer.eks;
+        let list = eks.list_clusters().send().await.unwrap();
+        let one = eks.describe_cluster().name(&cluster).send().await.unwrap();
+        (
+            list.clusters().to_vec(),
+            one.cluster.unwrap().status.unwrap(),
+        )
+    });
+    assert_eq!(clusters, vec![cluster.clone()]);
+    assert_eq!(status, ClusterStatus::Active);
+    converged(&aws, &project, &replaced);
+}
+
 /// Models a public subnet's CIDR changed on AWS's clock: EC2 cannot change a subnet's block, so
 /// the subnet is replaced, and with it the NAT gateway inside it (a NAT gateway lives in one
 /// subnet); the old gateway holds its subnet and its Elastic IP until its delete is over (the
