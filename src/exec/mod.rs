@@ -13,7 +13,8 @@
 //! A create records the object, marked `pending`, as soon as the cloud gives its id, and clears
 //! the mark once the object is ready: a run stopped during the wait leaves the mark, the next
 //! plan makes it an update, and the update resumes the wait before anything that needs the
-//! object starts.
+//! object starts. An update that waits (a version upgrade) is marked before its call the same
+//! way.
 
 mod refresh;
 mod signal;
@@ -545,6 +546,17 @@ async fn update(
         until_ready(provider, &ctx, &prior.id, stopped).await?;
     }
     if !prior.pending || differs(&desired, &prior.attrs) {
+        if change.kind.typical_wait() > Duration::ZERO {
+            // An update that waits (a version upgrade: EKS takes up to an hour) is recorded
+            // pending first, like a create: the next run resumes the wait instead of asking
+            // for the update again, which AWS refuses while one is in progress.
+            commit(shared, store, |s| {
+                if let Some(r) = s.resources.get_mut(&change.address) {
+                    r.pending = true;
+                }
+            })
+            .await?;
+        }
         env.retry
             .run(env.reporter, &change.address, || {
                 provider.update(&ctx, &prior.id, &prior.attrs, &desired)

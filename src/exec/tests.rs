@@ -31,7 +31,7 @@ struct FakeCloud {
     next_id: AtomicUsize,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
-    /// Creates of these addresses fail for good.
+    /// Creates and updates of these addresses fail for good.
     fail: BTreeSet<String>,
     /// Creates of these addresses fail as "not yet" this many times first.
     not_yet: Mutex<BTreeMap<String, usize>>,
@@ -145,6 +145,11 @@ impl ResourceProvider for FakeProviders<'_> {
         _: &Attrs,
         desired: &Attrs,
     ) -> ProviderResult<()> {
+        if self.0.fail.contains(ctx.address.as_str()) {
+            return Err(ProviderError::fatal(
+                "UpdateClusterVersion: the run was stopped",
+            ));
+        }
         self.0.work(format!("update {}", ctx.address)).await;
         self.0
             .objects
@@ -429,6 +434,49 @@ async fn a_delete_retries_still_in_use_for_its_kinds_budget() {
     let outcome = destroy("route_table.public", BTreeMap::new()).await;
     assert_eq!(outcome.errors.len(), 1, "{:?}", outcome.errors);
     assert_eq!(outcome.errors[0].address.as_str(), "route_table.public");
+}
+
+/// Models a run stopped during a cluster's version upgrade, which EKS runs for up to an hour
+/// and refuses to start again while it runs: the state marks the cluster `pending` before the
+/// update call, so the next plan resumes the wait; a finished update clears the mark.
+#[tokio::test]
+async fn an_update_that_waits_is_recorded_pending_until_it_is_done() {
+    let cloud = FakeCloud::default();
+    let store = MemoryStore::default();
+    let built = run(&cloud, &store, &graph(EXAMPLE), State::new("mlops"), 10).await;
+    let upgraded = graph(&EXAMPLE.replace("version = \"1.33\"", "version = \"1.34\""));
+    let stopped = FakeCloud {
+        objects: Mutex::new(cloud.objects.lock().unwrap().clone()),
+        fail: BTreeSet::from(["eks_cluster".to_string()]),
+        ..FakeCloud::default()
+    };
+    let outcome = run(&stopped, &store, &upgraded, built.state, 10).await;
+    assert_eq!(outcome.errors.len(), 1, "{:?}", outcome.errors);
+    let cluster = Address::new("eks_cluster");
+    assert!(outcome.state.resources[&cluster].pending);
+    assert!(store.load().await.unwrap().unwrap().resources[&cluster].pending);
+    let plan = diff(
+        &upgraded,
+        &outcome.state,
+        &BTreeSet::new(),
+        &PlanOptions::default(),
+    )
+    .unwrap();
+    let change = plan.changes.iter().find(|c| c.address == cluster).unwrap();
+    assert_eq!(change.action, Action::Update);
+    assert!(
+        change
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("resume the wait until it is ready"),
+        "{:?}",
+        change.reason
+    );
+
+    let finished = run(&cloud, &store, &upgraded, outcome.state, 10).await;
+    assert!(finished.errors.is_empty(), "{:?}", finished.errors);
+    assert!(finished.state.resources.values().all(|r| !r.pending));
 }
 
 /// AWS makes an EKS control plane from its subnets and its role with the role's policies, not
