@@ -15,7 +15,10 @@ use aws_config::retry::RetryConfig;
 use aws_sdk_ec2::types::Filter;
 use aws_sdk_eks::types::{ClusterStatus, NodegroupStatus};
 use support::aws_layer::{AwsLayer, Clock, Faults};
-use support::inventory::{inventory, nothing_left, reference_inventory, stack_filter};
+use support::inventory::{
+    available_nat_gateways, inventory, nothing_left, private_default_routes, reference_inventory,
+    stack_filter,
+};
 use support::{clients_for, example_as, Emulator, Project};
 
 fn seed() -> u64 {
@@ -547,49 +550,8 @@ fn a_public_subnet_cidr_change_replaces_its_nat_gateway_and_updates_the_routes()
             .send()
             .await
             .is_ok_and(|o| !o.subnets().is_empty());
-        let nats: Vec<(String, String)> = aws
-            .ec2
-            .describe_nat_gateways()
-            .send()
-            .await
-            .unwrap()
-            .nat_gateways()
-            .iter()
-            .filter(|n| n.state().is_some_and(|s| s.as_str() == "available"))
-            .filter(|n| {
-                n.tags()
-                    .iter()
-                    .any(|t| t.key() == Some("mlops:stack") && t.value() == Some(stack))
-            })
-            .map(|n| {
-                (
-                    n.nat_gateway_id().unwrap().to_string(),
-                    n.subnet_id().unwrap().to_string(),
-                )
-            })
-            .collect();
-        let tables = aws
-            .ec2
-            .describe_route_tables()
-            .filters(stack_filter(stack))
-            .send()
-            .await
-            .unwrap();
-        let routes: Vec<Option<String>> = tables
-            .route_tables()
-            .iter()
-            .filter(|t| {
-                t.tags().iter().any(|tag| {
-                    tag.key() == Some("mlops:address")
-                        && tag
-                            .value()
-                            .is_some_and(|v| v.starts_with("route_table.private."))
-                })
-            })
-            .flat_map(|t| t.routes())
-            .filter(|r| r.destination_cidr_block() == Some("0.0.0.0/0"))
-            .map(|r| r.nat_gateway_id().map(str::to_string))
-            .collect();
+        let nats = available_nat_gateways(&aws, stack).await;
+        let routes = private_default_routes(&aws, stack).await;
         (old_exists, nats, routes)
     });
     assert!(!old_exists, "the old subnet must be gone");
