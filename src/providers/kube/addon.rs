@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
-use crate::addons::{self, render};
+use crate::addons;
+use crate::addons::render::{self, ingress_gateway};
 use crate::kube::install::{self, load_balancer_address};
 use crate::kube::manifest::{Object, ObjectRef, ADDON_LABEL, MANAGED_BY};
 use crate::kube::{Cluster, KubeError};
@@ -19,17 +20,6 @@ use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
 
 pub struct Addon;
-
-/// The Service whose load balancer receives the cluster's traffic (Istio's ingress gateway),
-/// read into `ingress_hostname` and shown by `mlops status`.
-pub fn ingress_gateway() -> ObjectRef {
-    ObjectRef {
-        api_version: "v1".into(),
-        kind: "Service".into(),
-        namespace: Some("istio-system".into()),
-        name: "istio-ingressgateway".into(),
-    }
-}
 
 fn release(attrs: &Attrs) -> ProviderResult<&'static addons::Release> {
     render::release_of(attrs).ok_or_else(|| {
