@@ -275,6 +275,13 @@ fn an_addon_version_needs_its_minimum_kubernetes() {
     );
     let older = older.replacen("version = \"1.33\"", "version = \"1.31\"", 1);
     assert!(problems(&older).is_empty(), "{:#?}", problems(&older));
+    // Istio's supported releases: 1.29 on Kubernetes 1.31 to 1.35, 1.24 from 1.28.
+    let istio = older.replacen("version = \"1.31\"", "version = \"1.30\"", 1);
+    assert_one(
+        &istio,
+        "istio 1.29.1 needs Kubernetes 1.31 or newer, but `[eks] version` is 1.30",
+        "istio = ",
+    );
 }
 
 #[test]
