@@ -11,8 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
-use crate::addons;
-use crate::addons::render::{self, ingress_gateway};
+use crate::addons::{self, render};
 use crate::kube::install::{self, load_balancer_address};
 use crate::kube::manifest::{Object, ObjectRef, ADDON_LABEL, MANAGED_BY};
 use crate::kube::{Cluster, KubeError};
@@ -99,7 +98,7 @@ impl ResourceProvider for Addon {
                 })
             });
         }
-        let gateway = ingress_gateway();
+        let gateway = render::ingress_gateway();
         if render::inventory_refs(prior).contains(&gateway) {
             let address = cluster
                 .get(&gateway)
