@@ -275,6 +275,13 @@ fn the_example_model_is_served_on_both_addon_sets_upgraded_and_destroyed() {
     // hostname for it).
     let curl = "curl -H \"Host: wine-model.kserve-inference.models.mlops.test\" http://istio-ingressgateway-istio-system.elb.mlops.test/v1/models/wine-model:predict";
     assert!(status.stderr.contains(curl), "{}", status.stderr);
+    assert!(
+        status
+            .stderr
+            .contains("from inside the VPC (the load balancer is internal)"),
+        "{}",
+        status.stderr
+    );
     live.rediscover();
     let first = fixture_objects(&FIRST);
     let missing: Vec<&Key> = first.iter().filter(|k| !live.exists(k)).collect();

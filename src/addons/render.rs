@@ -97,6 +97,13 @@ pub fn ingress_gateway() -> ObjectRef {
     }
 }
 
+/// Whether a LoadBalancer Service asks for an internal load balancer, as either AWS controller
+/// reads it: reachable from inside the VPC only.
+pub fn is_internal(service: &Value) -> bool {
+    let annotations = &service["metadata"]["annotations"];
+    annotations[LB_SCHEME_ANNOTATION] == "internal" || annotations[LB_INTERNAL_ANNOTATION] == "true"
+}
+
 /// The stack's ingress settings as the attributes of `addon`: the domain for Knative and
 /// KServe, the load balancer for Istio.
 pub fn ingress_attrs(addon: Addon, ingress: &IngressSpec, attrs: &mut Value) {
