@@ -24,6 +24,7 @@ use kube::api::{ApiResource, DynamicObject};
 use kube::discovery::{Discovery, Scope};
 use kube::Api;
 use serde_json::Value;
+use support::inventory::{inventory, nothing_left};
 use support::kube_apiserver::RealApiServer;
 use support::{copy_example_manifests, example_with_addons, Emulator, Project, FIXTURE_ADDONS};
 
@@ -233,7 +234,8 @@ fn is_ready(object: &Value) -> bool {
 /// model's URL is under that domain and `mlops status` says how to curl it through the gateway's
 /// load balancer. The whole stack's destroy deletes the gateway's LoadBalancer Service (and
 /// waits until it is gone) and the workloads, and no add-on object: EKS's deletion of the
-/// cluster takes them (the audit log shows no delete of one, and they are all still there).
+/// cluster takes them (the audit log shows no delete of one, and they are all still there);
+/// in AWS nothing of the stack is left, checked through the SDK.
 #[test]
 fn the_example_model_is_served_on_both_addon_sets_upgraded_and_destroyed() {
     let started = Instant::now();
@@ -392,4 +394,6 @@ fn the_example_model_is_served_on_both_addon_sets_upgraded_and_destroyed() {
         Some("kserve-inference".into()),
         "wine-model".into(),
     )));
+    // In AWS nothing of the stack is left, the cluster with them.
+    assert_eq!(inventory(&moto.clients(), stack), nothing_left());
 }
