@@ -275,6 +275,13 @@ fn an_addon_version_needs_its_minimum_kubernetes() {
     );
     let older = older.replacen("version = \"1.33\"", "version = \"1.31\"", 1);
     assert!(problems(&older).is_empty(), "{:#?}", problems(&older));
+    // Istio's supported releases: 1.29 on Kubernetes 1.31 to 1.35, 1.24 from 1.28.
+    let istio = older.replacen("version = \"1.31\"", "version = \"1.30\"", 1);
+    assert_one(
+        &istio,
+        "istio 1.29.1 needs Kubernetes 1.31 or newer, but `[eks] version` is 1.30",
+        "istio = ",
+    );
 }
 
 #[test]
@@ -449,6 +456,46 @@ fn addon_dependencies_must_be_listed() {
     assert_one(&text, "knative-serving needs istio", "knative_serving");
     let text = example_with("kserve_mode = \"serverless\"", "kserve_mode = \"fast\"");
     assert_one(&text, "`fast` is not a valid KServe mode", "kserve_mode");
+}
+
+/// `[addons.knative] domain` and `[addons.ingress_gateway]`: defaults that need no DNS and
+/// keep the gateway's load balancer as Istio makes it; each bad value located at its line.
+#[test]
+fn the_domain_and_the_gateways_load_balancer_are_checked() {
+    let spec = parse_text(EXAMPLE).unwrap();
+    assert_eq!(spec.addons.ingress, IngressSpec::default());
+    assert_eq!(spec.addons.ingress.domain, "example.com");
+    let with = |tables: &str| {
+        example_with(
+            "kserve = \"v0.16.0\"\n",
+            &format!("kserve = \"v0.16.0\"\n\n{tables}\n"),
+        )
+    };
+    let text = with(
+        "[addons.knative]\ndomain = \"models.example.org\"\n[addons.ingress_gateway]\nload_balancer = \"nlb\"\nscheme = \"internal\"",
+    );
+    let ingress = parse_text(&text).unwrap().addons.ingress;
+    assert_eq!(ingress.domain, "models.example.org");
+    assert_eq!(ingress.load_balancer, LoadBalancerType::Network);
+    assert!(ingress.internal);
+    let text = with("[addons.knative]\ndomain = \"Models_example.org\"");
+    assert_one(
+        &text,
+        "domain `Models_example.org` is not valid",
+        "domain =",
+    );
+    let text = with("[addons.ingress_gateway]\nload_balancer = \"alb\"");
+    assert_one(
+        &text,
+        "`alb` is not a valid load balancer type",
+        "load_balancer =",
+    );
+    let text = with("[addons.ingress_gateway]\nscheme = \"public\"");
+    assert_one(
+        &text,
+        "`public` is not a valid load balancer scheme",
+        "scheme =",
+    );
 }
 
 #[test]
@@ -711,4 +758,51 @@ fn a_local_state_path_is_relative_to_the_stack_file() {
             legacy: "/var/mlops/s.json".into(),
         }
     );
+}
+
+/// `[timeouts]` names kinds of AWS objects and durations; a wrong kind, a wrong duration or zero
+/// is refused at its line.
+#[test]
+fn timeouts_override_the_in_use_budget_of_a_kind() {
+    use crate::model::ResourceKind;
+    let text = format!("{EXAMPLE}\n[timeouts]\nsubnet = \"45m\"\neks_cluster = \"2h\"\n");
+    let spec = parse(Path::new("stacks/example.toml"), text).unwrap();
+    assert_eq!(
+        spec.timeouts,
+        BTreeMap::from([
+            (
+                ResourceKind::Subnet,
+                std::time::Duration::from_secs(45 * 60)
+            ),
+            (
+                ResourceKind::EksCluster,
+                std::time::Duration::from_secs(2 * 3600)
+            ),
+        ])
+    );
+    assert!(parse(Path::new("stacks/example.toml"), EXAMPLE.to_string())
+        .unwrap()
+        .timeouts
+        .is_empty());
+
+    let wrong_kind = format!("{EXAMPLE}\n[timeouts]\nsubnets = \"45m\"\n");
+    assert_one(
+        &wrong_kind,
+        "`subnets` is not a kind of AWS object",
+        "subnets = \"45m\"",
+    );
+    let not_aws = format!("{EXAMPLE}\n[timeouts]\naddon = \"45m\"\n");
+    assert_one(
+        &not_aws,
+        "`addon` is not a kind of AWS object",
+        "addon = \"45m\"",
+    );
+    let wrong_duration = format!("{EXAMPLE}\n[timeouts]\nvpc = \"forty\"\n");
+    assert_one(
+        &wrong_duration,
+        "`forty` is not a duration",
+        "vpc = \"forty\"",
+    );
+    let zero = format!("{EXAMPLE}\n[timeouts]\nvpc = \"0s\"\n");
+    assert_one(&zero, "`[timeouts] vpc` is zero", "vpc = \"0s\"");
 }

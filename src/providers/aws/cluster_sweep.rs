@@ -30,8 +30,9 @@ use std::time::Duration;
 use aws_sdk_ec2::types::{Filter, IpPermission, SecurityGroup, UserIdGroupPair};
 
 use super::{classify, gone_is_fine, wait_for};
-use crate::exec::RetryPolicy;
-use crate::providers::{Ctx, ProviderError, ProviderResult};
+use crate::base::ProviderError;
+use crate::base::RetryPolicy;
+use crate::providers::{Ctx, ProviderResult};
 
 /// The AWS Load Balancer Controller's tag; its value is the cluster name.
 const LBC_TAG: &str = "elbv2.k8s.aws/cluster";
@@ -491,10 +492,10 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::exec::{Op, Reporter};
+    use crate::base::ErrorClass;
+    use crate::base::{Op, Reporter};
     use crate::model::Address;
     use crate::providers::aws::Clients;
-    use crate::providers::ErrorClass;
 
     #[derive(Default)]
     struct Recorder {

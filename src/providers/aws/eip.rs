@@ -7,8 +7,9 @@ use serde_json::json;
 
 use super::ec2::{ids_filter, ids_of, owned_by, sync_tags, tag_spec, tags_attr, IDS_AT_ONCE};
 use super::{classify, create_once, gone_is_fine, in_order, no_sdk_retries, str_attr};
+use crate::base::ProviderError;
 use crate::model::{Attrs, ResourceKind};
-use crate::providers::{Ctx, ProviderError, ProviderResult, Read, ResourceProvider};
+use crate::providers::{Ctx, ProviderResult, Read, ResourceProvider};
 
 pub struct Eip;
 

@@ -13,8 +13,9 @@ use super::ec2::{
     ids_filter, ids_of, is_owned, owned_by, sync_tags, tag_spec, tags_attr, IDS_AT_ONCE,
 };
 use super::{classify, gone_as_none, gone_is_fine, in_order, str_attr, wait_for};
+use crate::base::{ErrorClass, ProviderError};
 use crate::model::{Attrs, ResourceKind};
-use crate::providers::{Ctx, ErrorClass, ProviderError, ProviderResult, Read, ResourceProvider};
+use crate::providers::{Ctx, ProviderResult, Read, ResourceProvider};
 
 pub struct NatGateway;
 

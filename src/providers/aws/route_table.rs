@@ -10,8 +10,9 @@ use super::ec2::{
     ids_of, owned_by, route_table, route_tables, sync_tags, tag_spec, tags_attr, IDS_AT_ONCE,
 };
 use super::{classify, gone_is_fine, in_order, str_attr};
+use crate::base::ProviderError;
 use crate::model::{Attrs, ResourceKind};
-use crate::providers::{Ctx, ProviderError, ProviderResult, Read, ResourceProvider};
+use crate::providers::{Ctx, ProviderResult, Read, ResourceProvider};
 
 pub struct RouteTable;
 

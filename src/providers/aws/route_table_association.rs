@@ -7,8 +7,9 @@ use serde_json::json;
 
 use super::ec2::{ids_filter, ids_of, route_table, IDS_AT_ONCE};
 use super::{adopt_on_conflict, classify, gone_is_fine, in_order, str_attr};
+use crate::base::ProviderError;
 use crate::model::{Attrs, ResourceKind};
-use crate::providers::{Ctx, ProviderError, ProviderResult, Read, ResourceProvider};
+use crate::providers::{Ctx, ProviderResult, Read, ResourceProvider};
 
 pub struct RouteTableAssociation;
 

@@ -9,8 +9,9 @@ use super::ec2::{ids_filter, ids_of, owned_by, sync_tags, tag_spec, tags_attr, I
 use super::{
     adopt_on_conflict, bool_attr, classify, gone_as_none, gone_is_fine, in_order, on_new, str_attr,
 };
+use crate::base::ProviderError;
 use crate::model::{Attrs, ResourceKind};
-use crate::providers::{Ctx, ProviderError, ProviderResult, Read, ResourceProvider};
+use crate::providers::{Ctx, ProviderResult, Read, ResourceProvider};
 
 pub struct Subnet;
 

@@ -12,24 +12,14 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use crate::addons::{self, render};
+use crate::base::ProviderError;
 use crate::kube::install::{self, load_balancer_address};
 use crate::kube::manifest::{Object, ObjectRef, ADDON_LABEL, MANAGED_BY};
 use crate::kube::{Cluster, KubeError};
 use crate::model::{Attrs, ResourceKind};
-use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
+use crate::providers::{Ctx, ProviderResult, ResourceProvider};
 
 pub struct Addon;
-
-/// The Service whose load balancer receives the cluster's traffic (Istio's ingress gateway),
-/// read into `ingress_hostname` and shown by `mlops status`.
-pub fn ingress_gateway() -> ObjectRef {
-    ObjectRef {
-        api_version: "v1".into(),
-        kind: "Service".into(),
-        namespace: Some("istio-system".into()),
-        name: "istio-ingressgateway".into(),
-    }
-}
 
 fn release(attrs: &Attrs) -> ProviderResult<&'static addons::Release> {
     render::release_of(attrs).ok_or_else(|| {
@@ -109,7 +99,7 @@ impl ResourceProvider for Addon {
                 })
             });
         }
-        let gateway = ingress_gateway();
+        let gateway = render::ingress_gateway();
         if render::inventory_refs(prior).contains(&gateway) {
             let address = cluster
                 .get(&gateway)

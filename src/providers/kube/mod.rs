@@ -16,12 +16,14 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-pub use addon::{ingress_gateway, Addon};
+pub use crate::addons::render::ingress_gateway;
+pub use addon::Addon;
 pub use cleanup::ClusterCleanup;
 pub use object::KubeObject;
 
-use super::{Ctx, ProviderError, ProviderResult};
+use super::{Ctx, ProviderResult};
 use crate::addons::ManifestSource;
+use crate::base::ProviderError;
 use crate::kube::install::{self, Waits};
 use crate::kube::{token, Cluster};
 use crate::model::Attrs;

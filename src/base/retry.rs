@@ -21,9 +21,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use super::Reporter;
+use super::{ErrorClass, ProviderError, Reporter};
 use crate::model::Address;
-use crate::providers::{ErrorClass, ProviderError};
 
 /// How many answers that never came (or 5xx) a call may meet before the error stands: as many
 /// as the SDK's own attempts, since the creates that `create_once` sends go without them.
@@ -45,6 +44,9 @@ pub fn paced(elapsed: Duration, first: Duration, ceiling: Duration) -> Duration 
 /// `PropagationTimeout` (2 min) for the same calls.
 pub const NEW_OBJECT_BUDGET: Duration = Duration::from_secs(120);
 
+/// How long to keep retrying an error that means "not yet", by default.
+pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(300);
+
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     /// The first ceiling of the backoff after throttling or no answer (doubled at each).
@@ -60,7 +62,7 @@ impl Default for RetryPolicy {
         RetryPolicy {
             first_delay: Duration::from_secs(1),
             max_delay: Duration::from_secs(30),
-            budget: super::DEFAULT_RETRY_BUDGET,
+            budget: DEFAULT_RETRY_BUDGET,
         }
     }
 }
@@ -154,7 +156,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::exec::Op;
+    use crate::base::Op;
 
     /// The pauses a retry loop announces.
     #[derive(Default)]
