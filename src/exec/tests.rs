@@ -496,12 +496,13 @@ async fn an_update_that_waits_is_recorded_pending_until_it_is_done() {
 
 /// AWS makes an EKS control plane from its subnets and its role with the role's policies, not
 /// from the NAT routes, which only its nodes need: the cluster's create, the longest wait of an
-/// apply, starts without waiting for the NAT gateways to become available, while a destroy
-/// still deletes the cluster (whose delete sweeps the load balancers Kubernetes put in the
-/// public subnets) before the NAT routes, the NAT gateways, the public subnets and the internet
-/// gateway. Checked on the operation graph the executor runs.
+/// apply, starts without waiting for the NAT gateways to become available. A destroy deletes
+/// the cluster (whose delete sweeps the load balancers Kubernetes put in the public subnets)
+/// before the public subnets and the internet gateway, and the NAT routes and gateways after
+/// the node groups, without waiting for the cluster's delete (10 minutes on AWS). Checked on
+/// the operation graph the executor runs.
 #[tokio::test]
-async fn the_cluster_is_created_without_the_nat_routes_and_deleted_before_them() {
+async fn the_cluster_is_created_without_the_nat_routes_and_deleted_beside_them() {
     let desired = graph(EXAMPLE);
     let empty = State::new("mlops");
     let plan = diff(&desired, &empty, &BTreeSet::new(), &PlanOptions::default()).unwrap();
@@ -546,17 +547,26 @@ async fn the_cluster_is_created_without_the_nat_routes_and_deleted_before_them()
     )
     .unwrap();
     let deletes = operations(&destroy, &built.state);
+    let first = |after: &str| deletes.with_prerequisites([(Address::new(after), Op::Delete)]);
+    let cluster = (Address::new("eks_cluster"), Op::Delete);
     for after in [
-        "route.private.us-west-2a.nat",
-        "nat_gateway.us-west-2a",
         "subnet.public.us-west-2a",
         "subnet.public.us-west-2b",
         "internet_gateway",
     ] {
-        let first = deletes.with_prerequisites([(Address::new(after), Op::Delete)]);
         assert!(
-            first.contains(&(Address::new("eks_cluster"), Op::Delete)),
+            first(after).contains(&cluster),
             "`{after}` is deleted without waiting for the cluster's delete"
+        );
+    }
+    for nat in ["route.private.us-west-2a.nat", "nat_gateway.us-west-2a"] {
+        assert!(
+            !first(nat).contains(&cluster),
+            "`{nat}` waits for the cluster's delete"
+        );
+        assert!(
+            first(nat).contains(&(Address::new("eks_node_group.default"), Op::Delete)),
+            "`{nat}` is deleted before the node group"
         );
     }
 }

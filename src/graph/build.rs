@@ -396,11 +396,10 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
     );
     // Load balancers that Kubernetes makes sit in the public subnets and hold public addresses
     // in the VPC: a destroy deletes the cluster, which sweeps them, before those subnets and
-    // the internet gateway (whose detach fails while public addresses are mapped), and before
-    // the NAT routes, which its nodes used to the end.
-    let mut destroy_after: Vec<&Address> = private_routes.iter().collect();
-    destroy_after.extend(public_subnets.values());
-    destroy_after.extend(igw.iter());
+    // the internet gateway (whose detach fails while public addresses are mapped). The NAT
+    // routes and gateways go once the node groups (which need them to create) are deleted,
+    // while the control plane is being deleted: it never used them.
+    let destroy_after: Vec<&Address> = public_subnets.values().chain(igw.iter()).collect();
     b.deleted_before(&cluster, &destroy_after);
 
     // Cluster admins beside the creator: access entries with the cluster-admin policy.

@@ -34,7 +34,7 @@ pub struct Resource {
     pub deps: Vec<Address>,
     /// Those of `deps` that order the destroy only (deleted after this one) and that its create
     /// does not wait for, because AWS does not need them to make it: the cluster is deleted
-    /// before the NAT routes, the public subnets and the internet gateway, but made without them.
+    /// before the public subnets and the internet gateway, but made without them.
     pub destroy_only: Vec<Address>,
 }
 
