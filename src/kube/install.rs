@@ -9,9 +9,9 @@
 //! controller mounts the Secret of its webhook's Certificate); a wait until the set's
 //! Deployments, DaemonSets and StatefulSets are available; the webhook configurations and
 //! APIServices, and a wait until each webhook's Service has ready endpoints and its `caBundle`
-//! is filled; the custom resources of the set's own CRDs, retrying while a webhook is still not
-//! serving (`failed calling webhook` with `no endpoints available`, `connection refused`, ...),
-//! with backoff up to 30 s; and a wait until each KServe InferenceService and Knative Service
+//! is filled; the custom resources of the set's own CRDs (a webhook still not serving, `failed
+//! calling webhook` with `no endpoints available`, `connection refused`, ..., is retried by every
+//! call, `cluster::RETRY`); and a wait until each KServe InferenceService and Knative Service
 //! is `Ready`. An object annotated
 //! `mlops.dev/wait: "false"` is not waited for to become ready or available;
 //! `mlops.dev/wait-timeout` gives it its own time limit.
@@ -81,8 +81,6 @@ pub trait Progress: Sync {
 const IN_FLIGHT: usize = 8;
 /// The first pause of a wait.
 const FIRST_POLL: Duration = Duration::from_millis(100);
-/// The longest pause between two attempts at an object a webhook refused.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// API groups of Kubernetes itself; every other group is defined by a CRD.
 const BUILTIN_GROUPS: &[&str] = &[
@@ -204,11 +202,11 @@ pub fn install<'a>(
     async move {
         install_order(&mut objects);
 
-        apply_all(cluster, &in_stage(&objects, Stage::Namespace), waits, note).await?;
+        apply_all(cluster, &in_stage(&objects, Stage::Namespace)).await?;
 
         let crds = in_stage(&objects, Stage::Crd);
         if !crds.is_empty() {
-            apply_all(cluster, &crds, waits, note).await?;
+            apply_all(cluster, &crds).await?;
             note.waiting(&format!(
                 "{} CustomResourceDefinitions to be established",
                 crds.len()
@@ -229,12 +227,12 @@ pub fn install<'a>(
             .partition(|o| defines_kind(&crds, &o.id));
         let mut builtin = in_stage(&objects, Stage::Builtin);
         builtin.extend(served.iter().copied());
-        apply_all(cluster, &builtin, waits, note).await?;
+        apply_all(cluster, &builtin).await?;
         wait_workloads(cluster, &builtin, waits, note).await?;
 
         let admission = in_stage(&objects, Stage::Admission);
         if !admission.is_empty() {
-            apply_all(cluster, &admission, waits, note).await?;
+            apply_all(cluster, &admission).await?;
             wait_webhooks(cluster, &admission, waits, note).await?;
         }
 
@@ -244,8 +242,8 @@ pub fn install<'a>(
                 "the admission webhooks to accept {}",
                 first.id.short()
             ));
-            apply_one(cluster, first, true, waits, note).await?;
-            apply_all(cluster, &own, waits, note).await?;
+            cluster.apply(first, true).await?;
+            apply_all(cluster, &own).await?;
         }
         let custom: Vec<&Object> = served.into_iter().chain(own).collect();
         wait_ready(cluster, &custom, waits, note).await?;
@@ -268,17 +266,12 @@ fn defines_kind(crds: &[&Object], id: &ObjectRef) -> bool {
     })
 }
 
-/// Applies objects, several at once, each retried while a webhook refuses it for not serving.
-async fn apply_all<'a>(
-    cluster: &'a Cluster,
-    objects: &'a [&'a Object],
-    waits: &'a Waits,
-    note: Note<'a>,
-) -> Result<(), KubeError> {
+/// Applies objects, several at once.
+async fn apply_all<'a>(cluster: &'a Cluster, objects: &'a [&'a Object]) -> Result<(), KubeError> {
     // A loop, not a closure: see `bounded`.
     let mut applies = Vec::with_capacity(objects.len());
     for object in objects {
-        applies.push(apply_one(cluster, object, false, waits, note).boxed());
+        applies.push(cluster.apply(object, false).boxed());
     }
     bounded(applies).await
 }
@@ -292,32 +285,6 @@ async fn bounded<T>(futures: Vec<BoxFuture<'_, Result<T, KubeError>>>) -> Result
         .try_collect::<Vec<T>>()
         .await
         .map(drop)
-}
-
-/// Applies `object`, retrying with backoff while a webhook refuses it because its server is
-/// not serving yet, for up to `waits.timeout`.
-async fn apply_one<'a>(
-    cluster: &'a Cluster,
-    object: &'a Object,
-    dry_run: bool,
-    waits: &'a Waits,
-    note: Note<'a>,
-) -> Result<Value, KubeError> {
-    let started = Instant::now();
-    let mut pause = waits.poll.min(Duration::from_secs(1));
-    loop {
-        match cluster.apply(object, dry_run).await {
-            Err(e) if e.is_webhook_not_ready() && started.elapsed() + pause < waits.timeout => {
-                note.waiting(&format!(
-                    "an admission webhook to serve ({} was refused)",
-                    object.id.short()
-                ));
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(MAX_BACKOFF);
-            }
-            other => return other,
-        }
-    }
 }
 
 /// Polls `check` until it says ready (`Ok(None)`); `Some(text)` is the last state, reported if
