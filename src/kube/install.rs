@@ -18,6 +18,13 @@
 //!
 //! Uninstall: custom resources first (their controllers still run and can clear finalizers), the
 //! webhook configurations (so that they block no deletion), the rest, the CRDs, the namespaces.
+//!
+//! Prune, after an upgrade: an object is the same object across versions when its group, kind,
+//! namespace and name are ([`ObjectRef::key`]), so a release that moves a kind to a new API
+//! version (`v1beta1` to `v1`) has not dropped it, and pruning it would delete what was just
+//! applied. Of what was dropped, only objects whose live copy still carries the add-on's label
+//! are uninstalled: one that another add-on has taken over (labelled as its own) is left, with
+//! a warning.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -29,7 +36,9 @@ use serde_json::Value;
 
 use super::cluster::Cluster;
 use super::error::KubeError;
-use super::manifest::{Object, ObjectRef, MANAGED_BY, WAIT_ANNOTATION, WAIT_TIMEOUT_ANNOTATION};
+use super::manifest::{
+    Object, ObjectRef, ADDON_LABEL, MANAGED_BY, WAIT_ANNOTATION, WAIT_TIMEOUT_ANNOTATION,
+};
 
 /// How long each wait may take, and how often to look.
 #[derive(Debug, Clone, Copy)]
@@ -714,6 +723,51 @@ pub fn uninstall<'a>(
         .await
     }
     .boxed()
+}
+
+/// The objects of `prior` that `desired` no longer has, by group, kind, namespace and name.
+pub fn dropped(prior: Vec<ObjectRef>, desired: &[ObjectRef]) -> Vec<ObjectRef> {
+    let wanted: BTreeSet<_> = desired.iter().map(ObjectRef::key).collect();
+    prior
+        .into_iter()
+        .filter(|r| !wanted.contains(&r.key()))
+        .collect()
+}
+
+/// Uninstalls the objects of `dropped` that are still labelled as the add-on `addon`'s; a
+/// warning names each one labelled as another's (or no add-on's); one already gone is skipped.
+pub async fn prune(
+    cluster: &Cluster,
+    addon: &str,
+    dropped: &[ObjectRef],
+    waits: &Waits,
+    note: Note<'_>,
+) -> Result<(), KubeError> {
+    let mut ours = Vec::with_capacity(dropped.len());
+    for id in dropped {
+        let Some(live) = cluster.get(id).await? else {
+            continue;
+        };
+        match live["metadata"]["labels"][ADDON_LABEL].as_str() {
+            Some(owner) if owner == addon => ours.push(id.clone()),
+            Some(owner) => note.warning(&format!(
+                "{} is not pruned: it is `{owner}`'s now (label `{ADDON_LABEL}`)",
+                id.short()
+            )),
+            None => note.warning(&format!(
+                "{} is not pruned: it no longer has the label `{ADDON_LABEL}: {addon}`",
+                id.short()
+            )),
+        }
+    }
+    if ours.is_empty() {
+        return Ok(());
+    }
+    note.waiting(&format!(
+        "{} objects the new version no longer has to be pruned",
+        ours.len()
+    ));
+    uninstall(cluster, &ours, waits, note).await
 }
 
 /// Services and Ingresses: objects that may stand for an AWS load balancer.

@@ -3,12 +3,7 @@
 //! upgrade as objects added, changed and removed, and an unchanged add-on makes no call at all.
 //! Create and update run the staged install; update then prunes what the new version dropped
 //! (never a CRD, unless `--allow-crd-removal`); delete uninstalls in reverse order.
-//!
-//! An object is the same object across versions when its group, kind, namespace and name are
-//! ([`ObjectRef::key`]): a release that moves a kind to a new API version (`v1beta1` to `v1`)
-//! has not dropped it, and pruning it would delete what was just applied. Only an object whose
-//! live copy still carries this add-on's label is pruned: one another add-on has taken over
-//! (re-labelled) since, or that is gone already, is left alone.
+//! What counts as dropped, and what of it is pruned, is `kube::install::dropped` and `prune`.
 
 use std::collections::BTreeSet;
 
@@ -67,34 +62,6 @@ async fn install(ctx: &Ctx<'_>, cluster: &Cluster, desired: &Attrs) -> ProviderR
             .await
             .map_err(ProviderError::from)
     }
-}
-
-/// The objects of `dropped` whose live copy is still labelled as the add-on `name`'s; a warning
-/// names each one that another add-on has taken over.
-async fn still_labelled(
-    ctx: &Ctx<'_>,
-    cluster: &Cluster,
-    name: &str,
-    dropped: Vec<ObjectRef>,
-) -> ProviderResult<Vec<ObjectRef>> {
-    let mut ours = Vec::with_capacity(dropped.len());
-    for id in dropped {
-        let Some(live) = cluster.get(&id).await.map_err(ProviderError::from)? else {
-            continue;
-        };
-        match live["metadata"]["labels"][ADDON_LABEL].as_str() {
-            Some(owner) if owner == name => ours.push(id),
-            owner => install::Progress::warning(
-                ctx,
-                &format!(
-                    "{} is not pruned: it is labelled `{ADDON_LABEL}: {}` now, not `{name}`",
-                    id.short(),
-                    owner.unwrap_or("(none)")
-                ),
-            ),
-        }
-    }
-    Ok(ours)
 }
 
 #[async_trait]
@@ -171,12 +138,10 @@ impl ResourceProvider for Addon {
         desired: &Attrs,
     ) -> ProviderResult<()> {
         let cluster = ctx.kube.existing_cluster(ctx, desired).await?;
-        let desired_refs = render::inventory_refs(desired);
-        let wanted: BTreeSet<_> = desired_refs.iter().map(ObjectRef::key).collect();
-        let dropped: Vec<ObjectRef> = render::inventory_refs(prior)
-            .into_iter()
-            .filter(|r| !wanted.contains(&r.key()))
-            .collect();
+        let dropped = install::dropped(
+            render::inventory_refs(prior),
+            &render::inventory_refs(desired),
+        );
         let crds: Vec<String> = dropped
             .iter()
             .filter(|r| r.is_crd())
@@ -192,17 +157,9 @@ impl ResourceProvider for Addon {
         }
         install(ctx, &cluster, desired).await?;
         let name = desired.get("name").and_then(Value::as_str).unwrap_or("");
-        let dropped = still_labelled(ctx, &cluster, name, dropped).await?;
-        if !dropped.is_empty() {
-            ctx.waiting(&format!(
-                "{} objects the new version no longer has to be pruned",
-                dropped.len()
-            ));
-            install::uninstall(&cluster, &dropped, &ctx.kube.settings.waits, ctx)
-                .await
-                .map_err(ProviderError::from)?;
-        }
-        Ok(())
+        install::prune(&cluster, name, &dropped, &ctx.kube.settings.waits, ctx)
+            .await
+            .map_err(ProviderError::from)
     }
 
     async fn delete(&self, ctx: &Ctx<'_>, _id: &str, prior: &Attrs) -> ProviderResult<()> {
