@@ -92,6 +92,11 @@ impl FaultyProxy {
         }
     }
 
+    /// Gives `faults` to the next requests, after any still to give.
+    pub fn fail_next(&self, faults: &[Fault]) {
+        self.plan.lock().unwrap().faults.extend(faults.iter().copied());
+    }
+
     /// How many faults were given, and how many requests passed on.
     pub fn counts(&self) -> (usize, usize) {
         let plan = self.plan.lock().unwrap();
@@ -127,6 +132,7 @@ async fn answer(
         Some(Fault::Close) => Err(std::io::Error::other("connection closed by the proxy")),
         Some(Fault::Status(code)) => {
             let reason = match code {
+                403 => "Forbidden",
                 429 => "TooManyRequests",
                 503 => "ServiceUnavailable",
                 _ => "InternalError",
