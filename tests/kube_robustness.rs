@@ -127,7 +127,8 @@ async fn a_token_that_expires_mid_wait_is_minted_again_and_the_run_goes_on() {
     let admin = server.client().await;
     let late = tokio::spawn(async move {
         tokio::time::sleep(late_by).await;
-        let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "weights"}})).unwrap();
+        let secret: Secret =
+            serde_json::from_value(json!({"metadata": {"name": "weights"}})).unwrap();
         Api::<Secret>::namespaced(admin, ns)
             .create(&PostParams::default(), &secret)
             .await
@@ -139,12 +140,18 @@ async fn a_token_that_expires_mid_wait_is_minted_again_and_the_run_goes_on() {
         .await
         .unwrap();
     late.await.unwrap();
-    assert!(started.elapsed() >= late_by, "the wait was too short to prove anything");
+    assert!(
+        started.elapsed() >= late_by,
+        "the wait was too short to prove anything"
+    );
 
     let deployment = server
         .get_json(&format!("/apis/apps/v1/namespaces/{ns}/deployments/model"))
         .unwrap();
-    assert_eq!(deployment["status"]["availableReplicas"], 1, "{deployment:#}");
+    assert_eq!(
+        deployment["status"]["availableReplicas"], 1,
+        "{deployment:#}"
+    );
     let reviews = authenticator.reviews("AKIDMIDWAIT");
     let refused: Vec<_> = reviews.iter().filter(|r| r.refused.is_some()).collect();
     assert!(refused.is_empty(), "tokens were refused: {refused:#?}");
@@ -290,7 +297,11 @@ async fn addons_and_workloads_apply_as_two_field_managers() {
     let set = objects(&[
         namespace(ns),
         config_map(ns, "addon", json!({"mlops.dev/addon": "knative-serving"})),
-        config_map(ns, "workload", json!({"app.kubernetes.io/managed-by": "mlops"})),
+        config_map(
+            ns,
+            "workload",
+            json!({"app.kubernetes.io/managed-by": "mlops"}),
+        ),
     ]);
     install::install(&cluster, set, &waits(), &Notes::default())
         .await
@@ -327,7 +338,11 @@ async fn an_upgrade_prunes_only_what_it_dropped_and_still_owns() {
         .await
         .unwrap();
     // The new version: `moved` now belongs to the add-on `beta`, the HPA is written as v2.
-    let new = objects(&[namespace(ns), config_map(ns, "kept", alpha), hpa("autoscaling/v2")]);
+    let new = objects(&[
+        namespace(ns),
+        config_map(ns, "kept", alpha),
+        hpa("autoscaling/v2"),
+    ]);
     install::install(&cluster, new.clone(), &waits(), &Notes::default())
         .await
         .unwrap();

@@ -203,16 +203,21 @@ impl Cluster {
         let call = &call;
         let minter = self.minter.as_deref();
         RETRY
-            .attempt(class, false, |_, _| {}, move || async move {
-                let sent = SystemTime::now();
-                match (call().await, minter) {
-                    (Err(kube::Error::Api(status)), Some(minter)) if status.code == 401 => {
-                        minter.renew(sent).await;
-                        call().await
+            .attempt(
+                class,
+                false,
+                |_, _| {},
+                move || async move {
+                    let sent = SystemTime::now();
+                    match (call().await, minter) {
+                        (Err(kube::Error::Api(status)), Some(minter)) if status.code == 401 => {
+                            minter.renew(sent).await;
+                            call().await
+                        }
+                        (result, _) => result,
                     }
-                    (result, _) => result,
-                }
-            })
+                },
+            )
             .await
     }
 

@@ -164,9 +164,12 @@ pub async fn credentials_provider(region: &str) -> Result<SharedCredentialsProvi
         .region(Region::new(region.to_string()))
         .load()
         .await;
-    config
-        .credentials_provider()
-        .ok_or_else(|| Error::refused("no AWS credentials provider is configured", CREDENTIALS_HINT))
+    config.credentials_provider().ok_or_else(|| {
+        Error::refused(
+            "no AWS credentials provider is configured",
+            CREDENTIALS_HINT,
+        )
+    })
 }
 
 /// Credentials from [`credentials_provider`].

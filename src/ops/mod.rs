@@ -266,8 +266,7 @@ pub async fn plan(
         let optional = request
             .manifests_optional
             .then_some(session.reporter.as_ref());
-        let desired =
-            with_inventories(&stack.graph, &session.kube.settings.manifests, optional)?;
+        let desired = with_inventories(&stack.graph, &session.kube.settings.manifests, optional)?;
         refuse_addon_objects(&desired, &stack.spec.workloads)?;
         desired
     };

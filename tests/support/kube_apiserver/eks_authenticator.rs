@@ -213,14 +213,13 @@ fn check(token: &str, at: u64) -> Result<Review, String> {
         .ok_or("no X-Amz-Credential")?;
     let lifetime = scaled(EKS_TOKEN_LIFETIME).as_secs();
     let refused = (at.saturating_sub(signed) > lifetime).then(|| {
-        format!("X-Amz-Date parameter is expired ({lifetime} s expiration, EKS's 15 minutes scaled)")
+        format!(
+            "X-Amz-Date parameter is expired ({lifetime} s expiration, EKS's 15 minutes scaled)"
+        )
     });
     Ok(Review {
         access_key: access_key.to_string(),
-        signature: params
-            .get("X-Amz-Signature")
-            .unwrap_or(&"")
-            .to_string(),
+        signature: params.get("X-Amz-Signature").unwrap_or(&"").to_string(),
         signed,
         at,
         refused,

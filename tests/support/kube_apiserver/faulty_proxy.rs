@@ -94,7 +94,11 @@ impl FaultyProxy {
 
     /// Gives `faults` to the next requests, after any still to give.
     pub fn fail_next(&self, faults: &[Fault]) {
-        self.plan.lock().unwrap().faults.extend(faults.iter().copied());
+        self.plan
+            .lock()
+            .unwrap()
+            .faults
+            .extend(faults.iter().copied());
     }
 
     /// How many faults were given, and how many requests passed on.
@@ -213,7 +217,11 @@ fn forward(
             .header("Authorization", &auth)
             .content_type(content_type)
             .send(body),
-        _ => return Err(std::io::Error::other(format!("no {method} through the proxy"))),
+        _ => {
+            return Err(std::io::Error::other(format!(
+                "no {method} through the proxy"
+            )))
+        }
     };
     let mut response = sent.map_err(std::io::Error::other)?;
     let status = response.status().as_u16();
