@@ -13,10 +13,8 @@
 //! ([`EksAuthenticator::flags`]), so that a cached "yes" cannot outlive the token by more.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -25,9 +23,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
 
-use crate::support::serve_http;
+use crate::support::ThreadServer;
 
 /// How much faster than EKS the tests' clock runs.
 pub const EKS_TIME_SCALE: u32 = 90;
@@ -57,7 +54,8 @@ pub struct Review {
 pub struct EksAuthenticator {
     config: PathBuf,
     reviews: Arc<Mutex<Vec<Review>>>,
-    running: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
+    /// Stops serving when dropped.
+    _server: ThreadServer,
     _dir: tempfile::TempDir,
 }
 
@@ -65,45 +63,28 @@ impl EksAuthenticator {
     /// Listens on a free port, and writes the kubeconfig the API server calls it with.
     pub fn start() -> EksAuthenticator {
         let dir = tempfile::tempdir().unwrap();
-        let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
+        let reviews: Arc<Mutex<Vec<Review>>> = Arc::default();
+        let log = reviews.clone();
+        let server = ThreadServer::start("eks-authenticator", move |request| {
+            let log = log.clone();
+            async move { token_review(request, &log).await }
+        });
         let config = dir.path().join("eks-authenticator.kubeconfig.yaml");
         let kubeconfig = json!({
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "eks-authenticator",
-                          "cluster": {"server": format!("http://127.0.0.1:{port}/authenticate")}}],
+                          "cluster": {"server": format!("http://127.0.0.1:{}/authenticate", server.port)}}],
             "users": [{"name": "kube-apiserver", "user": {}}],
             "contexts": [{"name": "webhook",
                           "context": {"cluster": "eks-authenticator", "user": "kube-apiserver"}}],
             "current-context": "webhook",
         });
         std::fs::write(&config, serde_yaml::to_string(&kubeconfig).unwrap()).unwrap();
-        let reviews: Arc<Mutex<Vec<Review>>> = Arc::default();
-        let (stop, stopped) = oneshot::channel();
-        let log = reviews.clone();
-        let thread = std::thread::Builder::new()
-            .name("eks-authenticator".into())
-            .spawn(move || {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap()
-                    .block_on(async move {
-                        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                        serve_http(listener, stopped, move |request| {
-                            let log = log.clone();
-                            async move { token_review(request, &log).await }
-                        })
-                        .await
-                    })
-            })
-            .expect("start the authenticator thread");
         EksAuthenticator {
             config,
             reviews,
-            running: Some((stop, thread)),
+            _server: server,
             _dir: dir,
         }
     }
@@ -129,15 +110,6 @@ impl EksAuthenticator {
             .filter(|r| r.access_key == access_key)
             .cloned()
             .collect()
-    }
-}
-
-impl Drop for EksAuthenticator {
-    fn drop(&mut self) {
-        if let Some((stop, thread)) = self.running.take() {
-            let _ = stop.send(());
-            let _ = thread.join();
-        }
     }
 }
 

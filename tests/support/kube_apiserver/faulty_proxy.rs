@@ -5,19 +5,16 @@
 //! upgrade. A test reads the real server directly to see what came through.
 
 use std::collections::VecDeque;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response};
 use serde_json::json;
-use tokio::sync::oneshot;
 
 use super::{RealApiServer, ADMIN_TOKEN};
-use crate::support::serve_http;
+use crate::support::ThreadServer;
 
 /// What the proxy does with one request instead of passing it on.
 #[derive(Debug, Clone, Copy)]
@@ -40,7 +37,8 @@ pub struct FaultyProxy {
     /// A kubeconfig for `http://127.0.0.1:<port>` (the proxy adds the admin's token).
     pub kubeconfig: PathBuf,
     plan: Arc<Mutex<Plan>>,
-    running: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
+    /// Stops serving when dropped.
+    _proxy: ThreadServer,
     _dir: tempfile::TempDir,
 }
 
@@ -48,9 +46,16 @@ impl FaultyProxy {
     /// A proxy to `server` that gives `faults`, one per request, before it passes requests on.
     pub fn start(server: &'static RealApiServer, faults: &[Fault]) -> FaultyProxy {
         let dir = tempfile::tempdir().unwrap();
-        let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let plan = Arc::new(Mutex::new(Plan {
+            faults: faults.iter().copied().collect(),
+            ..Plan::default()
+        }));
+        let shared = plan.clone();
+        let proxy = ThreadServer::start("faulty-proxy", move |request| {
+            let plan = shared.clone();
+            async move { answer(request, server, &plan).await }
+        });
+        let url = format!("http://127.0.0.1:{}", proxy.port);
         let kubeconfig = dir.path().join("kubeconfig.yaml");
         let config = json!({
             "apiVersion": "v1",
@@ -61,33 +66,10 @@ impl FaultyProxy {
             "current-context": "proxy",
         });
         std::fs::write(&kubeconfig, serde_yaml::to_string(&config).unwrap()).unwrap();
-        let plan = Arc::new(Mutex::new(Plan {
-            faults: faults.iter().copied().collect(),
-            ..Plan::default()
-        }));
-        let (stop, stopped) = oneshot::channel();
-        let shared = plan.clone();
-        let thread = std::thread::Builder::new()
-            .name("faulty-proxy".into())
-            .spawn(move || {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap()
-                    .block_on(async move {
-                        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                        serve_http(listener, stopped, move |request| {
-                            let plan = shared.clone();
-                            async move { answer(request, server, &plan).await }
-                        })
-                        .await
-                    })
-            })
-            .expect("start the proxy thread");
         FaultyProxy {
             kubeconfig,
             plan,
-            running: Some((stop, thread)),
+            _proxy: proxy,
             _dir: dir,
         }
     }
@@ -105,15 +87,6 @@ impl FaultyProxy {
     pub fn counts(&self) -> (usize, usize) {
         let plan = self.plan.lock().unwrap();
         (plan.given, plan.passed)
-    }
-}
-
-impl Drop for FaultyProxy {
-    fn drop(&mut self) {
-        if let Some((stop, thread)) = self.running.take() {
-            let _ = stop.send(());
-            let _ = thread.join();
-        }
     }
 }
 
