@@ -82,17 +82,39 @@ impl RetryPolicy {
         reporter: &dyn Reporter,
         address: &Address,
         new_object: bool,
-        mut call: F,
+        call: F,
     ) -> Result<T, ProviderError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, ProviderError>>,
     {
+        self.attempt(
+            |e: &ProviderError| e.class,
+            new_object,
+            |e, delay| reporter.retrying(address, &e.to_string(), delay),
+            call,
+        )
+        .await
+    }
+
+    /// The loop itself, for any error: `class` says what an error means for a retry (the
+    /// Kubernetes layer classes its own), `retrying` hears of each pause before it is taken.
+    pub async fn attempt<T, E, F, Fut>(
+        &self,
+        class: impl Fn(&E) -> ErrorClass,
+        new_object: bool,
+        mut retrying: impl FnMut(&E, Duration),
+        mut call: F,
+    ) -> Result<T, E>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
         let started = tokio::time::Instant::now();
         let mut ceiling = self.first_delay;
         let mut unanswered = 0;
         loop {
-            let worth_it = |e: &ProviderError, unanswered: u32| match e.class {
+            let worth_it = |class: ErrorClass, unanswered: u32| match class {
                 ErrorClass::Propagating => started.elapsed() < self.budget,
                 ErrorClass::Transient => unanswered < TRANSIENT_ATTEMPTS,
                 ErrorClass::NotFound => {
@@ -101,16 +123,23 @@ impl RetryPolicy {
                 ErrorClass::Fatal => false,
             };
             let result = call().await;
-            if matches!(&result, Err(e) if e.class == ErrorClass::Transient) {
-                unanswered += 1;
-            }
+            let again = match &result {
+                Ok(_) => false,
+                Err(e) => {
+                    let class = class(e);
+                    if class == ErrorClass::Transient {
+                        unanswered += 1;
+                    }
+                    worth_it(class, unanswered)
+                }
+            };
             match result {
-                Err(e) if worth_it(&e, unanswered) => {
+                Err(e) if again => {
                     // Full jitter: anywhere between zero and the current ceiling.
                     let delay = ceiling
                         .mul_f64(fastrand::f64())
                         .max(Duration::from_millis(50));
-                    reporter.retrying(address, &e.to_string(), delay);
+                    retrying(&e, delay);
                     tokio::time::sleep(delay).await;
                     ceiling = (ceiling * 2).min(self.max_delay);
                 }
