@@ -156,6 +156,15 @@ pub fn health_issues(group: &Nodegroup) -> Vec<String> {
         .collect()
 }
 
+/// EKS's health issues as one phrase for a message.
+fn reasons(issues: &[String]) -> String {
+    if issues.is_empty() {
+        "EKS reports no health issue".to_string()
+    } else {
+        issues.join("; ")
+    }
+}
+
 /// Waits until the node group is ACTIVE. Any state but CREATING and UPDATING on the way (a
 /// failed create, a degraded group) is an error that carries EKS's health issues.
 async fn wait_active(ctx: &Ctx<'_>, cluster: &str, name: &str, what: &str) -> ProviderResult<()> {
@@ -169,15 +178,10 @@ async fn wait_active(ctx: &Ctx<'_>, cluster: &str, name: &str, what: &str) -> Pr
             Some(NodegroupStatus::Active) => Ok(Some(())),
             Some(NodegroupStatus::Creating | NodegroupStatus::Updating) | None => Ok(None),
             Some(status) => {
-                let issues = health_issues(&group);
                 Err(ProviderError::fatal(format!(
                     "the node group `{name}` of cluster `{cluster}` is {}: {}",
                     status.as_str(),
-                    if issues.is_empty() {
-                        "EKS reports no health issue".to_string()
-                    } else {
-                        issues.join("; ")
-                    }
+                    reasons(&health_issues(&group))
                 )))
             }
         }
@@ -417,11 +421,23 @@ impl ResourceProvider for EksNodeGroup {
                 .map(|_| ())
                 .map_err(classify),
         )?;
+        // A group EKS could not delete (DELETE_FAILED) stays so: said at once, with EKS's reason.
         wait_for(
             ctx,
             "for the node group to be deleted (AWS takes 3-5 min)",
             DELETE_LIMIT,
-            || async move { Ok(describe(ctx, cluster, name).await?.is_none().then_some(())) },
+            || async move {
+                match describe(ctx, cluster, name).await? {
+                    None => Ok(Some(())),
+                    Some(group) if group.status() == Some(&NodegroupStatus::DeleteFailed) => {
+                        Err(ProviderError::fatal(format!(
+                            "EKS could not delete the node group `{name}` of cluster `{cluster}` (DELETE_FAILED): {}",
+                            reasons(&health_issues(&group))
+                        )))
+                    }
+                    Some(_) => Ok(None),
+                }
+            },
         )
         .await
     }
