@@ -13,6 +13,7 @@
 //! [`model`] holds the shared vocabulary: addresses, resource kinds, attribute values.
 
 pub mod addons;
+pub mod base;
 pub mod cli;
 pub mod error;
 pub mod exec;

@@ -15,7 +15,10 @@ use aws_config::retry::RetryConfig;
 use aws_sdk_ec2::types::Filter;
 use aws_sdk_eks::types::{ClusterStatus, NodegroupStatus};
 use support::aws_layer::{AwsLayer, Clock, Faults};
-use support::inventory::{inventory, nothing_left, reference_inventory, stack_filter};
+use support::inventory::{
+    available_nat_gateways, inventory, nothing_left, private_default_routes, reference_inventory,
+    stack_filter,
+};
 use support::{clients_for, example_as, Emulator, Project};
 
 fn seed() -> u64 {
@@ -401,6 +404,62 @@ fn a_node_group_that_failed_to_create_is_replaced() {
     converged(&aws, &project, &replaced);
 }
 
+/// Models EKS ending a cluster's create FAILED (its subnets without enough free addresses), with
+/// the reason in the cluster's health issues: the apply fails at once with that reason, not at
+/// the end of its wait; the next plan replaces the cluster, without the replacement gate (a
+/// cluster that never became ACTIVE holds nothing), and the apply deletes the failed cluster
+/// and makes a new one under the same name. Checked through the SDK: one cluster, ACTIVE, one
+/// DeleteCluster, every object exactly once, and a plan with no changes.
+#[test]
+fn a_cluster_that_failed_to_create_is_replaced() {
+    let moto = Emulator::start();
+    let layer = AwsLayer::start(&moto, Faults::default(), Clock::shortened());
+    let aws = moto.clients();
+    let stack = "clfail";
+    let project = Project::at(&layer.url, stack, &example_as(stack));
+    let cluster = format!("{stack}-cluster");
+    layer.fail_create(&cluster);
+
+    let failed = project.apply();
+    assert_eq!(failed.code, 1, "{}", failed.stderr);
+    assert!(
+        failed.stderr.contains(&format!(
+            "the EKS cluster `{cluster}` FAILED: InsufficientFreeAddresses: The subnets of the cluster do not have enough free IP addresses"
+        )),
+        "{}",
+        failed.stderr
+    );
+    assert!(layer.calls_of("CreateNodegroup").is_empty());
+
+    let plan = project.mlops(&["plan", stack]).ok();
+    assert!(
+        plan.stdout.contains(
+            "# eks_cluster must be replaced (AWS reports its create failed: FAILED: InsufficientFreeAddresses"
+        ),
+        "{}",
+        plan.stdout
+    );
+    assert!(!plan.stdout.contains("# protected"), "{}", plan.stdout);
+
+    let replaced = project.apply();
+    assert_eq!(replaced.code, 0, "{}", replaced.stderr);
+    assert_eq!(layer.calls_of("DeleteCluster").len(), 1);
+    assert_eq!(layer.calls_of("CreateCluster").len(), 2);
+    let through_layer = clients_for(&layer.url, RetryConfig::standard());
+    let (clusters, status) = through_layer.run(async {
+        let eks = &through_layer.eks;
+        let list = eks.list_clusters().send().await.unwrap();
+        let one = eks.describe_cluster().name(&cluster).send().await.unwrap();
+        (
+            list.clusters().to_vec(),
+            one.cluster.unwrap().status.unwrap(),
+        )
+    });
+    assert_eq!(clusters, vec![cluster.clone()]);
+    assert_eq!(status, ClusterStatus::Active);
+    converged(&aws, &project, &replaced);
+}
+
 /// Models a public subnet's CIDR changed on AWS's clock: EC2 cannot change a subnet's block, so
 /// the subnet is replaced, and with it the NAT gateway inside it (a NAT gateway lives in one
 /// subnet); the old gateway holds its subnet and its Elastic IP until its delete is over (the
@@ -491,49 +550,8 @@ fn a_public_subnet_cidr_change_replaces_its_nat_gateway_and_updates_the_routes()
             .send()
             .await
             .is_ok_and(|o| !o.subnets().is_empty());
-        let nats: Vec<(String, String)> = aws
-            .ec2
-            .describe_nat_gateways()
-            .send()
-            .await
-            .unwrap()
-            .nat_gateways()
-            .iter()
-            .filter(|n| n.state().is_some_and(|s| s.as_str() == "available"))
-            .filter(|n| {
-                n.tags()
-                    .iter()
-                    .any(|t| t.key() == Some("mlops:stack") && t.value() == Some(stack))
-            })
-            .map(|n| {
-                (
-                    n.nat_gateway_id().unwrap().to_string(),
-                    n.subnet_id().unwrap().to_string(),
-                )
-            })
-            .collect();
-        let tables = aws
-            .ec2
-            .describe_route_tables()
-            .filters(stack_filter(stack))
-            .send()
-            .await
-            .unwrap();
-        let routes: Vec<Option<String>> = tables
-            .route_tables()
-            .iter()
-            .filter(|t| {
-                t.tags().iter().any(|tag| {
-                    tag.key() == Some("mlops:address")
-                        && tag
-                            .value()
-                            .is_some_and(|v| v.starts_with("route_table.private."))
-                })
-            })
-            .flat_map(|t| t.routes())
-            .filter(|r| r.destination_cidr_block() == Some("0.0.0.0/0"))
-            .map(|r| r.nat_gateway_id().map(str::to_string))
-            .collect();
+        let nats = available_nat_gateways(&aws, stack).await;
+        let routes = private_default_routes(&aws, stack).await;
         (old_exists, nats, routes)
     });
     assert!(!old_exists, "the old subnet must be gone");

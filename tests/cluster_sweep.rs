@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_sdk_elasticloadbalancingv2::types::LoadBalancerTypeEnum;
-use mlops::exec::{Op, Reporter};
+use mlops::base::{Op, Reporter};
 use mlops::model::{Address, ResourceKind};
 use mlops::providers::aws::{provider_for, Clients};
 use mlops::providers::Ctx;

@@ -825,38 +825,17 @@ fn three_zones_with_a_nat_gateway_each() {
     );
     aws.run(async {
         // Each private route table sends its zone's traffic through that zone's NAT gateway.
-        let nats = aws
-            .ec2
-            .describe_nat_gateways()
-            .filter(stack_filter(stack))
-            .send()
+        let nat_zone: BTreeMap<String, String> = available_nat_gateways(&aws, stack)
             .await
-            .unwrap();
-        let nat_zone: BTreeMap<String, String> = nats
-            .nat_gateways()
-            .iter()
-            .map(|n| {
-                (
-                    n.nat_gateway_id().unwrap().to_string(),
-                    n.subnet_id().unwrap().to_string(),
-                )
-            })
+            .into_iter()
             .collect();
-        let tables = aws
-            .ec2
-            .describe_route_tables()
-            .filters(stack_filter(stack))
-            .send()
+        let used: std::collections::BTreeSet<String> = private_default_routes(&aws, stack)
             .await
-            .unwrap();
-        let used: std::collections::BTreeSet<&str> = tables
-            .route_tables()
-            .iter()
-            .flat_map(|t| t.routes())
-            .filter_map(|r| r.nat_gateway_id())
+            .into_iter()
+            .flatten()
             .collect();
         assert_eq!(used.len(), 3, "three private tables, three NAT gateways");
-        assert!(used.iter().all(|id| nat_zone.contains_key(*id)));
+        assert!(used.iter().all(|id| nat_zone.contains_key(id)));
     });
     assert_eq!(project.plan_exit_code().code, 0);
     project.destroy().ok();

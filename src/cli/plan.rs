@@ -185,7 +185,7 @@ pub fn session(
 }
 
 /// The reporter of `progress` on stderr.
-pub fn reporter(global: &Global, progress: Progress) -> Box<dyn crate::exec::Reporter> {
+pub fn reporter(global: &Global, progress: Progress) -> Box<dyn crate::base::Reporter> {
     let terminal = std::io::stderr().is_terminal();
     progress::reporter(Style::for_stderr(global.no_color), terminal, progress)
 }

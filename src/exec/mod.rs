@@ -13,11 +13,10 @@
 //! A create records the object, marked `pending`, as soon as the cloud gives its id, and clears
 //! the mark once the object is ready: a run stopped during the wait leaves the mark, the next
 //! plan makes it an update, and the update resumes the wait before anything that needs the
-//! object starts.
+//! object starts. An update that waits (a version upgrade) is marked before its call the same
+//! way.
 
 mod refresh;
-mod reporter;
-mod retry;
 mod signal;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,17 +27,16 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
+use crate::base::{ErrorClass, Op, ProviderError, Reporter, RetryPolicy};
 use crate::graph::Dag;
-use crate::model::{canonical, resolve, Address, Attrs};
+use crate::model::{canonical, resolve, Address, Attrs, ResourceKind};
 use crate::plan::{Action, Change, Plan};
 use crate::providers::aws::Clients;
 use crate::providers::kube::KubeEnv;
-use crate::providers::{Ctx, ErrorClass, ProviderError, ResourceProvider};
+use crate::providers::{Ctx, ResourceProvider};
 use crate::state::{self, ResourceState, State, StateError, StateStore};
 
 pub use refresh::refresh;
-pub use reporter::{Op, Reporter, STILL_WAITING_EVERY};
-pub use retry::{RetryPolicy, NEW_OBJECT_BUDGET};
 pub use signal::interrupt;
 
 /// Finds the provider of a resource kind; the AWS one in production, an in-memory one in tests.
@@ -64,9 +62,21 @@ pub struct Env<'a> {
     pub reporter: &'a dyn Reporter,
     pub parallelism: usize,
     pub retry: RetryPolicy,
+    /// `[timeouts]` of the spec: how long a delete of a kind retries "still in use".
+    pub in_use: &'a BTreeMap<ResourceKind, Duration>,
 }
 
 impl Env<'_> {
+    /// The retry policy of a delete of `kind`: "still in use" retried for the spec's
+    /// `[timeouts]`, else the kind's own budget, else the default.
+    fn delete_retry(&self, kind: ResourceKind) -> RetryPolicy {
+        let budget = self.in_use.get(&kind).copied().or(kind.in_use_budget());
+        RetryPolicy {
+            budget: budget.unwrap_or(self.retry.budget),
+            ..self.retry
+        }
+    }
+
     pub fn ctx<'b>(&'b self, address: &'b Address) -> Ctx<'b> {
         Ctx {
             aws: self.clients,
@@ -398,7 +408,7 @@ async fn delete(
     }
     let provider = env.providers.get(prior.kind);
     let ctx = env.ctx(&change.address);
-    env.retry
+    env.delete_retry(prior.kind)
         .run(env.reporter, &change.address, || {
             provider.delete(&ctx, &prior.id, &prior.attrs)
         })
@@ -536,6 +546,17 @@ async fn update(
         until_ready(provider, &ctx, &prior.id, stopped).await?;
     }
     if !prior.pending || differs(&desired, &prior.attrs) {
+        if change.kind.typical_wait() > Duration::ZERO {
+            // An update that waits (a version upgrade: EKS takes up to an hour) is recorded
+            // pending first, like a create: the next run resumes the wait instead of asking
+            // for the update again, which AWS refuses while one is in progress.
+            commit(shared, store, |s| {
+                if let Some(r) = s.resources.get_mut(&change.address) {
+                    r.pending = true;
+                }
+            })
+            .await?;
+        }
         env.retry
             .run(env.reporter, &change.address, || {
                 provider.update(&ctx, &prior.id, &prior.attrs, &desired)
@@ -614,9 +635,6 @@ async fn read_back(
     })
     .await
 }
-
-/// How long to keep retrying an error that means "not yet", by default.
-pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(300);
 
 #[cfg(test)]
 mod tests;

@@ -12,11 +12,12 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::*;
+use crate::base::ErrorClass;
 use crate::graph::DesiredGraph;
 use crate::model::ResourceKind;
 use crate::plan::{diff, PlanOptions};
 use crate::providers::kube::KubeEnv;
-use crate::providers::{ErrorClass, ProviderResult};
+use crate::providers::ProviderResult;
 use crate::state::{LockGuard, LockInfo};
 
 const EXAMPLE: &str = include_str!("../../stacks/example.toml");
@@ -30,7 +31,7 @@ struct FakeCloud {
     next_id: AtomicUsize,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
-    /// Creates of these addresses fail for good.
+    /// Creates and updates of these addresses fail for good.
     fail: BTreeSet<String>,
     /// Creates of these addresses fail as "not yet" this many times first.
     not_yet: Mutex<BTreeMap<String, usize>>,
@@ -39,6 +40,10 @@ struct FakeCloud {
     /// Objects of these addresses take a while to be ready: `ready <address>` is logged when
     /// their wait ends.
     slow: BTreeSet<String>,
+    /// Deletes of these addresses answer `DependencyViolation` until the run has lasted this
+    /// long: what still uses the object (a deleted cluster's network interfaces) goes slowly.
+    in_use_for: BTreeMap<String, Duration>,
+    started: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl FakeCloud {
@@ -140,6 +145,11 @@ impl ResourceProvider for FakeProviders<'_> {
         _: &Attrs,
         desired: &Attrs,
     ) -> ProviderResult<()> {
+        if self.0.fail.contains(ctx.address.as_str()) {
+            return Err(ProviderError::fatal(
+                "UpdateClusterVersion: the run was stopped",
+            ));
+        }
         self.0.work(format!("update {}", ctx.address)).await;
         self.0
             .objects
@@ -150,6 +160,21 @@ impl ResourceProvider for FakeProviders<'_> {
     }
 
     async fn delete(&self, ctx: &Ctx<'_>, id: &str, _: &Attrs) -> ProviderResult<()> {
+        let started = *self
+            .0
+            .started
+            .lock()
+            .unwrap()
+            .get_or_insert_with(tokio::time::Instant::now);
+        if let Some(busy) = self.0.in_use_for.get(ctx.address.as_str()) {
+            if started.elapsed() < *busy {
+                return Err(ProviderError {
+                    class: ErrorClass::Propagating,
+                    code: Some("DependencyViolation".into()),
+                    message: "has dependencies and cannot be deleted".into(),
+                });
+            }
+        }
         self.0.work(format!("delete {}", ctx.address)).await;
         self.0.objects.lock().unwrap().remove(id);
         Ok(())
@@ -227,6 +252,18 @@ async fn run(
     state: State,
     parallelism: usize,
 ) -> Outcome {
+    run_with_timeouts(cloud, store, desired, state, parallelism, &BTreeMap::new()).await
+}
+
+/// `run`, with `in_use` as the spec's `[timeouts]`.
+async fn run_with_timeouts(
+    cloud: &FakeCloud,
+    store: &MemoryStore,
+    desired: &DesiredGraph,
+    state: State,
+    parallelism: usize,
+    in_use: &BTreeMap<ResourceKind, Duration>,
+) -> Outcome {
     let plan = diff(desired, &state, &BTreeSet::new(), &PlanOptions::default()).unwrap();
     let clients = offline_clients();
     let providers = FakeProviders(cloud);
@@ -243,6 +280,7 @@ async fn run(
             max_delay: Duration::from_millis(5),
             budget: Duration::from_secs(5),
         },
+        in_use,
     };
     apply(&plan, state, store, &env).await
 }
@@ -358,6 +396,87 @@ async fn destroy_deletes_dependents_first_and_empties_the_state() {
         "route_table.public",
     );
     before("subnet.public.us-west-2b", "vpc");
+}
+
+/// Models the subnets of a deleted cluster: AWS answers `DependencyViolation` for minutes,
+/// until the network interfaces of its load balancers and pods are gone. A subnet's delete
+/// outlasts the default budget for "not yet" (5 s here) on its own budget (20 min); the spec's
+/// `[timeouts]` shortens it; a kind without a budget of its own keeps the default. (Real time:
+/// about 12 s.)
+#[tokio::test]
+async fn a_delete_retries_still_in_use_for_its_kinds_budget() {
+    let destroy = |busy: &str, in_use: BTreeMap<ResourceKind, Duration>| {
+        let busy = busy.to_string();
+        async move {
+            let cloud = FakeCloud::default();
+            let store = MemoryStore::default();
+            let built = run(&cloud, &store, &graph(EXAMPLE), State::new("mlops"), 10).await;
+            let cloud = FakeCloud {
+                objects: Mutex::new(cloud.objects.lock().unwrap().clone()),
+                in_use_for: BTreeMap::from([(busy, Duration::from_secs(6))]),
+                ..FakeCloud::default()
+            };
+            let nothing = DesiredGraph::from_resources(Vec::new()).unwrap();
+            run_with_timeouts(&cloud, &store, &nothing, built.state, 10, &in_use).await
+        }
+    };
+    let subnet = "subnet.private.us-west-2a";
+    let outcome = destroy(subnet, BTreeMap::new()).await;
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    assert!(outcome.state.resources.is_empty());
+
+    let short = BTreeMap::from([(ResourceKind::Subnet, Duration::from_secs(1))]);
+    let outcome = destroy(subnet, short).await;
+    assert_eq!(outcome.errors.len(), 1, "{:?}", outcome.errors);
+    assert_eq!(outcome.errors[0].address.as_str(), subnet);
+    assert!(outcome.state.resources.contains_key(&Address::new(subnet)));
+
+    let outcome = destroy("route_table.public", BTreeMap::new()).await;
+    assert_eq!(outcome.errors.len(), 1, "{:?}", outcome.errors);
+    assert_eq!(outcome.errors[0].address.as_str(), "route_table.public");
+}
+
+/// Models a run stopped during a cluster's version upgrade, which EKS runs for up to an hour
+/// and refuses to start again while it runs: the state marks the cluster `pending` before the
+/// update call, so the next plan resumes the wait; a finished update clears the mark.
+#[tokio::test]
+async fn an_update_that_waits_is_recorded_pending_until_it_is_done() {
+    let cloud = FakeCloud::default();
+    let store = MemoryStore::default();
+    let built = run(&cloud, &store, &graph(EXAMPLE), State::new("mlops"), 10).await;
+    let upgraded = graph(&EXAMPLE.replace("version = \"1.33\"", "version = \"1.34\""));
+    let stopped = FakeCloud {
+        objects: Mutex::new(cloud.objects.lock().unwrap().clone()),
+        fail: BTreeSet::from(["eks_cluster".to_string()]),
+        ..FakeCloud::default()
+    };
+    let outcome = run(&stopped, &store, &upgraded, built.state, 10).await;
+    assert_eq!(outcome.errors.len(), 1, "{:?}", outcome.errors);
+    let cluster = Address::new("eks_cluster");
+    assert!(outcome.state.resources[&cluster].pending);
+    assert!(store.load().await.unwrap().unwrap().resources[&cluster].pending);
+    let plan = diff(
+        &upgraded,
+        &outcome.state,
+        &BTreeSet::new(),
+        &PlanOptions::default(),
+    )
+    .unwrap();
+    let change = plan.changes.iter().find(|c| c.address == cluster).unwrap();
+    assert_eq!(change.action, Action::Update);
+    assert!(
+        change
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("resume the wait until it is ready"),
+        "{:?}",
+        change.reason
+    );
+
+    let finished = run(&cloud, &store, &upgraded, outcome.state, 10).await;
+    assert!(finished.errors.is_empty(), "{:?}", finished.errors);
+    assert!(finished.state.resources.values().all(|r| !r.pending));
 }
 
 /// AWS makes an EKS control plane from its subnets and its role with the role's policies, not

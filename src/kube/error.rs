@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::addons::AddonError;
-use crate::providers::{code_hint, ErrorClass, ProviderError};
+use crate::base::{code_hint, ErrorClass, ProviderError};
 
 use super::manifest::ManifestError;
 

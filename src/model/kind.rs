@@ -240,6 +240,21 @@ impl ResourceKind {
         Duration::from_secs_f64(minutes * 60.0)
     }
 
+    /// How long a delete of this kind keeps retrying while AWS answers that the object is still
+    /// in use (`DependencyViolation`, `ResourceInUseException`), when it is longer than the
+    /// executor's default for "not yet" errors: a subnet, an internet gateway or a VPC stays busy
+    /// while the network interfaces of a deleted cluster's load balancers and pods linger (up to
+    /// 20 minutes, and 45 for Lambda's), and EKS refuses a cluster's delete while an update of it
+    /// runs (up to an hour for a version update). `[timeouts]` in the spec overrides it.
+    pub fn in_use_budget(self) -> Option<Duration> {
+        let minutes = match self {
+            ResourceKind::Subnet | ResourceKind::InternetGateway | ResourceKind::Vpc => 20,
+            ResourceKind::EksCluster => 60,
+            _ => return None,
+        };
+        Some(Duration::from_secs(minutes * 60))
+    }
+
     /// Whether a replacement under a new name may be made before the old object is deleted: the
     /// two coexist for a while, and nothing goes down in between. A node group's name carries a
     /// digest of what forces its replacement, so a new one has a new name (graph/build.rs).

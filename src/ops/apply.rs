@@ -53,7 +53,7 @@ pub async fn apply(
         // Recorded before any other change: what follows already uses the new addresses.
         save(stack, &mut state).await?;
     }
-    let env = session.env(&stack.spec.stack.name).await;
+    let env = session.env(&stack.spec).await;
     let outcome: Outcome = exec::apply(plan, state, stack.store.as_ref(), &env).await;
     if let Some(error) = outcome.save_error {
         return Err(error.into());

@@ -7,10 +7,11 @@
 use serde_json::{json, Value};
 
 use super::Stack;
-use crate::exec::Reporter;
+use crate::base::ProviderError;
+use crate::base::Reporter;
 use crate::model::{Address, Attrs, ResourceKind};
 use crate::providers::aws::{provider_for, Clients, Settings};
-use crate::providers::{Ctx, ProviderError};
+use crate::providers::Ctx;
 use crate::spec::{S3StateSpec, StateSpec};
 use crate::state::StateError;
 use crate::{Error, Result};

@@ -40,7 +40,7 @@ pub async fn import(stack: &Stack, address: &Address, id: &str, session: &Sessio
         Some(Value::Object(attrs)) => attrs,
         _ => resource.attrs.clone(),
     };
-    let env = session.env(&stack.spec.stack.name).await;
+    let env = session.env(&stack.spec).await;
     let provider = env.providers.get(resource.kind);
     let ctx = env.ctx(address);
     let live = provider
@@ -48,7 +48,7 @@ pub async fn import(stack: &Stack, address: &Address, id: &str, session: &Sessio
         .await
         .map_err(|error| crate::exec::ExecError {
             address: address.clone(),
-            op: crate::exec::Op::Read,
+            op: crate::base::Op::Read,
             error,
         })?
         .ok_or_else(|| {

@@ -16,7 +16,8 @@ use std::sync::Arc;
 use tokio::sync::OnceCell;
 
 use crate::addons::{self, AddonError, ManifestSource};
-use crate::exec::{self, Env, LiveProviders, Reporter, RetryPolicy};
+use crate::base::{Reporter, RetryPolicy};
+use crate::exec::{self, Env, LiveProviders};
 use crate::graph::DesiredGraph;
 use crate::kube::manifest::{Object, ObjectRef};
 use crate::kube::{Cluster, KubeError};
@@ -156,16 +157,17 @@ impl Session {
             .await
     }
 
-    /// The executor's environment for `stack`.
-    pub async fn env<'a>(&'a self, stack: &'a str) -> Env<'a> {
+    /// The executor's environment for the stack of `spec`.
+    pub async fn env<'a>(&'a self, spec: &'a Spec) -> Env<'a> {
         Env {
             providers: &LiveProviders,
             clients: self.clients().await,
             kube: &self.kube,
-            stack,
+            stack: &spec.stack.name,
             reporter: self.reporter.as_ref(),
             parallelism: self.parallelism,
             retry: RetryPolicy::default(),
+            in_use: &spec.timeouts,
         }
     }
 }
@@ -257,7 +259,7 @@ pub async fn plan(
     let mut state = stored.clone();
     let mut gone = BTreeSet::new();
     if request.refresh && !state.resources.is_empty() {
-        let env = session.env(&stack.spec.stack.name).await;
+        let env = session.env(&stack.spec).await;
         (state, gone) = exec::refresh(state, &env).await?;
     }
     if request.refresh_only {
@@ -495,7 +497,7 @@ async fn connect(
     cluster_name: Option<serde_json::Value>,
     doing: &str,
 ) -> Result<Option<Arc<Cluster>>> {
-    let env = session.env(&stack.spec.stack.name).await;
+    let env = session.env(&stack.spec).await;
     let address = Address::new("addon");
     let mut attrs = crate::model::Attrs::new();
     if let Some(name) = cluster_name {

@@ -162,7 +162,7 @@ pub async fn status(stack: &Stack, session: &Session) -> Result<Status> {
 
 /// The node groups of the state, each described by EKS now (all at once).
 async fn node_groups(stack: &Stack, session: &Session, state: &State) -> Result<Vec<NodeGroup>> {
-    let env = session.env(&stack.spec.stack.name).await;
+    let env = session.env(&stack.spec).await;
     let env = &env;
     let reads = state
         .resources

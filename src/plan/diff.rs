@@ -325,7 +325,7 @@ fn resumed_wait(prior: &ResourceState) -> String {
         .and_then(Value::as_str)
         .map(|s| format!(" ({s})"))
         .unwrap_or_default();
-    format!("resume the wait until it is ready{status}: the run that created it stopped first")
+    format!("resume the wait until it is ready{status}: the run that created or changed it stopped first")
 }
 
 /// What an update waits for, as the plan says it: the resources it needs that change in the

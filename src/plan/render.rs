@@ -109,7 +109,7 @@ fn render_change(out: &mut String, plan: &Plan, change: &Change, style: Style) {
     let _ = writeln!(
         out,
         "{} {} {{",
-        style.action(action, &format!("{:>3}", change.symbol())),
+        painted(style, action, &format!("{:>3}", change.symbol())),
         change.address
     );
     let shown: Vec<&AttrChange> = match action {
@@ -151,7 +151,7 @@ fn render_attr(out: &mut String, attr: &AttrChange, width: usize, style: Style) 
             let _ = writeln!(
                 out,
                 "{indent}{} {name} = {}{forces}",
-                style.action(Action::Create, "+"),
+                painted(style, Action::Create, "+"),
                 plan_value(after, indent, "+", style)
             );
         }
@@ -159,7 +159,7 @@ fn render_attr(out: &mut String, attr: &AttrChange, width: usize, style: Style) 
             let _ = writeln!(
                 out,
                 "{indent}{} {name} = {}",
-                style.action(Action::Delete, "-"),
+                painted(style, Action::Delete, "-"),
                 value(before, indent, "-", style)
             );
         }
@@ -167,7 +167,7 @@ fn render_attr(out: &mut String, attr: &AttrChange, width: usize, style: Style) 
             let _ = writeln!(
                 out,
                 "{indent}{} {name} = {{{forces}",
-                style.action(Action::Update, "~")
+                painted(style, Action::Update, "~")
             );
             map_diff(out, before, after, &format!("{indent}    "), style);
             let _ = writeln!(out, "{indent}  }}");
@@ -176,7 +176,7 @@ fn render_attr(out: &mut String, attr: &AttrChange, width: usize, style: Style) 
             let _ = writeln!(
                 out,
                 "{indent}{} {name} = {} -> {}{forces}",
-                style.action(Action::Update, "~"),
+                painted(style, Action::Update, "~"),
                 value(before, indent, " ", style),
                 plan_value(after, indent, " ", style)
             );
@@ -205,7 +205,7 @@ fn render_inventory(out: &mut String, attr: &AttrChange, width: usize, style: St
             let _ = writeln!(
                 out,
                 "{indent}{} {name} = (known after apply)",
-                style.action(Action::Create, "+")
+                painted(style, Action::Create, "+")
             );
             return;
         }
@@ -236,14 +236,14 @@ fn render_inventory(out: &mut String, attr: &AttrChange, width: usize, style: St
     let _ = writeln!(
         out,
         "{indent}{} {name} = {line}",
-        style.action(action, sign)
+        painted(style, action, sign)
     );
     if action != Action::Update {
         return;
     }
     let listed = |out: &mut String, keys: Vec<&String>, sign: &str, action: Action| {
         for key in keys.iter().take(LISTED_OBJECTS) {
-            let _ = writeln!(out, "{indent}    {} {key}", style.action(action, sign));
+            let _ = writeln!(out, "{indent}    {} {key}", painted(style, action, sign));
         }
         if keys.len() > LISTED_OBJECTS {
             let _ = writeln!(
@@ -291,7 +291,7 @@ fn map_diff(
                 let _ = writeln!(
                     out,
                     "{indent}{} {k} = {{",
-                    style.action(Action::Update, "~")
+                    painted(style, Action::Update, "~")
                 );
                 map_diff(out, b, a, &format!("{indent}    "), style);
                 let _ = writeln!(out, "{indent}  }}");
@@ -300,7 +300,7 @@ fn map_diff(
                 let _ = writeln!(
                     out,
                     "{indent}{} {k} = {} -> {}",
-                    style.action(Action::Update, "~"),
+                    painted(style, Action::Update, "~"),
                     value(b, indent, " ", style),
                     value(a, indent, " ", style)
                 );
@@ -309,7 +309,7 @@ fn map_diff(
                 let _ = writeln!(
                     out,
                     "{indent}{} {k} = {}",
-                    style.action(Action::Create, "+"),
+                    painted(style, Action::Create, "+"),
                     value(a, indent, "+", style)
                 );
             }
@@ -317,7 +317,7 @@ fn map_diff(
                 let _ = writeln!(
                     out,
                     "{indent}{} {k} = {}",
-                    style.action(Action::Delete, "-"),
+                    painted(style, Action::Delete, "-"),
                     value(b, indent, "-", style)
                 );
             }
@@ -352,8 +352,8 @@ fn value(v: &Value, indent: &str, sign: &str, style: Style) -> String {
             let mut s = String::from("{\n");
             for (k, item) in &map {
                 let mark = match sign {
-                    "+" => style.action(Action::Create, "+"),
-                    "-" => style.action(Action::Delete, "-"),
+                    "+" => painted(style, Action::Create, "+"),
+                    "-" => painted(style, Action::Delete, "-"),
                     _ => " ".to_string(),
                 };
                 let _ = writeln!(
@@ -379,4 +379,14 @@ fn value(v: &Value, indent: &str, sign: &str, style: Style) -> String {
 
 fn quote(s: &str) -> String {
     Value::String(s.to_string()).to_string()
+}
+
+/// `text` in the colour of `action` (its symbol, its line).
+fn painted(style: Style, action: Action, text: &str) -> String {
+    match action {
+        Action::Create => style.green(text),
+        Action::Update => style.yellow(text),
+        Action::Delete | Action::Replace => style.red(text),
+        Action::NoOp => text.to_string(),
+    }
 }

@@ -450,7 +450,7 @@ fn a_pending_object_is_an_update_that_resumes_its_wait() {
     let change = &plan.changes[position(&plan, "eks_cluster")];
     assert_eq!(
         change.reason.as_deref(),
-        Some("resume the wait until it is ready (CREATING): the run that created it stopped first")
+        Some("resume the wait until it is ready (CREATING): the run that created or changed it stopped first")
     );
     assert!(!change.protected);
     assert_eq!(plan.summary().change, 1);

@@ -8,15 +8,12 @@
 //! plus computed ones such as ARNs), `update`, `delete` (returns once the object is gone).
 
 pub mod aws;
-mod error;
 pub mod kube;
 
 use async_trait::async_trait;
 
-use crate::exec::Reporter;
+use crate::base::{ProviderError, Reporter};
 use crate::model::{Address, Attrs, ResourceKind};
-
-pub use error::{code_hint, ErrorClass, ProviderError};
 
 /// What a provider call needs besides its arguments.
 pub struct Ctx<'a> {

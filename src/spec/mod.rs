@@ -45,6 +45,10 @@ pub struct Spec {
     pub workloads: Vec<Workload>,
     /// `[[moved]]`: addresses renamed in the spec, in the order written.
     pub moved: Vec<MovedSpec>,
+    /// `[timeouts]`: per resource kind, how long its delete keeps retrying while AWS answers
+    /// that the object is still in use; the kinds not named keep their own budget
+    /// (`ResourceKind::in_use_budget`).
+    pub timeouts: BTreeMap<crate::model::ResourceKind, std::time::Duration>,
 }
 
 /// One `[[moved]]` entry: the object at `from` in the state is the resource `to` of the spec.

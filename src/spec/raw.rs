@@ -29,6 +29,8 @@ pub struct RawSpec {
     /// `[[moved]]`: addresses renamed in the spec, whose objects keep their state.
     #[serde(default)]
     pub moved: Vec<S<RawMoved>>,
+    /// `[timeouts]`: per resource kind, how long its delete retries "still in use".
+    pub timeouts: Option<S<BTreeMap<String, S<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]

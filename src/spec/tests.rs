@@ -712,3 +712,50 @@ fn a_local_state_path_is_relative_to_the_stack_file() {
         }
     );
 }
+
+/// `[timeouts]` names kinds of AWS objects and durations; a wrong kind, a wrong duration or zero
+/// is refused at its line.
+#[test]
+fn timeouts_override_the_in_use_budget_of_a_kind() {
+    use crate::model::ResourceKind;
+    let text = format!("{EXAMPLE}\n[timeouts]\nsubnet = \"45m\"\neks_cluster = \"2h\"\n");
+    let spec = parse(Path::new("stacks/example.toml"), text).unwrap();
+    assert_eq!(
+        spec.timeouts,
+        BTreeMap::from([
+            (
+                ResourceKind::Subnet,
+                std::time::Duration::from_secs(45 * 60)
+            ),
+            (
+                ResourceKind::EksCluster,
+                std::time::Duration::from_secs(2 * 3600)
+            ),
+        ])
+    );
+    assert!(parse(Path::new("stacks/example.toml"), EXAMPLE.to_string())
+        .unwrap()
+        .timeouts
+        .is_empty());
+
+    let wrong_kind = format!("{EXAMPLE}\n[timeouts]\nsubnets = \"45m\"\n");
+    assert_one(
+        &wrong_kind,
+        "`subnets` is not a kind of AWS object",
+        "subnets = \"45m\"",
+    );
+    let not_aws = format!("{EXAMPLE}\n[timeouts]\naddon = \"45m\"\n");
+    assert_one(
+        &not_aws,
+        "`addon` is not a kind of AWS object",
+        "addon = \"45m\"",
+    );
+    let wrong_duration = format!("{EXAMPLE}\n[timeouts]\nvpc = \"forty\"\n");
+    assert_one(
+        &wrong_duration,
+        "`forty` is not a duration",
+        "vpc = \"forty\"",
+    );
+    let zero = format!("{EXAMPLE}\n[timeouts]\nvpc = \"0s\"\n");
+    assert_one(&zero, "`[timeouts] vpc` is zero", "vpc = \"0s\"");
+}

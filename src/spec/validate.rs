@@ -134,6 +134,7 @@ pub(super) fn validate(
     let addons = addons(&mut p, raw.addons.as_ref(), &eks.version);
     node_ami::check_device_plugin(&mut p, raw.eks.get_ref(), &eks.node_groups, addons.enabled);
     let moved = moved(&mut p, &raw.moved, source);
+    let timeouts = timeouts(&mut p, raw.timeouts.as_ref());
 
     if !p.0.is_empty() {
         p.0.sort_by_key(|d| d.span.as_ref().map_or(0, |s| s.start));
@@ -153,6 +154,7 @@ pub(super) fn validate(
         addons,
         workloads: Vec::new(),
         moved,
+        timeouts,
     })
 }
 
@@ -296,9 +298,9 @@ fn s3_state(
         None => stack.region.clone(),
     };
     let lock_lease = match &raw.lock_lease {
-        Some(lease) => match humantime::parse_duration(lease.get_ref()) {
-            Ok(d) if d >= MIN_LOCK_LEASE => d,
-            Ok(_) => {
+        Some(lease) => match duration(p, lease) {
+            Some(d) if d >= MIN_LOCK_LEASE => d,
+            Some(_) => {
                 p.hint(
                     lease.span(),
                     format!("the lock lease `{}` is too short", lease.get_ref()),
@@ -306,14 +308,7 @@ fn s3_state(
                 );
                 MIN_LOCK_LEASE
             }
-            Err(_) => {
-                p.hint(
-                    lease.span(),
-                    format!("`{}` is not a duration", lease.get_ref()),
-                    "write it as `5m`, `90s` or `1h`",
-                );
-                DEFAULT_LOCK_LEASE
-            }
+            None => DEFAULT_LOCK_LEASE,
         },
         None => DEFAULT_LOCK_LEASE,
     };
@@ -332,6 +327,69 @@ fn s3_state(
 }
 
 /// A lock not renewed for this long is stale.
+/// A duration written as `5m`, `90s` or `1h`; `None` (with the problem noted) otherwise.
+fn duration(p: &mut Problems, value: &S<String>) -> Option<std::time::Duration> {
+    let parsed = humantime::parse_duration(value.get_ref()).ok();
+    if parsed.is_none() {
+        p.hint(
+            value.span(),
+            format!("`{}` is not a duration", value.get_ref()),
+            "write it as `5m`, `90s` or `1h`",
+        );
+    }
+    parsed
+}
+
+/// `[timeouts]`: `<kind> = "<duration>"`, for the kinds of AWS objects (a delete of the
+/// cluster's add-ons and objects never meets "in use").
+fn timeouts(
+    p: &mut Problems,
+    raw: Option<&S<BTreeMap<String, S<String>>>>,
+) -> BTreeMap<ResourceKind, std::time::Duration> {
+    let aws_kinds = || {
+        ResourceKind::ALL.into_iter().filter(|k| {
+            !matches!(
+                k,
+                ResourceKind::Addon | ResourceKind::KubeObject | ResourceKind::ClusterCleanup
+            )
+        })
+    };
+    let mut timeouts = BTreeMap::new();
+    for (key, value) in raw.map(|t| t.get_ref()).into_iter().flatten() {
+        let Some(kind) = aws_kinds().find(|k| k.name() == key) else {
+            let hint =
+                match crate::ui::diagnostic::closest(key, aws_kinds().map(ResourceKind::name)) {
+                    Some(close) => format!("did you mean `{close}`?"),
+                    None => format!(
+                        "a key is the kind of an AWS object: {}",
+                        aws_kinds()
+                            .map(ResourceKind::name)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
+            p.hint(
+                value.span(),
+                format!("`[timeouts] {key}`: `{key}` is not a kind of AWS object"),
+                hint,
+            );
+            continue;
+        };
+        match duration(p, value) {
+            Some(d) if d.is_zero() => p.hint(
+                value.span(),
+                format!("`[timeouts] {key}` is zero"),
+                "a delete then never waits for what still uses the object; give at least `1s`",
+            ),
+            Some(d) => {
+                timeouts.insert(kind, d);
+            }
+            None => {}
+        }
+    }
+    timeouts
+}
+
 const DEFAULT_LOCK_LEASE: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Default encryptions S3 offers, for model buckets and the state bucket.

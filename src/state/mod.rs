@@ -19,8 +19,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::base::ProviderError;
 use crate::model::{Address, Attrs, ResourceKind};
-use crate::providers::ProviderError;
 
 pub use format::{parse, FORMAT_VERSION};
 pub use local::LocalStore;

@@ -24,8 +24,8 @@ use tokio::task::AbortHandle;
 use super::format::{parse, to_bytes};
 use super::lock::{LockGuard, LockInfo};
 use super::{State, StateError, StateStore};
+use crate::base::ProviderError;
 use crate::providers::aws::{classify, Settings};
-use crate::providers::ProviderError;
 
 /// Where the state object lives.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,8 +7,6 @@ pub mod progress;
 
 use std::io::IsTerminal;
 
-use crate::plan::Action;
-
 /// Rows as aligned columns (the first row is the header): text left, and the columns that
 /// `right` names right-aligned (numbers).
 pub fn table<R: AsRef<[String]>>(rows: &[R], right: &[usize]) -> String {
@@ -88,16 +86,6 @@ impl Style {
 
     pub fn yellow(self, text: &str) -> String {
         self.paint("33", text)
-    }
-
-    /// The colour of an action's symbol.
-    pub fn action(self, action: Action, text: &str) -> String {
-        match action {
-            Action::Create => self.green(text),
-            Action::Update => self.yellow(text),
-            Action::Delete | Action::Replace => self.red(text),
-            Action::NoOp => text.to_string(),
-        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::Style;
-use crate::exec::{Op, Reporter};
+use crate::base::{Op, Reporter};
 use crate::model::Address;
 
 /// How a command shows progress.

@@ -227,3 +227,51 @@ pub fn reference_inventory() -> BTreeMap<&'static str, usize> {
 pub fn nothing_left() -> BTreeMap<&'static str, usize> {
     reference_inventory().into_keys().map(|k| (k, 0)).collect()
 }
+
+/// The stack's NAT gateways that are `available`, as (id, subnet id).
+pub async fn available_nat_gateways(aws: &Aws, stack: &str) -> Vec<(String, String)> {
+    let out = aws
+        .ec2
+        .describe_nat_gateways()
+        .filter(stack_filter(stack))
+        .send()
+        .await
+        .unwrap();
+    out.nat_gateways()
+        .iter()
+        .filter(|n| n.state().is_some_and(|s| s.as_str() == "available"))
+        .map(|n| {
+            (
+                n.nat_gateway_id().unwrap().to_string(),
+                n.subnet_id().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Where the default route (`0.0.0.0/0`) of each of the stack's private route tables goes: the
+/// NAT gateway's id, or `None` for a default route through something else.
+pub async fn private_default_routes(aws: &Aws, stack: &str) -> Vec<Option<String>> {
+    let tables = aws
+        .ec2
+        .describe_route_tables()
+        .filters(stack_filter(stack))
+        .send()
+        .await
+        .unwrap();
+    tables
+        .route_tables()
+        .iter()
+        .filter(|t| {
+            t.tags().iter().any(|tag| {
+                tag.key() == Some("mlops:address")
+                    && tag
+                        .value()
+                        .is_some_and(|v| v.starts_with("route_table.private."))
+            })
+        })
+        .flat_map(|t| t.routes())
+        .filter(|r| r.destination_cidr_block() == Some("0.0.0.0/0"))
+        .map(|r| r.nat_gateway_id().map(str::to_string))
+        .collect()
+}

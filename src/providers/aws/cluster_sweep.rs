@@ -38,9 +38,10 @@ use aws_sdk_ec2::types::{Filter, IpPermission, SecurityGroup, UserIdGroupPair};
 
 use super::vpc_endpoint::VpcEndpoint;
 use super::{classify, gone_is_fine, wait_for};
-use crate::exec::RetryPolicy;
+use crate::base::ProviderError;
+use crate::base::RetryPolicy;
 use crate::model::Attrs;
-use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
+use crate::providers::{Ctx, ProviderResult, ResourceProvider};
 
 /// The AWS Load Balancer Controller's tag; its value is the cluster name.
 const LBC_TAG: &str = "elbv2.k8s.aws/cluster";
@@ -543,10 +544,10 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::exec::{Op, Reporter};
+    use crate::base::ErrorClass;
+    use crate::base::{Op, Reporter};
     use crate::model::Address;
     use crate::providers::aws::Clients;
-    use crate::providers::ErrorClass;
 
     #[derive(Default)]
     struct Recorder {

@@ -9,8 +9,9 @@ use super::{
     adopt_on_conflict, bool_attr, classify, gone_as_none, gone_is_fine, on_new, str_attr,
     sync_tags_with, tagged_by_stack, tags_of, tags_value,
 };
+use crate::base::ProviderError;
 use crate::model::{Attrs, ResourceKind};
-use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
+use crate::providers::{Ctx, ProviderResult, ResourceProvider};
 
 pub struct EcrRepository;
 
@@ -73,7 +74,7 @@ async fn put_lifecycle(ctx: &Ctx<'_>, name: &str, keep: Option<i64>) -> Provider
                 .map_err(|e| match e.code.as_deref() {
                     // No policy to delete is what we want.
                     Some("LifecyclePolicyNotFoundException") => ProviderError {
-                        class: crate::providers::ErrorClass::NotFound,
+                        class: crate::base::ErrorClass::NotFound,
                         ..e
                     },
                     _ => e,

@@ -11,8 +11,9 @@ use serde_json::{json, Value};
 
 use super::eks_cluster::{managed_by, sync_tags, tags_attr};
 use super::{adopt_on_conflict, classify, gone_as_none, gone_is_fine, on_new, str_attr, tags_of};
+use crate::base::ProviderError;
 use crate::model::{Attrs, ResourceKind};
-use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
+use crate::providers::{Ctx, ProviderResult, ResourceProvider};
 
 pub struct EksAccessEntry;
 

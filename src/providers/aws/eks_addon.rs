@@ -13,8 +13,9 @@ use serde_json::{json, Value};
 use super::eks_cluster::{managed_by, sync_tags, tags_attr};
 use super::eks_update::{self, Of};
 use super::{classify, gone_as_none, gone_is_fine, split_compound_id, str_attr, tags_of, wait_for};
+use crate::base::ProviderError;
 use crate::model::{Attrs, ResourceKind};
-use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
+use crate::providers::{Ctx, ProviderResult, ResourceProvider};
 
 pub struct EksAddon;
 

@@ -18,8 +18,9 @@ use super::{
     health_phrase, in_prior_order, str_attr, string_values, strings_attr, sync_tags_with, tags_of,
     tags_value, wait_for,
 };
+use crate::base::ProviderError;
 use crate::model::{Attrs, ResourceKind};
-use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
+use crate::providers::{Ctx, ProviderResult, ResourceProvider};
 
 pub struct EksCluster;
 

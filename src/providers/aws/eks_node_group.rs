@@ -16,9 +16,10 @@ use super::{adopt_on_conflict, health_phrase, in_prior_order, split_compound_id,
 use super::{
     classify, gone_as_none, gone_is_fine, str_attr, strings_attr, tag_changes, tags_of, wait_for,
 };
+use crate::base::ProviderError;
 use crate::model::device_plugin::{DevicePlugin, ATTR as DEVICE_PLUGIN_ATTR};
 use crate::model::{Attrs, ResourceKind};
-use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
+use crate::providers::{Ctx, ProviderResult, ResourceProvider};
 
 pub struct EksNodeGroup;
 

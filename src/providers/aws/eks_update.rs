@@ -7,7 +7,8 @@ use std::time::Duration;
 use aws_sdk_eks::types::UpdateStatus;
 
 use super::{classify, wait_for};
-use crate::providers::{Ctx, ProviderError, ProviderResult};
+use crate::base::ProviderError;
+use crate::providers::{Ctx, ProviderResult};
 
 /// What of a cluster an update changes.
 #[derive(Clone, Copy)]

@@ -5,7 +5,8 @@ use aws_sdk_iam::types::Tag;
 use serde_json::Value;
 
 use super::{classify, tags_value};
-use crate::providers::{ProviderError, ProviderResult};
+use crate::base::ProviderError;
+use crate::providers::ProviderResult;
 
 /// Tags as IAM takes them.
 pub fn to_iam_tags(tags: impl IntoIterator<Item = (String, String)>) -> ProviderResult<Vec<Tag>> {

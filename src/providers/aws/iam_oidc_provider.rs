@@ -10,8 +10,9 @@ use super::{adopt_on_conflict, in_prior_order, string_values};
 use super::{
     classify, gone_as_none, gone_is_fine, str_attr, strings_attr, sync_tags_with, tags_of,
 };
+use crate::base::ProviderError;
 use crate::model::{Attrs, ResourceKind};
-use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
+use crate::providers::{Ctx, ProviderResult, ResourceProvider};
 
 pub struct IamOidcProvider;
 

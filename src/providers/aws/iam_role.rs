@@ -12,8 +12,9 @@ use super::iam::{attached_policy_arns, managed_by, tags_attr, to_iam_tags};
 use super::{
     adopt_on_conflict, classify, gone_as_none, gone_is_fine, str_attr, sync_tags_with, tags_of,
 };
+use crate::base::ProviderError;
 use crate::model::{Attrs, ResourceKind};
-use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
+use crate::providers::{Ctx, ProviderResult, ResourceProvider};
 
 pub struct IamRole;
 

@@ -8,8 +8,9 @@ use serde_json::{json, Value};
 
 use super::iam_role::percent_decode;
 use super::{classify, gone_as_none, gone_is_fine, split_compound_id, str_attr};
+use crate::base::ProviderError;
 use crate::model::{Attrs, ResourceKind};
-use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
+use crate::providers::{Ctx, ProviderResult, ResourceProvider};
 
 pub struct IamRolePolicy;
 

@@ -8,8 +8,9 @@ use aws_sdk_kms::types::{KeyMetadata, KeyState, Tag};
 use serde_json::{json, Value};
 
 use super::{bool_attr, classify, gone_as_none, gone_is_fine, str_attr, sync_tags_with, tags_of};
+use crate::base::ProviderError;
 use crate::model::{Attrs, ResourceKind};
-use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
+use crate::providers::{Ctx, ProviderResult, ResourceProvider};
 
 pub struct KmsKey;
 

@@ -6,7 +6,7 @@ use aws_sdk_eks::operation::describe_update::DescribeUpdateOutput;
 use aws_sdk_eks::types::{Update, UpdateStatus};
 use aws_smithy_mocks::{mock_client, Rule, RuleMode};
 
-use crate::exec::{Op, Reporter};
+use crate::base::{Op, Reporter};
 use crate::model::Address;
 use crate::providers::aws::Clients;
 use crate::providers::Ctx;

@@ -42,8 +42,9 @@ use aws_smithy_runtime_api::http::Response as HttpResponse;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde_json::{json, Value};
 
-use super::{ErrorClass, ProviderError, ResourceProvider};
-use crate::exec::{RetryPolicy, NEW_OBJECT_BUDGET, STILL_WAITING_EVERY};
+use super::ResourceProvider;
+use crate::base::{ErrorClass, ProviderError};
+use crate::base::{RetryPolicy, NEW_OBJECT_BUDGET, STILL_WAITING_EVERY};
 use crate::model::{Attrs, ResourceKind};
 
 pub use cap::RequestCap;
@@ -657,7 +658,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::exec::{Op, Reporter};
+    use crate::base::{Op, Reporter};
     use crate::model::Address;
     use crate::providers::Ctx;
 

@@ -11,8 +11,9 @@ use serde_json::json;
 
 use super::ec2::{is_owned, owned_by, sync_tags, tag_spec, tags_attr};
 use super::{classify, gone_as_none, gone_is_fine, str_attr, wait_for};
+use crate::base::{ErrorClass, ProviderError};
 use crate::model::{Attrs, ResourceKind};
-use crate::providers::{Ctx, ErrorClass, ProviderError, ProviderResult, ResourceProvider};
+use crate::providers::{Ctx, ProviderResult, ResourceProvider};
 
 pub struct NatGateway;
 

@@ -8,8 +8,9 @@ use serde_json::json;
 
 use super::ec2::{owned_by, route_table, sync_tags, tag_spec, tags_attr};
 use super::{classify, gone_is_fine, str_attr};
+use crate::base::ProviderError;
 use crate::model::{Attrs, ResourceKind};
-use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
+use crate::providers::{Ctx, ProviderResult, ResourceProvider};
 
 pub struct RouteTable;
 

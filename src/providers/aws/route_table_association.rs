@@ -8,8 +8,9 @@ use serde_json::json;
 
 use super::ec2::route_table;
 use super::{adopt_on_conflict, classify, gone_is_fine, str_attr};
+use crate::base::ProviderError;
 use crate::model::{Attrs, ResourceKind};
-use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
+use crate::providers::{Ctx, ProviderResult, ResourceProvider};
 
 pub struct RouteTableAssociation;
 

@@ -15,8 +15,9 @@ use super::{
     adopt_on_conflict, bool_attr, classify, gone_as_none, gone_is_fine, on_new, str_attr,
     tagged_by_stack, tags_of, tags_value,
 };
+use crate::base::ProviderError;
 use crate::model::{Attrs, Partition, ResourceKind};
-use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
+use crate::providers::{Ctx, ProviderResult, ResourceProvider};
 
 pub struct S3Bucket;
 
@@ -195,7 +196,7 @@ async fn empty(ctx: &Ctx<'_>, bucket: &str) -> ProviderResult<()> {
             .map_err(classify)?;
         if let Some(err) = out.errors().first() {
             return Err(ProviderError {
-                class: crate::providers::ErrorClass::Fatal,
+                class: crate::base::ErrorClass::Fatal,
                 code: err.code().map(str::to_string),
                 message: format!(
                     "could not delete `{}` while emptying the bucket: {}",

@@ -7,8 +7,9 @@ use serde_json::json;
 
 use super::ec2::{owned_by, sync_tags, tag_spec, tags_attr};
 use super::{adopt_on_conflict, bool_attr, classify, gone_as_none, gone_is_fine, on_new, str_attr};
+use crate::base::ProviderError;
 use crate::model::{Attrs, ResourceKind};
-use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
+use crate::providers::{Ctx, ProviderResult, ResourceProvider};
 
 pub struct Subnet;
 

@@ -14,8 +14,9 @@ use super::{
     bool_attr, classify, gone_as_none, in_prior_order, str_attr, string_values, strings_attr,
     wait_for,
 };
+use crate::base::ProviderError;
 use crate::model::{Attrs, ResourceKind};
-use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
+use crate::providers::{Ctx, ProviderResult, ResourceProvider};
 
 pub struct VpcEndpoint;
 

@@ -13,11 +13,12 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use crate::addons::{self, render};
+use crate::base::ProviderError;
 use crate::kube::install::{self, load_balancer_address};
 use crate::kube::manifest::{Object, ObjectRef, ADDON_LABEL, MANAGED_BY};
 use crate::kube::{Cluster, KubeError};
 use crate::model::{Attrs, ResourceKind};
-use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
+use crate::providers::{Ctx, ProviderResult, ResourceProvider};
 
 pub struct Addon;
 

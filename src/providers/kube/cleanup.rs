@@ -5,9 +5,10 @@
 
 use async_trait::async_trait;
 
+use crate::base::ProviderError;
 use crate::kube::install;
 use crate::model::{Attrs, ResourceKind};
-use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
+use crate::providers::{Ctx, ProviderResult, ResourceProvider};
 
 pub struct ClusterCleanup;
 

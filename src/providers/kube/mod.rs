@@ -20,8 +20,9 @@ pub use addon::{ingress_gateway, Addon};
 pub use cleanup::ClusterCleanup;
 pub use object::KubeObject;
 
-use super::{Ctx, ProviderError, ProviderResult};
+use super::{Ctx, ProviderResult};
 use crate::addons::ManifestSource;
+use crate::base::ProviderError;
 use crate::kube::auth::TokenMinter;
 use crate::kube::install::{self, Waits};
 use crate::kube::{token, Cluster};

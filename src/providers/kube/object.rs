@@ -11,11 +11,12 @@
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
+use crate::base::ProviderError;
 use crate::kube::install;
 use crate::kube::manifest::{self, Object, ObjectRef, MANAGED_BY};
 use crate::kube::KubeError;
 use crate::model::{Attrs, ResourceKind};
-use crate::providers::{Ctx, ProviderError, ProviderResult, ResourceProvider};
+use crate::providers::{Ctx, ProviderResult, ResourceProvider};
 
 pub struct KubeObject;
 

@@ -17,9 +17,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use super::Reporter;
+use super::{ErrorClass, ProviderError, Reporter};
 use crate::model::Address;
-use crate::providers::{ErrorClass, ProviderError};
 
 /// How many answers that never came (or 5xx) a call may meet before the error stands: as many
 /// as the SDK's own attempts, since the creates that `create_once` sends go without them.
@@ -28,6 +27,9 @@ const TRANSIENT_ATTEMPTS: u32 = 8;
 /// How long NotFound is retried on an object just created: terraform-provider-aws's
 /// `PropagationTimeout` (2 min) for the same calls.
 pub const NEW_OBJECT_BUDGET: Duration = Duration::from_secs(120);
+
+/// How long to keep retrying an error that means "not yet", by default.
+pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -42,7 +44,7 @@ impl Default for RetryPolicy {
         RetryPolicy {
             first_delay: Duration::from_secs(1),
             max_delay: Duration::from_secs(30),
-            budget: super::DEFAULT_RETRY_BUDGET,
+            budget: DEFAULT_RETRY_BUDGET,
         }
     }
 }
