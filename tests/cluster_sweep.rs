@@ -90,7 +90,7 @@ fn delete_cluster(
     recorder: &Recorder,
     name: &str,
     subnets: &[String],
-) -> Result<(), mlops::providers::ProviderError> {
+) -> Result<(), mlops::base::ProviderError> {
     let clients = Clients::from_config(&aws.config, "us-west-2", true);
     let address = Address::new("eks_cluster");
     let kube = mlops::providers::kube::KubeEnv::unused();
