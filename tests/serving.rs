@@ -2,7 +2,8 @@
 //! `mlops` binary (`--kubeconfig` at a real kube-apiserver 1.35.4, `--manifests-dir` at the
 //! add-ons' real release manifests in the bundle layout, AWS in the emulator) installs
 //! cert-manager, Istio, Knative Serving and KServe of the catalogue's older set, then the
-//! example's workloads, upgrades to the newer set and destroys the stack. The strict stand-in
+//! example's workloads, upgrades to the newer set and destroys the stack (the cluster's
+//! deletion, which the test API server does not do, takes the add-ons). The strict stand-in
 //! (tests/support/kube_apiserver/stand_in.rs) plays the cluster's controllers as strictly as the
 //! real ones: Deployments available only with what their pods mount, webhooks served only by
 //! available Deployments, cert-manager issuing only for Ready issuers, KServe serving a model
@@ -23,6 +24,7 @@ use kube::api::{ApiResource, DynamicObject};
 use kube::discovery::{Discovery, Scope};
 use kube::Api;
 use serde_json::Value;
+use support::inventory::{inventory, nothing_left};
 use support::kube_apiserver::RealApiServer;
 use support::{copy_example_manifests, example_with_addons, Emulator, Project, FIXTURE_ADDONS};
 
@@ -84,7 +86,38 @@ fn stack_text(stack: &str, set: &[(&str, &str, &str)]) -> String {
         let end = start + text[start..].find('\n').unwrap();
         text.replace_range(start..end, &format!("{key} = \"{version}\""));
     }
-    text + "\n[workloads]\npaths = [\"k8s/wine-model.yaml\", \"k8s/team-a.yaml\"]\n"
+    text + INGRESS + "\n[workloads]\npaths = [\"k8s/wine-model.yaml\", \"k8s/team-a.yaml\"]\n"
+}
+
+/// The models' domain and the gateway's load balancer, other than their defaults.
+const INGRESS: &str = "\n[addons.knative]\ndomain = \"models.mlops.test\"\n\n[addons.ingress_gateway]\nload_balancer = \"nlb\"\nscheme = \"internal\"\n";
+
+/// Where the stack's domain and load balancer settings must be for the model's URL to be
+/// served through the gateway: Knative's `config-domain` and KServe's `ingress` (which the
+/// KServe stand-in reads, as the real controller does, to make the URL), and the AWS
+/// annotations of the gateway's Service that its load-balancer controller reads.
+fn assert_ingress_settings(server: &RealApiServer) {
+    let domain = server
+        .get_json("/api/v1/namespaces/knative-serving/configmaps/config-domain")
+        .unwrap();
+    assert_eq!(domain["data"]["models.mlops.test"], "", "{domain:#}");
+    let kserve = server
+        .get_json("/api/v1/namespaces/kserve/configmaps/inferenceservice-config")
+        .unwrap();
+    let ingress: Value = serde_json::from_str(kserve["data"]["ingress"].as_str().unwrap()).unwrap();
+    assert_eq!(ingress["ingressDomain"], "models.mlops.test");
+    assert_eq!(
+        ingress["ingressGateway"],
+        "knative-serving/knative-ingress-gateway"
+    );
+    let gateway = server
+        .get_json("/api/v1/namespaces/istio-system/services/istio-ingressgateway")
+        .unwrap();
+    let annotations = &gateway["metadata"]["annotations"];
+    let aws = "service.beta.kubernetes.io/aws-load-balancer";
+    assert_eq!(annotations[format!("{aws}-type")], "nlb", "{annotations:#}");
+    assert_eq!(annotations[format!("{aws}-internal")], "true");
+    assert_eq!(annotations[format!("{aws}-scheme")], "internal");
 }
 
 /// The API server's objects, looked up by group and kind through discovery.
@@ -135,6 +168,13 @@ impl Live {
         }
     }
 
+    /// The resource (plural) of a kind the server serves, as the audit log names it.
+    fn plural(&self, group: &str, kind: &str) -> Option<String> {
+        self.kinds
+            .get(&(group.to_string(), kind.to_string()))
+            .map(|(resource, _)| resource.plural.clone())
+    }
+
     /// Whether the object exists; a kind the server does not serve has none.
     fn exists(&self, (group, kind, namespace, name): &Key) -> bool {
         let Some((resource, scope)) = self.kinds.get(&(group.clone(), kind.clone())) else {
@@ -152,33 +192,6 @@ impl Live {
             .block_on(api.get_opt(name))
             .unwrap_or_else(|e| panic!("GET {kind} {name}: {e}"))
             .is_some()
-    }
-
-    /// The names of every namespace.
-    fn namespaces(&self) -> Vec<String> {
-        let (resource, _) = &self.kinds[&(String::new(), "Namespace".to_string())];
-        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), resource);
-        let list = self
-            .runtime
-            .block_on(api.list(&Default::default()))
-            .unwrap();
-        list.items
-            .into_iter()
-            .filter_map(|n| n.metadata.name)
-            .collect()
-    }
-
-    /// How many objects of a kind there are, in every namespace.
-    fn count(&self, group: &str, kind: &str) -> usize {
-        let Some((resource, _)) = self.kinds.get(&(group.to_string(), kind.to_string())) else {
-            return 0;
-        };
-        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), resource);
-        let list = self
-            .runtime
-            .block_on(api.list(&Default::default()))
-            .unwrap();
-        list.items.len()
     }
 }
 
@@ -216,8 +229,13 @@ fn is_ready(object: &Value) -> bool {
 /// and Knative, which their projects do not support: refused without a write unless
 /// `--allow-version-skip`; with it, every object of the newer set's manifests is there, every
 /// object only the older set had is gone, and the model is Ready again; a re-apply writes
-/// nothing. Destroy leaves no object of the add-ons or the workloads, no CRD and no namespace
-/// but the system ones.
+/// nothing. The stack's `[addons.knative] domain` and `[addons.ingress_gateway]` reach
+/// Knative's `config-domain`, KServe's `ingress` and the gateway Service's AWS annotations; the
+/// model's URL is under that domain and `mlops status` says how to curl it through the gateway's
+/// load balancer. The whole stack's destroy deletes the gateway's LoadBalancer Service (and
+/// waits until it is gone) and the workloads, and no add-on object: EKS's deletion of the
+/// cluster takes them (the audit log shows no delete of one, and they are all still there);
+/// in AWS nothing of the stack is left, checked through the SDK.
 #[test]
 fn the_example_model_is_served_on_both_addon_sets_upgraded_and_destroyed() {
     let started = Instant::now();
@@ -246,12 +264,24 @@ fn the_example_model_is_served_on_both_addon_sets_upgraded_and_destroyed() {
     let served = model(&server);
     assert!(is_ready(&served), "{served:#}");
     let url = served["status"]["url"].as_str().unwrap().to_string();
-    assert_eq!(url, "http://wine-model.kserve-inference.svc.cluster.local");
+    assert_eq!(url, "http://wine-model.kserve-inference.models.mlops.test");
+    assert_ingress_settings(&server);
     let status = mlops(&["status", stack]).ok();
     assert!(
         status.stdout.contains(&url),
         "{}\n{}",
         status.stdout,
+        status.stderr
+    );
+    // How to reach it: the model's host through the gateway's load balancer (the stand-in's
+    // hostname for it).
+    let curl = "curl -H \"Host: wine-model.kserve-inference.models.mlops.test\" http://istio-ingressgateway-istio-system.elb.mlops.test/v1/models/wine-model:predict";
+    assert!(status.stderr.contains(curl), "{}", status.stderr);
+    assert!(
+        status
+            .stderr
+            .contains("from inside the VPC (the load balancer is internal)"),
+        "{}",
         status.stderr
     );
     live.rediscover();
@@ -296,6 +326,7 @@ fn the_example_model_is_served_on_both_addon_sets_upgraded_and_destroyed() {
     );
     let served = model(&server);
     assert!(is_ready(&served), "{served:#}");
+    assert_ingress_settings(&server);
     let status = mlops(&["status", stack]).ok();
     assert!(status.stdout.contains(&url), "{}", status.stdout);
 
@@ -304,22 +335,65 @@ fn the_example_model_is_served_on_both_addon_sets_upgraded_and_destroyed() {
     let writes = server.writes_since(mark);
     assert!(writes.is_empty(), "a second apply wrote: {writes:#?}");
 
+    // The whole stack: the cluster's deletion takes the add-ons (EKS deletes everything in
+    // it), so none of their objects is deleted; only the load balancer of the gateway's
+    // Service, deleted and waited for (the stand-in keeps its cleanup finalizer until its
+    // load balancer is "deleted"), and the stack's own workloads.
+    let gateway: Key = (
+        String::new(),
+        "Service".into(),
+        Some("istio-system".into()),
+        "istio-ingressgateway".into(),
+    );
+    let mark = server.mark();
     mlops(&["destroy", stack, "--auto-approve"]).ok();
     done("destroy", started);
-    live.rediscover();
-    let left: Vec<&Key> = second.iter().filter(|k| live.exists(k)).collect();
-    assert!(left.is_empty(), "left by destroy: {left:?}");
-    let system: BTreeSet<&str> =
-        ["default", "kube-system", "kube-public", "kube-node-lease"].into();
-    let namespaces = live.namespaces();
-    let others: Vec<&String> = namespaces
-        .iter()
-        .filter(|n| !system.contains(n.as_str()))
+    let deletes: Vec<_> = server
+        .writes_since(mark)
+        .into_iter()
+        .filter(|w| w.verb == "delete")
         .collect();
-    assert!(others.is_empty(), "namespaces left: {others:?}");
-    assert_eq!(
-        live.count("apiextensions.k8s.io", "CustomResourceDefinition"),
-        0,
-        "CRDs left"
+    let shown: Vec<String> = deletes.iter().map(ToString::to_string).collect();
+    assert!(
+        shown
+            .iter()
+            .any(|d| d.starts_with("delete services istio-system/istio-ingressgateway ")),
+        "{shown:#?}"
     );
+    live.rediscover();
+    assert!(!live.exists(&gateway), "the gateway's Service was awaited");
+    let addon_deletes: Vec<String> = deletes
+        .iter()
+        .filter(|w| {
+            second.iter().any(|key| {
+                let (group, kind, namespace, name) = key;
+                *key != gateway
+                    && w.api_group == *group
+                    && live.plural(group, kind).as_deref() == Some(w.resource.as_str())
+                    && w.namespace == *namespace
+                    && w.name.as_ref() == Some(name)
+            })
+        })
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        addon_deletes.is_empty(),
+        "add-on objects deleted: {addon_deletes:#?}"
+    );
+    let kept: Vec<&Key> = second
+        .iter()
+        .filter(|k| **k != gateway && !live.exists(k))
+        .collect();
+    assert!(
+        kept.is_empty(),
+        "deleted by a whole-stack destroy: {kept:?}"
+    );
+    assert!(!live.exists(&(
+        "serving.kserve.io".into(),
+        "InferenceService".into(),
+        Some("kserve-inference".into()),
+        "wine-model".into(),
+    )));
+    // In AWS nothing of the stack is left, the cluster with them.
+    assert_eq!(inventory(&moto.clients(), stack), nothing_left());
 }

@@ -193,7 +193,7 @@ fn status_shows_the_gateway_the_models_and_the_node_groups() {
     assert_eq!(status["kubernetes_checked"], true);
     assert_eq!(
         status["ingress_gateway"],
-        json!({"service": "istio-system/istio-ingressgateway", "state": "ready", "hostname": hostname})
+        json!({"service": "istio-system/istio-ingressgateway", "state": "ready", "hostname": hostname, "internal": false})
     );
     assert_eq!(
         status["inference_services"],

@@ -490,3 +490,88 @@ async fn an_inference_service_is_ready_only_with_its_runtime_and_its_account() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Progress that keeps the warnings.
+#[derive(Default)]
+struct Warnings(std::sync::Mutex<Vec<String>>);
+
+impl install::Progress for Warnings {
+    fn waiting(&self, _: &str) {}
+    fn warning(&self, message: &str) {
+        self.0.lock().unwrap().push(message.to_string());
+    }
+}
+
+/// A custom resource `mlops` did not create (applied with kubectl) whose finalizer only its
+/// controller clears, and that controller gone: on a real API server a CRD being deleted stays
+/// `Terminating` while any resource of its kind keeps a finalizer, and so would an uninstall
+/// waiting for it. `uninstall` removes that finalizer, with a warning naming the resource,
+/// and the CRD and the resource are gone, as the server shows.
+#[tokio::test]
+async fn an_uninstall_frees_a_foreign_resource_whose_controller_is_gone() {
+    let server = RealApiServer::shared();
+    server.stand_in();
+    let cluster = Cluster::from_kubeconfig(&server.kubeconfig).await.unwrap();
+    let crd = mlops::kube::manifest::parse_documents(
+        r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.gone.mlops.test
+spec:
+  group: gone.mlops.test
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, listKind: WidgetList}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+"#,
+        "test",
+    )
+    .unwrap();
+    let crd_ref = crd[0].id.clone();
+    install::install(&cluster, crd, &waits(Duration::from_secs(30)), &Quiet)
+        .await
+        .unwrap();
+    let api: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(
+        server.client().await,
+        "default",
+        &kube::api::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
+            "gone.mlops.test",
+            "v1",
+            "Widget",
+        )),
+    );
+    let foreign: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "gone.mlops.test/v1", "kind": "Widget",
+        "metadata": {"name": "foreign", "finalizers": ["gone.mlops.test/cleanup"]},
+    }))
+    .unwrap();
+    api.create(&Default::default(), &foreign).await.unwrap();
+
+    let warnings = Warnings::default();
+    install::uninstall(
+        &cluster,
+        &[crd_ref],
+        &waits(Duration::from_secs(30)),
+        &warnings,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the uninstall did not finish: {e}"));
+    let warnings = warnings.0.into_inner().unwrap();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("Widget default/foreign") && w.contains("gone.mlops.test/cleanup")),
+        "{warnings:?}"
+    );
+    assert!(server
+        .get_json("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.gone.mlops.test")
+        .is_none());
+    assert!(server
+        .get_json("/apis/gone.mlops.test/v1/namespaces/default/widgets/foreign")
+        .is_none());
+}

@@ -211,8 +211,9 @@ pub const CATALOGUE: &[Release] = &[
     Release {
         addon: Addon::Istio,
         version: "1.29.1",
-        // Istio 1.29 is tested on Kubernetes 1.30 to 1.35.
-        min_kubernetes: Some("1.30"),
+        // Istio's supported releases (istio.io `data/compatibility/supportStatus.yml`): 1.29 on
+        // Kubernetes 1.31 to 1.35.
+        min_kubernetes: Some("1.31"),
         template: None,
         files: &[
             file!(

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{ManifestSource, Release};
+use super::{Addon, ManifestSource, Release};
 use serde_json::{json, Value};
 
 use crate::kube::manifest::{
@@ -17,6 +17,7 @@ use crate::kube::manifest::{
 };
 use crate::kube::KubeError;
 use crate::model::Attrs;
+use crate::spec::IngressSpec;
 
 /// The labelled objects of `release`, in file order, then its compiled-in template; a later
 /// document with the same reference replaces an earlier one.
@@ -58,8 +59,68 @@ pub fn objects(release: &Release, source: &ManifestSource) -> Result<Vec<Object>
 /// (`Serverless`).
 pub const DEPLOYMENT_MODE: &str = "deployment_mode";
 
-/// KServe's ConfigMap of settings, whose `deploy` key holds the default deployment mode.
+/// KServe's ConfigMap of settings, whose `deploy` key holds the default deployment mode and
+/// `ingress` key where the models are reached.
 const KSERVE_CONFIG: &str = "inferenceservice-config";
+
+/// The attribute of `addon.knative_serving` and `addon.kserve` that names the domain of the
+/// models' URLs: a key of Knative's `config-domain`, KServe's `ingressDomain`.
+pub const DOMAIN: &str = "domain";
+
+/// Knative's ConfigMap whose keys (other than `_example`) are the domains of its routes.
+const KNATIVE_DOMAIN_CONFIG: &str = "config-domain";
+
+/// The Istio Gateway KServe routes external traffic through: net-istio's, served by Istio's
+/// ingress gateway (`istio-system/istio-ingressgateway`).
+const KSERVE_INGRESS_GATEWAY: &str = "knative-serving/knative-ingress-gateway";
+
+/// The attributes of `addon.istio` that pick its ingress gateway's load balancer: `clb` or
+/// `nlb`, and `internet-facing` or `internal`.
+pub const LOAD_BALANCER: &str = "load_balancer";
+pub const SCHEME: &str = "scheme";
+
+/// The annotations AWS's load-balancer controllers read on a LoadBalancer Service: the type
+/// (`nlb`; none is a classic ELB) and, for the in-tree controller, `internal`; the AWS Load
+/// Balancer Controller reads the scheme.
+const LB_TYPE_ANNOTATION: &str = "service.beta.kubernetes.io/aws-load-balancer-type";
+const LB_INTERNAL_ANNOTATION: &str = "service.beta.kubernetes.io/aws-load-balancer-internal";
+const LB_SCHEME_ANNOTATION: &str = "service.beta.kubernetes.io/aws-load-balancer-scheme";
+
+/// The Service whose load balancer receives the cluster's traffic (Istio's ingress gateway),
+/// read into `ingress_hostname` and shown by `mlops status`.
+pub fn ingress_gateway() -> ObjectRef {
+    ObjectRef {
+        api_version: "v1".into(),
+        kind: "Service".into(),
+        namespace: Some("istio-system".into()),
+        name: "istio-ingressgateway".into(),
+    }
+}
+
+/// Whether a LoadBalancer Service asks for an internal load balancer, as either AWS controller
+/// reads it: reachable from inside the VPC only.
+pub fn is_internal(service: &Value) -> bool {
+    let annotations = &service["metadata"]["annotations"];
+    annotations[LB_SCHEME_ANNOTATION] == "internal" || annotations[LB_INTERNAL_ANNOTATION] == "true"
+}
+
+/// The stack's ingress settings as the attributes of `addon`: the domain for Knative and
+/// KServe, the load balancer for Istio.
+pub fn ingress_attrs(addon: Addon, ingress: &IngressSpec, attrs: &mut Value) {
+    match addon {
+        Addon::KnativeServing | Addon::Kserve => attrs[DOMAIN] = ingress.domain.clone().into(),
+        Addon::Istio => {
+            attrs[LOAD_BALANCER] = ingress.load_balancer.name().into();
+            attrs[SCHEME] = if ingress.internal {
+                "internal"
+            } else {
+                "internet-facing"
+            }
+            .into();
+        }
+        Addon::NvidiaDevicePlugin | Addon::CertManager => {}
+    }
+}
 
 /// The attributes of `addon.nvidia_device_plugin` that place its DaemonSet: the EKS names of
 /// the node groups it runs on, and the tolerations of their taints.
@@ -77,8 +138,17 @@ pub fn configured(
     attrs: &Attrs,
 ) -> Result<Vec<Object>, KubeError> {
     let mut objects = objects(release, source)?;
-    if let Some(mode) = attrs.get(DEPLOYMENT_MODE).and_then(Value::as_str) {
-        set_deployment_mode(&mut objects, mode);
+    let text = |key: &str| attrs.get(key).and_then(Value::as_str);
+    if let Some(mode) = text(DEPLOYMENT_MODE) {
+        edit_kserve_setting(&mut objects, "deploy", |deploy| {
+            deploy["defaultDeploymentMode"] = mode.into();
+        });
+    }
+    if let Some(domain) = text(DOMAIN) {
+        set_domain(&mut objects, domain);
+    }
+    if let (Some(kind), Some(scheme)) = (text(LOAD_BALANCER), text(SCHEME)) {
+        set_load_balancer(&mut objects, kind, scheme);
     }
     if let Some(groups) = attrs.get(NODE_GROUPS) {
         let tolerations = attrs.get(TOLERATIONS).cloned().unwrap_or(json!([]));
@@ -87,20 +157,62 @@ pub fn configured(
     Ok(objects)
 }
 
-/// KServe's default deployment mode, in its ConfigMap of settings.
-fn set_deployment_mode(objects: &mut [Object], mode: &str) {
+/// Edits one JSON value of KServe's ConfigMap of settings (`deploy`, `ingress`), the
+/// release's value (or `{}`) as the start.
+fn edit_kserve_setting(objects: &mut [Object], key: &str, edit: impl Fn(&mut Value)) {
     let configs = objects
         .iter_mut()
         .filter(|o| o.id.kind == "ConfigMap" && o.id.name == KSERVE_CONFIG);
     for config in configs {
-        let mut deploy: Value = config.body["data"]["deploy"]
+        let mut setting: Value = config.body["data"][key]
             .as_str()
             .and_then(|text| serde_json::from_str(text).ok())
             .unwrap_or_else(|| json!({}));
-        deploy["defaultDeploymentMode"] = mode.into();
-        config.body["data"]["deploy"] = serde_json::to_string_pretty(&deploy)
+        edit(&mut setting);
+        config.body["data"][key] = serde_json::to_string_pretty(&setting)
             .expect("a JSON value serializes")
             .into();
+    }
+}
+
+/// The domain of the models' URLs: the one key of Knative's `config-domain` besides its
+/// `_example` (an empty value: every route), and KServe's `ingressDomain`, with the Gateway
+/// and scheme KServe's own routes use.
+fn set_domain(objects: &mut [Object], domain: &str) {
+    let knative = objects
+        .iter_mut()
+        .filter(|o| o.id.kind == "ConfigMap" && o.id.name == KNATIVE_DOMAIN_CONFIG);
+    for config in knative {
+        let example = config.body["data"]["_example"].take();
+        config.body["data"] = json!({ domain: "" });
+        if !example.is_null() {
+            config.body["data"]["_example"] = example;
+        }
+    }
+    edit_kserve_setting(objects, "ingress", |ingress| {
+        ingress["ingressGateway"] = KSERVE_INGRESS_GATEWAY.into();
+        ingress["ingressDomain"] = domain.into();
+        ingress["urlScheme"] = "http".into();
+    });
+}
+
+/// The load balancer of Istio's ingress gateway, as annotations of its Service: `nlb` or none
+/// (a classic ELB); `internal` for the in-tree controller, and the scheme for the AWS Load
+/// Balancer Controller, whose own default is `internal`.
+fn set_load_balancer(objects: &mut [Object], kind: &str, scheme: &str) {
+    let gateway = ingress_gateway();
+    for service in objects.iter_mut().filter(|o| o.id == gateway) {
+        let annotations = &mut service.body["metadata"]["annotations"];
+        if !annotations.is_object() {
+            *annotations = json!({});
+        }
+        if kind == "nlb" {
+            annotations[LB_TYPE_ANNOTATION] = kind.into();
+        }
+        if scheme == "internal" {
+            annotations[LB_INTERNAL_ANNOTATION] = "true".into();
+        }
+        annotations[LB_SCHEME_ANNOTATION] = scheme.into();
     }
 }
 
@@ -227,6 +339,61 @@ mod tests {
             assert_eq!(deploy(&raw)["defaultDeploymentMode"], "RawDeployment");
             assert_eq!(deploy(&Attrs::new())["defaultDeploymentMode"], "Serverless");
         }
+    }
+
+    /// The stack's domain reaches both places a model's URL comes from: Knative's
+    /// `config-domain` (a key of its own, `_example` kept: Knative's webhook checks that key
+    /// against its checksum annotation) and KServe's `ingress` (`ingressDomain`, with the
+    /// Gateway and scheme), for both versions of each.
+    #[test]
+    fn the_domain_is_written_into_knatives_and_kserves_config() {
+        let mut attrs = Attrs::new();
+        attrs.insert(DOMAIN.into(), "models.example.org".into());
+        for release in Addon::KnativeServing.versions() {
+            let objects = configured(release, &fixtures(), &attrs).unwrap();
+            let config = objects
+                .iter()
+                .find(|o| o.id.name == KNATIVE_DOMAIN_CONFIG)
+                .expect("Knative's config-domain");
+            let data = config.body["data"].as_object().unwrap();
+            let keys: BTreeSet<&str> = data.keys().map(String::as_str).collect();
+            assert_eq!(keys, BTreeSet::from(["_example", "models.example.org"]));
+            assert_eq!(data["models.example.org"], "");
+        }
+        for release in Addon::Kserve.versions() {
+            let objects = configured(release, &fixtures(), &attrs).unwrap();
+            let config = objects.iter().find(|o| o.id.name == KSERVE_CONFIG).unwrap();
+            let ingress: Value =
+                serde_json::from_str(config.body["data"]["ingress"].as_str().unwrap()).unwrap();
+            assert_eq!(ingress["ingressDomain"], "models.example.org");
+            assert_eq!(ingress["ingressGateway"], KSERVE_INGRESS_GATEWAY);
+            assert_eq!(ingress["urlScheme"], "http");
+            assert_eq!(ingress["ingressClassName"], "istio", "the rest kept");
+        }
+    }
+
+    /// `nlb` and `internal` as the annotations AWS's controllers read on the gateway's
+    /// Service; the defaults (`clb`, `internet-facing`) add no type and no `internal`.
+    #[test]
+    fn the_gateways_load_balancer_is_annotated() {
+        let annotations = |kind: &str, scheme: &str| {
+            let mut attrs = Attrs::new();
+            attrs.insert(LOAD_BALANCER.into(), kind.into());
+            attrs.insert(SCHEME.into(), scheme.into());
+            let release = Addon::Istio.release("1.29.1").unwrap();
+            let objects = configured(release, &fixtures(), &attrs).unwrap();
+            let gateway = objects.iter().find(|o| o.id == ingress_gateway()).unwrap();
+            gateway.body["metadata"]["annotations"].clone()
+        };
+        assert_eq!(
+            annotations("nlb", "internal"),
+            json!({LB_TYPE_ANNOTATION: "nlb", LB_INTERNAL_ANNOTATION: "true",
+                   LB_SCHEME_ANNOTATION: "internal"})
+        );
+        assert_eq!(
+            annotations("clb", "internet-facing"),
+            json!({LB_SCHEME_ANNOTATION: "internet-facing"})
+        );
     }
 
     #[test]

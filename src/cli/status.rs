@@ -148,15 +148,21 @@ fn indent(text: &str) -> String {
 
 /// How to send a request to the first ready model: through the gateway, with its host.
 fn request_example(status: &Status) -> Option<String> {
-    let gateway = status.ingress_gateway.as_ref()?.hostname.as_ref()?;
+    let ingress = status.ingress_gateway.as_ref()?;
+    let gateway = ingress.hostname.as_ref()?;
     let service = status
         .inference_services
         .iter()
         .flatten()
         .find(|s| s.ready && s.url.is_some())?;
     let host = service.url.as_deref()?.split_once("://")?.1;
+    let from = if ingress.internal {
+        " from inside the VPC (the load balancer is internal)"
+    } else {
+        ""
+    };
     Some(format!(
-        "hint: send requests through the gateway with the model's host, e.g. `curl -H \"Host: {host}\" http://{gateway}/v1/models/{}:predict -d @input.json`",
+        "hint: send requests through the gateway with the model's host{from}, e.g. `curl -H \"Host: {host}\" http://{gateway}/v1/models/{}:predict -d @input.json`",
         service.name
     ))
 }
@@ -177,6 +183,7 @@ mod tests {
                 service: "istio-system/istio-ingressgateway".into(),
                 state: GatewayState::Ready,
                 hostname: Some("a1b2.elb.amazonaws.com".into()),
+                internal: false,
             }),
             inference_services: Some(vec![
                 InferenceService {
@@ -256,6 +263,7 @@ node groups
             service: "istio-system/istio-ingressgateway".into(),
             state: GatewayState::Pending,
             hostname: None,
+            internal: false,
         });
         bare.inference_services = None;
         bare.node_groups.clear();

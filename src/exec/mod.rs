@@ -395,6 +395,13 @@ async fn delete(
         .await
         .holder(prior.kind, &prior.id, &at)
         .cloned();
+    if change.taken_by.is_some() {
+        // The cluster's deletion takes the object: nothing to ask of it (`plan::diff`).
+        return commit(shared, store, |state| {
+            state.resources.remove(&at);
+        })
+        .await;
+    }
     if let Some(other) = holder {
         // Two addresses hold one object: this one only lets go of it.
         env.reporter.warning(&format!(

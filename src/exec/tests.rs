@@ -374,10 +374,25 @@ async fn destroy_deletes_dependents_first_and_empties_the_state() {
     let built = run(&cloud, &store, &graph(EXAMPLE), State::new("mlops"), 10).await;
     cloud.log.lock().unwrap().clear();
     let nothing = DesiredGraph::from_resources(Vec::new()).unwrap();
+    let addons = built
+        .state
+        .resources
+        .keys()
+        .filter(|a| a.to_string().starts_with("addon."))
+        .count();
     let outcome = run(&cloud, &store, &nothing, built.state, 10).await;
     assert!(outcome.errors.is_empty());
     assert!(outcome.state.resources.is_empty());
-    assert!(cloud.objects.lock().unwrap().is_empty());
+    // The add-ons go with the cluster: forgotten, never uninstalled (`plan::diff`); what runs
+    // in the cluster before it goes is the load-balancer cleanup and the stack's own objects.
+    let log = cloud.log.lock().unwrap().clone();
+    assert!(
+        !log.iter().any(|e| e.starts_with("delete addon.")),
+        "{log:?}"
+    );
+    assert!(log.iter().any(|e| e == "delete cluster_cleanup"), "{log:?}");
+    assert!(addons > 0);
+    assert_eq!(cloud.objects.lock().unwrap().len(), addons);
     let before = |a: &str, b: &str| {
         assert!(
             cloud.position(&format!("delete {a}")) < cloud.position(&format!("delete {b}")),

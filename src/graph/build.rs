@@ -562,6 +562,7 @@ fn cluster_bootstrap(
         if *addon == Addon::Kserve && b.spec.addons.kserve_mode == KserveMode::Raw {
             attrs[render::DEPLOYMENT_MODE] = "RawDeployment".into();
         }
+        render::ingress_attrs(*addon, &b.spec.addons.ingress, &mut attrs);
         let address = b.add(
             ResourceKind::Addon,
             &[addon.spec_key()],

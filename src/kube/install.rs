@@ -17,7 +17,9 @@
 //! `mlops.dev/wait-timeout` gives it its own time limit.
 //!
 //! Uninstall: custom resources first (their controllers still run and can clear finalizers), the
-//! webhook configurations (so that they block no deletion), the rest, the CRDs, the namespaces.
+//! webhook configurations (so that they block no deletion), the rest, the CRDs (custom
+//! resources of theirs that `mlops` did not create first freed of finalizers no controller is
+//! left to clear, with a warning naming each), the namespaces.
 //!
 //! Prune, after an upgrade: an object is the same object across versions when its group, kind,
 //! namespace and name are ([`ObjectRef::key`]), so a release that moves a kind to a new API
@@ -715,14 +717,9 @@ pub fn uninstall<'a>(
             &of(&|o| stage(o) == Stage::Builtin && !fronts_load_balancer(o)),
         )
         .await?;
-        delete_and_wait(
-            cluster,
-            &of(&|o| stage(o) == Stage::Crd),
-            waits,
-            note,
-            false,
-        )
-        .await?;
+        let crds = of(&|o| stage(o) == Stage::Crd);
+        free_custom_resources(cluster, &crds, note).await?;
+        delete_and_wait(cluster, &crds, waits, note, false).await?;
         delete_and_wait(
             cluster,
             &of(&|o| stage(o) == Stage::Namespace),
@@ -778,6 +775,48 @@ pub async fn prune(
         ours.len()
     ));
     uninstall(cluster, &ours, waits, note).await
+}
+
+/// The custom resources of `crds`' kinds still there once the add-on's own were deleted and
+/// its controllers are gone: ones `mlops` did not create (a model applied with kubectl). Their
+/// finalizers are removed, with a warning naming each, since nothing runs any more to clear
+/// them, and they would keep their CRD, and their namespace, terminating; the CRD's deletion
+/// then takes them.
+async fn free_custom_resources(
+    cluster: &Cluster,
+    crds: &[&ObjectRef],
+    note: Note<'_>,
+) -> Result<(), KubeError> {
+    for crd in crds {
+        let Some(live) = cluster.get(crd).await? else {
+            continue;
+        };
+        let spec = &live["spec"];
+        let versions = spec["versions"].as_array().cloned().unwrap_or_default();
+        let Some(version) = versions
+            .iter()
+            .find(|v| v["storage"] == true)
+            .and_then(|v| v["name"].as_str())
+        else {
+            continue;
+        };
+        let api_version = format!("{}/{version}", spec["group"].as_str().unwrap_or_default());
+        let kind = spec["names"]["kind"].as_str().unwrap_or_default();
+        for object in cluster.list(&api_version, kind, "").await? {
+            let finalizers = &object["metadata"]["finalizers"];
+            if finalizers.as_array().is_none_or(Vec::is_empty) {
+                continue;
+            }
+            let id = object_ref(&api_version, kind, &object);
+            note.warning(&format!(
+                "removing the finalizers {finalizers} of {}, which `mlops` did not create: its controller is gone, and it would keep {} from being deleted",
+                id.short(),
+                crd.short()
+            ));
+            cluster.strip_finalizers(&id).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Services and Ingresses: objects that may stand for an AWS load balancer.

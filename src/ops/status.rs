@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{connect, Session, Stack};
+use crate::addons::render::is_internal;
 use crate::kube::install::load_balancer_address;
 use crate::kube::Cluster;
 use crate::model::{Address, ResourceKind};
@@ -56,6 +57,8 @@ pub struct Gateway {
     pub state: GatewayState,
     /// The load balancer's hostname (or IP), once it has one.
     pub hostname: Option<String>,
+    /// The load balancer is internal: reachable from inside the VPC only.
+    pub internal: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -243,6 +246,7 @@ async fn gateway(cluster: &Cluster) -> Result<Gateway> {
         ),
         state,
         hostname,
+        internal: live.as_ref().is_some_and(is_internal),
     })
 }
 

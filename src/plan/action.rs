@@ -123,6 +123,10 @@ pub struct Change {
     /// does not unprotect: `apply` refuses it unless `--allow-replace` names the address.
     #[serde(default)]
     pub protected: bool,
+    /// A delete that only forgets the object: the delete of this address (the EKS cluster)
+    /// takes it, and everything else in the cluster, with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taken_by: Option<Address>,
 }
 
 /// An address renamed, its object kept: by a `[[moved]]` entry of the spec, or found to be the

@@ -9,7 +9,9 @@ use super::action::{Action, AttrChange, Change, Plan, PlanValue};
 use super::gate::Refusal;
 use super::moves::resolve_moves;
 use crate::graph::{Dag, DesiredGraph};
-use crate::model::{canonical, is_pending, resolve_known, settled, zones, Address, Resource};
+use crate::model::{
+    canonical, is_pending, resolve_known, settled, zones, Address, Resource, ResourceKind,
+};
 use crate::spec::MovedSpec;
 use crate::state::{ResourceState, State};
 
@@ -177,6 +179,7 @@ pub fn diff(
                 format!("the same object is `{other}`, which keeps it: only forgotten")
             }),
             protected: false,
+            taken_by: None,
         });
     }
     if !options.whole_destroy {
@@ -193,6 +196,7 @@ pub fn diff(
         let keep = targeted(desired, &state_dag, &changes, &options.targets)?;
         changes.retain(|c| keep.contains(&c.address));
     }
+    taken_by_the_cluster(&mut changes);
 
     Ok(Plan {
         stack: state.stack.clone(),
@@ -202,6 +206,31 @@ pub fn diff(
         moves,
         refresh_only: false,
     })
+}
+
+/// When the plan deletes the EKS cluster, the deletes of the add-ons only forget them: the
+/// cluster's deletion takes everything in it, and an uninstall first (custom resources waited
+/// for, webhooks, CRDs, namespaces) would only make the destroy slower and able to hang on a
+/// finalizer. What must go while the cluster runs still does: `cluster_cleanup` (the AWS load
+/// balancers of Services and Ingresses) and the stack's own Kubernetes objects (a claim's EBS
+/// volume is deleted by its CSI driver, in the cluster).
+fn taken_by_the_cluster(changes: &mut [Change]) {
+    let Some(cluster) = changes
+        .iter()
+        .find(|c| c.kind == ResourceKind::EksCluster && c.action.deletes())
+        .map(|c| c.address.clone())
+    else {
+        return;
+    };
+    let addons = changes
+        .iter_mut()
+        .filter(|c| c.kind == ResourceKind::Addon && c.action == Action::Delete);
+    for change in addons {
+        change.reason = Some(format!(
+            "`{cluster}` is deleted, and everything in the cluster with it: only forgotten"
+        ));
+        change.taken_by = Some(cluster.clone());
+    }
 }
 
 fn diff_one(
@@ -262,6 +291,7 @@ fn diff_one(
         destroy_only: resource.destroy_only.clone(),
         reason: None,
         protected: false,
+        taken_by: None,
     }
 }
 

@@ -50,6 +50,7 @@ pub fn drift(stored: &State, refreshed: &State, gone: &BTreeSet<Address>) -> Pla
                 destroy_only: Vec::new(),
                 reason: (action == Action::Delete).then(|| "deleted outside mlops".into()),
                 protected: false,
+                taken_by: None,
             }
         })
         .collect();

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::graph::DesiredGraph;
-use crate::model::{resolve, settled, Address};
+use crate::model::{resolve, settled, Address, ResourceKind};
 use crate::spec;
 use crate::state::{ResourceState, State};
 use crate::ui::Style;
@@ -396,6 +396,45 @@ fn destroy_deletes_everything_in_reverse_dependency_order() {
     before("nat_gateway.us-west-2a", "subnet.public.us-west-2a");
     before("subnet.public.us-west-2a", "vpc");
     before("internet_gateway", "vpc");
+}
+
+/// A destroy that deletes the EKS cluster only forgets the add-ons: EKS deletes everything in
+/// a cluster with it, so an uninstall first is time spent and a finalizer to hang on. The
+/// load-balancer cleanup and the stack's own Kubernetes objects are still deleted (AWS load
+/// balancers and EBS volumes outlive the cluster). A destroy that keeps the cluster
+/// (`--target addon.kserve`) uninstalls.
+#[test]
+fn a_destroy_of_the_cluster_only_forgets_the_addons() {
+    let graph = graph_of(EXAMPLE);
+    let empty = DesiredGraph::from_resources(Vec::new()).unwrap();
+    let plan = plan_of(&empty, &applied(&graph));
+    let cluster = Address::new("eks_cluster");
+    for change in &plan.changes {
+        let addon = change.kind == ResourceKind::Addon;
+        assert_eq!(
+            change.taken_by.as_ref(),
+            addon.then_some(&cluster),
+            "{}",
+            change.address
+        );
+    }
+    let kserve = change_of(&plan, "addon.kserve");
+    assert_eq!(
+        kserve.reason.as_deref(),
+        Some("`eks_cluster` is deleted, and everything in the cluster with it: only forgotten")
+    );
+    assert!(render::human(&plan, Style::PLAIN)
+        .contains("# addon.kserve will be destroyed (`eks_cluster` is deleted"));
+
+    let options = PlanOptions {
+        targets: vec![Address::new("addon.kserve")],
+        whole_destroy: true,
+        ..PlanOptions::default()
+    };
+    let plan = diff(&empty, &applied(&graph), &BTreeSet::new(), &options).unwrap();
+    let kserve = change_of(&plan, "addon.kserve");
+    assert_eq!(kserve.action, Action::Delete);
+    assert_eq!(kserve.taken_by, None);
 }
 
 #[test]

@@ -189,6 +189,23 @@ pub struct RawAddons {
     pub istio: Option<S<String>>,
     pub knative_serving: Option<S<String>>,
     pub kserve: Option<S<String>>,
+    /// `[addons.knative]`: the domain the models are served under.
+    pub knative: Option<RawKnative>,
+    /// `[addons.ingress_gateway]`: the load balancer of Istio's ingress gateway.
+    pub ingress_gateway: Option<RawIngressGateway>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKnative {
+    pub domain: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIngressGateway {
+    pub load_balancer: Option<S<String>>,
+    pub scheme: Option<S<String>>,
 }
 
 impl RawAddons {

@@ -275,6 +275,13 @@ fn an_addon_version_needs_its_minimum_kubernetes() {
     );
     let older = older.replacen("version = \"1.33\"", "version = \"1.31\"", 1);
     assert!(problems(&older).is_empty(), "{:#?}", problems(&older));
+    // Istio's supported releases: 1.29 on Kubernetes 1.31 to 1.35, 1.24 from 1.28.
+    let istio = older.replacen("version = \"1.31\"", "version = \"1.30\"", 1);
+    assert_one(
+        &istio,
+        "istio 1.29.1 needs Kubernetes 1.31 or newer, but `[eks] version` is 1.30",
+        "istio = ",
+    );
 }
 
 #[test]
@@ -449,6 +456,46 @@ fn addon_dependencies_must_be_listed() {
     assert_one(&text, "knative-serving needs istio", "knative_serving");
     let text = example_with("kserve_mode = \"serverless\"", "kserve_mode = \"fast\"");
     assert_one(&text, "`fast` is not a valid KServe mode", "kserve_mode");
+}
+
+/// `[addons.knative] domain` and `[addons.ingress_gateway]`: defaults that need no DNS and
+/// keep the gateway's load balancer as Istio makes it; each bad value located at its line.
+#[test]
+fn the_domain_and_the_gateways_load_balancer_are_checked() {
+    let spec = parse_text(EXAMPLE).unwrap();
+    assert_eq!(spec.addons.ingress, IngressSpec::default());
+    assert_eq!(spec.addons.ingress.domain, "example.com");
+    let with = |tables: &str| {
+        example_with(
+            "kserve = \"v0.16.0\"\n",
+            &format!("kserve = \"v0.16.0\"\n\n{tables}\n"),
+        )
+    };
+    let text = with(
+        "[addons.knative]\ndomain = \"models.example.org\"\n[addons.ingress_gateway]\nload_balancer = \"nlb\"\nscheme = \"internal\"",
+    );
+    let ingress = parse_text(&text).unwrap().addons.ingress;
+    assert_eq!(ingress.domain, "models.example.org");
+    assert_eq!(ingress.load_balancer, LoadBalancerType::Network);
+    assert!(ingress.internal);
+    let text = with("[addons.knative]\ndomain = \"Models_example.org\"");
+    assert_one(
+        &text,
+        "domain `Models_example.org` is not valid",
+        "domain =",
+    );
+    let text = with("[addons.ingress_gateway]\nload_balancer = \"alb\"");
+    assert_one(
+        &text,
+        "`alb` is not a valid load balancer type",
+        "load_balancer =",
+    );
+    let text = with("[addons.ingress_gateway]\nscheme = \"public\"");
+    assert_one(
+        &text,
+        "`public` is not a valid load balancer scheme",
+        "scheme =",
+    );
 }
 
 #[test]

@@ -1084,6 +1084,7 @@ fn addons(p: &mut Problems, raw: Option<&raw::RawAddons>, kubernetes: &str) -> A
             releases: BTreeMap::new(),
             versions_at: BTreeMap::new(),
             kserve_mode: KserveMode::Serverless,
+            ingress: IngressSpec::default(),
         };
     };
     let kserve_mode = match &a.kserve_mode {
@@ -1182,5 +1183,29 @@ fn addons(p: &mut Problems, raw: Option<&raw::RawAddons>, kubernetes: &str) -> A
         // Filled in by the caller, who has the source.
         versions_at: BTreeMap::new(),
         kserve_mode,
+        ingress: ingress(p, a),
     }
+}
+
+/// `[addons.knative] domain` and `[addons.ingress_gateway]`, each key with its default.
+fn ingress(p: &mut Problems, a: &raw::RawAddons) -> IngressSpec {
+    let mut ingress = IngressSpec::default();
+    if let Some(domain) = a.knative.as_ref().and_then(|k| k.domain.as_ref()) {
+        p.name(names::dns_subdomain(domain.get_ref()), "domain", domain);
+        ingress.domain = domain.get_ref().clone();
+    }
+    let gateway = a.ingress_gateway.as_ref();
+    if let Some(kind) = gateway.and_then(|g| g.load_balancer.as_ref()) {
+        if p.choice(kind, "load balancer type", &["clb", "nlb"]) == Some(1) {
+            ingress.load_balancer = LoadBalancerType::Network;
+        }
+    }
+    if let Some(scheme) = gateway.and_then(|g| g.scheme.as_ref()) {
+        ingress.internal = p.choice(
+            scheme,
+            "load balancer scheme",
+            &["internet-facing", "internal"],
+        ) == Some(1);
+    }
+    ingress
 }

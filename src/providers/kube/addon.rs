@@ -22,17 +22,6 @@ use crate::providers::{Ctx, ProviderResult, ResourceProvider};
 
 pub struct Addon;
 
-/// The Service whose load balancer receives the cluster's traffic (Istio's ingress gateway),
-/// read into `ingress_hostname` and shown by `mlops status`.
-pub fn ingress_gateway() -> ObjectRef {
-    ObjectRef {
-        api_version: "v1".into(),
-        kind: "Service".into(),
-        namespace: Some("istio-system".into()),
-        name: "istio-ingressgateway".into(),
-    }
-}
-
 fn release(attrs: &Attrs) -> ProviderResult<&'static addons::Release> {
     render::release_of(attrs).ok_or_else(|| {
         let text = |key: &str| attrs.get(key).and_then(Value::as_str).unwrap_or_default();
@@ -111,7 +100,7 @@ impl ResourceProvider for Addon {
                 })
             });
         }
-        let gateway = ingress_gateway();
+        let gateway = render::ingress_gateway();
         if render::inventory_refs(prior).contains(&gateway) {
             let address = cluster
                 .get(&gateway)

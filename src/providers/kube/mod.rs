@@ -16,7 +16,8 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-pub use addon::{ingress_gateway, Addon};
+pub use crate::addons::render::ingress_gateway;
+pub use addon::Addon;
 pub use cleanup::ClusterCleanup;
 pub use object::KubeObject;
 
