@@ -673,3 +673,46 @@ fn a_refresh_reads_each_kind_with_one_request_and_sees_what_is_gone() {
         "the cluster's and the nodes' roles"
     );
 }
+
+/// Models EKS giving up on a node group's delete: DELETE_FAILED, with the health issue EKS
+/// reports (a security group with a dependent object), which moto never shows. `destroy`
+/// stops at the first describe that says so, long before the delete's 30-minute limit, names
+/// the group and EKS's reason, exits 1, and leaves the cluster (DescribeCluster).
+#[test]
+fn a_node_group_eks_cannot_delete_is_reported_at_once_with_eks_reason() {
+    let moto = Emulator::start();
+    let layer = AwsLayer::start(&moto, Faults::default(), Clock::default());
+    let aws = moto.clients();
+    let stack = "stuck";
+    let project = Project::at(&layer.url, stack, &example_as(stack));
+    project.apply().ok();
+    let groups = aws.run(async {
+        let out = aws
+            .eks
+            .list_nodegroups()
+            .cluster_name("stuck-cluster")
+            .send();
+        out.await.unwrap().nodegroups().to_vec()
+    });
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    layer.fail_delete(&groups[0]);
+
+    let started = Instant::now();
+    let destroyed = project.destroy();
+    assert_eq!(destroyed.code, 1, "{}", destroyed.stderr);
+    assert!(
+        destroyed.stderr.contains(&format!(
+            "EKS could not delete the node group `{}` of cluster `stuck-cluster` (DELETE_FAILED): Ec2SecurityGroupDeletionFailure: DependencyViolation - resource has a dependent object",
+            groups[0]
+        )),
+        "{}",
+        destroyed.stderr
+    );
+    assert!(started.elapsed() < Duration::from_secs(120));
+    let cluster = aws.run(async {
+        let out = aws.eks.describe_cluster().name("stuck-cluster").send();
+        out.await
+            .map(|c| c.cluster().and_then(|c| c.name().map(str::to_string)))
+    });
+    assert_eq!(cluster.ok().flatten().as_deref(), Some("stuck-cluster"));
+}

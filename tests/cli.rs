@@ -1054,6 +1054,37 @@ fn an_unreachable_cluster_is_named_at_plan_time() {
     assert!(!p.state_file().exists());
 }
 
+/// A workload that is also an add-on's object (Knative's `config-domain`, tuned by hand)
+/// would have the add-on and the workload take each other's fields back on every apply, and
+/// an upgrade's prune delete it: the plan refuses it, naming the workload's file and line and
+/// the add-on, before anything is written.
+#[test]
+fn a_workload_that_is_an_addons_object_is_refused_naming_both() {
+    let p = Project::new();
+    let text = fs::read_to_string(p.path("stacks/example.toml")).unwrap();
+    fs::write(
+        p.path("stacks/example.toml"),
+        text.replace(
+            r#"paths = ["k8s/wine-model.yaml", "k8s/team-a.yaml"]"#,
+            r#"paths = ["k8s/wine-model.yaml", "k8s/team-a.yaml", "k8s/domain.yaml"]"#,
+        ),
+    )
+    .unwrap();
+    fs::write(
+        p.path("stacks/k8s/domain.yaml"),
+        "# the cluster's domain, set by hand\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: config-domain\n  namespace: knative-serving\ndata:\n  example.com: \"\"\n",
+    )
+    .unwrap();
+    p.mlops(&["plan", "stacks/example.toml", "--refresh=false"])
+        .code(1)
+        .stderr(predicate::str::contains(
+            "error: `k8s.knative-serving.ConfigMap.config-domain` (stacks/k8s/domain.yaml:2) is ConfigMap knative-serving/config-domain, an object of `addon.knative_serving` too",
+        ))
+        .stderr(predicate::str::contains("hint: an add-on's objects are the add-on's"))
+        .stderr(no_panic());
+    assert!(!p.state_file().exists());
+}
+
 #[test]
 fn plan_lists_the_workloads_after_the_addons_with_their_values_written_in() {
     let p = Project::new();

@@ -1,7 +1,8 @@
 //! The sweep of what Kubernetes leaves in the VPC, run through the EKS cluster's delete against
 //! the AWS emulator: exactly the deleted cluster's leftovers in its VPC go; the same kinds
 //! tagged for another cluster, tagged `shared`, untagged, or in another VPC stay. Every check
-//! goes through the AWS SDK.
+//! goes through the AWS SDK. GuardDuty's endpoint and security group in the cluster's VPC go
+//! too; those in another VPC, or not GuardDuty's, stay.
 
 mod support;
 
@@ -67,28 +68,56 @@ async fn network(aws: &Aws, cidr: u8) -> (String, Vec<String>) {
     (vpc, subnets)
 }
 
+/// The EKS cluster `prod` on `subnets`.
+async fn cluster_on(aws: &Aws, subnets: &[String]) {
+    aws.eks
+        .create_cluster()
+        .name("prod")
+        .role_arn("arn:aws:iam::123456789012:role/prod-eks-cluster")
+        .resources_vpc_config(
+            aws_sdk_eks::types::VpcConfigRequest::builder()
+                .set_subnet_ids(Some(subnets.to_vec()))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The delete of the cluster `name` on `subnets` (its sweep with it), as the executor calls it.
+fn delete_cluster(
+    aws: &Aws,
+    recorder: &Recorder,
+    name: &str,
+    subnets: &[String],
+) -> Result<(), mlops::base::ProviderError> {
+    let clients = Clients::from_config(&aws.config, "us-west-2", true);
+    let address = Address::new("eks_cluster");
+    let kube = mlops::providers::kube::KubeEnv::unused();
+    let ctx = Ctx {
+        aws: &clients,
+        kube: &kube,
+        stack: "sweep",
+        address: &address,
+        reporter: recorder,
+    };
+    let prior = json!({ "name": name, "subnet_ids": subnets })
+        .as_object()
+        .unwrap()
+        .clone();
+    aws.run(provider_for(ResourceKind::EksCluster).delete(&ctx, name, &prior))
+}
+
 #[test]
 fn the_sweep_deletes_exactly_what_the_cluster_left_in_its_vpc() {
     let moto = Emulator::start();
     let aws = moto.clients();
-    let clients = Clients::from_config(&aws.config, "us-west-2", true);
     let recorder = Recorder::default();
 
     let (vpc, subnets, ours, others, nodes) = aws.run(async {
         let (vpc, subnets) = network(&aws, 0).await;
         let (other_vpc, other_subnets) = network(&aws, 1).await;
-        aws.eks
-            .create_cluster()
-            .name("prod")
-            .role_arn("arn:aws:iam::123456789012:role/prod-eks-cluster")
-            .resources_vpc_config(
-                aws_sdk_eks::types::VpcConfigRequest::builder()
-                    .set_subnet_ids(Some(subnets.clone()))
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        cluster_on(&aws, &subnets).await;
         let nodes = leftovers::security_group(&aws, &vpc, "prod-nodes", &[]).await;
         let other_nodes = leftovers::security_group(&aws, &other_vpc, "nodes", &[]).await;
 
@@ -143,21 +172,7 @@ fn the_sweep_deletes_exactly_what_the_cluster_left_in_its_vpc() {
     let before = aws.run(leftovers::sources(&aws, &nodes));
     assert_eq!(before.len(), 4, "{before:?}");
 
-    let address = Address::new("eks_cluster");
-    let kube = mlops::providers::kube::KubeEnv::unused();
-    let ctx = Ctx {
-        aws: &clients,
-        kube: &kube,
-        stack: "sweep",
-        address: &address,
-        reporter: &recorder,
-    };
-    let prior = json!({ "name": "prod", "subnet_ids": subnets })
-        .as_object()
-        .unwrap()
-        .clone();
-    aws.run(provider_for(ResourceKind::EksCluster).delete(&ctx, "prod", &prior))
-        .expect("the cluster's delete and its sweep");
+    delete_cluster(&aws, &recorder, "prod", &subnets).expect("the cluster's delete and its sweep");
 
     assert_eq!(aws.run(existing(&aws, &ours)), Leftovers::default());
     assert_eq!(aws.run(existing(&aws, &others)), others);
@@ -198,26 +213,111 @@ fn the_sweep_deletes_exactly_what_the_cluster_left_in_its_vpc() {
     }
 }
 
+/// GuardDuty's security group in `vpc`, as GuardDuty names and tags it.
+async fn guardduty_group(aws: &Aws, vpc: &str) -> String {
+    let name = format!("GuardDutyManagedSecurityGroup-{vpc}");
+    leftovers::security_group(aws, vpc, &name, &[("GuardDutyManaged", "true")]).await
+}
+
+/// GuardDuty Runtime Monitoring adds an interface endpoint (`guardduty-data`) and its security
+/// group, tagged `GuardDutyManaged = true`, to every VPC with an EKS cluster, and leaves them
+/// when the cluster goes: in AWS they then hold the subnets and the VPC (moto enforces neither,
+/// so the test checks which objects are left). The cluster's delete removes those of its VPC,
+/// the endpoint's network interfaces with it; another VPC's, a hand-made endpoint and a group
+/// tagged `GuardDutyManaged = false` stay.
+#[test]
+fn guardduty_s_endpoint_and_group_in_the_cluster_s_vpc_are_swept() {
+    let moto = Emulator::start();
+    let aws = moto.clients();
+    let recorder = Recorder::default();
+    let guardduty = "com.amazonaws.us-west-2.guardduty-data";
+    let managed: &[(&str, &str)] = &[("GuardDutyManaged", "true")];
+
+    let (vpc, subnets, swept, kept) = aws.run(async {
+        let (vpc, subnets) = network(&aws, 0).await;
+        let (other_vpc, other_subnets) = network(&aws, 1).await;
+        cluster_on(&aws, &subnets).await;
+        let ours = guardduty_group(&aws, &vpc).await;
+        let theirs = guardduty_group(&aws, &other_vpc).await;
+        let not_managed =
+            leftovers::security_group(&aws, &vpc, "x", &[("GuardDutyManaged", "false")]).await;
+        let endpoint =
+            leftovers::interface_endpoint(&aws, &vpc, guardduty, (&subnets, &ours), managed).await;
+        let other_endpoint = leftovers::interface_endpoint(
+            &aws,
+            &other_vpc,
+            guardduty,
+            (&other_subnets, &theirs),
+            managed,
+        )
+        .await;
+        let hand_made = leftovers::interface_endpoint(
+            &aws,
+            &vpc,
+            "com.amazonaws.us-west-2.ecr.api",
+            (&subnets, &not_managed),
+            &[],
+        )
+        .await;
+        let swept = BTreeSet::from([endpoint, ours]);
+        let kept = BTreeSet::from([other_endpoint, hand_made, theirs, not_managed]);
+        (vpc, subnets, swept, kept)
+    });
+    let existing = || {
+        aws.run(async {
+            let mut all = leftovers::endpoints(&aws).await;
+            let groups = aws.ec2.describe_security_groups().send().await.unwrap();
+            all.extend(
+                groups
+                    .security_groups()
+                    .iter()
+                    .filter_map(|g| g.group_id().map(str::to_string)),
+            );
+            all
+        })
+    };
+    let interfaces = || {
+        aws.run(async {
+            let out = aws.ec2.describe_network_interfaces().send().await.unwrap();
+            out.network_interfaces().len()
+        })
+    };
+    let before = existing();
+    assert!(
+        swept.is_subset(&before) && kept.is_subset(&before),
+        "all made"
+    );
+    // One interface per subnet for each of the three endpoints.
+    assert_eq!(interfaces(), 6);
+
+    delete_cluster(&aws, &recorder, "prod", &subnets).expect("the cluster's delete and its sweep");
+
+    let after = existing();
+    assert!(swept.is_disjoint(&after), "{swept:?} left in {after:?}");
+    assert!(kept.is_subset(&after), "{kept:?} not all in {after:?}");
+    assert_eq!(interfaces(), 4, "the swept endpoint's interfaces are gone");
+    let waits = recorder.waits.lock().unwrap().join("\n");
+    for id in &swept {
+        assert!(
+            waits
+                .lines()
+                .any(|l| l.contains(id.as_str()) && l.contains(vpc.as_str())),
+            "`{id}` not reported:\n{waits}"
+        );
+    }
+}
+
 #[test]
 fn a_cluster_whose_subnets_are_gone_has_nothing_to_sweep() {
     let moto = Emulator::start();
     let aws = moto.clients();
-    let clients = Clients::from_config(&aws.config, "us-west-2", true);
     let recorder = Recorder::default();
-    let address = Address::new("eks_cluster");
-    let kube = mlops::providers::kube::KubeEnv::unused();
-    let ctx = Ctx {
-        aws: &clients,
-        kube: &kube,
-        stack: "sweep",
-        address: &address,
-        reporter: &recorder,
-    };
-    let prior = json!({ "name": "gone", "subnet_ids": ["subnet-0123456789abcdef0"] })
-        .as_object()
-        .unwrap()
-        .clone();
-    aws.run(provider_for(ResourceKind::EksCluster).delete(&ctx, "gone", &prior))
-        .expect("a cluster and subnets already gone are fine");
+    delete_cluster(
+        &aws,
+        &recorder,
+        "gone",
+        &["subnet-0123456789abcdef0".to_string()],
+    )
+    .expect("a cluster and subnets already gone are fine");
     assert!(recorder.waits.lock().unwrap().is_empty());
 }

@@ -102,17 +102,39 @@ impl RetryPolicy {
         reporter: &dyn Reporter,
         address: &Address,
         new_object: bool,
-        mut call: F,
+        call: F,
     ) -> Result<T, ProviderError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, ProviderError>>,
     {
+        self.attempt(
+            |e: &ProviderError| e.class,
+            new_object,
+            |e, delay| reporter.retrying(address, &e.to_string(), delay),
+            call,
+        )
+        .await
+    }
+
+    /// The loop itself, for any error: `class` says what an error means for a retry (the
+    /// Kubernetes layer classes its own), `retrying` hears of each pause before it is taken.
+    pub async fn attempt<T, E, F, Fut>(
+        &self,
+        class: impl Fn(&E) -> ErrorClass,
+        new_object: bool,
+        mut retrying: impl FnMut(&E, Duration),
+        mut call: F,
+    ) -> Result<T, E>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
         let started = tokio::time::Instant::now();
         let mut ceiling = self.first_delay;
         let mut unanswered = 0;
         loop {
-            let worth_it = |e: &ProviderError, unanswered: u32| match e.class {
+            let worth_it = |class: ErrorClass, unanswered: u32| match class {
                 ErrorClass::Propagating | ErrorClass::Throttled => started.elapsed() < self.budget,
                 ErrorClass::Transient => unanswered < TRANSIENT_ATTEMPTS,
                 ErrorClass::NotFound => {
@@ -121,14 +143,21 @@ impl RetryPolicy {
                 ErrorClass::Fatal => false,
             };
             let result = call().await;
-            if matches!(&result, Err(e) if e.class == ErrorClass::Transient) {
-                unanswered += 1;
-            }
+            let again = match &result {
+                Ok(_) => None,
+                Err(e) => {
+                    let class = class(e);
+                    if class == ErrorClass::Transient {
+                        unanswered += 1;
+                    }
+                    worth_it(class, unanswered).then_some(class)
+                }
+            };
             match result {
-                Err(e) if worth_it(&e, unanswered) => {
-                    let delay = match e.class {
+                Err(e) if again.is_some() => {
+                    let delay = match again {
                         // "Not yet": paced like a wait, at most max(2 s, 5% of the time so far).
-                        ErrorClass::Propagating | ErrorClass::NotFound => paced(
+                        Some(ErrorClass::Propagating | ErrorClass::NotFound) => paced(
                             started.elapsed(),
                             self.first_delay.min(FIRST_PAUSE),
                             self.max_delay,
@@ -142,7 +171,7 @@ impl RetryPolicy {
                             delay
                         }
                     };
-                    reporter.retrying(address, &e.to_string(), delay);
+                    retrying(&e, delay);
                     tokio::time::sleep(delay).await;
                 }
                 other => return other,

@@ -1,6 +1,6 @@
-//! Errors of the Kubernetes layer, typed so that the installer can tell what to retry (a
-//! webhook that is not serving yet) from what to stop on, and so that every message names the
-//! object and the cluster.
+//! Errors of the Kubernetes layer, typed so that every message names the object and the
+//! cluster, and so that the hint fits the failure (what to retry is told from the client's own
+//! error, `cluster::class`).
 
 use std::time::Duration;
 
@@ -51,27 +51,6 @@ fn plural(n: usize) -> &'static str {
         ""
     } else {
         "s"
-    }
-}
-
-/// Webhook failures that mean "its server is not up yet", as the API server words them.
-const WEBHOOK_NOT_READY: &[&str] = &[
-    "no endpoints available",
-    "connection refused",
-    "x509: certificate signed by unknown authority",
-    "context deadline exceeded",
-];
-
-impl KubeError {
-    /// A call refused by an admission webhook whose server is not serving yet: worth retrying.
-    pub fn is_webhook_not_ready(&self) -> bool {
-        match self {
-            KubeError::Api { message, .. } => {
-                message.contains("failed calling webhook")
-                    && WEBHOOK_NOT_READY.iter().any(|m| message.contains(m))
-            }
-            _ => false,
-        }
     }
 }
 

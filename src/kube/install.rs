@@ -9,9 +9,9 @@
 //! controller mounts the Secret of its webhook's Certificate); a wait until the set's
 //! Deployments, DaemonSets and StatefulSets are available; the webhook configurations and
 //! APIServices, and a wait until each webhook's Service has ready endpoints and its `caBundle`
-//! is filled; the custom resources of the set's own CRDs, retrying while a webhook is still not
-//! serving (`failed calling webhook` with `no endpoints available`, `connection refused`, ...),
-//! with backoff up to 30 s; and a wait until each KServe InferenceService and Knative Service
+//! is filled; the custom resources of the set's own CRDs (a webhook still not serving, `failed
+//! calling webhook` with `no endpoints available`, `connection refused`, ..., is retried by every
+//! call, `cluster::RETRY`); and a wait until each KServe InferenceService and Knative Service
 //! is `Ready`. An object annotated
 //! `mlops.dev/wait: "false"` is not waited for to become ready or available;
 //! `mlops.dev/wait-timeout` gives it its own time limit.
@@ -20,6 +20,13 @@
 //! webhook configurations (so that they block no deletion), the rest, the CRDs (custom
 //! resources of theirs that `mlops` did not create first freed of finalizers no controller is
 //! left to clear, with a warning naming each), the namespaces.
+//!
+//! Prune, after an upgrade: an object is the same object across versions when its group, kind,
+//! namespace and name are ([`ObjectRef::key`]), so a release that moves a kind to a new API
+//! version (`v1beta1` to `v1`) has not dropped it, and pruning it would delete what was just
+//! applied. Of what was dropped, only objects whose live copy still carries the add-on's label
+//! are uninstalled: one that another add-on has taken over (labelled as its own) is left, with
+//! a warning.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -31,7 +38,9 @@ use serde_json::Value;
 
 use super::cluster::Cluster;
 use super::error::KubeError;
-use super::manifest::{Object, ObjectRef, MANAGED_BY, WAIT_ANNOTATION, WAIT_TIMEOUT_ANNOTATION};
+use super::manifest::{
+    Object, ObjectRef, ADDON_LABEL, MANAGED_BY, WAIT_ANNOTATION, WAIT_TIMEOUT_ANNOTATION,
+};
 
 /// How long each wait may take, and how often to look.
 #[derive(Debug, Clone, Copy)]
@@ -83,8 +92,6 @@ pub trait Progress: Sync {
 const IN_FLIGHT: usize = 8;
 /// The first pause of a wait.
 const FIRST_POLL: Duration = Duration::from_millis(100);
-/// The longest pause between two attempts at an object a webhook refused.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// API groups of Kubernetes itself; every other group is defined by a CRD.
 const BUILTIN_GROUPS: &[&str] = &[
@@ -216,11 +223,11 @@ pub fn install<'a>(
     async move {
         install_order(&mut objects);
 
-        apply_all(cluster, &in_stage(&objects, Stage::Namespace), waits, note).await?;
+        apply_all(cluster, &in_stage(&objects, Stage::Namespace)).await?;
 
         let crds = in_stage(&objects, Stage::Crd);
         if !crds.is_empty() {
-            apply_all(cluster, &crds, waits, note).await?;
+            apply_all(cluster, &crds).await?;
             note.waiting(&format!(
                 "{} CustomResourceDefinitions to be established",
                 crds.len()
@@ -241,12 +248,12 @@ pub fn install<'a>(
             .partition(|o| defines_kind(&crds, &o.id));
         let mut builtin = in_stage(&objects, Stage::Builtin);
         builtin.extend(served.iter().copied());
-        apply_all(cluster, &builtin, waits, note).await?;
+        apply_all(cluster, &builtin).await?;
         wait_workloads(cluster, &builtin, waits, note).await?;
 
         let admission = in_stage(&objects, Stage::Admission);
         if !admission.is_empty() {
-            apply_all(cluster, &admission, waits, note).await?;
+            apply_all(cluster, &admission).await?;
             wait_webhooks(cluster, &admission, waits, note).await?;
         }
 
@@ -256,8 +263,8 @@ pub fn install<'a>(
                 "the admission webhooks to accept {}",
                 first.id.short()
             ));
-            apply_one(cluster, first, true, waits, note).await?;
-            apply_all(cluster, &own, waits, note).await?;
+            cluster.apply(first, true).await?;
+            apply_all(cluster, &own).await?;
         }
         let custom: Vec<&Object> = served.into_iter().chain(own).collect();
         wait_ready(cluster, &custom, waits, note).await?;
@@ -280,17 +287,12 @@ fn defines_kind(crds: &[&Object], id: &ObjectRef) -> bool {
     })
 }
 
-/// Applies objects, several at once, each retried while a webhook refuses it for not serving.
-async fn apply_all<'a>(
-    cluster: &'a Cluster,
-    objects: &'a [&'a Object],
-    waits: &'a Waits,
-    note: Note<'a>,
-) -> Result<(), KubeError> {
+/// Applies objects, several at once.
+async fn apply_all<'a>(cluster: &'a Cluster, objects: &'a [&'a Object]) -> Result<(), KubeError> {
     // A loop, not a closure: see `bounded`.
     let mut applies = Vec::with_capacity(objects.len());
     for object in objects {
-        applies.push(apply_one(cluster, object, false, waits, note).boxed());
+        applies.push(cluster.apply(object, false).boxed());
     }
     bounded(applies).await
 }
@@ -304,32 +306,6 @@ async fn bounded<T>(futures: Vec<BoxFuture<'_, Result<T, KubeError>>>) -> Result
         .try_collect::<Vec<T>>()
         .await
         .map(drop)
-}
-
-/// Applies `object`, retrying with backoff while a webhook refuses it because its server is
-/// not serving yet, for up to `waits.timeout`.
-async fn apply_one<'a>(
-    cluster: &'a Cluster,
-    object: &'a Object,
-    dry_run: bool,
-    waits: &'a Waits,
-    note: Note<'a>,
-) -> Result<Value, KubeError> {
-    let started = Instant::now();
-    let mut pause = waits.poll.min(Duration::from_secs(1));
-    loop {
-        match cluster.apply(object, dry_run).await {
-            Err(e) if e.is_webhook_not_ready() && started.elapsed() + pause < waits.timeout => {
-                note.waiting(&format!(
-                    "an admission webhook to serve ({} was refused)",
-                    object.id.short()
-                ));
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(MAX_BACKOFF);
-            }
-            other => return other,
-        }
-    }
 }
 
 /// Polls `check` until it says ready (`Ok(None)`); `Some(text)` is the last state, reported if
@@ -754,6 +730,51 @@ pub fn uninstall<'a>(
         .await
     }
     .boxed()
+}
+
+/// The objects of `prior` that `desired` no longer has, by group, kind, namespace and name.
+pub fn dropped(prior: Vec<ObjectRef>, desired: &[ObjectRef]) -> Vec<ObjectRef> {
+    let wanted: BTreeSet<_> = desired.iter().map(ObjectRef::key).collect();
+    prior
+        .into_iter()
+        .filter(|r| !wanted.contains(&r.key()))
+        .collect()
+}
+
+/// Uninstalls the objects of `dropped` that are still labelled as the add-on `addon`'s; a
+/// warning names each one labelled as another's (or no add-on's); one already gone is skipped.
+pub async fn prune(
+    cluster: &Cluster,
+    addon: &str,
+    dropped: &[ObjectRef],
+    waits: &Waits,
+    note: Note<'_>,
+) -> Result<(), KubeError> {
+    let mut ours = Vec::with_capacity(dropped.len());
+    for id in dropped {
+        let Some(live) = cluster.get(id).await? else {
+            continue;
+        };
+        match live["metadata"]["labels"][ADDON_LABEL].as_str() {
+            Some(owner) if owner == addon => ours.push(id.clone()),
+            Some(owner) => note.warning(&format!(
+                "{} is not pruned: it is `{owner}`'s now (label `{ADDON_LABEL}`)",
+                id.short()
+            )),
+            None => note.warning(&format!(
+                "{} is not pruned: it no longer has the label `{ADDON_LABEL}: {addon}`",
+                id.short()
+            )),
+        }
+    }
+    if ours.is_empty() {
+        return Ok(());
+    }
+    note.waiting(&format!(
+        "{} objects the new version no longer has to be pruned",
+        ours.len()
+    ));
+    uninstall(cluster, &ours, waits, note).await
 }
 
 /// The custom resources of `crds`' kinds still there once the add-on's own were deleted and

@@ -9,8 +9,10 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-/// The field manager of every server-side apply.
-pub const FIELD_MANAGER: &str = "mlops";
+/// The field manager of the add-ons' objects.
+pub const ADDONS_MANAGER: &str = "mlops-addons";
+/// The field manager of the stack's own objects (workloads, IRSA service accounts).
+pub const WORKLOADS_MANAGER: &str = "mlops-workloads";
 /// Label on every object `mlops` applies.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "mlops");
 /// Label naming the add-on an object belongs to.
@@ -53,6 +55,17 @@ impl ObjectRef {
         self.kind == "Namespace" && self.api_version == "v1"
     }
 
+    /// What stays the same when a release moves an object to another API version: its group,
+    /// kind, namespace and name. Two references with one key are one object in the cluster.
+    pub fn key(&self) -> (&str, &str, Option<&str>, &str) {
+        (
+            self.group_version().0,
+            &self.kind,
+            self.namespace.as_deref(),
+            &self.name,
+        )
+    }
+
     /// `Deployment cert-manager/cert-manager`: the object as messages name it.
     pub fn short(&self) -> String {
         match &self.namespace {
@@ -90,6 +103,17 @@ impl FromStr for ObjectRef {
             namespace,
             name,
         })
+    }
+}
+
+/// Who applies `object`: the add-ons' manager for an object labelled as an add-on's, the
+/// workloads' otherwise. Two managers, so that a workload setting a field of an add-on's object
+/// is a conflict the server reports, not a silent tug of war on every apply.
+pub fn field_manager(object: &Object) -> &'static str {
+    if object.body["metadata"]["labels"][ADDON_LABEL].is_string() {
+        ADDONS_MANAGER
+    } else {
+        WORKLOADS_MANAGER
     }
 }
 

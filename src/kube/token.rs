@@ -11,7 +11,7 @@
 use std::time::{Duration, SystemTime};
 
 use aws_config::{BehaviorVersion, Region};
-use aws_credential_types::provider::ProvideCredentials;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{
     sign, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
@@ -154,22 +154,31 @@ impl ExecCredential {
     }
 }
 
-/// Credentials from the default chain of the SDK (environment, profile, SSO, web identity,
-/// container, instance metadata), as every other command loads them.
-pub async fn load_credentials(region: &str) -> Result<Credentials> {
+const CREDENTIALS_HINT: &str = "configure AWS credentials the standard way: `aws configure`, \
+     `aws sso login`, AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY";
+
+/// The default credentials chain of the SDK (environment, profile, SSO, web identity,
+/// container, instance metadata), as every other command loads it.
+pub async fn credentials_provider(region: &str) -> Result<SharedCredentialsProvider> {
     let config = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.to_string()))
         .load()
         .await;
-    let hint = "configure AWS credentials the standard way: `aws configure`, `aws sso login`, \
-                AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY";
-    let provider = config
-        .credentials_provider()
-        .ok_or_else(|| Error::refused("no AWS credentials provider is configured", hint))?;
+    config.credentials_provider().ok_or_else(|| {
+        Error::refused(
+            "no AWS credentials provider is configured",
+            CREDENTIALS_HINT,
+        )
+    })
+}
+
+/// Credentials from [`credentials_provider`].
+pub async fn load_credentials(region: &str) -> Result<Credentials> {
+    let provider = credentials_provider(region).await?;
     provider.provide_credentials().await.map_err(|e| {
         Error::refused(
             format!("cannot load AWS credentials: {}", error_chain(&e)),
-            hint,
+            CREDENTIALS_HINT,
         )
     })
 }

@@ -271,7 +271,9 @@ pub async fn plan(
         let optional = request
             .manifests_optional
             .then_some(session.reporter.as_ref());
-        with_inventories(&stack.graph, &session.kube.settings.manifests, optional)?
+        let desired = with_inventories(&stack.graph, &session.kube.settings.manifests, optional)?;
+        refuse_addon_objects(&desired, &stack.spec.workloads)?;
+        desired
     };
     if !request.destroy {
         upgrade::check_version_step(&stack.spec, &state)?;
@@ -286,6 +288,48 @@ pub async fn plan(
     let plan = plan::diff(&desired, &state, &gone, &options)?;
     check_cluster_needs(&plan, &desired, &state, stack, session, request.refresh).await?;
     Ok((plan, state))
+}
+
+/// Refuses a workload that is also an object of an add-on (same group, kind, namespace and
+/// name, whatever the API version): the two field managers would each take the other's fields
+/// back on every apply, and a prune or an uninstall of the add-on would delete the workload.
+/// An add-on whose objects are not known (manifests not downloaded) is checked at the plan that
+/// knows them, still before any write.
+fn refuse_addon_objects(desired: &DesiredGraph, workloads: &[Workload]) -> Result<()> {
+    let addon_objects: Vec<(&Address, ObjectRef)> = desired
+        .resources
+        .values()
+        .filter(|r| r.kind == ResourceKind::Addon)
+        .flat_map(|r| {
+            addons::render::inventory_refs(&r.attrs)
+                .into_iter()
+                .map(move |object| (&r.address, object))
+        })
+        .collect();
+    let by_key: BTreeMap<_, _> = addon_objects
+        .iter()
+        .map(|(addon, object)| (object.key(), (addon, object)))
+        .collect();
+    let shared: Vec<String> = workloads
+        .iter()
+        .filter_map(|w| {
+            let (addon, object) = by_key.get(&w.object.id.key())?;
+            Some(format!(
+                "`{}` ({}) is {}, an object of `{addon}` too",
+                w.address(),
+                w.location(),
+                object.short()
+            ))
+        })
+        .collect();
+    if shared.is_empty() {
+        return Ok(());
+    }
+    Err(crate::Error::refused(
+        shared.join("\n"),
+        "an add-on's objects are the add-on's: set what it lets you set in the stack file's \
+         `[addons.*]` table, or give the workload another name",
+    ))
 }
 
 /// An object a plan applies, with how messages name it.

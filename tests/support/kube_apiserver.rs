@@ -16,6 +16,8 @@
 //! shell "reaper" waits for the end of its standard input, a pipe from this process.
 
 pub mod audit;
+pub mod eks_authenticator;
+pub mod faulty_proxy;
 pub mod stand_in;
 pub mod webhook;
 
@@ -465,6 +467,12 @@ impl RealApiServer {
     pub fn get_json(&self, path: &str) -> Option<serde_json::Value> {
         let body = self.get(path)?;
         Some(serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}")))
+    }
+
+    /// The server's certificate, base64-encoded PEM: the `certificate-authority-data` of its
+    /// kubeconfig, and the CA EKS gives (`certificateAuthority.data`).
+    pub fn ca_base64(&self) -> String {
+        STANDARD.encode(fs::read(self.dir().join("serving.crt")).unwrap())
     }
 
     /// The process ids of the API server and of etcd.

@@ -79,6 +79,46 @@ pub async fn security_group(aws: &Aws, vpc: &str, name: &str, tags: Tags<'_>) ->
         .to_string()
 }
 
+/// An interface endpoint in `subnets` of `vpc` for `service` (GuardDuty's is
+/// `com.amazonaws.<region>.guardduty-data`), in the security group `group`; its id.
+pub async fn interface_endpoint(
+    aws: &Aws,
+    vpc: &str,
+    service: &str,
+    (subnets, group): (&[String], &str),
+    tags: Tags<'_>,
+) -> String {
+    aws.ec2
+        .create_vpc_endpoint()
+        .vpc_id(vpc)
+        .service_name(service)
+        .vpc_endpoint_type(aws_sdk_ec2::types::VpcEndpointType::Interface)
+        .set_subnet_ids(Some(subnets.to_vec()))
+        .security_group_ids(group)
+        .set_tag_specifications(ec2_tags(ResourceType::VpcEndpoint, tags))
+        .send()
+        .await
+        .unwrap()
+        .vpc_endpoint()
+        .and_then(|e| e.vpc_endpoint_id())
+        .unwrap()
+        .to_string()
+}
+
+/// The VPC endpoints that exist (not `deleted`), by id, asked through the SDK.
+pub async fn endpoints(aws: &Aws) -> BTreeSet<String> {
+    aws.ec2
+        .describe_vpc_endpoints()
+        .send()
+        .await
+        .unwrap()
+        .vpc_endpoints()
+        .iter()
+        .filter(|e| e.state().map(|s| s.as_str().to_ascii_lowercase()) != Some("deleted".into()))
+        .filter_map(|e| e.vpc_endpoint_id().map(str::to_string))
+        .collect()
+}
+
 /// A detached network interface in `subnet`.
 pub async fn network_interface(
     aws: &Aws,

@@ -435,3 +435,57 @@ pub async fn serve_http<H, Fut, B, E>(
         });
     }
 }
+
+/// [`serve_http`] on a thread of its own with a one-thread runtime, on a fresh 127.0.0.1 port,
+/// until dropped: the small loopback servers of the kube-apiserver harness (the EKS
+/// authenticator, the faulty proxy).
+pub struct ThreadServer {
+    pub port: u16,
+    running: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        std::thread::JoinHandle<()>,
+    )>,
+}
+
+impl ThreadServer {
+    pub fn start<H, Fut, B, E>(name: &str, handle: H) -> ThreadServer
+    where
+        H: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + 'static,
+        Fut: std::future::Future<Output = Result<hyper::Response<B>, E>> + Send + 'static,
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(async move {
+                        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                        serve_http(listener, stopped, handle).await
+                    })
+            })
+            .unwrap_or_else(|e| panic!("start the thread of {name}: {e}"));
+        ThreadServer {
+            port,
+            running: Some((stop, thread)),
+        }
+    }
+}
+
+impl Drop for ThreadServer {
+    fn drop(&mut self) {
+        if let Some((stop, thread)) = self.running.take() {
+            let _ = stop.send(());
+            let _ = thread.join();
+        }
+    }
+}

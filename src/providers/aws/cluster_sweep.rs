@@ -20,6 +20,13 @@
 //! `kubernetes.io/cluster/<cluster> = shared` means "used by the cluster, owned by someone else"
 //! (the stack's own subnets carry it): such objects are never swept.
 //!
+//! GuardDuty, common in organisations, adds to a VPC with an EKS cluster (Runtime Monitoring
+//! with automated agent management) an interface endpoint for `guardduty-data` and its
+//! security group `GuardDutyManagedSecurityGroup-<vpc>`, both tagged `GuardDutyManaged =
+//! true`. GuardDuty does not remove them when the cluster goes, and they hold the subnets and
+//! the VPC, so the sweep deletes those of the cluster's VPC too (GuardDuty makes them again
+//! for a cluster that comes later).
+//!
 //! A security group still in use (`DependencyViolation`) is retried with the executor's
 //! backoff; every object deleted is reported through the reporter's `waiting`.
 
@@ -29,10 +36,12 @@ use std::time::Duration;
 
 use aws_sdk_ec2::types::{Filter, IpPermission, SecurityGroup, UserIdGroupPair};
 
+use super::vpc_endpoint::VpcEndpoint;
 use super::{classify, gone_is_fine, wait_for};
 use crate::base::ProviderError;
 use crate::base::RetryPolicy;
-use crate::providers::{Ctx, ProviderResult};
+use crate::model::Attrs;
+use crate::providers::{Ctx, ProviderResult, ResourceProvider};
 
 /// The AWS Load Balancer Controller's tag; its value is the cluster name.
 const LBC_TAG: &str = "elbv2.k8s.aws/cluster";
@@ -40,6 +49,8 @@ const LBC_TAG: &str = "elbv2.k8s.aws/cluster";
 const CNI_TAG: &str = "cluster.k8s.amazonaws.com/name";
 /// The value of `kubernetes.io/cluster/<cluster>` on objects whose life ends with the cluster.
 const OWNED: &str = "owned";
+/// GuardDuty's tag (value `true`) on the VPC endpoint and the security group it adds.
+const GUARDDUTY_TAG: &str = "GuardDutyManaged";
 
 /// How long load balancers may take to release their network interfaces once deleted.
 const RELEASE_LIMIT: Duration = Duration::from_secs(10 * 60);
@@ -58,6 +69,11 @@ fn left_by<'a>(cluster: &str, tags: impl IntoIterator<Item = (&'a str, &'a str)>
     tags.into_iter().any(|(key, value)| {
         (key == own && value == OWNED) || ((key == LBC_TAG || key == CNI_TAG) && value == cluster)
     })
+}
+
+/// Whether `tags` mark an object as GuardDuty's own.
+fn guardduty_managed<'a>(mut tags: impl Iterator<Item = (&'a str, &'a str)>) -> bool {
+    tags.any(|(key, value)| key == GUARDDUTY_TAG && value == "true")
 }
 
 fn filter(name: &str, value: &str) -> Filter {
@@ -94,6 +110,7 @@ pub(super) async fn sweep(
     sweep.target_groups().await?;
     sweep.wait_released(interfaces).await?;
     sweep.network_interfaces().await?;
+    sweep.guardduty_endpoints().await?;
     sweep.security_groups().await
 }
 
@@ -145,7 +162,7 @@ impl Sweep<'_> {
         Fut: Future<Output = ProviderResult<()>>,
     {
         self.ctx.waiting(&format!(
-            "for {what}, which Kubernetes left in `{}`, to be deleted",
+            "for {what}, left in `{}`, to be deleted",
             self.vpc
         ));
         self.retry
@@ -376,8 +393,42 @@ impl Sweep<'_> {
         Ok(())
     }
 
-    /// Deletes the security groups the cluster left, after revoking the rules of other groups
-    /// in the VPC that refer to them (AWS refuses to delete a group that is referred to).
+    /// Deletes GuardDuty's VPC endpoints in the VPC, each awaited until it is gone (its
+    /// network interfaces hold the subnets until then), before its security group goes.
+    async fn guardduty_endpoints(&self) -> ProviderResult<()> {
+        let endpoints: Vec<String> = self
+            .ctx
+            .aws
+            .ec2
+            .describe_vpc_endpoints()
+            .filters(filter("vpc-id", &self.vpc))
+            .filters(filter(&format!("tag:{GUARDDUTY_TAG}"), "true"))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(classify)?
+            .into_iter()
+            .filter(|e| {
+                let state = e.state().map(|s| s.as_str().to_ascii_lowercase());
+                !matches!(state.as_deref(), Some("deleted" | "deleting"))
+            })
+            .filter_map(|e| e.vpc_endpoint_id)
+            .collect();
+        let recorded = Attrs::new();
+        for id in endpoints {
+            self.delete(&format!("GuardDuty's VPC endpoint `{id}`"), || {
+                VpcEndpoint.delete(self.ctx, &id, &recorded)
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the security groups the cluster (or GuardDuty) left, after revoking the rules
+    /// of other groups in the VPC that refer to them (AWS refuses to delete a group that is
+    /// referred to).
     async fn security_groups(&self) -> ProviderResult<()> {
         let ec2 = &self.ctx.aws.ec2;
         let groups: Vec<SecurityGroup> = ec2
@@ -393,11 +444,12 @@ impl Sweep<'_> {
             .iter()
             .filter(|g| g.group_name() != Some("default"))
             .filter(|g| {
-                self.left(
+                let tags = || {
                     g.tags()
                         .iter()
-                        .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())),
-                )
+                        .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()))
+                };
+                self.left(tags()) || guardduty_managed(tags())
             })
             .filter_map(|g| Some((g.group_id()?, g.group_name().unwrap_or_default())))
             .collect();
@@ -583,7 +635,7 @@ mod tests {
         );
         assert_eq!(
             *recorder.waits.lock().unwrap(),
-            ["for the security group `sg-1` (`k8s-elb-a1`), which Kubernetes left in `vpc-1`, to be deleted"]
+            ["for the security group `sg-1` (`k8s-elb-a1`), left in `vpc-1`, to be deleted"]
         );
     }
 

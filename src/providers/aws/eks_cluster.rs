@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 
 use super::{
     adopt_on_conflict, bool_attr, classify, cluster_sweep, gone_as_none, gone_is_fine,
-    in_prior_order, str_attr, string_values, strings_attr, sync_tags_with, tags_of, tags_value,
-    wait_for,
+    health_phrase, in_prior_order, str_attr, string_values, strings_attr, sync_tags_with, tags_of,
+    tags_value, wait_for,
 };
 use crate::base::ProviderError;
 use crate::model::{Attrs, ResourceKind};
@@ -249,17 +249,10 @@ async fn wait_active(ctx: &Ctx<'_>, name: &str, what: &str) -> ProviderResult<()
         })?;
         match cluster.status() {
             Some(ClusterStatus::Active) => Ok(Some(())),
-            Some(ClusterStatus::Failed) => {
-                let issues = health_issues(&cluster);
-                Err(ProviderError::fatal(format!(
-                    "the EKS cluster `{name}` FAILED: {}",
-                    if issues.is_empty() {
-                        "AWS gave no reason".to_string()
-                    } else {
-                        issues.join("; ")
-                    }
-                )))
-            }
+            Some(ClusterStatus::Failed) => Err(ProviderError::fatal(format!(
+                "the EKS cluster `{name}` FAILED: {}",
+                health_phrase(&health_issues(&cluster))
+            ))),
             _ => Ok(None),
         }
     })
@@ -529,11 +522,24 @@ impl ResourceProvider for EksCluster {
                 .map(|_| ())
                 .map_err(classify),
         )?;
+        // A delete that EKS gives up on leaves the cluster FAILED: said at once, with EKS's
+        // reason, rather than after the wait's limit.
         wait_for(
             ctx,
             "for the EKS cluster to be deleted (AWS takes 5-10 min)",
             DELETE_LIMIT,
-            || async move { Ok(describe(ctx, id).await?.is_none().then_some(())) },
+            || async move {
+                match describe(ctx, id).await? {
+                    None => Ok(Some(())),
+                    Some(cluster) if cluster.status() == Some(&ClusterStatus::Failed) => {
+                        Err(ProviderError::fatal(format!(
+                            "EKS could not delete the cluster `{id}` (FAILED): {}",
+                            health_phrase(&health_issues(&cluster))
+                        )))
+                    }
+                    Some(_) => Ok(None),
+                }
+            },
         )
         .await?;
         cluster_sweep::sweep(ctx, id, &strings_attr(prior, "subnet_ids")).await
@@ -543,7 +549,9 @@ impl ResourceProvider for EksCluster {
 #[cfg(test)]
 mod tests {
     use aws_sdk_eks::operation::associate_encryption_config::AssociateEncryptionConfigOutput;
+    use aws_sdk_eks::operation::delete_cluster::DeleteClusterOutput;
     use aws_sdk_eks::operation::describe_cluster::DescribeClusterOutput;
+    use aws_sdk_eks::types::{ClusterHealth, ClusterIssue, ClusterIssueCode};
     use aws_sdk_eks::Client;
     use aws_smithy_mocks::mock;
 
@@ -660,6 +668,41 @@ mod tests {
         );
         assert!(err.message.contains(KEY), "{}", err.message);
         assert_eq!(associate.num_calls(), 0);
+    }
+
+    /// A delete EKS gives up on leaves the cluster FAILED (EKS has no DELETE_FAILED for a
+    /// cluster), which moto cannot show: the wait ends at the first describe that says so,
+    /// with EKS's reason, instead of after its 30-minute limit (aws-smithy-mocks).
+    #[tokio::test]
+    async fn a_cluster_eks_cannot_delete_is_reported_at_once_with_eks_reason() {
+        let delete =
+            mock!(Client::delete_cluster).then_output(|| DeleteClusterOutput::builder().build());
+        let describe = mock!(Client::describe_cluster).then_output(|| {
+            let mut failed = cluster(None);
+            failed.status = Some(ClusterStatus::Failed);
+            failed.health = Some(
+                ClusterHealth::builder()
+                    .issues(
+                        ClusterIssue::builder()
+                            .code(ClusterIssueCode::Other)
+                            .message("The cluster's network interfaces are still in use")
+                            .build(),
+                    )
+                    .build(),
+            );
+            DescribeClusterOutput::builder().cluster(failed).build()
+        });
+        let clients = mocks::eks_clients(&[&delete, &describe]);
+        let err = mocks::with_ctx(&clients, "eks_cluster", async |ctx| {
+            EksCluster.delete(ctx, "mlops-cluster", &desired(KEY)).await
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(
+            err.message,
+            "EKS could not delete the cluster `mlops-cluster` (FAILED): Other: The cluster's network interfaces are still in use"
+        );
+        assert_eq!((delete.num_calls(), describe.num_calls()), (1, 1));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use aws_sdk_eks::types::{
 use serde_json::{json, Value};
 
 use super::eks_cluster::{managed_by, sync_tags, tags_attr};
-use super::{adopt_on_conflict, in_prior_order, split_compound_id, string_values};
+use super::{adopt_on_conflict, health_phrase, in_prior_order, split_compound_id, string_values};
 use super::{
     classify, gone_as_none, gone_is_fine, str_attr, strings_attr, tag_changes, tags_of, wait_for,
 };
@@ -171,15 +171,10 @@ async fn wait_active(ctx: &Ctx<'_>, cluster: &str, name: &str, what: &str) -> Pr
             Some(NodegroupStatus::Active) => Ok(Some(())),
             Some(NodegroupStatus::Creating | NodegroupStatus::Updating) | None => Ok(None),
             Some(status) => {
-                let issues = health_issues(&group);
                 Err(ProviderError::fatal(format!(
                     "the node group `{name}` of cluster `{cluster}` is {}: {}",
                     status.as_str(),
-                    if issues.is_empty() {
-                        "EKS reports no health issue".to_string()
-                    } else {
-                        issues.join("; ")
-                    }
+                    health_phrase(&health_issues(&group))
                 )))
             }
         }
@@ -426,11 +421,23 @@ impl ResourceProvider for EksNodeGroup {
                 .map(|_| ())
                 .map_err(classify),
         )?;
+        // A group EKS could not delete (DELETE_FAILED) stays so: said at once, with EKS's reason.
         wait_for(
             ctx,
             "for the node group to be deleted (AWS takes 3-5 min)",
             DELETE_LIMIT,
-            || async move { Ok(describe(ctx, cluster, name).await?.is_none().then_some(())) },
+            || async move {
+                match describe(ctx, cluster, name).await? {
+                    None => Ok(Some(())),
+                    Some(group) if group.status() == Some(&NodegroupStatus::DeleteFailed) => {
+                        Err(ProviderError::fatal(format!(
+                            "EKS could not delete the node group `{name}` of cluster `{cluster}` (DELETE_FAILED): {}",
+                            health_phrase(&health_issues(&group))
+                        )))
+                    }
+                    Some(_) => Ok(None),
+                }
+            },
         )
         .await
     }

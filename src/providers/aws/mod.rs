@@ -469,6 +469,16 @@ pub fn string_values(items: &[String]) -> Vec<Value> {
     items.iter().map(|s| json!(s)).collect()
 }
 
+/// EKS's health issues of a cluster or a node group (why it failed) as one phrase for a
+/// message.
+pub fn health_phrase(issues: &[String]) -> String {
+    if issues.is_empty() {
+        "EKS reports no health issue".to_string()
+    } else {
+        issues.join("; ")
+    }
+}
+
 /// Polls `check` until it returns `Some`, reporting `what` while waiting; fails after `limit`.
 /// A describe that fails with a "not yet" error or without an answer (throttling or a 5xx
 /// after the SDK's own retries) is only a missed poll: the wait goes on; so is NotFound during

@@ -4,9 +4,10 @@
 //! Create and update run the staged install; update then prunes what the new version dropped
 //! (never a CRD, unless `--allow-crd-removal`); delete uninstalls in reverse order, with the
 //! namespaces the install made for objects whose manifests do not create them (Istio's
-//! `istio-system`).
+//! `istio-system`). What counts as dropped, and what of it is pruned, is `kube::install::dropped`
+//! and `prune`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 use serde_json::{json, Value};
@@ -130,14 +131,10 @@ impl ResourceProvider for Addon {
         desired: &Attrs,
     ) -> ProviderResult<()> {
         let cluster = ctx.kube.existing_cluster(ctx, desired).await?;
-        let wanted: BTreeMap<String, ObjectRef> = render::inventory_refs(desired)
-            .into_iter()
-            .map(|r| (r.to_string(), r))
-            .collect();
-        let dropped: Vec<ObjectRef> = render::inventory_refs(prior)
-            .into_iter()
-            .filter(|r| !wanted.contains_key(&r.to_string()))
-            .collect();
+        let dropped = install::dropped(
+            render::inventory_refs(prior),
+            &render::inventory_refs(desired),
+        );
         let crds: Vec<String> = dropped
             .iter()
             .filter(|r| r.is_crd())
@@ -152,16 +149,10 @@ impl ResourceProvider for Addon {
             .into());
         }
         install(ctx, &cluster, desired).await?;
-        if !dropped.is_empty() {
-            ctx.waiting(&format!(
-                "{} objects the new version no longer has to be pruned",
-                dropped.len()
-            ));
-            install::uninstall(&cluster, &dropped, &ctx.kube.settings.waits, ctx)
-                .await
-                .map_err(ProviderError::from)?;
-        }
-        Ok(())
+        let name = desired.get("name").and_then(Value::as_str).unwrap_or("");
+        install::prune(&cluster, name, &dropped, &ctx.kube.settings.waits, ctx)
+            .await
+            .map_err(ProviderError::from)
     }
 
     async fn delete(&self, ctx: &Ctx<'_>, _id: &str, prior: &Attrs) -> ProviderResult<()> {

@@ -3,7 +3,8 @@
 //! (`k8s.*`: the IRSA service accounts), and the destroy-time removal of the load balancers
 //! Kubernetes made (`cluster_cleanup`). They reach the API server through [`KubeEnv`], which
 //! connects on first use: to the kubeconfig given with `--kubeconfig`, or to the stack's EKS
-//! cluster with a token made like `aws eks get-token`.
+//! cluster with tokens made like `aws eks get-token`, minted again as they age
+//! (`kube::auth`).
 
 mod addon;
 mod cleanup;
@@ -11,7 +12,6 @@ mod object;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 use tokio::sync::Mutex;
@@ -24,6 +24,7 @@ pub use object::KubeObject;
 use super::{Ctx, ProviderResult};
 use crate::addons::ManifestSource;
 use crate::base::ProviderError;
+use crate::kube::auth::TokenMinter;
 use crate::kube::install::{self, Waits};
 use crate::kube::{token, Cluster};
 use crate::model::Attrs;
@@ -40,9 +41,6 @@ impl install::Progress for Ctx<'_> {
     }
 }
 
-/// EKS tokens live 15 minutes; a connection is renewed well before.
-const TOKEN_LIFETIME: Duration = Duration::from_secs(10 * 60);
-
 /// How the cluster side of a run is set up.
 #[derive(Debug, Clone)]
 pub struct KubeSettings {
@@ -54,10 +52,10 @@ pub struct KubeSettings {
     pub allow_crd_removal: bool,
 }
 
-/// The connection to the cluster, made on first use and renewed before its token expires.
+/// The connection to the cluster, made on first use.
 pub struct KubeEnv {
     pub settings: KubeSettings,
-    connection: Mutex<Option<(Arc<Cluster>, Instant)>>,
+    connection: Mutex<Option<Arc<Cluster>>>,
 }
 
 impl KubeEnv {
@@ -87,10 +85,8 @@ impl KubeEnv {
         attrs: &Attrs,
     ) -> ProviderResult<Option<Arc<Cluster>>> {
         let mut connection = self.connection.lock().await;
-        if let Some((cluster, made)) = connection.as_ref() {
-            if made.elapsed() < TOKEN_LIFETIME {
-                return Ok(Some(cluster.clone()));
-            }
+        if let Some(cluster) = connection.as_ref() {
+            return Ok(Some(cluster.clone()));
         }
         let cluster = match &self.settings.kubeconfig {
             Some(path) => Cluster::from_kubeconfig(path).await?,
@@ -112,16 +108,15 @@ impl KubeEnv {
                     .and_then(|c| c.data())
                     .unwrap_or_default();
                 let region = &ctx.aws.region;
-                let credentials = token::load_credentials(region)
+                let credentials = token::credentials_provider(region)
                     .await
                     .map_err(|e| ProviderError::fatal(e.to_string()))?;
-                let url = token::presigned_url(&credentials, region, name, SystemTime::now())
-                    .map_err(|e| ProviderError::fatal(e.to_string()))?;
-                Cluster::from_endpoint(name, endpoint, ca, &token::token(&url)).await?
+                let minter = TokenMinter::new(credentials, region, name, token::TOKEN_LIFETIME);
+                Cluster::from_endpoint(name, endpoint, ca, minter).await?
             }
         };
         let cluster = Arc::new(cluster);
-        *connection = Some((cluster.clone(), Instant::now()));
+        *connection = Some(cluster.clone());
         Ok(Some(cluster))
     }
 
