@@ -13,12 +13,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use mlops::kube::install::{self, Waits};
-use mlops::kube::manifest::{parse_documents, Object, ObjectRef};
+use mlops::kube::manifest::ObjectRef;
 use mlops::kube::Cluster;
 use serde_json::{json, Value};
 use support::apiserver::TestApiServer;
 use support::kube_apiserver::webhook::AdmissionWebhook;
 use support::kube_apiserver::RealApiServer;
+use support::objects;
 
 /// What a behaviour needs of a server.
 trait Server: Sync {
@@ -159,15 +160,6 @@ fn waits() -> Waits {
         load_balancer_timeout: Duration::from_secs(30),
         poll: Duration::from_millis(500),
     }
-}
-
-fn objects(values: &[Value]) -> Vec<Object> {
-    let text = values
-        .iter()
-        .map(|v| v.to_string())
-        .collect::<Vec<_>>()
-        .join("\n---\n");
-    parse_documents(&text, "test").unwrap()
 }
 
 async fn cluster(server: &dyn Server) -> Cluster {

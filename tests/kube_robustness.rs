@@ -19,12 +19,13 @@ use kube::api::PostParams;
 use kube::Api;
 use mlops::kube::auth::TokenMinter;
 use mlops::kube::install::{self, Waits};
-use mlops::kube::manifest::{parse_documents, Object, ObjectRef};
+use mlops::kube::manifest::{Object, ObjectRef};
 use mlops::kube::{token, Cluster, KubeError};
 use serde_json::{json, Value};
 use support::kube_apiserver::eks_authenticator::{scaled, EksAuthenticator};
 use support::kube_apiserver::faulty_proxy::{Fault, FaultyProxy};
 use support::kube_apiserver::RealApiServer;
+use support::objects;
 
 /// How long the authenticator accepts a token: EKS's 15 minutes, scaled.
 fn token_lifetime() -> Duration {
@@ -68,15 +69,6 @@ fn waits() -> Waits {
         load_balancer_timeout: Duration::from_secs(10),
         poll: Duration::from_millis(500),
     }
-}
-
-fn objects(values: &[Value]) -> Vec<Object> {
-    let text = values
-        .iter()
-        .map(Value::to_string)
-        .collect::<Vec<_>>()
-        .join("\n---\n");
-    parse_documents(&text, "test").unwrap()
 }
 
 fn namespace(name: &str) -> Value {

@@ -489,3 +489,13 @@ impl Drop for ThreadServer {
         }
     }
 }
+
+/// Kubernetes objects written as JSON values, parsed the way `mlops` parses a manifest.
+pub fn objects(values: &[serde_json::Value]) -> Vec<mlops::kube::manifest::Object> {
+    let text = values
+        .iter()
+        .map(serde_json::Value::to_string)
+        .collect::<Vec<_>>()
+        .join("\n---\n");
+    mlops::kube::manifest::parse_documents(&text, "test").unwrap()
+}
