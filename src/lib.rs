@@ -19,6 +19,7 @@ pub mod error;
 pub mod exec;
 pub mod graph;
 pub mod kube;
+pub mod manifest;
 pub mod model;
 pub mod ops;
 pub mod plan;

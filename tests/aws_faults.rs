@@ -674,6 +674,97 @@ fn a_refresh_reads_each_kind_with_one_request_and_sees_what_is_gone() {
     );
 }
 
+/// Models the nightly drift check of many stacks in one account against EC2's throttling,
+/// which counts each API action (a bucket of 100 requests, 20 more a second): `plan --all`
+/// reads a kind's objects of every stack of the region with one request, so two stacks cost
+/// one `DescribeSubnets`, not two (counted by the layer); each stack still sees exactly its own
+/// objects: a route removed behind one stack's back (through the SDK, straight to moto) is
+/// planned again in that stack and in no other. The two stacks are distinct, applied through
+/// the layer, which gives each cluster its own OIDC issuer as AWS does.
+#[test]
+fn stacks_planned_together_share_each_kinds_read() {
+    let moto = Emulator::start();
+    let layer = AwsLayer::start(&moto, Faults::default(), Clock::default());
+    let aws = moto.clients();
+    let project = Project::at(&layer.url, "one", &example_as("one"));
+    let two = example_as("two").replace("[repositories.wine-model]", "[repositories.two-model]");
+    std::fs::write(project.dir.path().join("stacks/two.toml"), two).unwrap();
+    let applied = project.mlops(&["apply", "--all", "--auto-approve"]);
+    assert_eq!(applied.code, 0, "apply failed:\n{}", applied.stderr);
+    let unchanged = project.mlops(&["plan", "--all", "--detailed-exitcode"]);
+    assert_eq!(
+        unchanged.code, 0,
+        "{}\n{}",
+        unchanged.stdout, unchanged.stderr
+    );
+
+    let tables = aws
+        .run(
+            aws.ec2
+                .describe_route_tables()
+                .filters(stack_filter("two"))
+                .send(),
+        )
+        .unwrap()
+        .route_tables
+        .unwrap_or_default();
+    let routed = tables
+        .iter()
+        .find(|t| t.routes().iter().any(|r| r.nat_gateway_id().is_some()))
+        .expect("stack two's private route table with its NAT route");
+    aws.run(
+        aws.ec2
+            .delete_route()
+            .route_table_id(routed.route_table_id().unwrap())
+            .destination_cidr_block("0.0.0.0/0")
+            .send(),
+    )
+    .unwrap();
+
+    let started = Instant::now();
+    let plan = project.mlops(&["plan", "--all", "--detailed-exitcode"]);
+    let ended = Instant::now();
+    assert_eq!(plan.code, 2, "{}\n{}", plan.stdout, plan.stderr);
+    let (one, two) = plan
+        .stdout
+        .split_once("== stack `two`")
+        .expect("stack two's plan after stack one's");
+    assert!(one.contains("No changes."), "{one}");
+    assert!(two.contains("route.private."), "{two}");
+    assert!(
+        two.contains("Plan: 1 to add, 0 to change, 0 to destroy."),
+        "{two}"
+    );
+
+    let during = |operation: &str| {
+        layer
+            .calls_of(operation)
+            .into_iter()
+            .filter(|at| (started..ended).contains(at))
+            .count()
+    };
+    for operation in [
+        "DescribeVpcs",
+        "DescribeSubnets",
+        "DescribeInternetGateways",
+        "DescribeNatGateways",
+        "DescribeAddresses",
+    ] {
+        assert_eq!(during(operation), 1, "{operation} for both stacks");
+    }
+    assert_eq!(
+        during("DescribeRouteTables"),
+        3,
+        "tables, routes, associations"
+    );
+    assert_eq!(
+        during("DescribeVpcAttribute"),
+        4,
+        "two attributes of two VPCs"
+    );
+    assert_eq!(during("DescribeCluster"), 2, "one cluster each");
+}
+
 /// Models EKS giving up on a node group's delete: DELETE_FAILED, with the health issue EKS
 /// reports (a security group with a dependent object), which moto never shows. `destroy`
 /// stops at the first describe that says so, long before the delete's 30-minute limit, names

@@ -349,6 +349,47 @@ fn a_new_cluster_is_creating_without_endpoint_then_active() {
     });
 }
 
+/// EKS gives every cluster an OIDC issuer of its own (moto gives all clusters of a region the
+/// same one): two clusters made through the layer have two issuers, in AWS's form (32 hex
+/// digits), the same in every answer, so that two stacks of one account can each own the OIDC
+/// provider of their cluster.
+#[test]
+fn each_cluster_has_its_own_oidc_issuer() {
+    let (_moto, layer) = only_clock(Clock::default());
+    let aws = through(&layer);
+    let (_, subnets) = network(&aws);
+    let issuers = aws.run(async {
+        let role = create_role(&aws, "cluster-role").await;
+        let mut issuers = Vec::new();
+        for name in ["c1", "c2", "c1"] {
+            if name == "c2" || issuers.is_empty() {
+                create_cluster(&aws, name, &role, &subnets).await.unwrap();
+            }
+            let cluster = cluster_status(&aws, name).await;
+            let issuer = cluster
+                .identity()
+                .and_then(|i| i.oidc())
+                .and_then(|o| o.issuer());
+            issuers.push(issuer.unwrap().to_string());
+        }
+        issuers
+    });
+    assert_ne!(issuers[0], issuers[1], "{issuers:?}");
+    assert_eq!(issuers[0], issuers[2], "{issuers:?}");
+    for issuer in &issuers {
+        let id = issuer
+            .strip_prefix("https://oidc.eks.us-west-2.amazonaws.com/id/")
+            .unwrap_or_else(|| panic!("{issuer}"));
+        assert!(
+            id.len() == 32
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_lowercase()),
+            "{issuer}"
+        );
+    }
+}
+
 /// EKS refuses a role IAM has just created for a few seconds, with the messages AWS sends
 /// for the cluster role and for the node role; then accepts it.
 #[test]

@@ -13,8 +13,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use mlops::kube::install::{self, Waits};
-use mlops::kube::manifest::ObjectRef;
 use mlops::kube::Cluster;
+use mlops::manifest::ObjectRef;
 use serde_json::{json, Value};
 use support::apiserver::TestApiServer;
 use support::kube_apiserver::webhook::AdmissionWebhook;

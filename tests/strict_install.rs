@@ -16,8 +16,8 @@ use std::time::Duration;
 use mlops::addons::render;
 use mlops::addons::{release_named, ManifestSource};
 use mlops::kube::install::{self, Waits};
-use mlops::kube::manifest::Object;
 use mlops::kube::{Cluster, KubeError};
+use mlops::manifest::Object;
 use serde_json::{json, Value};
 use support::kube_apiserver::RealApiServer;
 use tokio::sync::OnceCell;
@@ -123,7 +123,7 @@ async fn a_certificate_gets_its_secret_only_once_its_issuer_is_ready() {
     let ns = "strict-certificate";
     let cluster = Cluster::from_kubeconfig(&server.kubeconfig).await.unwrap();
     let manifest =
-        |value: Value| mlops::kube::manifest::parse_documents(&value.to_string(), "test").unwrap();
+        |value: Value| mlops::manifest::parse_documents(&value.to_string(), "test").unwrap();
     install::ensure_namespaces(&cluster, &[ns]).await.unwrap();
     let certificate = json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
         "metadata": {"name": "serving", "namespace": ns},
@@ -341,7 +341,7 @@ async fn a_claim_without_a_class_gets_the_stacks_gp3_class() {
     let server = RealApiServer::shared();
     let cluster = Cluster::from_kubeconfig(&server.kubeconfig).await.unwrap();
     let manifest =
-        |value: &Value| mlops::kube::manifest::parse_documents(&value.to_string(), "test").unwrap();
+        |value: &Value| mlops::manifest::parse_documents(&value.to_string(), "test").unwrap();
     // EKS's own class, as a new cluster has it.
     let gp2 = json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
         "metadata": {"name": "gp2", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
@@ -397,8 +397,7 @@ async fn an_inference_service_is_ready_only_with_its_runtime_and_its_account() {
     let apply = |value: Value| {
         let cluster = &cluster;
         async move {
-            let objects =
-                mlops::kube::manifest::parse_documents(&value.to_string(), "test").unwrap();
+            let objects = mlops::manifest::parse_documents(&value.to_string(), "test").unwrap();
             cluster.apply(&objects[0], false).await.unwrap();
         }
     };
@@ -512,7 +511,7 @@ async fn an_uninstall_frees_a_foreign_resource_whose_controller_is_gone() {
     let server = RealApiServer::shared();
     server.stand_in();
     let cluster = Cluster::from_kubeconfig(&server.kubeconfig).await.unwrap();
-    let crd = mlops::kube::manifest::parse_documents(
+    let crd = mlops::manifest::parse_documents(
         r#"
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition

@@ -244,7 +244,8 @@ fn main() {
             if parallelism != 10 && n != *counts.last().unwrap() {
                 continue;
             }
-            let (time, requests, rounds, failed) = plan_all(&layer, n, &state, parallelism);
+            let (time, requests, rounds, failed, busy) =
+                plan_all(&layer, &moto, n, &state, parallelism);
             if n == 1 {
                 one = time;
             }
@@ -254,8 +255,9 @@ fn main() {
             report.row(
                 format!("plan --all, {n} applied stacks, --parallelism {parallelism}"),
                 format!(
-                    "{} ({requests} requests in {rounds} rounds), {ratio:.2}x one stack{failed}",
-                    secs(time)
+                    "{} ({requests} requests in {rounds} rounds; moto busy {}), {ratio:.2}x one stack{failed}",
+                    secs(time),
+                    busy.map_or("unknown".into(), secs)
                 ),
                 if last {
                     "< 3x one stack".into()
@@ -349,13 +351,15 @@ fn warm_up(aws: &support::Aws) {
 }
 
 /// `mlops plan --all --parallelism P` over `n` stacks made from the example, each with `state`
-/// as its own; the wall time, the requests, their rounds, and the first error of a failed run.
+/// as its own; the wall time, the requests, their rounds, the first error of a failed run, and
+/// the processor time moto spent meanwhile (one Python process: what bounds many stacks here).
 fn plan_all(
     layer: &AwsLayer,
+    moto: &Emulator,
     n: usize,
     state: &serde_json::Value,
     parallelism: usize,
-) -> (Duration, usize, usize, Option<String>) {
+) -> (Duration, usize, usize, Option<String>, Option<Duration>) {
     let project = Project::at(&layer.url, "gen-0", &example_as("gen-0"));
     std::fs::create_dir_all(project.dir.path().join("stacks/state")).unwrap();
     for i in 0..n {
@@ -368,7 +372,9 @@ fn plan_all(
     }
     let parallelism = parallelism.to_string();
     let args = ["plan", "--all", "--parallelism", &parallelism];
+    let cpu_before = moto.cpu_time();
     let (run, time, requests, started) = measure(layer, || project.mlops(&args));
+    let busy = cpu_before.zip(moto.cpu_time()).map(|(a, b)| b - a);
     let failed = (run.code != 0).then(|| {
         let errors = run.stderr.matches("\nerror: ").count();
         let first = run.stderr.lines().find(|l| l.starts_with("error: "));
@@ -379,6 +385,7 @@ fn plan_all(
         requests,
         rounds(layer, started, started + time),
         failed,
+        busy,
     )
 }
 

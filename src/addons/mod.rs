@@ -4,6 +4,7 @@
 //! against its digest, whatever its origin.
 
 pub mod catalogue;
+pub mod ingress;
 pub mod render;
 mod source;
 

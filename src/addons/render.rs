@@ -9,19 +9,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Addon, ManifestSource, Release};
+use super::ingress::IngressSpec;
+use super::{Addon, AddonError, ManifestSource, Release};
 use serde_json::{json, Value};
 
-use crate::kube::manifest::{
+use crate::manifest::{
     self, Object, ObjectRef, ADDON_LABEL, MANAGED_BY, SYSTEM_NAMESPACES, VERSION_LABEL,
 };
-use crate::kube::KubeError;
 use crate::model::Attrs;
-use crate::spec::IngressSpec;
 
 /// The labelled objects of `release`, in file order, then its compiled-in template; a later
 /// document with the same reference replaces an earlier one.
-pub fn objects(release: &Release, source: &ManifestSource) -> Result<Vec<Object>, KubeError> {
+pub fn objects(release: &Release, source: &ManifestSource) -> Result<Vec<Object>, AddonError> {
     let addon = release.addon.name();
     let mut objects: Vec<Object> = Vec::new();
     for file in release.files {
@@ -136,7 +135,7 @@ pub fn configured(
     release: &Release,
     source: &ManifestSource,
     attrs: &Attrs,
-) -> Result<Vec<Object>, KubeError> {
+) -> Result<Vec<Object>, AddonError> {
     let mut objects = objects(release, source)?;
     let text = |key: &str| attrs.get(key).and_then(Value::as_str);
     if let Some(mode) = text(DEPLOYMENT_MODE) {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::catalogue::{ManifestFile, Release};
+use crate::manifest::ManifestError;
 
 /// Replaces the download host of the catalogue's URLs (an internal mirror, or a test server).
 pub const MIRROR_ENV: &str = "MLOPS_ADDONS_MIRROR";
@@ -39,6 +40,8 @@ pub enum AddonError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
 }
 
 impl AddonError {
@@ -54,7 +57,7 @@ impl AddonError {
             AddonError::Download { .. } => Some(format!(
                 "without network access, pass a bundle with `--manifests-dir` (or set {MIRROR_ENV} to a mirror)"
             )),
-            AddonError::Io { .. } => None,
+            AddonError::Io { .. } | AddonError::Manifest(_) => None,
         }
     }
 }

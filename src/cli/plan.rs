@@ -63,22 +63,55 @@ async fn run_many(pattern: &str, args: &PlanArgs, global: &Global) -> Result<u8>
     let board = live_board(global, &names);
     // One cap on AWS requests in flight for every stack together.
     let cap = RequestCap::new(usize::from(args.parallelism));
-    let runs = files.iter().zip(&names).map(|(file, name)| {
-        let progress = Progress::of_stack(board.as_ref(), name);
-        let cap = cap.clone();
-        async move {
-            let started = Instant::now();
-            let file = file.display().to_string();
-            let result = plan_stack(&file, args, global, cap, progress.clone()).await;
+    let progress: Vec<Progress> = names
+        .iter()
+        .map(|name| Progress::of_stack(board.as_ref(), name))
+        .collect();
+    let started = Instant::now();
+    let opened: Vec<Result<(Stack, Session)>> = files
+        .iter()
+        .zip(&progress)
+        .map(|(file, progress)| {
+            let stack = global.open(&file.display().to_string())?;
+            let session = session(
+                &stack,
+                global,
+                args.parallelism,
+                cap.clone(),
+                progress.clone(),
+            );
+            Ok((stack, session))
+        })
+        .collect();
+    let open: Vec<(&Stack, &Session)> = opened
+        .iter()
+        .filter_map(|o| o.as_ref().ok().map(|(stack, session)| (stack, session)))
+        .collect();
+    let which: Vec<usize> = (0..opened.len()).filter(|&i| opened[i].is_ok()).collect();
+    let phase = |i: usize, phase: &str| progress[which[i]].phase(phase);
+    let mut planned = ops::plan_many(&open, &plan_request(args), &phase)
+        .await?
+        .into_iter();
+    drop(open);
+    let results: Vec<_> = opened
+        .into_iter()
+        .zip(&files)
+        .zip(&progress)
+        .map(|((opened, file), progress)| {
+            let (result, elapsed) = match opened {
+                Ok((stack, _)) => {
+                    let (plan, elapsed) = planned.next().expect("a plan for each stack opened");
+                    (plan.map(|plan| (stack, plan)), elapsed)
+                }
+                Err(err) => (Err(err), started.elapsed()),
+            };
             match &result {
                 Ok((_, plan)) => progress.finish(&to_change(plan), true),
                 Err(_) => progress.finish("failed", false),
             }
-            (file, result, started.elapsed())
-        }
-    });
-    let results = futures::future::join_all(runs).await;
-
+            (file.display().to_string(), result, elapsed)
+        })
+        .collect();
     let mut rows = Vec::new();
     let (mut failed, mut changed) = (0, 0);
     for (file, result, elapsed) in &results {
@@ -250,6 +283,20 @@ pub fn targets(list: &[String]) -> Vec<Address> {
     list.iter().map(|t| Address::new(t.as_str())).collect()
 }
 
+/// What `plan` asks of each stack.
+fn plan_request(args: &PlanArgs) -> PlanRequest {
+    PlanRequest {
+        refresh: args.refresh.enabled,
+        targets: targets(&args.targets),
+        destroy: false,
+        // A plan to read may go without the manifests; a saved plan must be one to apply.
+        manifests_optional: args.out.is_none(),
+        replace: targets(&args.changes.replace),
+        refresh_only: args.changes.refresh_only,
+        allow_version_skip: args.changes.allow_version_skip,
+    }
+}
+
 /// Opens, locks and plans one stack.
 async fn plan_stack(
     file: &str,
@@ -259,16 +306,7 @@ async fn plan_stack(
     progress: Progress,
 ) -> Result<(Stack, Plan)> {
     let stack = global.open(file)?;
-    let request = PlanRequest {
-        refresh: args.refresh.enabled,
-        targets: targets(&args.targets),
-        destroy: false,
-        // A plan to read may go without the manifests; a saved plan must be one to apply.
-        manifests_optional: args.out.is_none(),
-        replace: targets(&args.changes.replace),
-        refresh_only: args.changes.refresh_only,
-        allow_version_skip: args.changes.allow_version_skip,
-    };
+    let request = plan_request(args);
     let session = session(&stack, global, args.parallelism, cap, progress.clone());
     progress.phase("locking");
     let _lock = stack.lock("plan", session.reporter.as_ref()).await?;

@@ -36,7 +36,7 @@ use crate::providers::kube::KubeEnv;
 use crate::providers::{Ctx, ResourceProvider};
 use crate::state::{self, ResourceState, State, StateError, StateStore};
 
-pub use refresh::refresh;
+pub use refresh::{refresh, refresh_many, Refreshed};
 pub use signal::interrupt;
 
 /// Finds the provider of a resource kind; the AWS one in production, an in-memory one in tests.

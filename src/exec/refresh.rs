@@ -3,74 +3,138 @@
 //! creates them again); changed attributes show as updates. The objects of one kind are read
 //! together, as many at once as the kind's API describes with one request
 //! (`ResourceProvider::reads_at_once`): a refresh is as fast as its rounds of requests.
+//!
+//! Many stacks refreshed together (`plan --all`, the nightly drift check) share those requests:
+//! one `DescribeSubnets` reads the subnets of every stack of a region, so 50 stacks cost a few
+//! EC2 requests more than one, not 50 times as many, against EC2's per-action throttling.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use futures::stream::{self, StreamExt};
 
 use super::{Env, ExecError, Op};
-use crate::model::{canonical, Address};
+use crate::base::ProviderError;
+use crate::model::{canonical, Address, Attrs, ResourceKind};
 use crate::providers::Read;
 use crate::state::State;
 
+/// A refreshed state and the addresses found gone.
+pub type Refreshed = (State, BTreeSet<Address>);
+
 /// Reads every resource of `state`; returns the refreshed state and the addresses found gone.
-pub async fn refresh(
-    mut state: State,
-    env: &Env<'_>,
-) -> Result<(State, BTreeSet<Address>), ExecError> {
-    let mut by_kind: BTreeMap<_, Vec<Read>> = BTreeMap::new();
-    for (address, resource) in &state.resources {
-        by_kind.entry(resource.kind).or_default().push(Read {
-            address,
-            id: &resource.id,
-            prior: &resource.attrs,
-        });
+pub async fn refresh(state: State, env: &Env<'_>) -> Result<Refreshed, ExecError> {
+    let mut results = refresh_many(vec![(state, env)]).await;
+    results.pop().expect("one result for each stack refreshed")
+}
+
+/// One object to read, and the stack (its index) it belongs to.
+type StackRead<'a> = (usize, Read<'a>);
+
+/// Refreshes the states of many stacks at once, each with its own environment; the results
+/// in the same order. The reads of one kind in one region go out together across the stacks,
+/// `reads_at_once` to a request: a provider that reads more than one object at once answers
+/// for objects of any stack (it reads by id, never by the stack's tags). A read that fails
+/// fails every stack it was reading for; the other stacks go on.
+pub async fn refresh_many(stacks: Vec<(State, &Env<'_>)>) -> Vec<Result<Refreshed, ExecError>> {
+    let mut groups: BTreeMap<(&str, ResourceKind), Vec<StackRead>> = BTreeMap::new();
+    for (index, (state, env)) in stacks.iter().enumerate() {
+        for (address, resource) in &state.resources {
+            let read = Read {
+                address,
+                id: &resource.id,
+                prior: &resource.attrs,
+            };
+            groups
+                .entry((env.clients.region.as_str(), resource.kind))
+                .or_default()
+                .push((index, read));
+        }
     }
-    let batches = by_kind.iter().flat_map(|(kind, objects)| {
-        let provider = env.providers.get(*kind);
-        objects
-            .chunks(provider.reads_at_once().max(1))
-            .map(move |batch| (provider, batch))
+    let parallelism = stacks.iter().map(|(_, env)| env.parallelism).max();
+    let batches = groups.iter().flat_map(|((_, kind), reads)| {
+        let at_once = stacks[reads[0].0].1.providers.get(*kind).reads_at_once();
+        reads
+            .chunks(at_once.max(1))
+            .map(move |batch| (*kind, batch))
     });
-    let reads = batches.map(|(provider, batch)| async move {
-        let first = batch[0].address;
-        let ctx = env.ctx(first);
-        let live = env
-            .retry
-            .run(env.reporter, first, || provider.read_many(&ctx, batch))
-            .await;
-        let addresses: Vec<Address> = batch.iter().map(|o| o.address.clone()).collect();
-        (addresses, live)
+    let reads = batches.map(|(kind, batch)| {
+        let (first_stack, first) = (batch[0].0, batch[0].1.address);
+        let env = stacks[first_stack].1;
+        let provider = env.providers.get(kind);
+        let objects: Vec<Read> = batch.iter().map(|(_, read)| *read).collect();
+        async move {
+            let ctx = env.ctx(first);
+            let live = env
+                .retry
+                .run(env.reporter, first, || provider.read_many(&ctx, &objects))
+                .await;
+            let owners: Vec<(usize, Address)> = batch
+                .iter()
+                .map(|(stack, read)| (*stack, read.address.clone()))
+                .collect();
+            (owners, live)
+        }
     });
     let results: Vec<_> = stream::iter(reads)
-        .buffer_unordered(env.parallelism.max(1))
+        .buffer_unordered(parallelism.unwrap_or(1).max(1))
         .collect()
         .await;
-    let mut gone = BTreeSet::new();
-    for (addresses, live) in results {
-        let live = match live {
-            Ok(live) => live,
-            Err(error) => {
-                return Err(ExecError {
-                    address: addresses[0].clone(),
-                    op: Op::Read,
-                    error,
-                })
+    drop(groups);
+
+    let mut failed: BTreeMap<usize, ExecError> = BTreeMap::new();
+    let mut found: Vec<Vec<(Address, Option<Attrs>)>> = vec![Vec::new(); stacks.len()];
+    for (owners, live) in results {
+        match live {
+            Ok(live) => {
+                for ((stack, address), attrs) in owners.into_iter().zip(live) {
+                    found[stack].push((address, attrs));
+                }
             }
-        };
-        for (address, attrs) in addresses.into_iter().zip(live) {
-            match attrs {
-                Some(attrs) => {
-                    if let Some(resource) = state.resources.get_mut(&address) {
-                        resource.attrs = canonical(attrs);
-                    }
+            Err(error) => fail_owners(&mut failed, owners, &error),
+        }
+    }
+    stacks
+        .into_iter()
+        .zip(found)
+        .enumerate()
+        .map(|(index, ((state, _), found))| match failed.remove(&index) {
+            Some(error) => Err(error),
+            None => Ok(apply_reads(state, found)),
+        })
+        .collect()
+}
+
+/// Records `error` for each stack among `owners` that has not failed yet, under its first
+/// address in the read.
+fn fail_owners(
+    failed: &mut BTreeMap<usize, ExecError>,
+    owners: Vec<(usize, Address)>,
+    error: &ProviderError,
+) {
+    for (stack, address) in owners {
+        failed.entry(stack).or_insert_with(|| ExecError {
+            address,
+            op: Op::Read,
+            error: error.clone(),
+        });
+    }
+}
+
+/// `state` with what was read: live attributes written in, the objects gone taken out.
+fn apply_reads(mut state: State, found: Vec<(Address, Option<Attrs>)>) -> Refreshed {
+    let mut gone = BTreeSet::new();
+    for (address, attrs) in found {
+        match attrs {
+            Some(attrs) => {
+                if let Some(resource) = state.resources.get_mut(&address) {
+                    resource.attrs = canonical(attrs);
                 }
-                None => {
-                    state.resources.remove(&address);
-                    gone.insert(address);
-                }
+            }
+            None => {
+                state.resources.remove(&address);
+                gone.insert(address);
             }
         }
     }
-    Ok((state, gone))
+    (state, gone)
 }

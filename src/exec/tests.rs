@@ -17,7 +17,7 @@ use crate::graph::DesiredGraph;
 use crate::model::ResourceKind;
 use crate::plan::{diff, PlanOptions};
 use crate::providers::kube::KubeEnv;
-use crate::providers::ProviderResult;
+use crate::providers::{ProviderResult, Read};
 use crate::state::{LockGuard, LockInfo};
 
 const EXAMPLE: &str = include_str!("../../stacks/example.toml");
@@ -44,6 +44,12 @@ struct FakeCloud {
     /// long: what still uses the object (a deleted cluster's network interfaces) goes slowly.
     in_use_for: BTreeMap<String, Duration>,
     started: Mutex<Option<tokio::time::Instant>>,
+    /// How many objects one read reads (`reads_at_once`; 0 is 1).
+    reads_at_once: usize,
+    /// The ids of each `read_many`, in the order they were asked.
+    reads: Mutex<Vec<Vec<String>>>,
+    /// A read of any of these ids fails for good (AccessDenied).
+    unreadable: Mutex<BTreeSet<String>>,
 }
 
 impl FakeCloud {
@@ -91,6 +97,28 @@ impl ResourceProvider for FakeProviders<'_> {
                     .or_insert(json!("https://oidc.fake/id/1"));
                 attrs
             }))
+    }
+
+    fn reads_at_once(&self) -> usize {
+        self.0.reads_at_once.max(1)
+    }
+
+    async fn read_many(
+        &self,
+        ctx: &Ctx<'_>,
+        objects: &[Read<'_>],
+    ) -> ProviderResult<Vec<Option<Attrs>>> {
+        let ids: Vec<String> = objects.iter().map(|o| o.id.to_string()).collect();
+        let refused = (ids.iter()).any(|id| self.0.unreadable.lock().unwrap().contains(id));
+        self.0.reads.lock().unwrap().push(ids);
+        if refused {
+            return Err(ProviderError::fatal("AccessDenied: not allowed to read"));
+        }
+        let mut live = Vec::new();
+        for object in objects {
+            live.push(self.read(ctx, object.id, object.prior).await?);
+        }
+        Ok(live)
     }
 
     async fn find(&self, ctx: &Ctx<'_>, _: &Attrs) -> ProviderResult<Option<String>> {
@@ -891,4 +919,118 @@ async fn an_adopted_object_is_waited_for_like_a_new_one() {
         "id-made-earlier"
     );
     assert!(outcome.state.resources.values().all(|r| !r.pending));
+}
+
+/// The environment of a refresh of stack `stack` against `providers`, through clients of
+/// `region`.
+fn read_env<'a>(
+    providers: &'a FakeProviders<'a>,
+    clients: &'a Clients,
+    kube: &'a KubeEnv,
+    stack: &'a str,
+    in_use: &'a BTreeMap<ResourceKind, Duration>,
+) -> Env<'a> {
+    Env {
+        providers,
+        clients,
+        kube,
+        stack,
+        reporter: &Silent,
+        parallelism: 4,
+        retry: RetryPolicy {
+            first_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(5),
+            budget: Duration::from_millis(50),
+        },
+        in_use,
+    }
+}
+
+/// Models the nightly drift check over many stacks (`plan --all`) against EC2's per-action
+/// throttling: the reads of a kind go out together for every stack of a region, each stack
+/// gets back exactly its own objects and what of its own is gone, stacks of another region
+/// are read apart, and a read that fails fails the stacks it read for and no other.
+#[tokio::test]
+async fn stacks_refreshed_together_share_their_reads_per_kind_and_region() {
+    let mut cloud = FakeCloud::default();
+    let desired = graph(EXAMPLE);
+    let mut states = Vec::new();
+    for _ in 0..3 {
+        let applied = run(
+            &cloud,
+            &MemoryStore::default(),
+            &desired,
+            State::new("mlops"),
+            8,
+        )
+        .await;
+        assert!(applied.errors.is_empty(), "{:?}", applied.errors);
+        states.push(applied.state);
+    }
+    let kinds: BTreeSet<ResourceKind> = states[0].resources.values().map(|r| r.kind).collect();
+    let id_of = |state: &State, address: &str| state.resources[&Address::new(address)].id.clone();
+    let gone_id = id_of(&states[1], "vpc");
+    cloud.objects.lock().unwrap().remove(&gone_id);
+    cloud.reads_at_once = 1000;
+
+    let (west, east) = (offline_clients(), {
+        let config = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("eu-west-1"))
+            .build();
+        Clients::from_config(&config, "eu-west-1", false)
+    });
+    let (providers, kube, in_use) = (FakeProviders(&cloud), KubeEnv::unused(), BTreeMap::new());
+    let envs = [
+        read_env(&providers, &west, &kube, "a", &in_use),
+        read_env(&providers, &west, &kube, "b", &in_use),
+        read_env(&providers, &east, &kube, "c", &in_use),
+    ];
+    let stacks = states.iter().cloned().zip(&envs).collect();
+    let refreshed = refresh_many(stacks).await;
+
+    let reads = cloud.reads.lock().unwrap().clone();
+    assert_eq!(
+        reads.len(),
+        2 * kinds.len(),
+        "one read per kind and region: {reads:?}"
+    );
+    let ids = |state: &State| -> BTreeSet<String> {
+        state.resources.values().map(|r| r.id.clone()).collect()
+    };
+    let (a, b, c) = (ids(&states[0]), ids(&states[1]), ids(&states[2]));
+    for read in &reads {
+        let read: BTreeSet<String> = read.iter().cloned().collect();
+        let with_c = !read.is_disjoint(&c);
+        assert!(
+            with_c != (!read.is_disjoint(&a) && !read.is_disjoint(&b)),
+            "a read is of stacks a and b together, or of c alone: {read:?}"
+        );
+    }
+    let results: Vec<Refreshed> = refreshed.into_iter().map(Result::unwrap).collect();
+    assert!(
+        results[0].1.is_empty() && results[2].1.is_empty(),
+        "{results:?}"
+    );
+    assert_eq!(results[1].1, BTreeSet::from([Address::new("vpc")]));
+    for (i, (state, _)) in results.iter().enumerate() {
+        let expected = states[i].resources.len() - usize::from(i == 1);
+        assert_eq!(state.resources.len(), expected);
+        let own = ids(&states[i]);
+        assert!(state.resources.values().all(|r| own.contains(&r.id)));
+    }
+
+    cloud.reads.lock().unwrap().clear();
+    *cloud.unreadable.lock().unwrap() = BTreeSet::from([id_of(&states[0], "vpc")]);
+    let stacks = states.iter().cloned().zip(&envs).collect();
+    let refreshed = refresh_many(stacks).await;
+    let failed: Vec<bool> = refreshed.iter().map(Result::is_err).collect();
+    assert_eq!(
+        failed,
+        [true, true, false],
+        "a and b shared the failed read; c did not"
+    );
+    let error = refreshed[1].as_ref().unwrap_err();
+    assert_eq!(error.address, Address::new("vpc"));
+    assert!(error.error.message.contains("AccessDenied"), "{error:?}");
 }

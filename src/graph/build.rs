@@ -8,14 +8,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{json, Value};
 
 use crate::addons::{render, Addon};
-use crate::kube::manifest::MANAGED_BY;
+use crate::manifest::MANAGED_BY;
 use crate::model::device_plugin::ATTR as DEVICE_PLUGIN_ATTR;
 use crate::model::{
     canonical, initial, reference, references_in, zones::by_zone, Address, Attrs, Partition,
     Resource, ResourceKind,
 };
 use crate::spec::{KserveMode, NatMode, Spec};
-use crate::workloads::{with_outputs, Output, Outputs, Workload};
+use crate::workloads::{with_outputs, Output, Workload};
 
 /// The AWS-managed policies the EKS control plane role needs, by name.
 pub const CLUSTER_POLICIES: &[&str] = &["AmazonEKSClusterPolicy"];
@@ -602,7 +602,7 @@ fn cluster_bootstrap(
         );
         service_accounts.push(address);
     }
-    let outputs = Outputs::of(b.spec);
+    let outputs = crate::spec::outputs(b.spec);
     let output = |name: &str| match outputs.get(name) {
         Some(Output::Literal(value)) => json!(value),
         Some(Output::RoleArn(key)) => {

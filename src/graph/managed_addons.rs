@@ -8,7 +8,7 @@
 use serde_json::{json, Value};
 
 use super::build::{attachment, irsa_role, Builder};
-use crate::kube::manifest::MANAGED_BY;
+use crate::manifest::MANAGED_BY;
 use crate::model::{reference, Address, ResourceKind};
 use crate::spec::EBS_CSI_DRIVER;
 

@@ -27,8 +27,8 @@ use tower::filter::AsyncFilterLayer;
 
 use super::auth::{Bearer, MintError, TokenMinter};
 use super::error::KubeError;
-use super::manifest::{field_manager, Object, ObjectRef};
 use crate::base::{ErrorClass, RetryPolicy};
+use crate::manifest::{field_manager, Object, ObjectRef};
 
 /// How long to wait for a TCP connection to the API server.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::addons::AddonError;
 use crate::base::{code_hint, ErrorClass, ProviderError};
 
-use super::manifest::ManifestError;
+use crate::manifest::ManifestError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KubeError {

@@ -38,7 +38,7 @@ use serde_json::Value;
 
 use super::cluster::Cluster;
 use super::error::KubeError;
-use super::manifest::{
+use crate::manifest::{
     Object, ObjectRef, ADDON_LABEL, MANAGED_BY, WAIT_ANNOTATION, WAIT_TIMEOUT_ANNOTATION,
 };
 

@@ -1,8 +1,15 @@
-//! Many stacks at once: which stack files a pattern names (`--all` is `stacks/*.toml`), and
-//! the name each is shown by.
+//! Many stacks at once: which stack files a pattern names (`--all` is `stacks/*.toml`), the
+//! name each is shown by, and their plans made together (the nightly drift check).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use futures::future::join_all;
+
+use super::{check_request, plan_refreshed, refreshes, PlanRequest, Session, Stack};
+use crate::exec;
+use crate::plan::Plan;
 use crate::{Error, Result};
 
 /// The pattern `--all` stands for.
@@ -69,6 +76,62 @@ pub fn stack_files(pattern: &str) -> Result<Vec<PathBuf>> {
         ));
     }
     Ok(files)
+}
+
+/// Plans `stacks` as `request` asks, each under its lock, their refreshes read together
+/// (`exec::refresh_many`: one request reads a kind's objects of every stack of a region);
+/// `phase` hears what each stack (by index) is at. For each stack, its plan or why it failed,
+/// and when it was ready; a stack that fails leaves the others going.
+pub async fn plan_many(
+    stacks: &[(&Stack, &Session)],
+    request: &PlanRequest,
+    phase: &(dyn Fn(usize, &str) + Sync),
+) -> Result<Vec<(Result<Plan>, Duration)>> {
+    check_request(request)?;
+    let started = Instant::now();
+    let loaded = join_all(
+        stacks
+            .iter()
+            .enumerate()
+            .map(|(i, (stack, session))| async move {
+                phase(i, "locking");
+                let lock = stack.lock("plan", session.reporter.as_ref()).await?;
+                Ok::<_, Error>((lock, stack.state().await?))
+            }),
+    )
+    .await;
+    let which: Vec<usize> = (0..stacks.len())
+        .filter(|&i| matches!(&loaded[i], Ok((_, stored)) if refreshes(request, stored)))
+        .collect();
+    let envs = join_all(which.iter().map(|&i| {
+        phase(i, "refreshing");
+        let (stack, session) = stacks[i];
+        session.env(&stack.spec)
+    }))
+    .await;
+    let states = which.iter().zip(&envs).filter_map(|(&i, env)| {
+        let (_, stored) = loaded[i].as_ref().ok()?;
+        Some((stored.clone(), env))
+    });
+    let mut refreshed: BTreeMap<usize, _> = which
+        .iter()
+        .copied()
+        .zip(exec::refresh_many(states.collect()).await)
+        .collect();
+    let plans = loaded.into_iter().enumerate().map(|(i, loaded)| {
+        let refreshed = refreshed.remove(&i).transpose();
+        let (stack, session) = stacks[i];
+        async move {
+            let plan = async {
+                let (_lock, stored) = loaded?;
+                let refreshed = refreshed?;
+                let (plan, _) = plan_refreshed(stack, request, session, stored, refreshed).await?;
+                Ok(plan)
+            };
+            (plan.await, started.elapsed())
+        }
+    });
+    Ok(join_all(plans).await)
 }
 
 #[cfg(test)]

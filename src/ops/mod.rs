@@ -19,8 +19,8 @@ use crate::addons::{self, AddonError, ManifestSource};
 use crate::base::{Reporter, RetryPolicy};
 use crate::exec::{self, Env, LiveProviders};
 use crate::graph::DesiredGraph;
-use crate::kube::manifest::{Object, ObjectRef};
-use crate::kube::{Cluster, KubeError};
+use crate::kube::Cluster;
+use crate::manifest::{Object, ObjectRef};
 use crate::model::{Address, ResourceKind};
 use crate::plan::{self, Plan, PlanOptions};
 use crate::providers::aws::{Clients, Settings};
@@ -33,7 +33,7 @@ use crate::Result;
 pub use apply::{apply, Applied};
 pub use backend::{create_backend, BackendCreated};
 pub use import::import;
-pub use many::{label, stack_files, ALL_STACKS};
+pub use many::{label, plan_many, stack_files, ALL_STACKS};
 pub use saved::{load_plan, save_plan, SavedPlan};
 pub use state_edit::{edit_state, StateEdit};
 pub use status::{
@@ -243,7 +243,19 @@ pub async fn plan(
     request: &PlanRequest,
     session: &Session,
 ) -> Result<(Plan, State)> {
+    check_request(request)?;
     let stored = stack.state().await?;
+    let refreshed = if refreshes(request, &stored) {
+        let env = session.env(&stack.spec).await;
+        Some(exec::refresh(stored.clone(), &env).await?)
+    } else {
+        None
+    };
+    plan_refreshed(stack, request, session, stored, refreshed).await
+}
+
+/// Refuses the flags of `request` that contradict each other.
+fn check_request(request: &PlanRequest) -> Result<()> {
     if request.refresh_only && !request.refresh {
         return Err(crate::Error::refused(
             "`--refresh-only` plans what a refresh finds, and `--refresh=false` turns the refresh off",
@@ -256,12 +268,24 @@ pub async fn plan(
             "leave out `--target`",
         ));
     }
-    let mut state = stored.clone();
-    let mut gone = BTreeSet::new();
-    if request.refresh && !state.resources.is_empty() {
-        let env = session.env(&stack.spec).await;
-        (state, gone) = exec::refresh(state, &env).await?;
-    }
+    Ok(())
+}
+
+/// Whether the plan of `stored` reads the cloud first: when asked, and when there is anything.
+fn refreshes(request: &PlanRequest, stored: &State) -> bool {
+    request.refresh && !stored.resources.is_empty()
+}
+
+/// The plan of a stack from its `stored` state and, when it was refreshed, what the refresh
+/// read (`exec::refresh`); with the state it was made from.
+async fn plan_refreshed(
+    stack: &Stack,
+    request: &PlanRequest,
+    session: &Session,
+    stored: State,
+    refreshed: Option<exec::Refreshed>,
+) -> Result<(Plan, State)> {
+    let (state, gone) = refreshed.unwrap_or_else(|| (stored.clone(), BTreeSet::new()));
     if request.refresh_only {
         return Ok((plan::drift(&stored, &state, &gone), stored));
     }
@@ -413,7 +437,7 @@ async fn check_cluster_needs(
         )
         .collect();
     made.extend(stack.spec.irsa.values().map(|i| i.namespace.as_str()));
-    made.extend(crate::kube::manifest::SYSTEM_NAMESPACES);
+    made.extend(crate::manifest::SYSTEM_NAMESPACES);
     let unmade: Vec<(&Workload, &str)> = applies
         .iter()
         .filter_map(|c| workloads.get(&c.address))
@@ -537,14 +561,14 @@ fn with_inventories(
             offline,
         ) {
             (Ok(objects), _) => serde_json::json!(addons::render::inventory(&objects)),
-            (Err(KubeError::Addon(e @ AddonError::Download { .. })), Some(reporter)) => {
+            (Err(e @ AddonError::Download { .. }), Some(reporter)) => {
                 reporter.warning(&format!(
                     "{}: {e}; its objects are not known yet: run `mlops addons fetch --out DIR` where there is network and plan with `--manifests-dir DIR` to see them (an apply needs them)",
                     resource.address
                 ));
                 crate::model::reference(&resource.address, "objects (manifests not downloaded)")
             }
-            (Err(e), _) => return Err(e.into()),
+            (Err(e), _) => return Err(crate::Error::Addon(e)),
         };
         resource.attrs.insert("objects".into(), inventory);
     }

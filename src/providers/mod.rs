@@ -34,6 +34,7 @@ impl Ctx<'_> {
 pub type ProviderResult<T> = Result<T, ProviderError>;
 
 /// One object of a kind to read, among several (`ResourceProvider::read_many`).
+#[derive(Clone, Copy)]
 pub struct Read<'a> {
     pub address: &'a Address,
     pub id: &'a str,
@@ -70,7 +71,9 @@ pub trait ResourceProvider: Send + Sync {
 
     /// How many objects one `read_many` reads at most: more than one for the kinds whose API
     /// describes many objects with one request (`DescribeSubnets` with every id), so that the
-    /// refresh sends one request where it would send one per object.
+    /// refresh sends one request where it would send one per object. Such a provider reads by
+    /// id alone, never by the stack's tags: the objects of one `read_many` may belong to several
+    /// stacks of a region (`plan --all`), `ctx` being the first object's stack.
     fn reads_at_once(&self) -> usize {
         1
     }

@@ -16,10 +16,11 @@ use std::path::{Path, PathBuf};
 
 use ipnet::Ipv4Net;
 
+pub use crate::addons::ingress::{IngressSpec, LoadBalancerType, DEFAULT_DOMAIN};
 use crate::addons::{Addon, Release};
 use crate::model::device_plugin::DevicePlugin;
 use crate::ui::diagnostic::{Diagnostic, SourceFile};
-use crate::workloads::{Outputs, Workload};
+use crate::workloads::{Output, Outputs, Workload};
 
 pub use collisions::{collisions, Collisions};
 pub use compose::{base_of, same_file};
@@ -300,50 +301,6 @@ pub struct AddonsSpec {
     pub ingress: IngressSpec,
 }
 
-/// Where the models are reached: the domain of their URLs (Knative's `config-domain`, KServe's
-/// `ingressDomain`) and the AWS load balancer of Istio's ingress gateway in front of them.
-#[derive(Debug, Clone, PartialEq)]
-pub struct IngressSpec {
-    pub domain: String,
-    pub load_balancer: LoadBalancerType,
-    pub internal: bool,
-}
-
-impl Default for IngressSpec {
-    /// `example.com` (Knative's and KServe's own example domain), reached with a `Host` header,
-    /// which needs no DNS; a classic ELB facing the internet, which is what the Istio manifests
-    /// make without an annotation (`docs/addons.md`, The ingress gateway).
-    fn default() -> Self {
-        IngressSpec {
-            domain: DEFAULT_DOMAIN.into(),
-            load_balancer: LoadBalancerType::Classic,
-            internal: false,
-        }
-    }
-}
-
-/// The domain of the models' URLs when `[addons.knative] domain` is left out.
-pub const DEFAULT_DOMAIN: &str = "example.com";
-
-/// The kind of AWS load balancer the gateway's Service asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoadBalancerType {
-    /// A classic ELB: the in-tree controller's answer to a Service without a type annotation.
-    Classic,
-    /// A Network Load Balancer.
-    Network,
-}
-
-impl LoadBalancerType {
-    /// As the spec and the add-on's attributes spell it.
-    pub fn name(self) -> &'static str {
-        match self {
-            LoadBalancerType::Classic => "clb",
-            LoadBalancerType::Network => "nlb",
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KserveMode {
     /// Knative Serving behind Istio: scale to zero, revisions.
@@ -505,7 +462,7 @@ pub fn parse(path: &Path, text: String) -> Result<Spec, SpecError> {
                 (parts, format!("the IRSA service account of `[irsa.{key}]`"))
             })
             .collect();
-        spec.workloads = crate::workloads::load(&sources, &Outputs::of(&spec), &reserved)
+        spec.workloads = crate::workloads::load(&sources, &outputs(&spec), &reserved)
             .map_err(invalid_manifests)?;
     }
     // Of every file the stack reads: a saved plan is refused when any of them changed.
@@ -529,6 +486,36 @@ fn invalid(file: SourceFile, diagnostics: Vec<Diagnostic>) -> SpecError {
         diagnostics,
         elsewhere: Vec::new(),
     }
+}
+
+/// The names `${...}` may use in the stack's manifests: the outputs of `spec` (its workloads
+/// aside).
+pub fn outputs(spec: &Spec) -> Outputs {
+    let mut outputs = BTreeMap::new();
+    let mut literal = |name: String, value: &str| {
+        outputs.insert(name, Output::Literal(value.to_string()));
+    };
+    literal("stack.name".into(), &spec.stack.name);
+    literal("region".into(), &spec.stack.region);
+    literal("eks.name".into(), &spec.eks.name);
+    for (key, bucket) in &spec.buckets {
+        literal(format!("buckets.{key}.name"), &bucket.name);
+    }
+    for (key, irsa) in &spec.irsa {
+        literal(format!("irsa.{key}.service_account"), &irsa.service_account);
+        literal(format!("irsa.{key}.namespace"), &irsa.namespace);
+    }
+    for key in spec.irsa.keys() {
+        outputs.insert(format!("irsa.{key}.role_arn"), Output::RoleArn(key.clone()));
+    }
+    for key in spec.repositories.keys() {
+        outputs.insert(
+            format!("repositories.{key}.uri"),
+            Output::RepositoryUri(key.clone()),
+        );
+    }
+    outputs.insert("account_id".into(), Output::AccountId);
+    outputs.into_iter().collect()
 }
 
 /// The files `[workloads] paths` names, each path relative to the stack file that wrote it.

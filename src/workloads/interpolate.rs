@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use crate::model::join;
-use crate::spec::Spec;
 
 /// The key of a placeholder object: `{"$output": "irsa.kserve-s3.role_arn"}`.
 pub const OUTPUT_KEY: &str = "$output";
@@ -30,37 +29,14 @@ pub enum Output {
 pub struct Outputs(BTreeMap<String, Output>);
 
 impl Outputs {
-    /// The outputs of a spec (its workloads aside).
-    pub fn of(spec: &Spec) -> Outputs {
-        let mut outputs = BTreeMap::new();
-        let mut literal = |name: String, value: &str| {
-            outputs.insert(name, Output::Literal(value.to_string()));
-        };
-        literal("stack.name".into(), &spec.stack.name);
-        literal("region".into(), &spec.stack.region);
-        literal("eks.name".into(), &spec.eks.name);
-        for (key, bucket) in &spec.buckets {
-            literal(format!("buckets.{key}.name"), &bucket.name);
-        }
-        for (key, irsa) in &spec.irsa {
-            literal(format!("irsa.{key}.service_account"), &irsa.service_account);
-            literal(format!("irsa.{key}.namespace"), &irsa.namespace);
-        }
-        for key in spec.irsa.keys() {
-            outputs.insert(format!("irsa.{key}.role_arn"), Output::RoleArn(key.clone()));
-        }
-        for key in spec.repositories.keys() {
-            outputs.insert(
-                format!("repositories.{key}.uri"),
-                Output::RepositoryUri(key.clone()),
-            );
-        }
-        outputs.insert("account_id".into(), Output::AccountId);
-        Outputs(outputs)
-    }
-
     pub fn get(&self, name: &str) -> Option<&Output> {
         self.0.get(name)
+    }
+}
+
+impl FromIterator<(String, Output)> for Outputs {
+    fn from_iter<I: IntoIterator<Item = (String, Output)>>(outputs: I) -> Self {
+        Outputs(outputs.into_iter().collect())
     }
 }
 

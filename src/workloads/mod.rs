@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::kube::manifest::{
+use crate::manifest::{
     parse_documents_with_lines, ManifestError, Object, ObjectRef, WAIT_ANNOTATION,
     WAIT_TIMEOUT_ANNOTATION,
 };

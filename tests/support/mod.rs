@@ -114,6 +114,17 @@ impl Emulator {
         );
     }
 
+    /// The processor time moto has used so far, all its threads (`/proc/<pid>/stat`, in clock
+    /// ticks of 10 ms): what the emulator itself costs a run, a cost AWS does not add.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        let stat = fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        // After the command name in parentheses, from the state (field 3): utime and stime are
+        // fields 14 and 15.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+        Some(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
+    }
+
     /// The requests moto received since `start_recording`, in order, as `METHOD /path`: what
     /// AWS would have been asked, read from the emulator's own record.
     pub fn recorded_requests(&self) -> Vec<String> {
@@ -491,11 +502,11 @@ impl Drop for ThreadServer {
 }
 
 /// Kubernetes objects written as JSON values, parsed the way `mlops` parses a manifest.
-pub fn objects(values: &[serde_json::Value]) -> Vec<mlops::kube::manifest::Object> {
+pub fn objects(values: &[serde_json::Value]) -> Vec<mlops::manifest::Object> {
     let text = values
         .iter()
         .map(serde_json::Value::to_string)
         .collect::<Vec<_>>()
         .join("\n---\n");
-    mlops::kube::manifest::parse_documents(&text, "test").unwrap()
+    mlops::manifest::parse_documents(&text, "test").unwrap()
 }

@@ -5,11 +5,13 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::{InternetGateway as Gateway, ResourceType};
 use serde_json::json;
 
-use super::ec2::{owned_by, sync_tags, tag_spec, tags_attr};
-use super::{classify, create_once, gone_as_none, gone_is_fine, no_sdk_retries, on_new, str_attr};
+use super::ec2::{ids_filter, ids_of, owned_by, sync_tags, tag_spec, tags_attr, IDS_AT_ONCE};
+use super::{
+    classify, create_once, gone_as_none, gone_is_fine, in_order, no_sdk_retries, on_new, str_attr,
+};
 use crate::base::ProviderError;
 use crate::model::{Attrs, ResourceKind};
-use crate::providers::{Ctx, ProviderResult, ResourceProvider};
+use crate::providers::{Ctx, ProviderResult, Read, ResourceProvider};
 
 pub struct InternetGateway;
 
@@ -25,6 +27,15 @@ async fn describe(ctx: &Ctx<'_>, id: &str) -> ProviderResult<Option<Gateway>> {
             .map_err(classify),
     )?;
     Ok(out.and_then(|o| o.internet_gateways.and_then(|g| g.into_iter().next())))
+}
+
+/// What the state keeps of `gateway`.
+fn attrs_of(gateway: &Gateway) -> Attrs {
+    let attrs = json!({
+        "vpc_id": gateway.attachments().first().and_then(|a| a.vpc_id()),
+        "tags": tags_attr(gateway.tags()),
+    });
+    attrs.as_object().cloned().unwrap_or_default()
 }
 
 async fn delete_gateway(ctx: &Ctx<'_>, id: &str) -> ProviderResult<()> {
@@ -75,14 +86,33 @@ impl ResourceProvider for InternetGateway {
     }
 
     async fn read(&self, ctx: &Ctx<'_>, id: &str, _prior: &Attrs) -> ProviderResult<Option<Attrs>> {
-        let Some(gateway) = describe(ctx, id).await? else {
-            return Ok(None);
-        };
-        let attrs = json!({
-            "vpc_id": gateway.attachments().first().and_then(|a| a.vpc_id()),
-            "tags": tags_attr(gateway.tags()),
-        });
-        Ok(attrs.as_object().cloned())
+        Ok(describe(ctx, id).await?.as_ref().map(attrs_of))
+    }
+
+    fn reads_at_once(&self) -> usize {
+        IDS_AT_ONCE
+    }
+
+    /// One `DescribeInternetGateways` for them all.
+    async fn read_many(
+        &self,
+        ctx: &Ctx<'_>,
+        objects: &[Read<'_>],
+    ) -> ProviderResult<Vec<Option<Attrs>>> {
+        let out = ctx
+            .aws
+            .ec2
+            .describe_internet_gateways()
+            .filters(ids_filter("internet-gateway-id", ids_of(objects)))
+            .send()
+            .await
+            .map_err(classify)?;
+        let found = out
+            .internet_gateways()
+            .iter()
+            .filter_map(|g| Some((g.internet_gateway_id()?.to_string(), attrs_of(g))))
+            .collect();
+        Ok(in_order(objects, found))
     }
 
     async fn find(&self, ctx: &Ctx<'_>, _desired: &Attrs) -> ProviderResult<Option<String>> {

@@ -327,12 +327,10 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// The attributes of `objects`, in their order, from what one request `found` (by id); `None`
-/// for an object it did not find.
-pub fn in_order(
-    objects: &[super::Read<'_>],
-    mut found: BTreeMap<String, Attrs>,
-) -> Vec<Option<Attrs>> {
-    objects.iter().map(|o| found.remove(o.id)).collect()
+/// for an object it did not find. An id may come twice: two stacks whose states name the same
+/// object, read together.
+pub fn in_order(objects: &[super::Read<'_>], found: BTreeMap<String, Attrs>) -> Vec<Option<Attrs>> {
+    objects.iter().map(|o| found.get(o.id).cloned()).collect()
 }
 
 /// `Ok(None)` for an error that means the object is gone.

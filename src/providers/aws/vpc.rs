@@ -4,13 +4,14 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, VpcAttributeName};
 use serde_json::json;
 
-use super::ec2::{owned_by, sync_tags, tag_spec, tags_attr};
+use super::ec2::{ids_filter, ids_of, owned_by, sync_tags, tag_spec, tags_attr, IDS_AT_ONCE};
 use super::{
-    bool_attr, classify, create_once, gone_as_none, gone_is_fine, no_sdk_retries, on_new, str_attr,
+    bool_attr, classify, create_once, gone_as_none, gone_is_fine, in_order, no_sdk_retries, on_new,
+    str_attr,
 };
 use crate::base::ProviderError;
 use crate::model::{Attrs, ResourceKind};
-use crate::providers::{Ctx, ProviderResult, ResourceProvider};
+use crate::providers::{Ctx, ProviderResult, Read, ResourceProvider};
 
 pub struct Vpc;
 
@@ -29,6 +30,26 @@ async fn dns_attribute(ctx: &Ctx<'_>, id: &str, name: VpcAttributeName) -> Provi
         _ => out.enable_dns_support(),
     };
     Ok(value.and_then(|v| v.value()).unwrap_or(false))
+}
+
+/// The DNS host names and DNS support of the VPC `id`, asked at once.
+async fn dns_attributes(ctx: &Ctx<'_>, id: &str) -> ProviderResult<(bool, bool)> {
+    let (hostnames, support) = futures::join!(
+        dns_attribute(ctx, id, VpcAttributeName::EnableDnsHostnames),
+        dns_attribute(ctx, id, VpcAttributeName::EnableDnsSupport),
+    );
+    Ok((hostnames?, support?))
+}
+
+/// What the state keeps of `vpc`, with its DNS attributes.
+fn attrs_of(vpc: &aws_sdk_ec2::types::Vpc, (hostnames, support): (bool, bool)) -> Attrs {
+    let attrs = json!({
+        "cidr_block": vpc.cidr_block(),
+        "enable_dns_hostnames": hostnames,
+        "enable_dns_support": support,
+        "tags": tags_attr(vpc.tags()),
+    });
+    attrs.as_object().cloned().unwrap_or_default()
 }
 
 /// The DNS attributes, one per call: that is what the API accepts.
@@ -53,7 +74,7 @@ impl ResourceProvider for Vpc {
 
     async fn read(&self, ctx: &Ctx<'_>, id: &str, _prior: &Attrs) -> ProviderResult<Option<Attrs>> {
         // The three calls at once, not one after the other: none needs another's answer.
-        let (out, hostnames, support) = futures::join!(
+        let (out, dns) = futures::join!(
             async {
                 ctx.aws
                     .ec2
@@ -63,21 +84,50 @@ impl ResourceProvider for Vpc {
                     .await
                     .map_err(classify)
             },
-            dns_attribute(ctx, id, VpcAttributeName::EnableDnsHostnames),
-            dns_attribute(ctx, id, VpcAttributeName::EnableDnsSupport),
+            dns_attributes(ctx, id),
         );
-        let Some(vpc) = gone_as_none(out)?.and_then(|o| o.vpcs.and_then(|v| v.into_iter().next()))
-        else {
-            return Ok(None);
-        };
-        let (hostnames, support) = (hostnames?, support?);
-        let attrs = json!({
-            "cidr_block": vpc.cidr_block(),
-            "enable_dns_hostnames": hostnames,
-            "enable_dns_support": support,
-            "tags": tags_attr(vpc.tags()),
-        });
-        Ok(attrs.as_object().cloned())
+        let vpc = gone_as_none(out)?.and_then(|o| o.vpcs.and_then(|v| v.into_iter().next()));
+        // A VPC gone answers NotFound to the attributes too; one found must have them.
+        vpc.map(|vpc| Ok(attrs_of(&vpc, dns?))).transpose()
+    }
+
+    fn reads_at_once(&self) -> usize {
+        IDS_AT_ONCE
+    }
+
+    /// One `DescribeVpcs` for them all, and beside it each one's DNS attributes (one call per
+    /// attribute and VPC: that is what the API accepts).
+    async fn read_many(
+        &self,
+        ctx: &Ctx<'_>,
+        objects: &[Read<'_>],
+    ) -> ProviderResult<Vec<Option<Attrs>>> {
+        let (out, dns) = futures::join!(
+            async {
+                ctx.aws
+                    .ec2
+                    .describe_vpcs()
+                    .filters(ids_filter("vpc-id", ids_of(objects)))
+                    .send()
+                    .await
+                    .map_err(classify)
+            },
+            futures::future::join_all(objects.iter().map(|o| dns_attributes(ctx, o.id))),
+        );
+        let mut dns: std::collections::BTreeMap<&str, _> = ids_of(objects).zip(dns).collect();
+        // A VPC gone answers NotFound to the attributes too; one found must have them.
+        let found = out?
+            .vpcs()
+            .iter()
+            .filter_map(|v| {
+                let id = v.vpc_id()?;
+                Some(
+                    dns.remove(id)?
+                        .map(|dns| (id.to_string(), attrs_of(v, dns))),
+                )
+            })
+            .collect::<ProviderResult<_>>()?;
+        Ok(in_order(objects, found))
     }
 
     async fn find(&self, ctx: &Ctx<'_>, _desired: &Attrs) -> ProviderResult<Option<String>> {

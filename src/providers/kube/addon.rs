@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 use crate::addons::{self, render};
 use crate::base::ProviderError;
 use crate::kube::install::{self, load_balancer_address};
-use crate::kube::manifest::{Object, ObjectRef, ADDON_LABEL, MANAGED_BY};
 use crate::kube::{Cluster, KubeError};
+use crate::manifest::{Object, ObjectRef, ADDON_LABEL, MANAGED_BY};
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderResult, ResourceProvider};
 
@@ -38,7 +38,7 @@ async fn install(ctx: &Ctx<'_>, cluster: &Cluster, desired: &Attrs) -> ProviderR
     {
         let release = release(desired)?;
         let objects = render::configured(release, &ctx.kube.settings.manifests, desired)
-            .map_err(ProviderError::from)?;
+            .map_err(|e| ProviderError::from(KubeError::from(e)))?;
         if desired.get("objects") != Some(&json!(render::inventory(&objects))) {
             return Err(ProviderError::fatal(format!(
                 "the manifests of {} {} differ from those the plan was made with; plan again",

@@ -13,8 +13,8 @@ use serde_json::{Map, Value};
 
 use crate::base::ProviderError;
 use crate::kube::install;
-use crate::kube::manifest::{self, Object, ObjectRef, MANAGED_BY};
 use crate::kube::KubeError;
+use crate::manifest::{self, Object, ObjectRef, MANAGED_BY};
 use crate::model::{Attrs, ResourceKind};
 use crate::providers::{Ctx, ProviderResult, ResourceProvider};
 

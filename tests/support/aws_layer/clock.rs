@@ -469,19 +469,20 @@ fn observe(
                 .to_string();
             let life = world.born(&name);
             world.clusters.insert(name.clone(), life);
+            own_issuer(&mut body["cluster"]);
             if let Some(phase) = world.cluster_phase(clock, &name) {
                 cluster_as(phase, &mut body["cluster"]);
             }
             answer.with_json(&body)
         }
-        (Service::Eks, "DescribeCluster") => match world.cluster_phase(clock, &call.segments[1]) {
-            Some(phase) => {
-                let mut body = answer.json();
+        (Service::Eks, "DescribeCluster") if answer.ok() => {
+            let mut body = answer.json();
+            own_issuer(&mut body["cluster"]);
+            if let Some(phase) = world.cluster_phase(clock, &call.segments[1]) {
                 cluster_as(phase, &mut body["cluster"]);
-                answer.with_json(&body)
             }
-            None => answer,
-        },
+            answer.with_json(&body)
+        }
         (Service::Eks, "CreateNodegroup") => {
             let mut body = answer.json();
             let name = body["nodegroup"]["nodegroupName"]
@@ -647,6 +648,26 @@ fn leave_in_use(shared: &Shared, cluster: &Value) {
     for id in ids {
         world.busy.insert(id, until);
     }
+}
+
+/// Gives `cluster` an OIDC issuer of its own, as AWS does (moto gives every cluster of a
+/// region the same one, so that a second stack's OIDC provider would collide with the first's):
+/// moto's issuer with the id made from the cluster's name, 32 hex digits like AWS's.
+fn own_issuer(cluster: &mut Value) {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let name = cluster["name"].as_str().unwrap_or_default().to_string();
+    let Some(issuer) = cluster.pointer_mut("/identity/oidc/issuer") else {
+        return;
+    };
+    let Some((base, _)) = issuer.as_str().and_then(|i| i.rsplit_once("/id/")) else {
+        return;
+    };
+    let half = |salt: &str| {
+        let mut hasher = DefaultHasher::new();
+        (salt, &name).hash(&mut hasher);
+        hasher.finish()
+    };
+    *issuer = json!(format!("{base}/id/{:016X}{:016X}", half("a"), half("b")));
 }
 
 /// A cluster as DescribeCluster shows it in `phase`.
