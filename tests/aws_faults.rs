@@ -571,23 +571,9 @@ fn a_public_subnet_cidr_change_replaces_its_nat_gateway_and_updates_the_routes()
     converged(&aws, &project, &applied);
 }
 
-/// Models a refresh against AWS's request-per-object cost: a `plan` reads the objects of one
-/// kind with one request where the API describes many (one `DescribeSubnets` for every subnet,
-/// one `DescribeRouteTables` per routing kind, one `DescribeNatGateways`, one
-/// `DescribeAddresses`, one `ListAttachedRolePolicies` per role for all its attachments),
-/// counted by the layer; and such a batched read still tells what is gone: a private NAT
-/// route and a subnet's route table association removed behind mlops' back (through the SDK,
-/// straight to moto) are planned again, and nothing else is.
-#[test]
-fn a_refresh_reads_each_kind_with_one_request_and_sees_what_is_gone() {
-    let moto = Emulator::start();
-    let layer = AwsLayer::start(&moto, Faults::default(), Clock::default());
-    let aws = moto.clients();
-    let stack = "batched";
-    let project = Project::at(&layer.url, stack, &example_as(stack));
-    let applied = project.apply();
-    assert_eq!(applied.code, 0, "apply failed:\n{}", applied.stderr);
-
+/// Deletes the NAT route of a private route table of `stack` behind mlops' back (through the
+/// SDK, straight to moto); returns the stack's route tables as they were before.
+fn delete_nat_route(aws: &support::Aws, stack: &str) -> Vec<aws_sdk_ec2::types::RouteTable> {
     let tables = aws
         .run(
             aws.ec2
@@ -610,6 +596,27 @@ fn a_refresh_reads_each_kind_with_one_request_and_sees_what_is_gone() {
             .send(),
     )
     .unwrap();
+    tables
+}
+
+/// Models a refresh against AWS's request-per-object cost: a `plan` reads the objects of one
+/// kind with one request where the API describes many (one `DescribeSubnets` for every subnet,
+/// one `DescribeRouteTables` per routing kind, one `DescribeNatGateways`, one
+/// `DescribeAddresses`, one `ListAttachedRolePolicies` per role for all its attachments),
+/// counted by the layer; and such a batched read still tells what is gone: a private NAT
+/// route and a subnet's route table association removed behind mlops' back (through the SDK,
+/// straight to moto) are planned again, and nothing else is.
+#[test]
+fn a_refresh_reads_each_kind_with_one_request_and_sees_what_is_gone() {
+    let moto = Emulator::start();
+    let layer = AwsLayer::start(&moto, Faults::default(), Clock::default());
+    let aws = moto.clients();
+    let stack = "batched";
+    let project = Project::at(&layer.url, stack, &example_as(stack));
+    let applied = project.apply();
+    assert_eq!(applied.code, 0, "apply failed:\n{}", applied.stderr);
+
+    let tables = delete_nat_route(&aws, stack);
     let association = tables
         .iter()
         .flat_map(|t| t.associations())
@@ -698,28 +705,7 @@ fn stacks_planned_together_share_each_kinds_read() {
         unchanged.stdout, unchanged.stderr
     );
 
-    let tables = aws
-        .run(
-            aws.ec2
-                .describe_route_tables()
-                .filters(stack_filter("two"))
-                .send(),
-        )
-        .unwrap()
-        .route_tables
-        .unwrap_or_default();
-    let routed = tables
-        .iter()
-        .find(|t| t.routes().iter().any(|r| r.nat_gateway_id().is_some()))
-        .expect("stack two's private route table with its NAT route");
-    aws.run(
-        aws.ec2
-            .delete_route()
-            .route_table_id(routed.route_table_id().unwrap())
-            .destination_cidr_block("0.0.0.0/0")
-            .send(),
-    )
-    .unwrap();
+    delete_nat_route(&aws, "two");
 
     let started = Instant::now();
     let plan = project.mlops(&["plan", "--all", "--detailed-exitcode"]);
