@@ -59,9 +59,18 @@ async fn run_many(pattern: &str, args: &PlanArgs, global: &Global) -> Result<u8>
         ));
     }
     let files = ops::stack_files(pattern)?;
+    let results = plan_files(&files, args, global).await?;
+    Ok(report(&results, args, global))
+}
+
+/// A stack of many: its file, its plan (or why it has none), and how long it took.
+type Planned = (String, Result<(Stack, Plan)>, std::time::Duration);
+
+/// Opens the stacks of `files` and plans them together (`ops::plan_many`), each on its own
+/// line of progress, under one cap on AWS requests in flight.
+async fn plan_files(files: &[PathBuf], args: &PlanArgs, global: &Global) -> Result<Vec<Planned>> {
     let names: Vec<String> = files.iter().map(|f| ops::label(f)).collect();
     let board = live_board(global, &names);
-    // One cap on AWS requests in flight for every stack together.
     let cap = RequestCap::new(usize::from(args.parallelism));
     let progress: Vec<Progress> = names
         .iter()
@@ -93,10 +102,8 @@ async fn run_many(pattern: &str, args: &PlanArgs, global: &Global) -> Result<u8>
         .await?
         .into_iter();
     drop(open);
-    let results: Vec<_> = opened
-        .into_iter()
-        .zip(&files)
-        .zip(&progress)
+    let results = opened.into_iter().zip(files).zip(&progress);
+    Ok(results
         .map(|((opened, file), progress)| {
             let (result, elapsed) = match opened {
                 Ok((stack, _)) => {
@@ -111,10 +118,15 @@ async fn run_many(pattern: &str, args: &PlanArgs, global: &Global) -> Result<u8>
             }
             (file.display().to_string(), result, elapsed)
         })
-        .collect();
-    let mut rows = Vec::new();
+        .collect())
+}
+
+/// Prints each plan, each failure and the summary table; the exit code of `plan --all`.
+fn report(results: &[Planned], args: &PlanArgs, global: &Global) -> u8 {
+    let mut rows = vec![["stack", "result", "add", "change", "destroy", "time"].map(String::from)];
     let (mut failed, mut changed) = (0, 0);
-    for (file, result, elapsed) in &results {
+    for (file, result, elapsed) in results {
+        let time = progress::duration(*elapsed);
         match result {
             Ok((stack, plan)) => {
                 if args.format == PlanFormat::Text && !args.json {
@@ -128,40 +140,27 @@ async fn run_many(pattern: &str, args: &PlanArgs, global: &Global) -> Result<u8>
                 } else {
                     "changes"
                 };
-                rows.push([
-                    stack.spec.stack.name.clone(),
-                    result.to_string(),
-                    s.add.to_string(),
-                    s.change.to_string(),
-                    s.destroy.to_string(),
-                    progress::duration(*elapsed),
-                ]);
+                let counts = [s.add, s.change, s.destroy].map(|n| n.to_string());
+                let [add, change, destroy] = counts;
+                let name = stack.spec.stack.name.clone();
+                rows.push([name, result.into(), add, change, destroy, time]);
             }
             Err(err) => {
                 failed += 1;
                 crate::err!("== {file}\n{}", err.report());
-                let dash = || "-".to_string();
-                rows.push([
-                    file.clone(),
-                    "failed".into(),
-                    dash(),
-                    dash(),
-                    dash(),
-                    progress::duration(*elapsed),
-                ]);
+                let [add, change, destroy] = ["-", "-", "-"].map(String::from);
+                rows.push([file.clone(), "failed".into(), add, change, destroy, time]);
             }
         }
     }
-    let header = ["stack", "result", "add", "change", "destroy", "time"].map(String::from);
-    rows.insert(0, header);
     crate::errln!("\n{}", crate::ui::table(&rows, &[2, 3, 4, 5]));
-    Ok(if failed > 0 {
+    if failed > 0 {
         1
     } else if args.detailed_exitcode && changed > 0 {
         2
     } else {
         0
-    })
+    }
 }
 
 /// `no changes`, or `3 to add, 1 to change, 0 to destroy`.

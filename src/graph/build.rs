@@ -168,21 +168,84 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
         resources: Vec::new(),
     };
     let stack = spec.stack.name.as_str();
-    let cluster_tag = format!("kubernetes.io/cluster/{}", spec.eks.name);
+    let net = network(&mut b);
 
-    // Network.
+    // IAM roles for the control plane and the nodes.
+    let (cluster_role, mut cluster_attachments) = service_role(
+        &mut b,
+        "cluster",
+        &cluster_role_name(stack),
+        "eks",
+        CLUSTER_POLICIES,
+    );
+    let (node_role, node_attachments) =
+        service_role(&mut b, "node", &node_role_name(stack), "ec2", NODE_POLICIES);
+    let secrets_key = super::security::secrets_key(&mut b, &cluster_role, &mut cluster_attachments);
+    let cluster = control_plane(
+        &mut b,
+        &net,
+        &cluster_role,
+        &cluster_attachments,
+        secrets_key,
+    );
+    access_entries(&mut b, &cluster);
+
+    // Nodes reach AWS's APIs through the NAT routes or the endpoints.
+    let private_ids: Vec<Value> = net
+        .private_subnets
+        .values()
+        .map(|s| reference(s, "id"))
+        .collect();
+    let endpoints = super::endpoints::vpc_endpoints(
+        &mut b,
+        (&net.vpc, &cluster),
+        &net.private_tables,
+        &private_ids,
+    );
+    let mut after: Vec<&Address> = node_attachments.iter().collect();
+    after.extend(net.private_routes.iter());
+    after.extend(endpoints.iter());
+    let node_groups = node_groups(&mut b, (&cluster, &node_role), &private_ids, &after);
+
+    let (provider, irsa_roles) = irsa(&mut b, &cluster);
+    let ebs_csi_addon =
+        super::managed_addons::managed_addons(&mut b, &cluster, provider.as_ref(), &node_groups);
+    if spec.addons.enabled {
+        if let Some(ebs_csi) = &ebs_csi_addon {
+            super::managed_addons::default_storage_class(&mut b, &cluster, ebs_csi);
+        }
+        cluster_bootstrap(&mut b, &cluster, &cluster_role, &node_groups, &irsa_roles);
+    }
+    storage(&mut b);
+    b.resources
+}
+
+/// The network the rest of the stack is built in, as the later parts refer to it.
+struct Network<'a> {
+    vpc: Address,
+    igw: Option<Address>,
+    public_subnets: BTreeMap<&'a str, Address>,
+    private_subnets: BTreeMap<&'a str, Address>,
+    private_tables: Vec<Address>,
+    /// The private subnets' default routes through a NAT gateway.
+    private_routes: Vec<Address>,
+}
+
+/// The VPC, its internet gateway when a zone has a public subnet, the subnets, their route
+/// tables and the NAT gateways.
+fn network<'a>(b: &mut Builder<'a>) -> Network<'a> {
     let vpc = b.add(
         ResourceKind::Vpc,
         &[],
         json!({
-            "cidr_block": spec.vpc.cidr.to_string(),
+            "cidr_block": b.spec.vpc.cidr.to_string(),
             "enable_dns_hostnames": true,
             "enable_dns_support": true,
             "tags": b.name_tag("vpc"),
         }),
         &[],
     );
-    let has_public = spec.vpc.zones.iter().any(|z| z.public_subnet.is_some());
+    let has_public = b.spec.vpc.zones.iter().any(|z| z.public_subnet.is_some());
     let igw = has_public.then(|| {
         b.add(
             ResourceKind::InternetGateway,
@@ -191,93 +254,128 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
             &[],
         )
     });
+    let (public_subnets, private_subnets) = subnets(b, &vpc);
+    if let Some(igw) = &igw {
+        public_routing(b, &vpc, igw, &public_subnets);
+    }
+    let nat_gateways = nat_gateways(b, igw.as_ref(), &public_subnets);
+    let (private_tables, private_routes) =
+        private_routing(b, &vpc, &private_subnets, &nat_gateways);
+    Network {
+        vpc,
+        igw,
+        public_subnets,
+        private_subnets,
+        private_tables,
+        private_routes,
+    }
+}
 
+/// The public (where the spec has one) and private subnet of each zone, tagged for the load
+/// balancers Kubernetes makes.
+fn subnets<'a>(
+    b: &mut Builder<'a>,
+    vpc: &Address,
+) -> (BTreeMap<&'a str, Address>, BTreeMap<&'a str, Address>) {
+    let cluster_tag = format!("kubernetes.io/cluster/{}", b.spec.eks.name);
     let mut public_subnets = BTreeMap::new();
     let mut private_subnets = BTreeMap::new();
+    let spec = b.spec;
     for zone in &spec.vpc.zones {
         let az = zone.name.as_str();
-        if let Some(cidr) = zone.public_subnet {
-            let mut tags = b.name_tag(&format!("public-{az}"));
-            tags["kubernetes.io/role/elb"] = json!("1");
+        let subnets = [
+            (zone.public_subnet, "public", "kubernetes.io/role/elb", true),
+            (
+                Some(zone.private_subnet),
+                "private",
+                "kubernetes.io/role/internal-elb",
+                false,
+            ),
+        ];
+        for (cidr, side, role_tag, public) in subnets {
+            let Some(cidr) = cidr else {
+                continue;
+            };
+            let mut tags = b.name_tag(&format!("{side}-{az}"));
+            tags[role_tag] = json!("1");
             tags[&cluster_tag] = json!("shared");
             let subnet = b.add(
                 ResourceKind::Subnet,
-                &["public", az],
+                &[side, az],
                 json!({
-                    "vpc_id": reference(&vpc, "id"),
+                    "vpc_id": reference(vpc, "id"),
                     "cidr_block": cidr.to_string(),
                     "availability_zone": az,
-                    "map_public_ip_on_launch": true,
+                    "map_public_ip_on_launch": public,
                     "tags": tags,
                 }),
                 &[],
             );
-            public_subnets.insert(az, subnet);
+            let subnets = if public {
+                &mut public_subnets
+            } else {
+                &mut private_subnets
+            };
+            subnets.insert(az, subnet);
         }
-        let mut tags = b.name_tag(&format!("private-{az}"));
-        tags["kubernetes.io/role/internal-elb"] = json!("1");
-        tags[&cluster_tag] = json!("shared");
-        let subnet = b.add(
-            ResourceKind::Subnet,
-            &["private", az],
-            json!({
-                "vpc_id": reference(&vpc, "id"),
-                "cidr_block": zone.private_subnet.to_string(),
-                "availability_zone": az,
-                "map_public_ip_on_launch": false,
-                "tags": tags,
-            }),
-            &[],
-        );
-        private_subnets.insert(az, subnet);
     }
+    (public_subnets, private_subnets)
+}
 
-    if let Some(igw) = &igw {
-        let table = b.add(
-            ResourceKind::RouteTable,
-            &["public"],
-            json!({ "vpc_id": reference(&vpc, "id"), "tags": b.name_tag("public") }),
-            &[],
-        );
+/// The public route table: the default route through the internet gateway, and each public
+/// subnet associated with it.
+fn public_routing(
+    b: &mut Builder,
+    vpc: &Address,
+    igw: &Address,
+    public_subnets: &BTreeMap<&str, Address>,
+) {
+    let table = b.add(
+        ResourceKind::RouteTable,
+        &["public"],
+        json!({ "vpc_id": reference(vpc, "id"), "tags": b.name_tag("public") }),
+        &[],
+    );
+    b.add(
+        ResourceKind::Route,
+        &["public", "internet"],
+        json!({
+            "route_table_id": reference(&table, "id"),
+            "destination_cidr_block": "0.0.0.0/0",
+            "gateway_id": reference(igw, "id"),
+            "nat_gateway_id": null,
+        }),
+        &[],
+    );
+    for (az, subnet) in public_subnets {
         b.add(
-            ResourceKind::Route,
-            &["public", "internet"],
+            ResourceKind::RouteTableAssociation,
+            &["public", az],
             json!({
                 "route_table_id": reference(&table, "id"),
-                "destination_cidr_block": "0.0.0.0/0",
-                "gateway_id": reference(igw, "id"),
-                "nat_gateway_id": null,
+                "subnet_id": reference(subnet, "id"),
             }),
             &[],
         );
-        for (az, subnet) in &public_subnets {
-            b.add(
-                ResourceKind::RouteTableAssociation,
-                &["public", az],
-                json!({
-                    "route_table_id": reference(&table, "id"),
-                    "subnet_id": reference(subnet, "id"),
-                }),
-                &[],
-            );
-        }
     }
+}
 
-    // NAT gateways: one in the first zone, or one per zone.
-    let nat_zones: Vec<&str> = match spec.vpc.nat {
+/// The NAT gateways, with their Elastic IPs: one in the first zone, or one per zone, each in
+/// its zone's public subnet; none without an internet gateway.
+fn nat_gateways<'a>(
+    b: &mut Builder<'a>,
+    igw: Option<&Address>,
+    public_subnets: &BTreeMap<&'a str, Address>,
+) -> BTreeMap<&'a str, Address> {
+    let zones = b.spec.vpc.zones.iter().map(|z| z.name.as_str());
+    let nat_zones: Vec<&str> = match b.spec.vpc.nat {
         NatMode::None => Vec::new(),
-        NatMode::Single => spec
-            .vpc
-            .zones
-            .iter()
-            .take(1)
-            .map(|z| z.name.as_str())
-            .collect(),
-        NatMode::PerAz => spec.vpc.zones.iter().map(|z| z.name.as_str()).collect(),
+        NatMode::Single => zones.take(1).collect(),
+        NatMode::PerAz => zones.collect(),
     };
     let mut nat_gateways = BTreeMap::new();
-    for az in &nat_zones {
-        let (Some(igw), Some(subnet)) = (&igw, public_subnets.get(az)) else {
+    for az in nat_zones {
+        let (Some(igw), Some(subnet)) = (igw, public_subnets.get(az)) else {
             continue;
         };
         let eip = b.add(
@@ -297,16 +395,26 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
             }),
             &[igw],
         );
-        nat_gateways.insert(*az, nat);
+        nat_gateways.insert(az, nat);
     }
+    nat_gateways
+}
 
+/// A route table per private subnet, with its default route through the zone's NAT gateway
+/// (or the one there is); the tables and the routes.
+fn private_routing(
+    b: &mut Builder,
+    vpc: &Address,
+    private_subnets: &BTreeMap<&str, Address>,
+    nat_gateways: &BTreeMap<&str, Address>,
+) -> (Vec<Address>, Vec<Address>) {
     let mut private_routes = Vec::new();
     let mut private_tables = Vec::new();
-    for (az, subnet) in &private_subnets {
+    for (az, subnet) in private_subnets {
         let table = b.add(
             ResourceKind::RouteTable,
             &["private", az],
-            json!({ "vpc_id": reference(&vpc, "id"), "tags": b.name_tag(&format!("private-{az}")) }),
+            json!({ "vpc_id": reference(vpc, "id"), "tags": b.name_tag(&format!("private-{az}")) }),
             &[],
         );
         private_tables.push(table.clone());
@@ -337,34 +445,28 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
             &[],
         );
     }
+    (private_tables, private_routes)
+}
 
-    // IAM roles for the control plane and the nodes.
-    let (cluster_role, mut cluster_attachments) = service_role(
-        &mut b,
-        "cluster",
-        &cluster_role_name(stack),
-        "eks",
-        CLUSTER_POLICIES,
-    );
-    let (node_role, node_attachments) =
-        service_role(&mut b, "node", &node_role_name(stack), "ec2", NODE_POLICIES);
-    let secrets_key = super::security::secrets_key(&mut b, &cluster_role, &mut cluster_attachments);
-
-    // The cluster: control plane network interfaces in the private subnets.
-    let eks = &spec.eks;
-    let private_ids: Vec<Value> = private_subnets
-        .values()
-        .map(|s| reference(s, "id"))
-        .collect();
+/// The EKS cluster, its control plane's network interfaces in the private subnets of its
+/// zones; deleted before the public subnets and the internet gateway.
+fn control_plane(
+    b: &mut Builder,
+    net: &Network,
+    cluster_role: &Address,
+    cluster_attachments: &[Address],
+    secrets_key: Value,
+) -> Address {
+    let eks = &b.spec.eks;
     // The control plane's subnets: those of its zones (`model::zones`). Zones the spec names
     // are taken as they are; by default every zone at creation, then those the cluster runs in.
     let control_plane_ids = by_zone(
-        private_subnets
+        net.private_subnets
             .iter()
             .map(|(zone, s)| (*zone, reference(s, "id")))
             .collect(),
     );
-    let zones = private_subnets.keys();
+    let zones = net.private_subnets.keys();
     let control_plane_zones = match &eks.zones {
         Some(named) => json!(zones
             .filter(|z| named.iter().any(|n| n == *z))
@@ -380,8 +482,8 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
         json!({
             "name": eks.name,
             "version": eks.version,
-            "role_arn": reference(&cluster_role, "arn"),
-            "vpc_id": reference(&vpc, "id"),
+            "role_arn": reference(cluster_role, "arn"),
+            "vpc_id": reference(&net.vpc, "id"),
             "subnet_ids": control_plane_ids,
             "availability_zones": control_plane_zones,
             "endpoint_public_access": eks.public_endpoint,
@@ -399,16 +501,19 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
     // the internet gateway (whose detach fails while public addresses are mapped). The NAT
     // routes and gateways go once the node groups (which need them to create) are deleted,
     // while the control plane is being deleted: it never used them.
-    let destroy_after: Vec<&Address> = public_subnets.values().chain(igw.iter()).collect();
+    let destroy_after: Vec<&Address> = net.public_subnets.values().chain(&net.igw).collect();
     b.deleted_before(&cluster, &destroy_after);
+    cluster
+}
 
-    // Cluster admins beside the creator: access entries with the cluster-admin policy.
-    for (name, arn) in &eks.admin_arns {
+/// Cluster admins beside the creator: access entries with the cluster-admin policy.
+fn access_entries(b: &mut Builder, cluster: &Address) {
+    for (name, arn) in &b.spec.eks.admin_arns {
         b.add(
             ResourceKind::EksAccessEntry,
             &[name],
             json!({
-                "cluster_name": reference(&cluster, "name"),
+                "cluster_name": reference(cluster, "name"),
                 "principal_arn": arn,
                 "policy_arn": cluster_admin_policy(b.partition),
                 "tags": {},
@@ -416,19 +521,24 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
             &[],
         );
     }
+}
 
-    // Nodes reach AWS's APIs through the NAT routes or the endpoints.
-    let endpoints =
-        super::endpoints::vpc_endpoints(&mut b, (&vpc, &cluster), &private_tables, &private_ids);
-    let mut after: Vec<&Address> = node_attachments.iter().collect();
-    after.extend(private_routes.iter());
-    after.extend(endpoints.iter());
+/// The managed node groups in the private subnets, each created after `after` (the node
+/// role's policies, and the NAT routes or endpoints through which nodes reach AWS).
+fn node_groups(
+    b: &mut Builder,
+    (cluster, node_role): (&Address, &Address),
+    private_ids: &[Value],
+    after: &[&Address],
+) -> Vec<Address> {
+    let spec = b.spec;
+    let eks = &spec.eks;
     let mut node_groups = Vec::new();
     for (key, group) in &eks.node_groups {
         let mut attrs = json!({
-                "cluster_name": reference(&cluster, "name"),
+                "cluster_name": reference(cluster, "name"),
                 "name": group.eks_name(&spec.vpc),
-                "node_role_arn": reference(&node_role, "arn"),
+                "node_role_arn": reference(node_role, "arn"),
                 "subnet_ids": private_ids,
                 "instance_types": group.instance_types,
                 "capacity_type": group.capacity.as_aws(),
@@ -456,11 +566,19 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
         if let Some(plugin) = group.device_plugin() {
             attrs[DEVICE_PLUGIN_ATTR] = plugin.as_attr().into();
         }
-        node_groups.push(b.add(ResourceKind::EksNodeGroup, &[key], attrs, &after));
+        node_groups.push(b.add(ResourceKind::EksNodeGroup, &[key], attrs, after));
     }
+    node_groups
+}
 
-    // IRSA: the cluster's OIDC provider and one role per entry (and one for the EBS CSI driver).
-    let mut irsa_roles = Vec::new();
+/// An IRSA role of the spec: its key, its entry and its address.
+type IrsaRole<'a> = (&'a String, &'a crate::spec::IrsaSpec, Address);
+
+/// IRSA: the cluster's OIDC provider (when an `[irsa]` entry or the EBS CSI driver needs it)
+/// and one role per entry, with its managed and scoped policies.
+fn irsa<'a>(b: &mut Builder<'a>, cluster: &Address) -> (Option<Address>, Vec<IrsaRole<'a>>) {
+    let spec = b.spec;
+    let stack = spec.stack.name.as_str();
     let ebs_csi = spec
         .eks
         .managed_addons
@@ -470,35 +588,32 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
             ResourceKind::IamOidcProvider,
             &[],
             json!({
-                "url": reference(&cluster, "oidc_issuer"),
+                "url": reference(cluster, "oidc_issuer"),
                 "client_ids": [IRSA_AUDIENCE],
                 "tags": {},
             }),
             &[],
         )
     });
+    let mut irsa_roles = Vec::new();
     if let Some(provider) = &provider {
         for (key, irsa) in &spec.irsa {
             let name = irsa_role_name(stack, key);
             let subject = (irsa.namespace.as_str(), irsa.service_account.as_str());
-            let role = irsa_role(&mut b, &["irsa", key], &name, (provider, &cluster), subject);
+            let role = irsa_role(b, &["irsa", key], &name, (provider, cluster), subject);
             for arn in &irsa.policy_arns {
-                attachment(&mut b, &["irsa", key], &name, &role, arn);
+                attachment(b, &["irsa", key], &name, &role, arn);
             }
-            super::security::irsa_scoped_policy(&mut b, key, irsa, &name, &role);
+            super::security::irsa_scoped_policy(b, key, irsa, &name, &role);
             irsa_roles.push((key, irsa, role));
         }
     }
-    let ebs_csi_addon =
-        super::managed_addons::managed_addons(&mut b, &cluster, provider.as_ref(), &node_groups);
-    if spec.addons.enabled {
-        if let Some(ebs_csi) = &ebs_csi_addon {
-            super::managed_addons::default_storage_class(&mut b, &cluster, ebs_csi);
-        }
-        cluster_bootstrap(&mut b, &cluster, &cluster_role, &node_groups, &irsa_roles);
-    }
+    (provider, irsa_roles)
+}
 
-    // Storage for models and images.
+/// Storage for models and images: the S3 buckets and the ECR repositories.
+fn storage(b: &mut Builder) {
+    let spec = b.spec;
     for (key, bucket) in &spec.buckets {
         b.add(
             ResourceKind::S3Bucket,
@@ -529,8 +644,6 @@ pub fn desired_resources(spec: &Spec) -> Vec<Resource> {
             &[],
         );
     }
-
-    b.resources
 }
 
 /// What goes into the cluster once its nodes are up: NVIDIA's device plugin where a node group
@@ -543,7 +656,7 @@ fn cluster_bootstrap(
     cluster: &Address,
     cluster_role: &Address,
     node_groups: &[Address],
-    irsa_roles: &[(&String, &crate::spec::IrsaSpec, Address)],
+    irsa_roles: &[IrsaRole],
 ) {
     let cluster_name = reference(cluster, "name");
     let mut addons: Vec<Address> = node_groups.to_vec();
