@@ -659,13 +659,7 @@ fn a_refresh_reads_each_kind_with_one_request_and_sees_what_is_gone() {
         plan.stdout
     );
 
-    let during = |operation: &str| {
-        layer
-            .calls_of(operation)
-            .into_iter()
-            .filter(|at| (started..ended).contains(at))
-            .count()
-    };
+    let during = |operation: &str| layer.calls_between(operation, started..ended);
     assert_eq!(during("DescribeSubnets"), 1);
     assert_eq!(
         during("DescribeRouteTables"),
@@ -722,13 +716,7 @@ fn stacks_planned_together_share_each_kinds_read() {
         "{two}"
     );
 
-    let during = |operation: &str| {
-        layer
-            .calls_of(operation)
-            .into_iter()
-            .filter(|at| (started..ended).contains(at))
-            .count()
-    };
+    let during = |operation: &str| layer.calls_between(operation, started..ended);
     for operation in [
         "DescribeVpcs",
         "DescribeSubnets",

@@ -252,7 +252,10 @@ fn main() {
             let last = n == *counts.last().unwrap();
             let failed = failed.map_or(String::new(), |e| format!(", FAILED: {e}"));
             report.row(
-                format!("plan --all, {n} applied stacks, --parallelism {parallelism}"),
+                format!(
+                    "plan --all, {n} applied stack{}, --parallelism {parallelism}",
+                    if n == 1 { "" } else { "s" }
+                ),
                 format!(
                     "{} ({requests} requests in {rounds} rounds; moto busy {}), {ratio:.2}x one stack{failed}",
                     secs(time),

@@ -171,6 +171,12 @@ impl AwsLayer {
             .collect()
     }
 
+    /// How many requests for `operation` arrived within `window`: what one command asked.
+    pub fn calls_between(&self, operation: &str, window: std::ops::Range<Instant>) -> usize {
+        let calls = self.calls_of(operation);
+        calls.iter().filter(|at| window.contains(*at)).count()
+    }
+
     /// From now on, the delete of the cluster or node group `name` ends DELETE_FAILED (the
     /// object stays).
     pub fn fail_delete(&self, name: &str) {
