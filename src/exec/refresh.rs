@@ -33,8 +33,9 @@ type StackRead<'a> = (usize, Read<'a>);
 /// Refreshes the states of many stacks at once, each with its own environment; the results
 /// in the same order. The reads of one kind in one region go out together across the stacks,
 /// `reads_at_once` to a request: a provider that reads more than one object at once answers
-/// for objects of any stack (it reads by id, never by the stack's tags). A read that fails
-/// fails every stack it was reading for; the other stacks go on.
+/// for objects of any stack (it reads by id, never by the stack's tags); the retries of a
+/// shared read are reported to the first stack's reporter. A shared read that fails is read
+/// again stack by stack, so that a failure is a stack's own; the other stacks go on.
 pub async fn refresh_many(stacks: Vec<(State, &Env<'_>)>) -> Vec<Result<Refreshed, ExecError>> {
     let mut groups: BTreeMap<(&str, ResourceKind), Vec<StackRead>> = BTreeMap::new();
     for (index, (state, env)) in stacks.iter().enumerate() {
@@ -57,28 +58,32 @@ pub async fn refresh_many(stacks: Vec<(State, &Env<'_>)>) -> Vec<Result<Refreshe
             .chunks(at_once.max(1))
             .map(move |batch| (*kind, batch))
     });
-    let reads = batches.map(|(kind, batch)| {
-        let (first_stack, first) = (batch[0].0, batch[0].1.address);
-        let env = stacks[first_stack].1;
-        let provider = env.providers.get(kind);
-        let objects: Vec<Read> = batch.iter().map(|(_, read)| *read).collect();
-        async move {
-            let ctx = env.ctx(first);
-            let live = env
-                .retry
-                .run(env.reporter, first, || provider.read_many(&ctx, &objects))
-                .await;
-            let owners: Vec<(usize, Address)> = batch
-                .iter()
-                .map(|(stack, read)| (*stack, read.address.clone()))
-                .collect();
-            (owners, live)
+    let env_of = |stack: usize| stacks[stack].1;
+    let reads = batches.map(|(kind, batch)| async move {
+        let first = batch[0].0;
+        match read_batch(env_of(first), kind, batch).await {
+            // A read shared by several stacks failed: each stack's part is read apart, with
+            // its own environment, so that what only one stack has (a malformed id in its
+            // state, an object it may not read) fails that stack alone, under its own address.
+            Err(_) if batch.iter().any(|(stack, _)| *stack != first) => {
+                let parts = batch.chunk_by(|a, b| a.0 == b.0).map(|part| async move {
+                    (
+                        owners(part),
+                        read_batch(env_of(part[0].0), kind, part).await,
+                    )
+                });
+                futures::future::join_all(parts).await
+            }
+            live => vec![(owners(batch), live)],
         }
     });
     let results: Vec<_> = stream::iter(reads)
         .buffer_unordered(parallelism.unwrap_or(1).max(1))
-        .collect()
-        .await;
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
     drop(groups);
 
     let mut failed: BTreeMap<usize, ExecError> = BTreeMap::new();
@@ -102,6 +107,30 @@ pub async fn refresh_many(stacks: Vec<(State, &Env<'_>)>) -> Vec<Result<Refreshe
             None => Ok(apply_reads(state, found)),
         })
         .collect()
+}
+
+/// One read of `batch` (objects of `kind`, all of one region) through `env`, retried as `env`
+/// says.
+async fn read_batch(
+    env: &Env<'_>,
+    kind: ResourceKind,
+    batch: &[StackRead<'_>],
+) -> Result<Vec<Option<Attrs>>, ProviderError> {
+    let first = batch[0].1.address;
+    let provider = env.providers.get(kind);
+    let objects: Vec<Read> = batch.iter().map(|(_, read)| *read).collect();
+    let ctx = env.ctx(first);
+    env.retry
+        .run(env.reporter, first, || provider.read_many(&ctx, &objects))
+        .await
+}
+
+/// Whose the objects of `batch` are: each one's stack and address.
+fn owners(batch: &[StackRead<'_>]) -> Vec<(usize, Address)> {
+    let owners = batch
+        .iter()
+        .map(|(stack, read)| (*stack, read.address.clone()));
+    owners.collect()
 }
 
 /// Records `error` for each stack among `owners` that has not failed yet, under its first

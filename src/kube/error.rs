@@ -40,10 +40,24 @@ pub enum KubeError {
     },
     #[error("upgrading {addon} would delete the CustomResourceDefinition{} {}, and with {} every custom resource of {}", plural(crds.len()), crds.join(", "), if crds.len() == 1 { "it" } else { "them" }, if crds.len() == 1 { "its kind" } else { "their kinds" })]
     CrdRemoval { addon: String, crds: Vec<String> },
+    /// AWS credentials that cannot be loaded, or a token that cannot be signed with them.
+    #[error("{message}")]
+    Credentials { message: String, hint: &'static str },
     #[error(transparent)]
     Manifest(#[from] ManifestError),
     #[error(transparent)]
-    Addon(#[from] AddonError),
+    Addon(AddonError),
+}
+
+impl From<AddonError> for KubeError {
+    /// A manifest that does not parse is the same error whether the add-ons' rendering or the
+    /// cluster side met it.
+    fn from(e: AddonError) -> Self {
+        match e {
+            AddonError::Manifest(e) => KubeError::Manifest(e),
+            other => KubeError::Addon(other),
+        }
+    }
 }
 
 fn plural(n: usize) -> &'static str {
@@ -64,6 +78,7 @@ impl KubeError {
             KubeError::Timeout { .. } => "KubeTimeout",
             KubeError::CrdRemoval { .. } => "KubeCrdRemoval",
             KubeError::Addon(_) => "AddonManifest",
+            KubeError::Credentials { .. } => "KubeCredentials",
             _ => "Kube",
         }
     }
@@ -71,6 +86,7 @@ impl KubeError {
     pub fn hint(&self) -> Option<String> {
         match self {
             KubeError::Addon(e) => e.hint(),
+            KubeError::Credentials { hint, .. } => Some(hint.to_string()),
             other => code_hint(other.code()).map(str::to_string),
         }
     }

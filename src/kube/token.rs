@@ -21,7 +21,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::Serialize;
 
-use crate::{Error, Result};
+use super::KubeError;
+
+type Result<T> = std::result::Result<T, KubeError>;
 
 /// What every token starts with.
 pub const TOKEN_PREFIX: &str = "k8s-aws-v1.";
@@ -104,11 +106,11 @@ fn percent_encode(value: &str) -> String {
     out
 }
 
-fn signing_failed(cluster: &str, err: &dyn std::fmt::Display) -> Error {
-    Error::refused(
-        format!("cannot sign a token for the cluster `{cluster}`: {err}"),
-        "check the `cluster_name` output (`mlops output`) and the AWS credentials",
-    )
+fn signing_failed(cluster: &str, err: &dyn std::fmt::Display) -> KubeError {
+    KubeError::Credentials {
+        message: format!("cannot sign a token for the cluster `{cluster}`: {err}"),
+        hint: "check the `cluster_name` output (`mlops output`) and the AWS credentials",
+    }
 }
 
 /// The `ExecCredential` kubectl reads from an exec credential plugin.
@@ -164,23 +166,24 @@ pub async fn credentials_provider(region: &str) -> Result<SharedCredentialsProvi
         .region(Region::new(region.to_string()))
         .load()
         .await;
-    config.credentials_provider().ok_or_else(|| {
-        Error::refused(
-            "no AWS credentials provider is configured",
-            CREDENTIALS_HINT,
-        )
-    })
+    config
+        .credentials_provider()
+        .ok_or_else(|| KubeError::Credentials {
+            message: "no AWS credentials provider is configured".into(),
+            hint: CREDENTIALS_HINT,
+        })
 }
 
 /// Credentials from [`credentials_provider`].
 pub async fn load_credentials(region: &str) -> Result<Credentials> {
     let provider = credentials_provider(region).await?;
-    provider.provide_credentials().await.map_err(|e| {
-        Error::refused(
-            format!("cannot load AWS credentials: {}", error_chain(&e)),
-            CREDENTIALS_HINT,
-        )
-    })
+    provider
+        .provide_credentials()
+        .await
+        .map_err(|e| KubeError::Credentials {
+            message: format!("cannot load AWS credentials: {}", error_chain(&e)),
+            hint: CREDENTIALS_HINT,
+        })
 }
 
 /// An error and its causes joined by `: `, without the debug dump the SDK appends.
