@@ -265,12 +265,37 @@ fn graph(text: &str) -> DesiredGraph {
     DesiredGraph::from_spec(&spec).unwrap()
 }
 
-fn offline_clients() -> Clients {
+/// Clients of `region` that are never called: the fake providers answer instead.
+fn offline_clients(region: &str) -> Clients {
     let config = aws_config::SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-west-2"))
+        .region(aws_config::Region::new(region.to_string()))
         .build();
-    Clients::from_config(&config, "us-west-2", false)
+    Clients::from_config(&config, region, false)
+}
+
+/// The environment of stack `stack` against `providers`, retrying "not yet" errors briefly.
+fn fake_env<'a>(
+    providers: &'a FakeProviders<'a>,
+    clients: &'a Clients,
+    kube: &'a KubeEnv,
+    (stack, parallelism): (&'a str, usize),
+    in_use: &'a BTreeMap<ResourceKind, Duration>,
+) -> Env<'a> {
+    Env {
+        providers,
+        clients,
+        kube,
+        stack,
+        reporter: &Silent,
+        parallelism,
+        retry: RetryPolicy {
+            first_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(5),
+            budget: Duration::from_secs(5),
+        },
+        in_use,
+    }
 }
 
 async fn run(
@@ -293,23 +318,10 @@ async fn run_with_timeouts(
     in_use: &BTreeMap<ResourceKind, Duration>,
 ) -> Outcome {
     let plan = diff(desired, &state, &BTreeSet::new(), &PlanOptions::default()).unwrap();
-    let clients = offline_clients();
+    let clients = offline_clients("us-west-2");
     let providers = FakeProviders(cloud);
     let kube = KubeEnv::unused();
-    let env = Env {
-        providers: &providers,
-        clients: &clients,
-        kube: &kube,
-        stack: "mlops",
-        reporter: &Silent,
-        parallelism,
-        retry: RetryPolicy {
-            first_delay: Duration::from_millis(1),
-            max_delay: Duration::from_millis(5),
-            budget: Duration::from_secs(5),
-        },
-        in_use,
-    };
+    let env = fake_env(&providers, &clients, &kube, ("mlops", parallelism), in_use);
     apply(&plan, state, store, &env).await
 }
 
@@ -921,31 +933,6 @@ async fn an_adopted_object_is_waited_for_like_a_new_one() {
     assert!(outcome.state.resources.values().all(|r| !r.pending));
 }
 
-/// The environment of a refresh of stack `stack` against `providers`, through clients of
-/// `region`.
-fn read_env<'a>(
-    providers: &'a FakeProviders<'a>,
-    clients: &'a Clients,
-    kube: &'a KubeEnv,
-    stack: &'a str,
-    in_use: &'a BTreeMap<ResourceKind, Duration>,
-) -> Env<'a> {
-    Env {
-        providers,
-        clients,
-        kube,
-        stack,
-        reporter: &Silent,
-        parallelism: 4,
-        retry: RetryPolicy {
-            first_delay: Duration::from_millis(1),
-            max_delay: Duration::from_millis(5),
-            budget: Duration::from_millis(50),
-        },
-        in_use,
-    }
-}
-
 /// Models the nightly drift check over many stacks (`plan --all`) against EC2's per-action
 /// throttling: the reads of a kind go out together for every stack of a region, each stack
 /// gets back exactly its own objects and what of its own is gone, stacks of another region
@@ -984,18 +971,12 @@ async fn stacks_refreshed_together_share_their_reads_per_kind_and_region() {
     }
     cloud.reads_at_once = 1000;
 
-    let (west, east) = (offline_clients(), {
-        let config = aws_config::SdkConfig::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("eu-west-1"))
-            .build();
-        Clients::from_config(&config, "eu-west-1", false)
-    });
+    let (west, east) = (offline_clients("us-west-2"), offline_clients("eu-west-1"));
     let (providers, kube, in_use) = (FakeProviders(&cloud), KubeEnv::unused(), BTreeMap::new());
     let envs = [
-        read_env(&providers, &west, &kube, "a", &in_use),
-        read_env(&providers, &west, &kube, "b", &in_use),
-        read_env(&providers, &east, &kube, "c", &in_use),
+        fake_env(&providers, &west, &kube, ("a", 4), &in_use),
+        fake_env(&providers, &west, &kube, ("b", 4), &in_use),
+        fake_env(&providers, &east, &kube, ("c", 4), &in_use),
     ];
     let stacks = states.iter().cloned().zip(&envs).collect();
     let refreshed = refresh_many(stacks).await;
