@@ -84,9 +84,18 @@ struct Shared {
     clock: Clock,
     /// How many times each operation was called, for the per-call random draw.
     calls: Mutex<HashMap<String, u64>>,
-    /// Every request's operation and when it arrived.
-    log: Mutex<Vec<(String, Instant)>>,
+    /// Every request, in the order it arrived.
+    log: Mutex<Vec<Logged>>,
     stats: Stats,
+}
+
+/// One request as the layer saw it.
+struct Logged {
+    operation: String,
+    arrived: Instant,
+    /// AWS did what it asked (the answer was a success, whether or not it reached the client);
+    /// false while it is being answered, and for a refusal, a throttle or a server error.
+    took_effect: bool,
 }
 
 /// The layer, stopped when dropped.
@@ -161,13 +170,24 @@ impl AwsLayer {
     /// When each request for `operation` (`CreateNodegroup`...) arrived, in order, whatever
     /// its fate.
     pub fn calls_of(&self, operation: &str) -> Vec<Instant> {
+        self.logged(operation, |_| true)
+    }
+
+    /// When each request for `operation` that took effect arrived, in order: a create that AWS
+    /// refused (a role too young for EKS, a throttle) is left out, one whose answer was lost is
+    /// in.
+    pub fn effective_calls_of(&self, operation: &str) -> Vec<Instant> {
+        self.logged(operation, |call| call.took_effect)
+    }
+
+    fn logged(&self, operation: &str, keep: impl Fn(&Logged) -> bool) -> Vec<Instant> {
         self.shared
             .log
             .lock()
             .unwrap()
             .iter()
-            .filter(|(op, _)| op == operation)
-            .map(|(_, at)| *at)
+            .filter(|call| call.operation == operation && keep(call))
+            .map(|call| call.arrived)
             .collect()
     }
 
@@ -279,11 +299,15 @@ async fn handle_one(
     let call = Call::of(&parts, body);
     shared.stats.requests.fetch_add(1, Ordering::Relaxed);
     let operation = call.operation();
-    shared
-        .log
-        .lock()
-        .unwrap()
-        .push((operation.clone(), Instant::now()));
+    let logged = {
+        let mut log = shared.log.lock().unwrap();
+        log.push(Logged {
+            operation: operation.clone(),
+            arrived: Instant::now(),
+            took_effect: false,
+        });
+        log.len() - 1
+    };
     let fate = shared.fate(&operation);
     tokio::time::sleep(shared.faults.latency).await;
     let answer = match fate {
@@ -297,6 +321,7 @@ async fn handle_one(
         }
         Fate::Lost | Fate::Answered => clock::answer(shared, &call).await?,
     };
+    shared.log.lock().unwrap()[logged].took_effect = answer.status.is_success();
     if fate == Fate::Lost {
         shared.stats.lost.fetch_add(1, Ordering::Relaxed);
         return Err(Dropped);
