@@ -4,7 +4,8 @@
 //! through mlops' own state.
 //!
 //! The faults are drawn from a seed (`MLOPS_FAULT_SEED`, printed on failure), so that a failure
-//! reproduces.
+//! can be run again with the same faults (as far as the timing gives the same calls: see
+//! `support::aws_layer`).
 
 mod support;
 
@@ -208,7 +209,7 @@ fn stopped_at_the_cluster_wait(stack: &str, how: Stop) {
 
     let deadline = Instant::now() + Duration::from_secs(120);
     let active_at = loop {
-        let created = layer.calls_of("CreateCluster").last().copied();
+        let created = layer.effective_calls_of("CreateCluster").last().copied();
         let waiting =
             created.is_some_and(|c| layer.calls_of("DescribeCluster").iter().any(|d| *d > c));
         if let (true, Some(at)) = (waiting, layer.cluster_active_at(&cluster)) {
@@ -267,11 +268,11 @@ fn stopped_at_the_cluster_wait(stack: &str, how: Stop) {
         plan.stdout
     );
 
-    let creates_before = layer.calls_of("CreateCluster").len();
+    let creates_before = layer.effective_calls_of("CreateCluster").len();
     let again = project.apply();
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert_eq!(
-        layer.calls_of("CreateCluster").len(),
+        layer.effective_calls_of("CreateCluster").len(),
         creates_before,
         "the rerun must not create the cluster again:\n{}",
         again.stderr
@@ -376,7 +377,7 @@ fn a_node_group_that_failed_to_create_is_replaced() {
 
     let replaced = project.apply();
     assert_eq!(replaced.code, 0, "{}", replaced.stderr);
-    assert_eq!(layer.calls_of("DeleteNodegroup").len(), 1);
+    assert_eq!(layer.effective_calls_of("DeleteNodegroup").len(), 1);
     let through_layer = clients_for(&layer.url, RetryConfig::standard());
     let cluster = format!("{stack}-cluster");
     let (groups, status) = through_layer.run(async {

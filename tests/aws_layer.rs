@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use aws_config::retry::RetryConfig;
 use aws_sdk_ec2::error::ProvideErrorMetadata;
-use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+use aws_sdk_ec2::types::{Filter, NatGatewayState, ResourceType, Tag, TagSpecification};
 use aws_sdk_eks::types::{ClusterStatus, NodegroupStatus, VpcConfigRequest};
 use support::aws_layer::{AwsLayer, Clock, Faults};
-use support::{clients_for, Aws, Emulator};
+use support::{clients_for, eventually, Aws, Emulator};
 
 const TRUST_EKS: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"eks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
 
@@ -555,9 +555,10 @@ fn a_deleted_cluster_is_deleting_then_gone_and_its_subnets_stay_busy() {
     });
     let aws = through(&layer);
     let (_, subnets) = network(&aws);
-    aws.run(async {
+    let deleted = aws.run(async {
         let role = create_role(&aws, "role").await;
         create_cluster(&aws, "c3", &role, &subnets).await.unwrap();
+        let deleted = Instant::now();
         let deleting = aws.eks.delete_cluster().name("c3").send().await.unwrap();
         assert_eq!(
             deleting.cluster().unwrap().status(),
@@ -567,15 +568,20 @@ fn a_deleted_cluster_is_deleting_then_gone_and_its_subnets_stay_busy() {
             cluster_status(&aws, "c3").await.status(),
             Some(&ClusterStatus::Deleting)
         );
+        deleted
     });
     // moto still has it: the delete has not reached it.
     let direct = moto.clients();
     let listed = direct.run(async { direct.eks.list_clusters().send().await.unwrap() });
     assert_eq!(listed.clusters(), ["c3"]);
     aws.run(async {
-        tokio::time::sleep(Duration::from_millis(1200)).await;
-        let gone = aws.eks.describe_cluster().name("c3").send().await;
-        assert_eq!(error_code(gone), "ResourceNotFoundException");
+        let gone = eventually("the cluster gone", Duration::from_secs(10), || async {
+            let described = aws.eks.describe_cluster().name("c3").send().await;
+            described.is_err().then(|| error_code(described))
+        })
+        .await;
+        assert!(deleted.elapsed() >= Duration::from_millis(1000));
+        assert_eq!(gone, "ResourceNotFoundException");
         let busy = aws.ec2.delete_subnet().subnet_id(&subnets[1]).send().await;
         assert_eq!(error_code(busy), "DependencyViolation");
         tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -633,6 +639,7 @@ fn node_groups_take_time_and_fail_when_told_to() {
             .unwrap()
             .contains("InsufficientInstanceCapacity"));
 
+        let deleted = Instant::now();
         for name in ["ok", "stuck"] {
             aws.eks
                 .delete_nodegroup()
@@ -646,15 +653,19 @@ fn node_groups_take_time_and_fail_when_told_to() {
                 Some(&NodegroupStatus::Deleting)
             );
         }
-        tokio::time::sleep(Duration::from_millis(1000)).await;
-        let gone = aws
-            .eks
-            .describe_nodegroup()
-            .cluster_name("c4")
-            .nodegroup_name("ok")
-            .send()
-            .await;
-        assert_eq!(error_code(gone), "ResourceNotFoundException");
+        let gone = eventually("the node group gone", Duration::from_secs(10), || async {
+            let described = aws
+                .eks
+                .describe_nodegroup()
+                .cluster_name("c4")
+                .nodegroup_name("ok")
+                .send()
+                .await;
+            described.is_err().then(|| error_code(described))
+        })
+        .await;
+        assert!(deleted.elapsed() >= Duration::from_millis(800));
+        assert_eq!(gone, "ResourceNotFoundException");
         let stuck = node_group(&aws, "c4", "stuck").await;
         assert_eq!(stuck.status(), Some(&NodegroupStatus::DeleteFailed));
         assert!(!stuck.health().unwrap().issues().is_empty());
@@ -726,14 +737,32 @@ fn a_deleted_nat_gateway_gives_its_address_back() {
                 .send()
         };
         let old = create().await.unwrap();
+        let old_id = old.nat_gateway().unwrap().nat_gateway_id().unwrap();
+        let deleted = Instant::now();
         aws.ec2
             .delete_nat_gateway()
-            .nat_gateway_id(old.nat_gateway().unwrap().nat_gateway_id().unwrap())
+            .nat_gateway_id(old_id)
             .send()
             .await
             .unwrap();
         assert_eq!(error_code(create().await), "Resource.AlreadyAssociated");
-        tokio::time::sleep(Duration::from_millis(1000)).await;
+        eventually(
+            "the old gateway deleted",
+            Duration::from_secs(10),
+            || async {
+                let out = aws
+                    .ec2
+                    .describe_nat_gateways()
+                    .nat_gateway_ids(old_id)
+                    .send()
+                    .await
+                    .unwrap();
+                let state = out.nat_gateways()[0].state().cloned();
+                (state == Some(NatGatewayState::Deleted)).then_some(())
+            },
+        )
+        .await;
+        assert!(deleted.elapsed() >= Duration::from_millis(800));
         let new = create().await.unwrap();
         assert_ne!(
             new.nat_gateway().unwrap().nat_gateway_id(),

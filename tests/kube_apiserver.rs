@@ -8,7 +8,6 @@
 
 mod support;
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
@@ -20,27 +19,12 @@ use kube::api::{
 };
 use kube::{Api, Client, ResourceExt};
 use serde_json::{json, Value};
+use support::eventually;
 use support::kube_apiserver::audit::AuditWrite;
 use support::kube_apiserver::webhook::AdmissionWebhook;
 use support::kube_apiserver::RealApiServer;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// Polls `check` every 100 ms until it gives a value; panics after 30 s naming `what`.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "{what}: not after {WAIT:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// `GET path` with plain HTTPS, polled until `check` finds what it wants in the object.
 async fn eventually_get(
@@ -48,7 +32,10 @@ async fn eventually_get(
     path: &str,
     check: impl Fn(&Value) -> bool,
 ) -> Value {
-    eventually(path, || async { server.get_json(path).filter(&check) }).await
+    eventually(path, WAIT, || async {
+        server.get_json(path).filter(&check)
+    })
+    .await
 }
 
 async fn create_namespace(client: &Client, name: &str, labels: Value) {
@@ -134,7 +121,7 @@ async fn a_crd_and_its_custom_resource_round_trip() {
     let model = DynamicObject::new("m1", &resource)
         .data(json!({"spec": {"image": "example/m1:1", "replicas": 2}}));
     // Established, yet the new resource's endpoint may take a moment more to serve.
-    eventually("create Model selftest-crd/m1", || async {
+    eventually("create Model selftest-crd/m1", WAIT, || async {
         models.create(&PostParams::default(), &model).await.ok()
     })
     .await;
@@ -334,7 +321,7 @@ async fn a_webhook_that_is_not_up_refuses_then_admits_once_it_serves() {
         ..Default::default()
     };
     // The server sees a new webhook configuration a moment after it is created.
-    let refusal = eventually("a refusal by the webhook that is not up", || async {
+    let refusal = eventually("a refusal by the webhook that is not up", WAIT, || async {
         config_maps.create(&dry_run, &config_map).await.err()
     })
     .await
@@ -472,7 +459,7 @@ async fn the_stand_in_empties_and_removes_a_deleted_namespace() {
         .await
         .unwrap();
     let path = format!("/api/v1/namespaces/{ns}");
-    eventually(&format!("{path} gone"), || async {
+    eventually(&format!("{path} gone"), WAIT, || async {
         server.get_json(&path).is_none().then_some(())
     })
     .await;
@@ -674,6 +661,7 @@ async fn a_webhook_answers_only_once_its_deployment_is_available() {
         serde_json::from_value(json!({"metadata": {"name": "guarded"}})).unwrap();
     let refusal = eventually(
         "a refusal while the webhook's Deployment is held",
+        WAIT,
         || async { config_maps.create(&dry_run, &config_map).await.err() },
     )
     .await
@@ -684,6 +672,7 @@ async fn a_webhook_answers_only_once_its_deployment_is_available() {
     stand_in.release(ns, "hook");
     eventually(
         "the webhook admits once its Deployment is available",
+        WAIT,
         || async {
             config_maps
                 .create(&PostParams::default(), &config_map)
@@ -751,7 +740,7 @@ async fn a_custom_resource_with_a_finalizer_keeps_its_crd_terminating() {
     ));
     let gadget = json!({"apiVersion": "finalizer.mlops.test/v1", "kind": "Gadget",
                         "metadata": {"name": "held", "finalizers": ["finalizer.mlops.test/held"]}});
-    eventually("the new kind served", || async {
+    eventually("the new kind served", WAIT, || async {
         Api::<DynamicObject>::namespaced_with(client.clone(), ns, &gadgets)
             .patch("held", &apply("selftest"), &Patch::Apply(&gadget))
             .await
@@ -772,7 +761,7 @@ async fn a_custom_resource_with_a_finalizer_keeps_its_crd_terminating() {
     )
     .await
     .unwrap();
-    eventually(&format!("{crd_path} gone"), || async {
+    eventually(&format!("{crd_path} gone"), WAIT, || async {
         server.get_json(crd_path).is_none().then_some(())
     })
     .await;
@@ -814,7 +803,7 @@ async fn a_load_balancer_gets_its_hostname_late_and_holds_its_service_until_dele
     let deleted = Instant::now();
     let terminating = server.get_json(&path).expect("kept by its finalizer");
     assert!(terminating["metadata"]["deletionTimestamp"].is_string());
-    eventually(&format!("{path} gone"), || async {
+    eventually(&format!("{path} gone"), WAIT, || async {
         server.get_json(&path).is_none().then_some(())
     })
     .await;

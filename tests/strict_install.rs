@@ -278,8 +278,9 @@ async fn kserve_installs_only_with_its_certificates_before_its_deployment_waits(
 /// reports it available. Read back with plain HTTPS and the audit log.
 #[tokio::test]
 async fn nvidias_device_plugin_goes_on_its_gpu_groups_tolerating_their_taint() {
-    let server = RealApiServer::shared();
-    server.stand_in();
+    // cert-manager installed first: its install, shared with the other tests of this server,
+    // writes leader-election Roles in kube-system, which must not fall among this one's writes.
+    let server = with_cert_manager().await;
     let cluster = Cluster::from_kubeconfig(&server.kubeconfig).await.unwrap();
     let release = release_named("nvidia-device-plugin", "v0.17.1").unwrap();
     let toleration = json!({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"});

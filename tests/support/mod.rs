@@ -145,7 +145,27 @@ impl Emulator {
     }
 }
 
-/// SDK clients with their own runtime, talking to `url` with the given retries.
+/// Polls `check` every 50 ms until it gives a value; panics after `within`, naming `what`.
+/// For what real systems do after a while (an object deleted on AWS's clock): the test waits
+/// for the state it checks instead of sleeping a guess, and a lower bound on the time taken is
+/// asserted where the delay itself is what the test shows.
+pub async fn eventually<T, Fut>(what: &str, within: Duration, mut check: impl FnMut() -> Fut) -> T
+where
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// SDK clients with their own runtime, talking to `url` with the given retries. Like the
+/// product's, they give a slow answer 20 s before calling it stalled (moto under load can take
+/// more than the SDK's default 5 s).
 pub fn clients_for(url: &str, retry: aws_config::retry::RetryConfig) -> Aws {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -158,6 +178,12 @@ pub fn clients_for(url: &str, retry: aws_config::retry::RetryConfig) -> Aws {
             .endpoint_url(url)
             .credentials_provider(creds)
             .retry_config(retry)
+            .stalled_stream_protection(
+                aws_config::stalled_stream_protection::StalledStreamProtectionConfig::enabled()
+                    .upload_enabled(false)
+                    .grace_period(Duration::from_secs(20))
+                    .build(),
+            )
             .load(),
     );
     Aws {

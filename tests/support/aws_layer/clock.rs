@@ -68,7 +68,7 @@ enum Phase {
     CreateFailed,
     Deleting,
     DeleteFailed,
-    /// The delete reached moto: moto's answers hold.
+    /// The delete is over and has reached moto: moto's answers hold.
     Gone,
 }
 
@@ -76,6 +76,10 @@ enum Phase {
 struct Life {
     created: Instant,
     deleting: Option<Instant>,
+    /// The delete has taken effect in moto (the object, or a NAT gateway's hold on its
+    /// address, is gone there). Until then the object reads Deleting even when the clock's delay
+    /// is over, so that nothing the layer reports is ahead of what moto will answer.
+    removed: bool,
     /// Its create ends failed (`fail_create` named it before it was made).
     fails: bool,
 }
@@ -85,6 +89,7 @@ impl Life {
         Life {
             created: Instant::now(),
             deleting: None,
+            removed: false,
             fails,
         }
     }
@@ -93,6 +98,7 @@ impl Life {
         match self.deleting {
             Some(at) if at.elapsed() < delete => Phase::Deleting,
             Some(_) if delete_fails => Phase::DeleteFailed,
+            Some(_) if !self.removed => Phase::Deleting,
             Some(_) => Phase::Gone,
             None if self.created.elapsed() < create => Phase::Creating,
             None if self.fails => Phase::CreateFailed,
@@ -250,39 +256,59 @@ fn create_bucket_tags(call: &Call) -> Option<Call> {
 /// AWS disassociates a NAT gateway's Elastic IP once the gateway is deleted, so that the
 /// address can be released or given to a new gateway; moto's `DeleteNatGateway` keeps the
 /// association, and a new gateway with that address is refused (`Resource.AlreadyAssociated`).
-/// The layer disassociates it in moto when the clock says the delete is over.
+/// The layer disassociates it in moto when the clock says the delete is over; only then does
+/// the gateway read `deleted`.
 fn disassociate_when_deleted(shared: &Arc<Shared>, call: &Call) {
-    let allocation = call.param("NatGatewayId").and_then(|id| {
-        let world = shared.world.lock().unwrap();
-        world.nats.get(id).map(|nat| nat.allocation.clone())
-    });
-    let Some(allocation) = allocation.filter(|a| !a.is_empty()) else {
+    let Some(id) = call.param("NatGatewayId").map(str::to_string) else {
+        return;
+    };
+    let Some(allocation) = shared
+        .world
+        .lock()
+        .unwrap()
+        .nats
+        .get(&id)
+        .map(|nat| nat.allocation.clone())
+    else {
+        // Not made through the layer: moto's answers as they are.
         return;
     };
     let (shared, call) = (shared.clone(), call.clone());
     tokio::spawn(async move {
         tokio::time::sleep(shared.clock.nat_delete).await;
-        let describe = ec2_call(
-            &call,
-            &[
-                ("Action", "DescribeAddresses"),
-                ("AllocationId.1", &allocation),
-            ],
-        );
-        let Ok(found) = forward(shared.moto, &describe).await else {
+        if !allocation.is_empty() && !give_back(&shared, &call, &allocation).await {
             return;
-        };
-        if let Some(association) = xml_text(&found.text(), "associationId") {
-            let disassociate = ec2_call(
-                &call,
-                &[
-                    ("Action", "DisassociateAddress"),
-                    ("AssociationId", association),
-                ],
-            );
-            let _ = forward(shared.moto, &disassociate).await;
+        }
+        if let Some(nat) = shared.world.lock().unwrap().nats.get_mut(&id) {
+            nat.life.removed = true;
         }
     });
+}
+
+/// Disassociates the address `allocation` in moto; false if moto did not answer.
+async fn give_back(shared: &Shared, like: &Call, allocation: &str) -> bool {
+    let describe = ec2_call(
+        like,
+        &[
+            ("Action", "DescribeAddresses"),
+            ("AllocationId.1", allocation),
+        ],
+    );
+    let Ok(found) = forward(shared.moto, &describe).await else {
+        return false;
+    };
+    let text = found.text();
+    let Some(association) = xml_text(&text, "associationId") else {
+        return true;
+    };
+    let disassociate = ec2_call(
+        like,
+        &[
+            ("Action", "DisassociateAddress"),
+            ("AssociationId", association),
+        ],
+    );
+    forward(shared.moto, &disassociate).await.is_ok()
 }
 
 /// Another EC2 call with `params`, sent as `like` was (its signature is not checked by moto).
@@ -611,7 +637,7 @@ async fn held_delete(shared: &Arc<Shared>, call: &Call) -> Result<Answer, Droppe
             None => world.clusters.get_mut(&cluster),
         }
         .expect("known above");
-        let already = life.deleting.is_some_and(|at| at.elapsed() < delay);
+        let already = life.phase(Duration::ZERO, delay, fails) == Phase::Deleting;
         if !already {
             life.deleting = Some(Instant::now());
         }
@@ -619,12 +645,23 @@ async fn held_delete(shared: &Arc<Shared>, call: &Call) -> Result<Answer, Droppe
     };
     if send {
         let (shared, call) = (shared.clone(), call.clone());
-        let cluster_delete = node_group.is_none();
         let cluster_body = body["cluster"].clone();
+        let (cluster, node_group) = (cluster.clone(), node_group.clone());
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            if forward(shared.moto, &call).await.is_ok() && cluster_delete {
+            if forward(shared.moto, &call).await.is_err() {
+                return;
+            }
+            if node_group.is_none() {
                 leave_in_use(&shared, &cluster_body);
+            }
+            let mut world = shared.world.lock().unwrap();
+            let life = match &node_group {
+                Some(group) => world.node_groups.get_mut(&(cluster.clone(), group.clone())),
+                None => world.clusters.get_mut(&cluster),
+            };
+            if let Some(life) = life {
+                life.removed = true;
             }
         });
     }

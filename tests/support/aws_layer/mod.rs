@@ -9,8 +9,11 @@
 //!   right after a create, subnets and security groups busy after a cluster is gone, and
 //!   injected CREATE_FAILED / DELETE_FAILED.
 //!
-//! Randomness is seeded, and drawn per (operation, n-th call of it), so that a failure
-//! reproduces with the same seed whatever the order of concurrent requests.
+//! Randomness is seeded, and drawn per (operation, n-th call of it): with the same seed the
+//! n-th call of each operation meets the same fate whatever the order of concurrent requests.
+//! How many calls a run makes still depends on timing (polls, a role EKS refuses while young),
+//! so a seed replays a failed run's faults as far as the new run makes the same calls: it makes
+//! the failure likely to come back, not certain.
 //!
 //! It runs on its own thread and tokio runtime: tests are sync and run `mlops` as a process.
 
@@ -175,7 +178,8 @@ impl AwsLayer {
 
     /// When each request for `operation` that took effect arrived, in order: a create that AWS
     /// refused (a role too young for EKS, a throttle) is left out, one whose answer was lost is
-    /// in.
+    /// in. So is a create sent again with its idempotency token, which AWS answers with the
+    /// first answer and makes nothing for: with lost answers, count objects, not requests.
     pub fn effective_calls_of(&self, operation: &str) -> Vec<Instant> {
         self.logged(operation, |call| call.took_effect)
     }
