@@ -67,4 +67,7 @@ pub trait Reporter: Send + Sync {
     fn interrupted(&self, in_flight: usize);
     /// Something the user should know that does not stop the command (a lock taken over).
     fn warning(&self, message: &str);
+    /// What the command is at for the stack, before its operations begin (`locking`,
+    /// `refreshing`): shown where a stack has a line of its own, among many.
+    fn phase(&self, _phase: &str) {}
 }

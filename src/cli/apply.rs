@@ -199,9 +199,7 @@ async fn apply_saved(
         single_cap(&args.run),
         progress(&args.run),
     );
-    let _lock = stack.lock("apply", session.reporter.as_ref()).await?;
-    let state = stack.state().await?;
-    saved.check_current(&stack, &state)?;
+    let (_lock, state) = saved.lock_current(&stack, &session).await?;
     // A saved plan was reviewed already: it is its own approval. Not of a protected change.
     execute(&stack, &saved.plan, state, &session, &asked.allowed).await
 }
@@ -234,10 +232,8 @@ async fn run_stack(
         _ => None,
     };
     let session = session(&stack, global, run.parallelism, cap, progress.clone());
-    progress.phase("locking");
-    let _lock = stack.lock(command, session.reporter.as_ref()).await?;
-    progress.phase("refreshing");
-    let (plan, state) = until_interrupted(ops::plan(&stack, &request, &session)).await?;
+    let (_lock, plan, state) =
+        until_interrupted(ops::plan(&stack, command, &request, &session)).await?;
     progress.print(|| show_and_confirm(&plan, command, run, title, &asked.allowed, global))?;
     let s = plan.summary();
     let doing = if command == "destroy" {

@@ -96,9 +96,7 @@ async fn plan_files(files: &[PathBuf], args: &PlanArgs, global: &Global) -> Resu
         .iter()
         .filter_map(|o| o.as_ref().ok().map(|(stack, session)| (stack, session)))
         .collect();
-    let which: Vec<usize> = (0..opened.len()).filter(|&i| opened[i].is_ok()).collect();
-    let phase = |i: usize, phase: &str| progress[which[i]].phase(phase);
-    let mut planned = ops::plan_many(&open, &plan_request(args), &phase)
+    let mut planned = ops::plan_many(&open, &plan_request(args))
         .await?
         .into_iter();
     drop(open);
@@ -306,11 +304,8 @@ async fn plan_stack(
 ) -> Result<(Stack, Plan)> {
     let stack = global.open(file)?;
     let request = plan_request(args);
-    let session = session(&stack, global, args.parallelism, cap, progress.clone());
-    progress.phase("locking");
-    let _lock = stack.lock("plan", session.reporter.as_ref()).await?;
-    progress.phase("refreshing");
-    let (plan, _) = ops::plan(&stack, &request, &session).await?;
+    let session = session(&stack, global, args.parallelism, cap, progress);
+    let (_lock, plan, _) = ops::plan(&stack, "plan", &request, &session).await?;
     Ok((stack, plan))
 }
 

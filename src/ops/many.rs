@@ -79,33 +79,27 @@ pub fn stack_files(pattern: &str) -> Result<Vec<PathBuf>> {
 }
 
 /// Plans `stacks` as `request` asks, each under its lock, their refreshes read together
-/// (`exec::refresh_many`: one request reads a kind's objects of every stack of a region);
-/// `phase` hears what each stack (by index) is at. For each stack, its plan or why it failed,
-/// and when it was ready; a stack that fails leaves the others going.
+/// (`exec::refresh_many`: one request reads a kind's objects of every stack of a region); each
+/// stack's reporter hears what it is at. For each stack, its plan or why it failed, and when it
+/// was ready; a stack that fails leaves the others going.
 pub async fn plan_many(
     stacks: &[(&Stack, &Session)],
     request: &PlanRequest,
-    phase: &(dyn Fn(usize, &str) + Sync),
 ) -> Result<Vec<(Result<Plan>, Duration)>> {
     check_request(request)?;
     let started = Instant::now();
-    let loaded = join_all(
-        stacks
-            .iter()
-            .enumerate()
-            .map(|(i, (stack, session))| async move {
-                phase(i, "locking");
-                let lock = stack.lock("plan", session.reporter.as_ref()).await?;
-                Ok::<_, Error>((lock, stack.state().await?))
-            }),
-    )
+    let loaded = join_all(stacks.iter().map(|(stack, session)| async move {
+        session.reporter.phase("locking");
+        let lock = stack.lock("plan", session.reporter.as_ref()).await?;
+        Ok::<_, Error>((lock, stack.state().await?))
+    }))
     .await;
     let which: Vec<usize> = (0..stacks.len())
         .filter(|&i| matches!(&loaded[i], Ok((_, stored)) if refreshes(request, stored)))
         .collect();
     let envs = join_all(which.iter().map(|&i| {
-        phase(i, "refreshing");
         let (stack, session) = stacks[i];
+        session.reporter.phase("refreshing");
         session.env(&stack.spec)
     }))
     .await;

@@ -237,13 +237,20 @@ pub struct PlanRequest {
     pub allow_version_skip: bool,
 }
 
-/// Refreshes (when asked) and plans a stack; returns the plan and the state it was made from.
+/// Takes the stack's lock for `command`, refreshes (when asked) and plans the stack: what
+/// `plan`, `apply` and `destroy` of one stack do first. Returns the lock, which the apply of the
+/// plan keeps, the plan and the state it was made from.
 pub async fn plan(
     stack: &Stack,
+    command: &str,
     request: &PlanRequest,
     session: &Session,
-) -> Result<(Plan, State)> {
+) -> Result<(LockGuard, Plan, State)> {
     check_request(request)?;
+    let reporter = session.reporter.as_ref();
+    reporter.phase("locking");
+    let lock = stack.lock(command, reporter).await?;
+    reporter.phase("refreshing");
     let stored = stack.state().await?;
     let refreshed = if refreshes(request, &stored) {
         let env = session.env(&stack.spec).await;
@@ -251,7 +258,8 @@ pub async fn plan(
     } else {
         None
     };
-    plan_refreshed(stack, request, session, stored, refreshed).await
+    let (plan, state) = plan_refreshed(stack, request, session, stored, refreshed).await?;
+    Ok((lock, plan, state))
 }
 
 /// Refuses the flags of `request` that contradict each other.

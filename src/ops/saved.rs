@@ -6,9 +6,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::Stack;
+use super::{Session, Stack};
 use crate::plan::Plan;
-use crate::state::State;
+use crate::state::{LockGuard, State};
 use crate::{Error, Result};
 
 /// 3: plans carry moves, protected changes and refresh-only plans, which an older mlops would
@@ -77,8 +77,22 @@ pub fn load_plan(path: &Path) -> Result<Option<SavedPlan>> {
 }
 
 impl SavedPlan {
+    /// Takes the stack's lock for `apply` and loads its state, refusing the plan when that
+    /// state or the stack file is not the one it was made against: what `apply FILE` does
+    /// before it executes. Returns the lock, which the apply keeps, and the state.
+    pub async fn lock_current(
+        &self,
+        stack: &Stack,
+        session: &Session,
+    ) -> Result<(LockGuard, State)> {
+        let lock = stack.lock("apply", session.reporter.as_ref()).await?;
+        let state = stack.state().await?;
+        self.check_current(stack, &state)?;
+        Ok((lock, state))
+    }
+
     /// Refuses the plan when the state it was made against is not the current one.
-    pub fn check_current(&self, stack: &Stack, state: &State) -> Result<()> {
+    fn check_current(&self, stack: &Stack, state: &State) -> Result<()> {
         if self.plan.stack != stack.spec.stack.name {
             return Err(Error::refused(
                 format!(

@@ -36,13 +36,6 @@ impl Progress {
         }
     }
 
-    /// What the stack is at (`locking`, `refreshing`), on its live line if it has one.
-    pub fn phase(&self, phase: &str) {
-        if let Progress::Live(line) = self {
-            line.phase(phase);
-        }
-    }
-
     /// `total` operations begin (`doing`: `applying`, `destroying`), on the live line if
     /// there is one.
     pub fn running(&self, doing: &str, total: usize) {
@@ -443,11 +436,6 @@ impl StackLine {
         self.0.bar.set_message(work.render());
     }
 
-    /// What the stack is at: `locking`, `refreshing`, `applying`...
-    pub fn phase(&self, phase: &str) {
-        self.update(|w| w.phase = phase.to_string());
-    }
-
     /// `total` operations begin: `doing` is `applying` or `destroying`.
     pub fn running(&self, doing: &str, total: usize) {
         self.update(|w| {
@@ -524,6 +512,11 @@ impl Reporter for StackLine {
 
     fn interrupted(&self, in_flight: usize) {
         self.phase(&format!("interrupted, finishing {in_flight} in flight"));
+    }
+
+    /// What the stack is at: `starting`, `locking`, `refreshing`...
+    fn phase(&self, phase: &str) {
+        self.update(|w| w.phase = phase.to_string());
     }
 
     fn warning(&self, message: &str) {
