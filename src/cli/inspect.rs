@@ -113,7 +113,6 @@ pub async fn import(args: &ImportArgs, global: &Global) -> Result<u8> {
     let stack = global.open(&args.stack.stack)?;
     let cap = crate::providers::aws::RequestCap::new(1);
     let session = super::plan::session(&stack, global, 1, cap, Progress::Auto);
-    let _lock = stack.lock("import", session.reporter.as_ref()).await?;
     let address = Address::new(args.address.as_str());
     crate::ops::import(&stack, &address, &args.id, &session).await?;
     crate::errln!(
@@ -171,8 +170,7 @@ pub async fn state(command: &StateCommand, global: &Global) -> Result<u8> {
         StateCommand::Push { stack, file, force } => {
             let opened = global.open(&stack.stack)?;
             let reporter = super::plan::reporter(global, Progress::Auto);
-            let lock = opened.lock("state push", reporter.as_ref()).await?;
-            let serial = crate::ops::push_state(&opened, &lock, file, *force).await?;
+            let serial = crate::ops::push_state(&opened, reporter.as_ref(), file, *force).await?;
             crate::errln!(
                 "pushed `{}` as the state of stack `{}` (serial {serial})",
                 file.display(),
@@ -236,12 +234,7 @@ pub async fn state(command: &StateCommand, global: &Global) -> Result<u8> {
 async fn edit_state(global: &Global, file: &str, edit: &StateEdit, dry_run: bool) -> Result<()> {
     let stack = global.open(file)?;
     let reporter = super::plan::reporter(global, Progress::Auto);
-    let operation = match edit {
-        StateEdit::Move { .. } => "state mv",
-        StateEdit::Remove { .. } => "state rm",
-    };
-    let lock = stack.lock(operation, reporter.as_ref()).await?;
-    let (before, serial) = crate::ops::edit_state(&stack, &lock, edit, dry_run).await?;
+    let (before, serial) = crate::ops::edit_state(&stack, reporter.as_ref(), edit, dry_run).await?;
     crate::outln!("{}", edit.describe(&before));
     if dry_run {
         crate::errln!(

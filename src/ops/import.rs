@@ -18,6 +18,7 @@ pub async fn import(stack: &Stack, address: &Address, id: &str, session: &Sessio
         }
         .into());
     };
+    let _lock = stack.lock("import", session.reporter.as_ref()).await?;
     let mut state = stack.state().await?;
     if let Some(existing) = state.resources.get(address) {
         return Err(Error::refused(

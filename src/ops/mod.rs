@@ -172,12 +172,13 @@ impl Session {
     }
 }
 
-/// Replaces a stack's state with the state file `file` (`mlops state push`), under the lock
-/// `_lock` holds. A state of another lineage, or older than the current one, is refused unless
-/// `force`. Returns the serial written, which is always above the current one.
+/// Replaces a stack's state with the state file `file` (`mlops state push`), under the stack's
+/// lock (a lock taken over is said to `reporter`). A state of another lineage, or older than the
+/// current one, is refused unless `force`. Returns the serial written, which is always above the
+/// current one.
 pub async fn push_state(
     stack: &Stack,
-    _lock: &LockGuard,
+    reporter: &dyn Reporter,
     file: &std::path::Path,
     force: bool,
 ) -> Result<u64> {
@@ -187,6 +188,7 @@ pub async fn push_state(
         source,
     })?;
     let mut pushed = crate::state::parse(file, &text, &stack.spec.stack.name)?;
+    let _lock = stack.lock("state push", reporter).await?;
     if let Some(current) = stack.store.load().await? {
         if current.lineage != pushed.lineage && !force {
             return Err(crate::Error::refused(

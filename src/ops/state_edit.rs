@@ -3,9 +3,10 @@
 //! removal forgets an object, which stays in AWS. Neither calls AWS.
 
 use super::Stack;
+use crate::base::Reporter;
 use crate::model::{Address, ResourceKind};
 use crate::plan::closest;
-use crate::state::{LockGuard, State};
+use crate::state::State;
 use crate::{Error, Result};
 
 /// One edit of the state.
@@ -16,6 +17,14 @@ pub enum StateEdit {
 }
 
 impl StateEdit {
+    /// The command that holds the lock while it makes the edit.
+    fn command(&self) -> &'static str {
+        match self {
+            StateEdit::Move { .. } => "state mv",
+            StateEdit::Remove { .. } => "state rm",
+        }
+    }
+
     /// The edit as a plan line: `# a has moved to b`, `# a will be forgotten ...`.
     pub fn describe(&self, state: &State) -> String {
         match self {
@@ -28,14 +37,16 @@ impl StateEdit {
     }
 }
 
-/// Makes `edit` on the state, held by `_lock`, and saves it unless `dry_run`. Returns the state
-/// as it was and its serial after the write.
+/// Makes `edit` on the state, under the stack's lock (a lock taken over is said to
+/// `reporter`), and saves it unless `dry_run`. Returns the state as it was and its serial after
+/// the write.
 pub async fn edit_state(
     stack: &Stack,
-    _lock: &LockGuard,
+    reporter: &dyn Reporter,
     edit: &StateEdit,
     dry_run: bool,
 ) -> Result<(State, u64)> {
+    let _lock = stack.lock(edit.command(), reporter).await?;
     let before = stack.state().await?;
     let mut state = before.clone();
     let missing = |address: &Address| {
