@@ -63,18 +63,13 @@ fn refusal<T: std::fmt::Debug>(result: kube::Result<T>) -> ErrorResponse {
     }
 }
 
-/// Polls `condition` every 10 ms until it holds or `timeout` passes; the time it took.
-async fn eventually(
-    what: &str,
-    timeout: Duration,
-    mut condition: impl FnMut() -> bool,
-) -> Duration {
-    let start = Instant::now();
-    while !condition() {
-        assert!(start.elapsed() < timeout, "{what}: not within {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    start.elapsed()
+/// Polls `condition` until it holds; panics after `timeout`, naming `what`.
+async fn eventually(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    support::eventually(what, timeout, || {
+        let holds = condition();
+        async move { holds.then_some(()) }
+    })
+    .await
 }
 
 fn config_map(namespace: &str, name: &str, labels: Value, data: Value) -> Value {

@@ -511,6 +511,7 @@ fn a_nat_gateway_is_pending_then_deleting_and_holds_its_subnet_and_address() {
         tokio::time::sleep(Duration::from_millis(900)).await;
         assert_eq!(state(id.clone()).await, "available");
 
+        let deleted = Instant::now();
         aws.ec2
             .delete_nat_gateway()
             .nat_gateway_id(&id)
@@ -527,8 +528,11 @@ fn a_nat_gateway_is_pending_then_deleting_and_holds_its_subnet_and_address() {
         assert_eq!(error_code(release), "InvalidIPAddress.InUse");
         let subnet = aws.ec2.delete_subnet().subnet_id(&subnets[0]).send().await;
         assert_eq!(error_code(subnet), "DependencyViolation");
-        tokio::time::sleep(Duration::from_millis(900)).await;
-        assert_eq!(state(id.clone()).await, "deleted");
+        eventually("the gateway deleted", Duration::from_secs(10), || async {
+            (state(id.clone()).await == "deleted").then_some(())
+        })
+        .await;
+        assert!(deleted.elapsed() >= Duration::from_millis(800));
         aws.ec2
             .release_address()
             .allocation_id(&allocation)
@@ -666,7 +670,15 @@ fn node_groups_take_time_and_fail_when_told_to() {
         .await;
         assert!(deleted.elapsed() >= Duration::from_millis(800));
         assert_eq!(gone, "ResourceNotFoundException");
-        let stuck = node_group(&aws, "c4", "stuck").await;
+        let stuck = eventually(
+            "the stuck group's delete over",
+            Duration::from_secs(10),
+            || async {
+                let group = node_group(&aws, "c4", "stuck").await;
+                (group.status() != Some(&NodegroupStatus::Deleting)).then_some(group)
+            },
+        )
+        .await;
         assert_eq!(stuck.status(), Some(&NodegroupStatus::DeleteFailed));
         assert!(!stuck.health().unwrap().issues().is_empty());
     });
@@ -767,6 +779,53 @@ fn a_deleted_nat_gateway_gives_its_address_back() {
         assert_ne!(
             new.nat_gateway().unwrap().nat_gateway_id(),
             old.nat_gateway().unwrap().nat_gateway_id()
+        );
+    });
+}
+
+/// EKS refuses to delete a cluster that still has node groups, deleting ones included
+/// (`ResourceInUseException`, "Cluster has nodegroups attached"), at the call, not at the end of
+/// a DELETING it never enters: a destroy must delete the node groups and wait for them to go
+/// before it asks for the cluster. Shown in that wrong order, then in the right one.
+#[test]
+fn a_cluster_with_node_groups_cannot_be_deleted() {
+    let (_moto, layer) = only_clock(Clock {
+        node_group_delete: Duration::from_millis(500),
+        ..Clock::default()
+    });
+    let aws = through(&layer);
+    let (_, subnets) = network(&aws);
+    aws.run(async {
+        let role = create_role(&aws, "role").await;
+        create_cluster(&aws, "c6", &role, &subnets).await.unwrap();
+        create_node_group(&aws, "c6", "workers", &role, &subnets)
+            .await
+            .unwrap();
+        let delete_cluster = || aws.eks.delete_cluster().name("c6").send();
+        assert_eq!(error_code(delete_cluster().await), "ResourceInUseException");
+        aws.eks
+            .delete_nodegroup()
+            .cluster_name("c6")
+            .nodegroup_name("workers")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(error_code(delete_cluster().await), "ResourceInUseException");
+        eventually("the node group gone", Duration::from_secs(10), || async {
+            let described = aws
+                .eks
+                .describe_nodegroup()
+                .cluster_name("c6")
+                .nodegroup_name("workers")
+                .send()
+                .await;
+            described.is_err().then_some(())
+        })
+        .await;
+        let deleting = delete_cluster().await.unwrap();
+        assert_eq!(
+            deleting.cluster().unwrap().status(),
+            Some(&ClusterStatus::Deleting)
         );
     });
 }

@@ -335,11 +335,11 @@ fn drift_made_outside_mlops_is_shown_and_repaired() {
     assert_eq!(inventory(&aws, stack), nothing_left());
 }
 
-/// The node groups of `cluster` made for the spec's `key` (`<key>-` and 8 hex digits), each
-/// with its EKS status.
 /// The status `groups_of` gives a group deleted between the list and its describe.
 const DELETED_MEANWHILE: &str = "deleted meanwhile";
 
+/// The node groups of `cluster` made for the spec's `key` (`<key>-` and 8 hex digits), each
+/// with its EKS status, or `DELETED_MEANWHILE`.
 fn groups_of(aws: &Aws, cluster: &str, key: &str) -> BTreeMap<String, String> {
     aws.run(async {
         let mut groups = BTreeMap::new();
@@ -357,7 +357,13 @@ fn groups_of(aws: &Aws, cluster: &str, key: &str) -> BTreeMap<String, String> {
                     .and_then(|g| g.status())
                     .map_or("", |s| s.as_str())
                     .to_string(),
-                Err(_) => DELETED_MEANWHILE.to_string(),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_resource_not_found_exception()) =>
+                {
+                    DELETED_MEANWHILE.to_string()
+                }
+                Err(e) => panic!("describe node group {name}: {e}"),
             };
             groups.insert(name, status);
         }

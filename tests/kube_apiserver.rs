@@ -26,18 +26,6 @@ use support::kube_apiserver::RealApiServer;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// `GET path` with plain HTTPS, polled until `check` finds what it wants in the object.
-async fn eventually_get(
-    server: &RealApiServer,
-    path: &str,
-    check: impl Fn(&Value) -> bool,
-) -> Value {
-    eventually(path, WAIT, || async {
-        server.get_json(path).filter(&check)
-    })
-    .await
-}
-
 async fn create_namespace(client: &Client, name: &str, labels: Value) {
     let namespace: Namespace =
         serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).unwrap();
@@ -103,12 +91,12 @@ async fn a_crd_and_its_custom_resource_round_trip() {
         .create(&PostParams::default(), &crd)
         .await
         .unwrap();
-    eventually_get(
-        server,
-        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/models.selftest.mlops.test",
-        |crd| condition(crd, "Established").is_some_and(|c| c["status"] == "True"),
-    )
-    .await;
+    server
+        .eventually_get(
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/models.selftest.mlops.test",
+            |crd| condition(crd, "Established").is_some_and(|c| c["status"] == "True"),
+        )
+        .await;
 
     let resource = ApiResource {
         group: "selftest.mlops.test".into(),
@@ -198,19 +186,21 @@ async fn the_stand_in_marks_deployments_available_and_gives_load_balancers_a_hos
     }
 
     let path = |kind: &str, name: &str| format!("/api{kind}/namespaces/{ns}/{name}");
-    let web = eventually_get(server, &path("s/apps/v1", "deployments/web"), |d| {
-        condition(d, "Available").is_some_and(|c| c["status"] == "True")
-    })
-    .await;
+    let web = server
+        .eventually_get(&path("s/apps/v1", "deployments/web"), |d| {
+            condition(d, "Available").is_some_and(|c| c["status"] == "True")
+        })
+        .await;
     assert_eq!(web["status"]["availableReplicas"], 2);
     assert_eq!(
         web["status"]["observedGeneration"],
         web["metadata"]["generation"]
     );
-    let endpoints = eventually_get(server, &path("/v1", "endpoints/web"), |e| {
-        e["subsets"][0]["addresses"][0]["ip"].is_string()
-    })
-    .await;
+    let endpoints = server
+        .eventually_get(&path("/v1", "endpoints/web"), |e| {
+            e["subsets"][0]["addresses"][0]["ip"].is_string()
+        })
+        .await;
     let subset = &endpoints["subsets"][0];
     assert!(subset["addresses"][0]["ip"]
         .as_str()
@@ -220,38 +210,41 @@ async fn the_stand_in_marks_deployments_available_and_gives_load_balancers_a_hos
         subset["ports"],
         json!([{"name": "web", "port": 8080, "protocol": "TCP"}])
     );
-    let gateway = eventually_get(server, &path("/v1", "services/gateway"), |s| {
-        s["status"]["loadBalancer"]["ingress"][0]["hostname"].is_string()
-    })
-    .await;
+    let gateway = server
+        .eventually_get(&path("/v1", "services/gateway"), |s| {
+            s["status"]["loadBalancer"]["ingress"][0]["hostname"].is_string()
+        })
+        .await;
     assert_eq!(
         gateway["status"]["loadBalancer"]["ingress"][0]["hostname"],
         "gateway-selftest-stand-in.elb.mlops.test"
     );
 
-    let held = eventually_get(server, &path("s/apps/v1", "deployments/held"), |d| {
-        condition(d, "Available").is_some()
-    })
-    .await;
+    let held = server
+        .eventually_get(&path("s/apps/v1", "deployments/held"), |d| {
+            condition(d, "Available").is_some()
+        })
+        .await;
     let available = condition(&held, "Available").unwrap();
     assert_eq!(available["status"], "False");
     assert_eq!(available["reason"], "MinimumReplicasUnavailable");
-    let held_endpoints = eventually_get(server, &path("/v1", "endpoints/held"), |e| {
-        e["subsets"].is_array()
-    })
-    .await;
+    let held_endpoints = server
+        .eventually_get(&path("/v1", "endpoints/held"), |e| e["subsets"].is_array())
+        .await;
     assert!(held_endpoints["subsets"][0]["addresses"].is_null());
     assert!(held_endpoints["subsets"][0]["notReadyAddresses"][0]["ip"].is_string());
 
     stand_in.release(ns, "held");
-    eventually_get(server, &path("s/apps/v1", "deployments/held"), |d| {
-        condition(d, "Available").is_some_and(|c| c["status"] == "True")
-    })
-    .await;
-    eventually_get(server, &path("/v1", "endpoints/held"), |e| {
-        e["subsets"][0]["addresses"][0]["ip"].is_string()
-    })
-    .await;
+    server
+        .eventually_get(&path("s/apps/v1", "deployments/held"), |d| {
+            condition(d, "Available").is_some_and(|c| c["status"] == "True")
+        })
+        .await;
+    server
+        .eventually_get(&path("/v1", "endpoints/held"), |e| {
+            e["subsets"][0]["addresses"][0]["ip"].is_string()
+        })
+        .await;
 }
 
 /// A current server (unlike 1.20, whose server-side apply refused it) takes a Service port
@@ -513,12 +506,12 @@ async fn a_deployment_is_available_only_once_what_its_pods_need_exists() {
     let ns = "selftest-needs";
     create_namespace(&client, ns, json!({})).await;
     server.stand_in();
-    eventually_get(
-        server,
-        &format!("/api/v1/namespaces/{ns}/serviceaccounts/default"),
-        |_| true,
-    )
-    .await;
+    server
+        .eventually_get(
+            &format!("/api/v1/namespaces/{ns}/serviceaccounts/default"),
+            |_| true,
+        )
+        .await;
 
     let mut needy = deployment("needy");
     let pod = &mut needy["spec"]["template"]["spec"];
@@ -531,7 +524,9 @@ async fn a_deployment_is_available_only_once_what_its_pods_need_exists() {
         .await
         .unwrap();
     let path = format!("/apis/apps/v1/namespaces/{ns}/deployments/needy");
-    let unavailable = eventually_get(server, &path, |d| condition(d, "Available").is_some()).await;
+    let unavailable = server
+        .eventually_get(&path, |d| condition(d, "Available").is_some())
+        .await;
     assert_eq!(
         condition(&unavailable, "Available").unwrap()["status"],
         "False"
@@ -552,7 +547,7 @@ async fn a_deployment_is_available_only_once_what_its_pods_need_exists() {
     stays(server, &path, Duration::from_secs(2), available).await;
     let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "cert"}});
     put(&client, ns, &core("Secret"), secret).await;
-    let ready = eventually_get(server, &path, available).await;
+    let ready = server.eventually_get(&path, available).await;
     assert_eq!(ready["status"]["availableReplicas"], 2);
     assert_eq!(ready["status"]["updatedReplicas"], 2);
 }
@@ -573,14 +568,16 @@ async fn a_new_generation_rolls_out_before_it_is_available() {
         .await
         .unwrap();
     let path = format!("/apis/apps/v1/namespaces/{ns}/deployments/web");
-    eventually_get(server, &path, available).await;
+    server.eventually_get(&path, available).await;
     let mut changed = deployment("web");
     changed["spec"]["template"]["spec"]["containers"][0]["image"] = "example/web:2".into();
     deployments
         .patch("web", &apply("selftest"), &Patch::Apply(changed))
         .await
         .unwrap();
-    let started = eventually_get(server, &path, |d| d["status"]["observedGeneration"] == 2).await;
+    let started = server
+        .eventually_get(&path, |d| d["status"]["observedGeneration"] == 2)
+        .await;
     // The server leaves out a counter that is 0.
     assert!(
         started["status"]["updatedReplicas"].as_i64().unwrap_or(0) == 0,
@@ -588,7 +585,9 @@ async fn a_new_generation_rolls_out_before_it_is_available() {
     );
     // The old pods still serve meanwhile.
     assert_eq!(condition(&started, "Available").unwrap()["status"], "True");
-    let done = eventually_get(server, &path, |d| d["status"]["updatedReplicas"] == 2).await;
+    let done = server
+        .eventually_get(&path, |d| d["status"]["updatedReplicas"] == 2)
+        .await;
     assert!(available(&done), "{done:#}");
 }
 
@@ -729,10 +728,11 @@ async fn a_custom_resource_with_a_finalizer_keeps_its_crd_terminating() {
     crds.create(&PostParams::default(), &crd).await.unwrap();
     let crd_path =
         "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/gadgets.finalizer.mlops.test";
-    eventually_get(server, crd_path, |c| {
-        condition(c, "Established").is_some_and(|c| c["status"] == "True")
-    })
-    .await;
+    server
+        .eventually_get(crd_path, |c| {
+            condition(c, "Established").is_some_and(|c| c["status"] == "True")
+        })
+        .await;
     let gadgets = ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
         "finalizer.mlops.test",
         "v1",
@@ -789,12 +789,13 @@ async fn a_load_balancer_gets_its_hostname_late_and_holds_its_service_until_dele
         .unwrap();
     let created = Instant::now();
     let hostname = |s: &Value| s["status"]["loadBalancer"]["ingress"][0]["hostname"].is_string();
-    let with_finalizer = eventually_get(server, &path, |s| {
-        s["metadata"]["finalizers"] == json!(["service.kubernetes.io/load-balancer-cleanup"])
-    })
-    .await;
+    let with_finalizer = server
+        .eventually_get(&path, |s| {
+            s["metadata"]["finalizers"] == json!(["service.kubernetes.io/load-balancer-cleanup"])
+        })
+        .await;
     assert!(!hostname(&with_finalizer), "{with_finalizer:#}");
-    eventually_get(server, &path, hostname).await;
+    server.eventually_get(&path, hostname).await;
     assert!(created.elapsed() >= Duration::from_secs(1));
     services
         .delete("front", &DeleteParams::default())

@@ -92,14 +92,18 @@ fn vpcs(aws: &Aws, stack: &str) -> usize {
     })
 }
 
-/// Polls `ready` every 10 ms for up to a minute.
-fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+/// Polls `ready` every `every` for up to a minute.
+fn wait_for(what: &str, every: Duration, mut ready: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !ready() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(every);
     }
 }
+
+/// How often a test looks for what a run it started has done: the runs' timing is what the
+/// tests check, so they look often.
+const OFTEN: Duration = Duration::from_millis(10);
 
 /// A project whose one stack keeps its state in S3, with the bucket made by `backend create`.
 fn project_with_bucket(moto: &Emulator, stack: &str, lease: &str) -> Project {
@@ -279,7 +283,7 @@ fn two_applies_started_together_one_proceeds_and_the_other_is_refused_at_once() 
     ];
     let pids = [runs[0].id(), runs[1].id()];
     let mut ended: [Option<Duration>; 2] = [None, None];
-    wait_for("both applies to end", || {
+    wait_for("both applies to end", OFTEN, || {
         for (run, end) in runs.iter_mut().zip(ended.iter_mut()) {
             if end.is_none() && run.try_wait().unwrap().is_some() {
                 *end = Some(started.elapsed());
@@ -353,7 +357,7 @@ fn a_lock_left_by_a_killed_run_is_taken_over_once_its_lease_ran_out_and_not_befo
     let project = project_with_bucket(&moto, stack, "10s");
 
     let mut killed = spawn(&project, &["apply", stack, "--auto-approve"]);
-    wait_for("the lock object", || {
+    wait_for("the lock object", OFTEN, || {
         object(&aws, &lock_key(stack)).is_some()
     });
     killed.kill().unwrap();
@@ -398,7 +402,7 @@ fn a_lock_left_by_a_killed_run_is_taken_over_once_its_lease_ran_out_and_not_befo
 
     // Once the lease ran out, the next run takes the lock over, says whose it was, and
     // completes the stack, adopting what the killed run created.
-    wait_for("the lease to run out", || {
+    wait_for("the lease to run out", Duration::from_millis(250), || {
         let status = project.mlops(&["lock", "status", stack]).ok();
         status.stdout.contains("expired")
     });
@@ -435,7 +439,9 @@ fn a_lock_left_by_a_killed_run_is_taken_over_once_its_lease_ran_out_and_not_befo
         &project,
         &["destroy", stack, "--auto-approve", "--parallelism", "1"],
     );
-    wait_for("the destroy's first deletions", || serial(&aws) > before);
+    wait_for("the destroy's first deletions", OFTEN, || {
+        serial(&aws) > before
+    });
     signal(&interrupted, "INT");
     let out = interrupted.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -462,7 +468,7 @@ fn a_writer_whose_lock_was_removed_cannot_overwrite_the_newer_state() {
         &project,
         &["apply", stack, "--auto-approve", "--parallelism", "1"],
     );
-    wait_for("the first state writes", || {
+    wait_for("the first state writes", OFTEN, || {
         object(&aws, &state_key(stack)).is_some_and(|s| s["serial"].as_u64() >= Some(2))
     });
     signal(&slow, "STOP");

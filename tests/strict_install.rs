@@ -91,27 +91,6 @@ fn available(deployment: &Value) -> bool {
             == deployment["spec"]["replicas"].as_i64().unwrap_or(1)
 }
 
-/// Polls `GET path` until `check` holds; panics after `within`.
-async fn eventually(
-    server: &RealApiServer,
-    path: &str,
-    within: Duration,
-    check: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = std::time::Instant::now() + within;
-    loop {
-        if let Some(object) = server.get_json(path).filter(|o| check(o)) {
-            return object;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{path}: not as expected after {within:?}: {:#}",
-            server.get_json(path).unwrap_or(Value::Null)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// cert-manager (the stand-in's, acting only because cert-manager's own Deployments are
 /// available) gives a Certificate its Secret only once its Issuer exists and is Ready: a
 /// Certificate applied before its Issuer (the wrong order) waits, naming the issuer. The
@@ -139,10 +118,11 @@ async fn a_certificate_gets_its_secret_only_once_its_issuer_is_ready() {
         cluster.apply(object, false).await.unwrap();
     }
     let certificate_path = format!("/apis/cert-manager.io/v1/namespaces/{ns}/certificates/serving");
-    let waiting = eventually(server, &certificate_path, Duration::from_secs(30), |c| {
-        c["status"]["conditions"][0]["reason"] == "IssuerNotReady"
-    })
-    .await;
+    let waiting = server
+        .eventually_get(&certificate_path, |c| {
+            c["status"]["conditions"][0]["reason"] == "IssuerNotReady"
+        })
+        .await;
     assert!(waiting["status"]["conditions"][0]["message"]
         .as_str()
         .unwrap()
@@ -163,16 +143,18 @@ async fn a_certificate_gets_its_secret_only_once_its_issuer_is_ready() {
     let issuer = json!({"apiVersion": "cert-manager.io/v1", "kind": "Issuer",
         "metadata": {"name": "self", "namespace": ns}, "spec": {"selfSigned": {}}});
     cluster.apply(&manifest(issuer)[0], false).await.unwrap();
-    let secret = eventually(server, &secret_path, Duration::from_secs(30), |_| true).await;
+    let secret = server.eventually_get(&secret_path, |_| true).await;
     assert_eq!(secret["type"], "kubernetes.io/tls");
-    eventually(server, &certificate_path, Duration::from_secs(30), |c| {
-        c["status"]["conditions"][0]["status"] == "True"
-    })
-    .await;
-    let injected = eventually(server, configuration_path, Duration::from_secs(30), |c| {
-        c["webhooks"][0]["clientConfig"]["caBundle"].is_string()
-    })
-    .await;
+    server
+        .eventually_get(&certificate_path, |c| {
+            c["status"]["conditions"][0]["status"] == "True"
+        })
+        .await;
+    let injected = server
+        .eventually_get(configuration_path, |c| {
+            c["webhooks"][0]["clientConfig"]["caBundle"].is_string()
+        })
+        .await;
     assert_eq!(
         injected["webhooks"][0]["clientConfig"]["caBundle"],
         secret["data"]["ca.crt"]
@@ -422,10 +404,11 @@ async fn an_inference_service_is_ready_only_with_its_runtime_and_its_account() {
             .cloned()
             .unwrap_or(Value::Null)
     };
-    let refused = eventually(server, &path, Duration::from_secs(30), |i| {
-        condition(i, "Ready")["reason"] == "NoSupportingRuntime"
-    })
-    .await;
+    let refused = server
+        .eventually_get(&path, |i| {
+            condition(i, "Ready")["reason"] == "NoSupportingRuntime"
+        })
+        .await;
     assert_eq!(condition(&refused, "Ready")["status"], "False");
     assert_eq!(condition(&refused, "PredictorReady")["status"], "False");
     assert!(refused["status"]["url"].is_null(), "{refused:#}");
@@ -448,10 +431,11 @@ async fn an_inference_service_is_ready_only_with_its_runtime_and_its_account() {
     assert_eq!(condition(&still, "Ready")["reason"], "NoSupportingRuntime");
 
     apply(runtime(json!(["v1", "v2"]))).await;
-    let waiting = eventually(server, &path, Duration::from_secs(30), |i| {
-        condition(i, "Ready")["reason"] == "StorageNotReady"
-    })
-    .await;
+    let waiting = server
+        .eventually_get(&path, |i| {
+            condition(i, "Ready")["reason"] == "StorageNotReady"
+        })
+        .await;
     assert!(condition(&waiting, "Ready")["message"]
         .as_str()
         .unwrap()
@@ -460,10 +444,9 @@ async fn an_inference_service_is_ready_only_with_its_runtime_and_its_account() {
     apply(json!({"apiVersion": "v1", "kind": "ServiceAccount",
         "metadata": {"name": "storage", "namespace": ns}}))
     .await;
-    let ready = eventually(server, &path, Duration::from_secs(30), |i| {
-        condition(i, "Ready")["status"] == "True"
-    })
-    .await;
+    let ready = server
+        .eventually_get(&path, |i| condition(i, "Ready")["status"] == "True")
+        .await;
     assert_eq!(condition(&ready, "PredictorReady")["status"], "True");
     assert_eq!(
         ready["status"]["url"],

@@ -1,5 +1,6 @@
-//! Progress without printing: the executor and the providers tell a `Reporter` what happens,
-//! and the UI decides how to show it (spinners on a terminal, timestamped lines in CI, JSON).
+//! Progress without printing: the executor, the providers and the commands of `ops` tell a
+//! `Reporter` what happens, and the UI decides how to show it (spinners on a terminal,
+//! timestamped lines in CI, JSON, a live line per stack).
 
 use std::time::Duration;
 

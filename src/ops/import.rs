@@ -18,8 +18,9 @@ pub async fn import(stack: &Stack, address: &Address, id: &str, session: &Sessio
         }
         .into());
     };
-    let _lock = stack.lock("import", session.reporter.as_ref()).await?;
-    let mut state = stack.state().await?;
+    let (_lock, mut state) = stack
+        .lock_state("import", session.reporter.as_ref())
+        .await?;
     if let Some(existing) = state.resources.get(address) {
         return Err(Error::refused(
             format!("`{address}` is already managed, as `{}`", existing.id),

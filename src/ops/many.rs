@@ -88,11 +88,11 @@ pub async fn plan_many(
 ) -> Result<Vec<(Result<Plan>, Duration)>> {
     check_request(request)?;
     let started = Instant::now();
-    let loaded = join_all(stacks.iter().map(|(stack, session)| async move {
-        session.reporter.phase("locking");
-        let lock = stack.lock("plan", session.reporter.as_ref()).await?;
-        Ok::<_, Error>((lock, stack.state().await?))
-    }))
+    let loaded = join_all(
+        stacks
+            .iter()
+            .map(|(stack, session)| stack.lock_state("plan", session.reporter.as_ref())),
+    )
     .await;
     let which: Vec<usize> = (0..stacks.len())
         .filter(|&i| matches!(&loaded[i], Ok((_, stored)) if refreshes(request, stored)))

@@ -112,6 +112,18 @@ impl Stack {
         Ok(guard)
     }
 
+    /// Takes the stack's lock for `operation` (saying `locking` to `reporter`, and to it a lock
+    /// taken over) and loads the state under it.
+    pub async fn lock_state(
+        &self,
+        operation: &str,
+        reporter: &dyn Reporter,
+    ) -> Result<(LockGuard, State)> {
+        reporter.phase("locking");
+        let lock = self.lock(operation, reporter).await?;
+        Ok((lock, self.state().await?))
+    }
+
     /// The stored state, or a new empty one for a stack never applied.
     pub async fn state(&self) -> Result<State> {
         Ok(self
@@ -249,12 +261,9 @@ pub async fn plan(
     session: &Session,
 ) -> Result<(LockGuard, Plan, State)> {
     check_request(request)?;
-    let reporter = session.reporter.as_ref();
-    reporter.phase("locking");
-    let lock = stack.lock(command, reporter).await?;
-    reporter.phase("refreshing");
-    let stored = stack.state().await?;
+    let (lock, stored) = stack.lock_state(command, session.reporter.as_ref()).await?;
     let refreshed = if refreshes(request, &stored) {
+        session.reporter.phase("refreshing");
         let env = session.env(&stack.spec).await;
         Some(exec::refresh(stored.clone(), &env).await?)
     } else {

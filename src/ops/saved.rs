@@ -85,8 +85,7 @@ impl SavedPlan {
         stack: &Stack,
         session: &Session,
     ) -> Result<(LockGuard, State)> {
-        let lock = stack.lock("apply", session.reporter.as_ref()).await?;
-        let state = stack.state().await?;
+        let (lock, state) = stack.lock_state("apply", session.reporter.as_ref()).await?;
         self.check_current(stack, &state)?;
         Ok((lock, state))
     }

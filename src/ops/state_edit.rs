@@ -46,8 +46,7 @@ pub async fn edit_state(
     edit: &StateEdit,
     dry_run: bool,
 ) -> Result<(State, u64)> {
-    let _lock = stack.lock(edit.command(), reporter).await?;
-    let before = stack.state().await?;
+    let (_lock, before) = stack.lock_state(edit.command(), reporter).await?;
     let mut state = before.clone();
     let missing = |address: &Address| {
         Error::refused(

@@ -386,7 +386,8 @@ impl Board {
 }
 
 /// One stack's live line: its phase, how many operations are done of how many, what is in
-/// flight. Cloned into the stack's reporter; the command sets the phase and the outcome.
+/// flight. Cloned into the stack's reporter: `ops` sets the phases before the operations
+/// (`locking`, `refreshing`), the command the run's (`applying`) and the outcome.
 #[derive(Clone)]
 pub struct StackLine(Arc<LineState>);
 

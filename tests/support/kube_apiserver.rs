@@ -35,6 +35,20 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::json;
 
 use super::free_port;
+
+/// What `eventually_get` waits for: the path, and the object as it was last read.
+struct LastRead<'a> {
+    path: &'a str,
+    last: &'a std::sync::Mutex<Option<serde_json::Value>>,
+}
+
+impl std::fmt::Display for LastRead<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let last = self.last.lock().unwrap().clone();
+        let last = last.unwrap_or(serde_json::Value::Null);
+        write!(f, "{}: not as expected; last read: {last:#}", self.path)
+    }
+}
 use stand_in::StandIn;
 
 /// The user of the kubeconfig handed to tests (and to `mlops --kubeconfig`), in group
@@ -467,6 +481,24 @@ impl RealApiServer {
     pub fn get_json(&self, path: &str) -> Option<serde_json::Value> {
         let body = self.get(path)?;
         Some(serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}")))
+    }
+
+    /// `GET path` as `get_json` does, polled until `check` finds what it wants in the object;
+    /// panics after 30 s, showing the object as it was last read.
+    pub async fn eventually_get(
+        &self,
+        path: &str,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let last = std::sync::Mutex::new(None);
+        let what = LastRead { path, last: &last };
+        super::eventually(&what, Duration::from_secs(30), || {
+            let object = self.get_json(path);
+            *last.lock().unwrap() = object.clone();
+            let wanted = object.filter(|o| check(o));
+            async move { wanted }
+        })
+        .await
     }
 
     /// The server's certificate, base64-encoded PEM: the `certificate-authority-data` of its

@@ -149,7 +149,11 @@ impl Emulator {
 /// For what real systems do after a while (an object deleted on AWS's clock): the test waits
 /// for the state it checks instead of sleeping a guess, and a lower bound on the time taken is
 /// asserted where the delay itself is what the test shows.
-pub async fn eventually<T, Fut>(what: &str, within: Duration, mut check: impl FnMut() -> Fut) -> T
+pub async fn eventually<T, Fut>(
+    what: impl std::fmt::Display,
+    within: Duration,
+    mut check: impl FnMut() -> Fut,
+) -> T
 where
     Fut: std::future::Future<Output = Option<T>>,
 {
@@ -178,12 +182,7 @@ pub fn clients_for(url: &str, retry: aws_config::retry::RetryConfig) -> Aws {
             .endpoint_url(url)
             .credentials_provider(creds)
             .retry_config(retry)
-            .stalled_stream_protection(
-                aws_config::stalled_stream_protection::StalledStreamProtectionConfig::enabled()
-                    .upload_enabled(false)
-                    .grace_period(Duration::from_secs(20))
-                    .build(),
-            )
+            .stalled_stream_protection(mlops::providers::aws::stalled_stream_protection())
             .load(),
     );
     Aws {

@@ -113,8 +113,9 @@ impl Settings {
 /// its grace period fails): for answers only, after 20 s instead of 5. A request's body is a
 /// few hundred bytes sent in one write, and an overloaded endpoint (measured: moto behind
 /// `plan --all` over fifty stacks, `docs/performance.md`) can take more than 5 s to answer a
-/// request it is still reading, which the SDK's default fails as "throughput of 0 B/s".
-fn stalled_stream_protection() -> StalledStreamProtectionConfig {
+/// request it is still reading, which the SDK's default fails as "throughput of 0 B/s". The
+/// tests' own SDK clients use it too.
+pub fn stalled_stream_protection() -> StalledStreamProtectionConfig {
     StalledStreamProtectionConfig::enabled()
         .upload_enabled(false)
         .grace_period(Duration::from_secs(20))

@@ -276,8 +276,8 @@ fn disassociate_when_deleted(shared: &Arc<Shared>, call: &Call) {
     let (shared, call) = (shared.clone(), call.clone());
     tokio::spawn(async move {
         tokio::time::sleep(shared.clock.nat_delete).await;
-        if !allocation.is_empty() && !give_back(&shared, &call, &allocation).await {
-            return;
+        if !allocation.is_empty() {
+            give_back(&shared, &call, &allocation).await;
         }
         if let Some(nat) = shared.world.lock().unwrap().nats.get_mut(&id) {
             nat.life.removed = true;
@@ -285,8 +285,9 @@ fn disassociate_when_deleted(shared: &Arc<Shared>, call: &Call) {
     });
 }
 
-/// Disassociates the address `allocation` in moto; false if moto did not answer.
-async fn give_back(shared: &Shared, like: &Call, allocation: &str) -> bool {
+/// Disassociates the address `allocation` in moto. Panics (failing the test, whose layer
+/// would otherwise hold the address for good) if moto does not.
+async fn give_back(shared: &Shared, like: &Call, allocation: &str) {
     let describe = ec2_call(
         like,
         &[
@@ -294,12 +295,10 @@ async fn give_back(shared: &Shared, like: &Call, allocation: &str) -> bool {
             ("AllocationId.1", allocation),
         ],
     );
-    let Ok(found) = forward(shared.moto, &describe).await else {
-        return false;
-    };
+    let found = to_moto(shared, &describe).await;
     let text = found.text();
     let Some(association) = xml_text(&text, "associationId") else {
-        return true;
+        return;
     };
     let disassociate = ec2_call(
         like,
@@ -308,7 +307,20 @@ async fn give_back(shared: &Shared, like: &Call, allocation: &str) -> bool {
             ("AssociationId", association),
         ],
     );
-    forward(shared.moto, &disassociate).await.is_ok()
+    let answer = to_moto(shared, &disassociate).await;
+    assert!(answer.ok(), "moto kept {allocation}: {}", answer.text());
+}
+
+/// The layer's own call to moto (not a client's): sent again if the connection fails, as a
+/// moto busy with a burst of requests may drop one; panics if moto never answers.
+async fn to_moto(shared: &Shared, call: &Call) -> Answer {
+    for _ in 0..5 {
+        if let Ok(answer) = forward(shared.moto, call).await {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("moto does not answer the layer's {}", call.operation());
 }
 
 /// Another EC2 call with `params`, sent as `like` was (its signature is not checked by moto).
@@ -350,6 +362,19 @@ fn refusal(shared: &Shared, call: &Call) -> Option<Answer> {
                 .to_string();
             if young(world.roles.get(&role), clock.role_propagation) {
                 return bad(StatusCode::BAD_REQUEST, "InvalidParameterException", "The provided role doesn't have the Amazon EKS Managed Policies associated with it. Please ensure the following policy is attached: arn:aws:iam::aws:policy/AmazonEKSClusterPolicy".into());
+            }
+        }
+        (Service::Eks, "DeleteCluster") => {
+            let cluster = &call.segments[1];
+            let attached = world.node_groups.keys().any(|key| {
+                key.0 == *cluster && world.node_group_phase(clock, key) != Some(Phase::Gone)
+            });
+            if attached {
+                return bad(
+                    StatusCode::CONFLICT,
+                    "ResourceInUseException",
+                    "Cluster has nodegroups attached".into(),
+                );
             }
         }
         (Service::Eks, "CreateNodegroup") => {
@@ -641,26 +666,32 @@ async fn held_delete(shared: &Arc<Shared>, call: &Call) -> Result<Answer, Droppe
         if !already {
             life.deleting = Some(Instant::now());
         }
-        (delay, !already && !fails)
+        (delay, (!already && !fails).then_some(life.created))
     };
-    if send {
+    if let Some(born) = send {
         let (shared, call) = (shared.clone(), call.clone());
         let cluster_body = body["cluster"].clone();
         let (cluster, node_group) = (cluster.clone(), node_group.clone());
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            if forward(shared.moto, &call).await.is_err() {
-                return;
-            }
             if node_group.is_none() {
+                // Busy before moto forgets the cluster: no one sees it gone with its subnets free.
                 leave_in_use(&shared, &cluster_body);
             }
+            let answer = to_moto(&shared, &call).await;
+            assert!(
+                answer.ok() || answer.status == StatusCode::NOT_FOUND,
+                "moto refused the held {}: {}",
+                call.operation(),
+                answer.text()
+            );
             let mut world = shared.world.lock().unwrap();
             let life = match &node_group {
                 Some(group) => world.node_groups.get_mut(&(cluster.clone(), group.clone())),
                 None => world.clusters.get_mut(&cluster),
             };
-            if let Some(life) = life {
+            // Not a namesake made since.
+            if let Some(life) = life.filter(|life| life.created == born) {
                 life.removed = true;
             }
         });
