@@ -115,6 +115,26 @@ async fn create_node_group(
         .map_err(|e| format!("{}: {}", e.code().unwrap_or("?"), e.message().unwrap_or("")))
 }
 
+/// Waits until the node group `name` of `cluster` no longer describes; the error code it then
+/// answers with.
+async fn node_group_gone(aws: &Aws, cluster: &str, name: &str) -> String {
+    eventually(
+        format!("node group {name} gone"),
+        Duration::from_secs(10),
+        || async {
+            let described = aws
+                .eks
+                .describe_nodegroup()
+                .cluster_name(cluster)
+                .nodegroup_name(name)
+                .send()
+                .await;
+            described.is_err().then(|| error_code(described))
+        },
+    )
+    .await
+}
+
 async fn cluster_status(aws: &Aws, name: &str) -> aws_sdk_eks::types::Cluster {
     let out = aws.eks.describe_cluster().name(name).send().await.unwrap();
     out.cluster().unwrap().clone()
@@ -657,17 +677,7 @@ fn node_groups_take_time_and_fail_when_told_to() {
                 Some(&NodegroupStatus::Deleting)
             );
         }
-        let gone = eventually("the node group gone", Duration::from_secs(10), || async {
-            let described = aws
-                .eks
-                .describe_nodegroup()
-                .cluster_name("c4")
-                .nodegroup_name("ok")
-                .send()
-                .await;
-            described.is_err().then(|| error_code(described))
-        })
-        .await;
+        let gone = node_group_gone(&aws, "c4", "ok").await;
         assert!(deleted.elapsed() >= Duration::from_millis(800));
         assert_eq!(gone, "ResourceNotFoundException");
         let stuck = eventually(
@@ -811,17 +821,10 @@ fn a_cluster_with_node_groups_cannot_be_deleted() {
             .await
             .unwrap();
         assert_eq!(error_code(delete_cluster().await), "ResourceInUseException");
-        eventually("the node group gone", Duration::from_secs(10), || async {
-            let described = aws
-                .eks
-                .describe_nodegroup()
-                .cluster_name("c6")
-                .nodegroup_name("workers")
-                .send()
-                .await;
-            described.is_err().then_some(())
-        })
-        .await;
+        assert_eq!(
+            node_group_gone(&aws, "c6", "workers").await,
+            "ResourceNotFoundException"
+        );
         let deleting = delete_cluster().await.unwrap();
         assert_eq!(
             deleting.cluster().unwrap().status(),

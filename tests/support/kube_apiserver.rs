@@ -35,20 +35,6 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::json;
 
 use super::free_port;
-
-/// What `eventually_get` waits for: the path, and the object as it was last read.
-struct LastRead<'a> {
-    path: &'a str,
-    last: &'a std::sync::Mutex<Option<serde_json::Value>>,
-}
-
-impl std::fmt::Display for LastRead<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let last = self.last.lock().unwrap().clone();
-        let last = last.unwrap_or(serde_json::Value::Null);
-        write!(f, "{}: not as expected; last read: {last:#}", self.path)
-    }
-}
 use stand_in::StandIn;
 
 /// The user of the kubeconfig handed to tests (and to `mlops --kubeconfig`), in group
@@ -244,6 +230,20 @@ fn stop(child: &mut Child) {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// What `eventually_get` waits for: the path, and the object as it was last read.
+struct LastRead<'a> {
+    path: &'a str,
+    last: &'a std::sync::Mutex<Option<serde_json::Value>>,
+}
+
+impl std::fmt::Display for LastRead<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let last = self.last.lock().unwrap().clone();
+        let last = last.unwrap_or(serde_json::Value::Null);
+        write!(f, "{}: not as expected; last read: {last:#}", self.path)
+    }
 }
 
 impl RealApiServer {

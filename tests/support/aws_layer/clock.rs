@@ -169,6 +169,16 @@ impl World {
         (!life.fails).then(|| life.created + clock.cluster_create)
     }
 
+    /// The life of the cluster, or with `node_group` of its node group, made through the layer.
+    fn eks_life_mut(&mut self, cluster: &str, node_group: Option<&str>) -> Option<&mut Life> {
+        match node_group {
+            Some(group) => self
+                .node_groups
+                .get_mut(&(cluster.to_string(), group.to_string())),
+            None => self.clusters.get_mut(cluster),
+        }
+    }
+
     fn node_group_phase(&self, clock: &Clock, key: &(String, String)) -> Option<Phase> {
         self.node_groups.get(key).map(|life| {
             life.phase(
@@ -628,15 +638,12 @@ fn observe(
 async fn held_delete(shared: &Arc<Shared>, call: &Call) -> Result<Answer, Dropped> {
     let cluster = call.segments[1].clone();
     let node_group = call.segments.get(3).cloned();
-    let known = {
-        let world = shared.world.lock().unwrap();
-        match &node_group {
-            Some(group) => world
-                .node_groups
-                .contains_key(&(cluster.clone(), group.clone())),
-            None => world.clusters.contains_key(&cluster),
-        }
-    };
+    let known = shared
+        .world
+        .lock()
+        .unwrap()
+        .eks_life_mut(&cluster, node_group.as_deref())
+        .is_some();
     if !known {
         // Not made through the layer: moto's answer as it is.
         return forward(shared.moto, call).await;
@@ -657,11 +664,9 @@ async fn held_delete(shared: &Arc<Shared>, call: &Call) -> Result<Answer, Droppe
             None => (cluster.clone(), clock.cluster_delete),
         };
         let fails = world.delete_fails(&key);
-        let life = match &node_group {
-            Some(group) => world.node_groups.get_mut(&(cluster.clone(), group.clone())),
-            None => world.clusters.get_mut(&cluster),
-        }
-        .expect("known above");
+        let life = world
+            .eks_life_mut(&cluster, node_group.as_deref())
+            .expect("known above");
         let already = life.phase(Duration::ZERO, delay, fails) == Phase::Deleting;
         if !already {
             life.deleting = Some(Instant::now());
@@ -686,10 +691,7 @@ async fn held_delete(shared: &Arc<Shared>, call: &Call) -> Result<Answer, Droppe
                 answer.text()
             );
             let mut world = shared.world.lock().unwrap();
-            let life = match &node_group {
-                Some(group) => world.node_groups.get_mut(&(cluster.clone(), group.clone())),
-                None => world.clusters.get_mut(&cluster),
-            };
+            let life = world.eks_life_mut(&cluster, node_group.as_deref());
             // Not a namesake made since.
             if let Some(life) = life.filter(|life| life.created == born) {
                 life.removed = true;
